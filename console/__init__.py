@@ -1,0 +1,1 @@
+"""The operators' and safety leads' web console: the websocket hub and the browser UI."""

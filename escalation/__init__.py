@@ -1,0 +1,1 @@
+"""Escalation: policies, the durable step scheduler, and notification channels (Twilio, webhooks)."""

@@ -1,0 +1,244 @@
+"""Alert service functions: every change to an alert, from MQTT or the API, goes through here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.models import Alert, AlertEvent, AlertEventOut, AlertOut
+from monitor.alerts.states import (
+    ACTIVE_STATES,
+    AlertState,
+    AlertType,
+    Outcome,
+    check_transition,
+    priority,
+)
+from monitor.db import utcnow
+from monitor.devices.commands import queue_command
+from monitor.devices.models import Device
+from monitor.events import emit
+from monitor.ingest.messages import AlertMsg, Loc
+from monitor.orgs.models import Team, Worker
+
+
+class AlertNotFound(Exception):
+    pass
+
+
+def record(db: Session, alert: Alert, kind: str, actor: str, text: str = "", **data: Any) -> None:
+    """Add an entry to the alert's timeline (entries are never edited)."""
+    db.add(AlertEvent(alert_id=alert.id, at=utcnow(), kind=kind, actor=actor, text=text,
+                      data=data))
+
+
+def to_out(db: Session, alert: Alert) -> AlertOut:
+    out = AlertOut.model_validate(alert)
+    if alert.worker_id is not None:
+        row = db.execute(
+            select(Worker.name, Team.name)
+            .outerjoin(Team, Team.id == Worker.team_id)
+            .where(Worker.id == alert.worker_id)
+        ).first()
+        if row is not None:
+            out.worker_name, out.team = row[0], row[1]
+    return out
+
+
+def timeline_of(db: Session, alert_id: int) -> list[AlertEventOut]:
+    rows = db.scalars(
+        select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
+    )
+    return [AlertEventOut.model_validate(r) for r in rows]
+
+
+def _announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:
+    db.flush()
+    emit(db, kind, alert=to_out(db, alert).model_dump(mode="json"), **extra)
+
+
+def _tell_device(db: Session, alert: Alert, type_: str) -> None:
+    # After a duress PIN the device must go on believing the alert was cancelled: it is told
+    # nothing more about this alert, whatever happens to it.
+    if alert.duress or alert.device_alert_id is None:
+        return
+    queue_command(db, alert.device_id, type_, alert_id=alert.device_alert_id)
+
+
+def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
+    alert = db.get(Alert, alert_id, with_for_update=for_update)
+    if alert is None:
+        raise AlertNotFound(f"no alert {alert_id}")
+    return alert
+
+
+def find_device_alert(db: Session, device_id: str, device_alert_id: str) -> Alert | None:
+    return db.scalar(
+        select(Alert).where(Alert.device_id == device_id, Alert.device_alert_id == device_alert_id)
+    )
+
+
+def _place(alert: Alert, loc: Loc | None) -> None:
+    if loc is not None:
+        alert.lat, alert.lon, alert.acc = loc.lat, loc.lon, loc.acc
+        alert.loc = loc.model_dump(exclude_none=True)
+
+
+def raise_from_device(
+    db: Session, *, device: Device, org_id: int | None, msg: AlertMsg, received_at: datetime
+) -> tuple[Alert, bool]:
+    """Store a device's alert; (alert, False) when this (device, id) is already stored."""
+    existing = find_device_alert(db, device.id, msg.id)
+    if existing is not None:
+        return existing, False
+    kind = AlertType(msg.type)
+    alert = Alert(
+        org_id=org_id,
+        worker_id=device.worker_id,
+        device_id=device.id,
+        device_alert_id=msg.id,
+        type=kind.value,
+        trigger=msg.trigger,
+        priority=priority(kind, False),
+        note=msg.note,
+        device_ts=msg.at,
+        raised_at=received_at,
+        battery=msg.batt,
+    )
+    _place(alert, msg.loc)
+    db.add(alert)
+    db.flush()
+    record(
+        db, alert, "raised", f"device:{device.id}",
+        f"{kind.value} alert raised" + (f" ({msg.trigger})" if msg.trigger else ""),
+        device_ts=msg.at.isoformat(), received_at=received_at.isoformat(),
+        loc=alert.loc, battery=msg.batt,
+    )
+    _announce(db, "alert.raised", alert)
+    return alert, True
+
+
+def raise_by_service(
+    db: Session,
+    *,
+    device: Device,
+    org_id: int | None,
+    kind: AlertType,
+    text: str,
+    visit_id: int | None = None,
+    note: str | None = None,
+    duress: bool = False,
+    lat: float | None = None,
+    lon: float | None = None,
+    acc: float | None = None,
+    **data: Any,
+) -> Alert:
+    """An alert the service raises itself: an overdue visit, a silent device, a duress end."""
+    now = utcnow()
+    alert = Alert(
+        org_id=org_id, worker_id=device.worker_id, device_id=device.id, device_alert_id=None,
+        type=kind.value, priority=priority(kind, duress), duress=duress, note=note,
+        raised_at=now, visit_id=visit_id, lat=lat, lon=lon, acc=acc, battery=device.battery,
+    )
+    db.add(alert)
+    db.flush()
+    record(db, alert, "raised", "system", text, **data)
+    _announce(db, "alert.raised", alert)
+    return alert
+
+
+def cancel_from_device(
+    db: Session, alert: Alert, device: Device, pin_kind: str | None, actor: str
+) -> str:
+    """Apply a cancel message whose PIN checked out as `pin_kind` ("cancel", "duress" or None).
+
+    Returns the command type the device gets: `alert_cancelled`, `cancel_rejected` or
+    `alert_closed`. Duress answers exactly as a real cancel does.
+    """
+    state = alert.state_enum
+    if pin_kind is None:
+        record(db, alert, "cancel_rejected", actor, "Cancel refused: wrong PIN")
+        _announce(db, "alert.updated", alert)
+        return "cancel_rejected"
+    if pin_kind == "duress":
+        if alert.duress:
+            return "alert_cancelled"
+        alert.duress = True
+        alert.priority = priority(alert.type_enum, True)
+        record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
+        _announce(db, "alert.duress", alert)
+        if state not in ACTIVE_STATES:
+            # The alert had ended, yet a person keys the duress PIN: they are under threat
+            # now, so a new duress alert goes to the top of the queue.
+            raise_by_service(
+                db, device=device, org_id=alert.org_id, kind=AlertType.DURESS, duress=True,
+                text=f"Duress PIN keyed to cancel closed alert #{alert.id}",
+                lat=alert.lat, lon=alert.lon, acc=alert.acc, earlier_alert=alert.id,
+            )
+        return "alert_cancelled"
+    # The real cancel PIN.
+    if alert.duress:
+        # Under duress the worker may be made to cancel again; it changes nothing.
+        record(db, alert, "cancel_after_duress", actor, "Cancel PIN after duress: ignored")
+        return "alert_cancelled"
+    if state is AlertState.CANCELLED:
+        return "alert_cancelled"
+    if state is AlertState.RESOLVED:
+        return "alert_closed"
+    check_transition(state, AlertState.CANCELLED)
+    alert.state = AlertState.CANCELLED.value
+    alert.cancelled_at = utcnow()
+    record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
+    _announce(db, "alert.cancelled", alert)
+    return "alert_cancelled"
+
+
+def acknowledge(db: Session, alert_id: int, *, actor: str, via: str = "console") -> Alert:
+    alert = get(db, alert_id, for_update=True)
+    check_transition(alert.state_enum, AlertState.ACKNOWLEDGED)
+    alert.state = AlertState.ACKNOWLEDGED.value
+    alert.acknowledged_at = utcnow()
+    alert.acknowledged_by = actor
+    record(db, alert, "acknowledged", actor, f"Taken charge of ({via})", via=via)
+    _tell_device(db, alert, "alert_acknowledged")
+    _announce(db, "alert.acknowledged", alert)
+    return alert
+
+
+def add_note(db: Session, alert_id: int, *, actor: str, text: str) -> Alert:
+    alert = get(db, alert_id, for_update=True)
+    record(db, alert, "note", actor, text)
+    _announce(db, "alert.note", alert, text=text, actor=actor)
+    return alert
+
+
+def resolve(
+    db: Session, alert_id: int, *, actor: str, outcome: Outcome, note: str | None = None
+) -> Alert:
+    alert = get(db, alert_id, for_update=True)
+    check_transition(alert.state_enum, AlertState.RESOLVED)
+    alert.state = AlertState.RESOLVED.value
+    alert.resolved_at = utcnow()
+    alert.resolved_by = actor
+    alert.outcome = outcome.value
+    record(db, alert, "resolved", actor, f"Resolved: {outcome.value}" + (f". {note}" if note
+                                                                           else ""),
+           outcome=outcome.value)
+    _tell_device(db, alert, "alert_closed")
+    _announce(db, "alert.resolved", alert)
+    return alert
+
+
+def active_for_devices(db: Session, device_ids: list[str]) -> set[str]:
+    """Which of these devices have an alert that is still active."""
+    if not device_ids:
+        return set()
+    rows = db.scalars(
+        select(Alert.device_id).where(
+            Alert.device_id.in_(device_ids), Alert.state.in_([s.value for s in ACTIVE_STATES])
+        )
+    )
+    return set(rows)

@@ -1,0 +1,74 @@
+"""The alert state machine and priorities: the one place that says which changes are legal."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AlertState(StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+class AlertType(StrEnum):
+    RED = "red"
+    MAN_DOWN = "man_down"
+    NO_MOTION = "no_motion"
+    TEST = "test"
+    VISIT_OVERDUE = "visit_overdue"
+    DEVICE_OFFLINE = "device_offline"
+    # A visit ended with the duress PIN: nothing was pressed, the worker is under threat.
+    DURESS = "duress"
+
+
+class Outcome(StrEnum):
+    GENUINE_EMERGENCY = "genuine_emergency"
+    FALSE_ALARM = "false_alarm"
+    ACCIDENTAL = "accidental"
+    TEST = "test"
+    WORKER_SAFE = "worker_safe"
+
+
+ACTIVE_STATES = frozenset({AlertState.RAISED, AlertState.ACKNOWLEDGED})
+
+_ALLOWED: dict[AlertState, frozenset[AlertState]] = {
+    AlertState.RAISED: frozenset(
+        {AlertState.ACKNOWLEDGED, AlertState.RESOLVED, AlertState.CANCELLED}
+    ),
+    AlertState.ACKNOWLEDGED: frozenset({AlertState.RESOLVED, AlertState.CANCELLED}),
+    AlertState.RESOLVED: frozenset(),
+    AlertState.CANCELLED: frozenset(),
+}
+
+# Lower is more urgent. A duress alert outranks everything whatever its type.
+_PRIORITY = {
+    "duress": 0,
+    AlertType.RED: 1,
+    AlertType.MAN_DOWN: 2,
+    AlertType.NO_MOTION: 3,
+    AlertType.VISIT_OVERDUE: 4,
+    AlertType.DEVICE_OFFLINE: 5,
+    AlertType.TEST: 6,
+}
+
+
+class IllegalTransition(Exception):
+    """An alert was asked to move to a state it cannot reach from where it is."""
+
+    def __init__(self, current: AlertState, wanted: AlertState) -> None:
+        super().__init__(f"an alert that is {current.value} cannot become {wanted.value}")
+        self.current = current
+        self.wanted = wanted
+
+
+def check_transition(current: AlertState, wanted: AlertState) -> None:
+    if wanted not in _ALLOWED[current]:
+        raise IllegalTransition(current, wanted)
+
+
+def priority(alert_type: AlertType, duress: bool) -> int:
+    if duress or alert_type is AlertType.DURESS:
+        return _PRIORITY["duress"]
+    return _PRIORITY[alert_type]

@@ -1,0 +1,64 @@
+"""The FastAPI application: routers, error mapping, metrics, and extensions (console...)."""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from typing import Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.alerts.views import router as alerts_router
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.devices.views import router as devices_router
+from monitor.evidence.views import router as evidence_router
+from monitor.ingest.views import router as refused_router
+from monitor.orgs.views import router as workers_router
+from monitor.users.views import router as auth_router
+from monitor.visits.views import router as visits_router
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS_GROUP = "vigil.extensions"
+
+
+def load_extensions(app: FastAPI, context: dict[str, Any]) -> list[str]:
+    """Let installed packages (the console, escalation) add themselves to the app.
+
+    The service names none of them: each registers an entry point in `vigil.extensions`.
+    """
+    loaded = []
+    for ep in entry_points(group=EXTENSIONS_GROUP):
+        setup = ep.load()
+        setup(app, context)
+        loaded.append(ep.name)
+    return loaded
+
+
+def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> FastAPI:
+    app = FastAPI(
+        title="Vigil",
+        summary="Lone-worker safety and panic-alert monitoring",
+        version="1",
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    for router in (auth_router, alerts_router, workers_router, devices_router, visits_router,
+                   refused_router, evidence_router):
+        app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if extensions:
+        names = load_extensions(app, {"settings": settings, "store": store})
+        log.info("extensions loaded: %s", ", ".join(names) or "none")
+    return app

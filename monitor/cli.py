@@ -1,0 +1,231 @@
+"""The `vigil` command line (Typer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from monitor.config import Settings
+
+app = typer.Typer(help="Vigil: lone-worker safety and panic-alert monitoring.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+user_app = typer.Typer(help="People who use the console and API.", no_args_is_help=True)
+worker_app = typer.Typer(help="Lone workers.", no_args_is_help=True)
+device_app = typer.Typer(help="Badges and phones.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(worker_app, name="worker")
+app.add_typer(device_app, name="device")
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[Path | None, typer.Option(help="Overrides VIGIL_DATA_DIR.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Overrides VIGIL_DATABASE_URL.")]
+    = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    if data_dir is not None:
+        os.environ["VIGIL_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["VIGIL_DATABASE_URL"] = database_url
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from monitor.db import Store
+    from monitor.migrate import upgrade
+
+    store = Store(settings().sqlalchemy_url)
+    upgrade(store)
+    return store
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Overrides VIGIL_HTTP_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides VIGIL_HTTP_PORT.")] = None,
+) -> None:
+    """Run the service: MQTT ingest, escalation, the API and the console."""
+    from monitor.server import Service
+
+    s = settings()
+    s = s.model_copy(update={k: v for k, v in (("http_host", host), ("http_port", port))
+                             if v is not None})
+    service = Service(s)
+    service.start()
+    service.serve()
+
+
+@app.command()
+def demo(
+    devices: Annotated[int, typer.Option(min=1, max=500, help="Simulated devices.")] = 25,
+    alert_rate: Annotated[float, typer.Option(help="Alerts per device per hour.")] = 2.0,
+    port: Annotated[int, typer.Option(help="HTTP port of the console.")] = 8000,
+) -> None:
+    """Everything on this machine, no configuration: broker, store, console, fleet."""
+    from monitor import demo as demo_mod
+    from monitor.broker import BrokerError, free_port, wait_for_port
+
+    s = settings().model_copy(update={"http_port": port, "http_host": "127.0.0.1"})
+    if wait_for_port("127.0.0.1", port, 0.2):
+        raise fail(f"port {port} is in use; choose another with --port {free_port()}")
+    try:
+        demo_mod.run(s, devices_count=devices, alert_rate=alert_rate)
+    except BrokerError as e:
+        raise fail(str(e)) from e
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the newest revision."""
+    store = _store()
+    typer.echo(f"database is up to date: {store.engine.url.render_as_string(hide_password=True)}")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="operator, supervisor or admin")] = "operator",
+    full_name: Annotated[str, typer.Option()] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Add a console/API user."""
+    from monitor.users.models import Role
+    from monitor.users.service import UserError, add_user
+
+    try:
+        role_enum = Role(role)
+    except ValueError:
+        raise fail("role must be operator, supervisor or admin") from None
+    store = _store()
+    try:
+        with store.begin() as db:
+            user = add_user(db, username, password, role_enum, full_name=full_name)
+            typer.echo(f"user {user.username} added ({user.role})")
+    except UserError as e:
+        raise fail(str(e)) from e
+
+
+@worker_app.command("add")
+def worker_add(
+    name: str,
+    phone: Annotated[str, typer.Option()] = "",
+    team: Annotated[str | None, typer.Option()] = None,
+    org: Annotated[str, typer.Option(help="Organisation name.")] = "Default",
+    notes: Annotated[str, typer.Option(help="For responders: medical, vehicle...")] = "",
+    cancel_pin: Annotated[str, typer.Option(prompt=True, hide_input=True)] = "",
+    duress_pin: Annotated[str, typer.Option(prompt=True, hide_input=True)] = "",
+) -> None:
+    """Add a lone worker with their cancel and duress PINs (kept only as hashes)."""
+    from pydantic import ValidationError
+
+    from monitor.orgs.models import WorkerIn
+    from monitor.orgs.service import add_worker
+
+    try:
+        spec = WorkerIn(name=name, phone=phone, team=team, responder_notes=notes,
+                        cancel_pin=cancel_pin, duress_pin=duress_pin)
+    except ValidationError as e:
+        raise fail("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
+                             for x in e.errors())) from None
+    store = _store()
+    try:
+        with store.begin() as db:
+            w = add_worker(db, name=spec.name, phone=spec.phone, team=spec.team,
+                           responder_notes=spec.responder_notes, cancel_pin=spec.cancel_pin,
+                           duress_pin=spec.duress_pin, org_name=org)
+            typer.echo(f"worker {w.id} added: {w.name}")
+    except ValueError as e:
+        raise fail(str(e)) from e
+
+
+@device_app.command("add")
+def device_add(
+    device_id: str,
+    worker: Annotated[int | None, typer.Option(help="Id of the worker who carries it.")] = None,
+    kind: Annotated[str, typer.Option(help="badge or phone")] = "badge",
+    heartbeat: Annotated[int, typer.Option(help="Expected heartbeat interval, s.")] = 300,
+) -> None:
+    """Register a device and print its secret (shown this once only)."""
+    from monitor.devices.service import DeviceError, add_device
+
+    store = _store()
+    try:
+        with store.begin() as db:
+            device, secret = add_device(db, device_id, worker_id=worker, kind=kind,
+                                        heartbeat_interval_s=heartbeat)
+    except DeviceError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
+    typer.echo(secret)
+    typer.echo("Run `vigil mosquitto-config` so the broker lets it in.", err=True)
+
+
+@app.command("mosquitto-config")
+def mosquitto_config(
+    out: Annotated[Path, typer.Option(help="Directory for passwords, acl, mosquitto.conf.")]
+    = Path("mosquitto"),
+    port: Annotated[int, typer.Option(help="Listener port in the generated mosquitto.conf.")]
+    = 1883,
+    bind: Annotated[str, typer.Option(help="Listener address.")] = "0.0.0.0",
+) -> None:
+    """Write Mosquitto's password file and ACL from the device registry (and a config)."""
+    from monitor import broker
+
+    s = settings()
+    if not s.mqtt_password:
+        raise fail("set VIGIL_MQTT_PASSWORD: the service account's password goes in the file")
+    store = _store()
+    with store.session() as db:
+        files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind)
+    typer.echo(f"wrote {files.passwords}, {files.acl} and {files.conf}")
+    typer.echo("Send Mosquitto SIGHUP to load them (kill -HUP <pid>).", err=True)
+
+
+@app.command()
+def sim(
+    credentials: Annotated[Path, typer.Option(help="JSON list of device credentials.")],
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    place: Annotated[str, typer.Option(help="LAT,LON the fleet walks around.")]
+    = "51.5072,-0.1276",
+    alert_rate: Annotated[float, typer.Option(help="Alerts per device per hour.")] = 0.5,
+) -> None:
+    """Run a simulated fleet of badges and phones against the broker."""
+    from device_sim.cli import run
+
+    s = settings()
+    argv = ["--host", host or s.mqtt_host, "--port", str(port or s.mqtt_port),
+            "--credentials", str(credentials), "--place", place, "--alert-rate", str(alert_rate)]
+    raise typer.Exit(run(argv))
+
+
+@device_app.command("list")
+def device_list() -> None:
+    """List devices with their state."""
+    from monitor.devices.models import Device
+
+    store = _store()
+    with store.session() as db:
+        for d in db.scalars(select(Device).order_by(Device.id)):
+            typer.echo(json.dumps({"id": d.id, "worker": d.worker_id, "enabled": d.enabled,
+                                   "online": d.online, "battery": d.battery}))

@@ -1,0 +1,131 @@
+"""`vigil demo`: a whole Vigil on one machine with no configuration.
+
+Mosquitto as a child process on a free loopback port, a SQLite store in ./vigil-data, the
+service and console on http://127.0.0.1:8000, a demo operator, and 25 simulated devices.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor import broker
+from monitor.config import Settings
+from monitor.devices import service as devices
+from monitor.devices.models import Device
+from monitor.orgs import service as orgs
+from monitor.orgs.models import Worker
+from monitor.security import hash_secret
+from monitor.server import Service
+from monitor.users.models import Role, User
+from monitor.users.service import add_user
+
+log = logging.getLogger(__name__)
+
+ORG = "Demo Borough Council"
+TEAMS = ("Housing", "Community Nursing", "School Attendance", "Environmental Health")
+NAMES = (
+    "Amira Khan", "Ben Okafor", "Chloe Martin", "Dev Patel", "Ellie Hughes", "Femi Adeyemi",
+    "Grace Liu", "Harry Evans", "Isla Murphy", "Jonah Brooks", "Kiran Shah", "Lena Novak",
+    "Marcus Reid", "Nadia Haddad", "Owen Price", "Priya Nair", "Quinn Doyle", "Rosa Alvarez",
+    "Sam Whitaker", "Tara Byrne", "Umar Siddiqui", "Vera Kowalski", "Will Chen", "Yusuf Ali",
+    "Zoe Turner",
+)
+NOTES = ("Asthma: inhaler in left pocket", "Drives a blue Ford Fiesta, reg AB12 CDE",
+         "Type 1 diabetic", "", "Hearing aid: call, then text", "")
+DEMO_OPERATOR = "operator"
+PLACE = (51.5072, -0.1276)
+
+
+def seed(db: Session, count: int) -> list[dict[str, str]]:
+    """Create (or refresh) the demo workers and devices; returns the fleet's credentials."""
+    org = orgs.get_or_create_org(db, ORG)
+    creds = []
+    for i in range(count):
+        device_id = f"demo-{'phone' if i % 4 == 3 else 'badge'}-{i + 1:02d}"
+        cancel_pin, duress_pin = f"{1000 + i}", f"{9000 + i}"
+        device = db.get(Device, device_id)
+        if device is None:
+            worker = orgs.add_worker(
+                db, name=NAMES[i % len(NAMES)], cancel_pin=cancel_pin, duress_pin=duress_pin,
+                phone=f"+4477009{i:05d}", team=TEAMS[i % len(TEAMS)],
+                responder_notes=NOTES[i % len(NOTES)], org_name=org.name,
+            )
+            device, secret = devices.add_device(
+                db, device_id, worker_id=worker.id, kind="phone" if i % 4 == 3 else "badge",
+                heartbeat_interval_s=60,
+            )
+        else:
+            secret = devices.rotate_secret(db, device_id)
+        creds.append({"device_id": device_id, "secret": secret, "cancel_pin": cancel_pin,
+                      "duress_pin": duress_pin, "kind": device.kind})
+    return creds
+
+
+def reset_operator(db: Session) -> str:
+    password = secrets.token_urlsafe(9)
+    user = db.scalar(select(User).where(User.username == DEMO_OPERATOR))
+    if user is None:
+        add_user(db, DEMO_OPERATOR, password, Role.SUPERVISOR, full_name="Demo Operator")
+    else:
+        user.password_hash = hash_secret(password)
+    return password
+
+
+def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0) -> None:
+    broker.find_mosquitto()  # fail early, with the install hint
+    data = Path(settings.data_dir)
+    mqtt_port = broker.free_port()
+    service_password = secrets.token_urlsafe(24)
+    settings = settings.model_copy(update={
+        "mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port, "mqtt_password": service_password,
+    })
+    service = Service(settings)
+    with service.store.begin() as db:
+        creds = seed(db, devices_count)
+        password = reset_operator(db)
+        files = broker.write_config(db, data / "broker", mqtt_port, settings.mqtt_username,
+                                    service_password)
+    fleet_file = data / "demo-fleet.json"
+    fleet_file.write_text(json.dumps(creds, indent=1))
+    fleet_file.chmod(0o600)
+
+    mosquitto = broker.MosquittoProcess(files.conf, mqtt_port)
+    mosquitto.start()
+    sim: subprocess.Popen[bytes] | None = None
+    try:
+        service.start(wait_s=10)
+        sim = subprocess.Popen([
+            sys.executable, "-m", "device_sim", "--host", "127.0.0.1", "--port", str(mqtt_port),
+            "--credentials", str(fleet_file), "--place", f"{PLACE[0]},{PLACE[1]}",
+            "--alert-rate", str(alert_rate),
+        ])
+        url = f"http://{settings.http_host}:{settings.http_port}"
+        print(
+            f"\n  Vigil demo is running.\n"
+            f"  Console:   {url}/\n"
+            f"  API docs:  {url}/docs\n"
+            f"  Sign in:   {DEMO_OPERATOR} / {password}  (role: supervisor)\n"
+            f"  Broker:    mqtt://127.0.0.1:{mqtt_port} ({devices_count} simulated devices)\n"
+            f"  Data:      {data.resolve()}\n"
+            f"  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        service.serve()
+    finally:
+        if sim is not None and sim.poll() is None:
+            sim.terminate()
+            try:
+                sim.wait(10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+        service.stop()
+        mosquitto.stop()
+

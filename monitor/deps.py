@@ -1,0 +1,97 @@
+"""FastAPI dependencies: the store session, the signed-in user, role checks, device auth."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.devices.models import Device
+from monitor.security import read_token, verify_device_secret
+from monitor.users.models import Role, User
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
+basic = HTTPBasic(realm="vigil-devices")
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
+    """A session whose transaction commits when the route returns without error."""
+    with store.begin() as db:
+        yield db
+
+
+# scope="function": the transaction commits before the response goes out, so a client never
+# hears "done" for a change that then failed to commit.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def current_user(
+    token: Annotated[str, Depends(oauth2)], settings: SettingsDep, store: StoreDep
+) -> User:
+    unauthorised = HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "not signed in, or the session has expired",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    claims = read_token(settings.secret_key, token)
+    if claims is None:
+        raise unauthorised
+    with store.session() as db:
+        user = db.get(User, int(claims["sub"]))
+        if user is None or not user.active:
+            raise unauthorised
+        return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role) -> Callable[[User], User]:
+    allowed = {r.value for r in roles}
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"needs the role {' or '.join(sorted(allowed))}")
+        return user
+
+    return check
+
+
+Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
+
+
+def current_device(
+    device_id: str, creds: Annotated[HTTPBasicCredentials, Depends(basic)], store: StoreDep
+) -> Device:
+    refused = HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong device credentials",
+                            headers={"WWW-Authenticate": 'Basic realm="vigil-devices"'})
+    if not secrets.compare_digest(creds.username.encode(), device_id.encode()):
+        raise refused
+    with store.session() as db:
+        device = db.get(Device, device_id)
+        if device is None or not verify_device_secret(device.secret_hash, creds.password):
+            raise refused
+        if not device.enabled:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "device is disabled")
+        return device
+
+
+CurrentDevice = Annotated[Device, Depends(current_device)]

@@ -1,0 +1,1 @@
+"""The device registry: badges and phones, their credentials, health and location history."""

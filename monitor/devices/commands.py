@@ -1,0 +1,28 @@
+"""Commands to devices: written to the outbox with the change that causes them.
+
+The row commits with the change; the `device.command` event then asks the MQTT side to publish
+it, and the scheduler publishes again whatever the broker has not acknowledged, so a crash
+between commit and publish delays a command but never loses it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from monitor.devices.models import DeviceCommand
+from monitor.events import emit
+
+
+def command_payload(type_: str, **fields: Any) -> dict[str, Any]:
+    return {"v": 1, "ts": int(time.time() * 1000), "type": type_, **fields}
+
+
+def queue_command(db: Session, device_id: str, type_: str, **fields: Any) -> DeviceCommand:
+    cmd = DeviceCommand(device_id=device_id, type=type_, payload=command_payload(type_, **fields))
+    db.add(cmd)
+    db.flush()
+    emit(db, "device.command", id=cmd.id, device_id=device_id, payload=cmd.payload)
+    return cmd

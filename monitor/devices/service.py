@@ -1,0 +1,121 @@
+"""Device registry and health service functions: credentials, presence, offline detection."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
+from monitor.alerts.states import ACTIVE_STATES, AlertType
+from monitor.db import utcnow
+from monitor.devices.models import Device
+from monitor.events import emit
+from monitor.ingest.messages import DEVICE_RE
+from monitor.orgs.models import Worker
+from monitor.security import hash_device_secret, new_device_secret
+from monitor.visits.models import Visit, VisitState
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def add_device(
+    db: Session,
+    device_id: str,
+    *,
+    worker_id: int | None,
+    kind: str = "badge",
+    heartbeat_interval_s: int = 300,
+) -> tuple[Device, str]:
+    """Register a device; returns it with its new secret, which is never stored in clear."""
+    if not DEVICE_RE.match(device_id):
+        raise DeviceError("device id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+    if db.get(Device, device_id) is not None:
+        raise DeviceError(f"device {device_id} already exists")
+    if worker_id is not None and db.get(Worker, worker_id) is None:
+        raise DeviceError(f"no worker {worker_id}")
+    if heartbeat_interval_s < 10:
+        raise DeviceError("heartbeat interval must be at least 10 s")
+    secret = new_device_secret()
+    device = Device(
+        id=device_id,
+        worker_id=worker_id,
+        kind=kind,
+        secret_hash=hash_device_secret(secret),
+        heartbeat_interval_s=heartbeat_interval_s,
+    )
+    db.add(device)
+    db.flush()
+    return device, secret
+
+
+def rotate_secret(db: Session, device_id: str) -> str:
+    device = db.get(Device, device_id)
+    if device is None:
+        raise DeviceError(f"no device {device_id}")
+    secret = new_device_secret()
+    device.secret_hash = hash_device_secret(secret)
+    return secret
+
+
+def org_of(db: Session, device: Device) -> int | None:
+    if device.worker_id is None:
+        return None
+    return db.scalar(select(Worker.org_id).where(Worker.id == device.worker_id))
+
+
+def offline_deadline(device: Device, seen_at: datetime) -> datetime:
+    return seen_at + timedelta(seconds=2 * device.heartbeat_interval_s)
+
+
+def mark_seen(db: Session, device: Device, at: datetime) -> None:
+    """The device was heard from; it is online until two heartbeat intervals pass."""
+    was_online = device.online
+    device.last_seen_at = at
+    device.offline_due_at = offline_deadline(device, at)
+    device.online = True
+    if not was_online:
+        emit(db, "device.online", device_id=device.id)
+
+
+def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -> bool:
+    """Mark a device offline (once, whichever replica gets there first); raise a
+    `device_offline` alert if its worker is on an open visit. True if this call did it."""
+    now = utcnow()
+    cond = [Device.id == device_id, Device.online.is_(True)]
+    if only_if_due:
+        cond.append(Device.offline_due_at <= now)
+    claimed = db.execute(update(Device).where(*cond).values(online=False, offline_due_at=None))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    device = db.get(Device, device_id)
+    assert device is not None
+    db.refresh(device)
+    emit(db, "device.offline", device_id=device_id, reason=reason)
+    visit = db.scalar(
+        select(Visit)
+        .where(Visit.device_id == device_id, Visit.state == VisitState.OPEN.value)
+        .order_by(Visit.id.desc())
+        .limit(1)
+    )
+    if visit is None:
+        return True
+    already = db.scalar(
+        select(Alert.id).where(
+            Alert.device_id == device_id,
+            Alert.type == AlertType.DEVICE_OFFLINE.value,
+            Alert.state.in_([s.value for s in ACTIVE_STATES]),
+        )
+    )
+    if already is None:
+        alerts.raise_by_service(
+            db, device=device, org_id=visit.org_id, kind=AlertType.DEVICE_OFFLINE,
+            text=f"Device went offline during a visit ({reason})", visit_id=visit.id,
+            note=visit.note, lat=device.last_lat, lon=device.last_lon, acc=device.last_acc,
+            last_seen_at=device.last_seen_at.isoformat() if device.last_seen_at else None,
+        )
+    return True

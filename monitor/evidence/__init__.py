@@ -1,0 +1,1 @@
+"""Evidence: references to audio recordings from devices, and the checked upload of their bytes."""

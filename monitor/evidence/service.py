@@ -1,0 +1,147 @@
+"""Evidence service functions: references from devices, uploads checked against their sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
+from monitor.db import utcnow
+from monitor.devices.models import Device
+from monitor.evidence.models import Evidence
+from monitor.events import emit
+from monitor.ingest.messages import EvidenceMsg
+from monitor.visits.models import Visit
+
+
+class EvidenceRefused(Exception):
+    """The evidence cannot be accepted; the message says why. Nothing was changed."""
+
+    def __init__(self, reason: str, *, discard_upload: bool = False) -> None:
+        super().__init__(reason)
+        # The bytes uploaded earlier are not what the device now declares: keep neither.
+        self.discard_upload = discard_upload
+
+
+def _find(db: Session, device_id: str, evidence_id: str) -> Evidence | None:
+    return db.scalar(
+        select(Evidence)
+        .where(Evidence.device_id == device_id, Evidence.evidence_id == evidence_id)
+        .with_for_update()
+    )
+
+
+def _link(db: Session, ev: Evidence) -> None:
+    """Tie the clip to its alert or visit, if that has arrived; tell the alert's timeline."""
+    if ev.alert_id is None and ev.device_alert_id is not None:
+        alert = alerts.find_device_alert(db, ev.device_id, ev.device_alert_id)
+        if alert is not None:
+            ev.alert_id = alert.id
+    if ev.visit_id is None and ev.device_visit_id is not None:
+        ev.visit_id = db.scalar(
+            select(Visit.id).where(
+                Visit.device_id == ev.device_id, Visit.device_visit_id == ev.device_visit_id
+            )
+        )
+
+
+def _announce(db: Session, ev: Evidence, what: str) -> None:
+    db.flush()
+    if ev.alert_id is not None:
+        alert = db.get(Alert, ev.alert_id)
+        assert alert is not None
+        alerts.record(
+            db, alert, "evidence", f"device:{ev.device_id}", f"Audio {ev.evidence_id} {what}",
+            evidence=ev.evidence_id, sha256=ev.sha256, duration_ms=ev.duration_ms,
+        )
+    emit(db, "evidence.updated", evidence_id=ev.id, alert_id=ev.alert_id, visit_id=ev.visit_id)
+
+
+def reference(db: Session, *, device: Device, msg: EvidenceMsg, received_at: datetime,
+              store_dir: Path) -> Evidence:
+    """Record a device's evidence message. Raises EvidenceRefused on a hash mismatch."""
+    ev = _find(db, device.id, msg.id)
+    digest = msg.sha256.lower()
+    if ev is not None and ev.sha256 is not None:
+        if ev.sha256 != digest:
+            raise EvidenceRefused(f"evidence {msg.id} was already recorded with another sha256")
+        return ev  # a resent copy
+    if ev is not None and ev.uploaded_sha256 is not None and ev.uploaded_sha256 != digest:
+        raise EvidenceRefused(
+            "sha256 does not match the uploaded bytes; upload them again", discard_upload=True
+        )
+    if ev is None:
+        ev = Evidence(device_id=device.id, evidence_id=msg.id)
+        db.add(ev)
+    ev.device_alert_id, ev.device_visit_id = msg.alert_id, msg.visit_id
+    ev.kind, ev.codec, ev.duration_ms = msg.kind, msg.codec, msg.duration_ms
+    ev.size_bytes, ev.sha256, ev.uri = msg.bytes, digest, msg.uri
+    ev.device_ts, ev.referenced_at = msg.at, received_at
+    _link(db, ev)
+    _announce(db, ev, "recorded" + (" (uploaded)" if ev.uploaded_at else ""))
+    return ev
+
+
+def link_to_alert(db: Session, alert: Alert) -> None:
+    """Evidence that arrived before its alert is tied to it when the alert comes."""
+    if alert.device_alert_id is None:
+        return
+    for ev in db.scalars(
+        select(Evidence).where(
+            Evidence.device_id == alert.device_id,
+            Evidence.device_alert_id == alert.device_alert_id,
+            Evidence.alert_id.is_(None),
+        )
+    ):
+        ev.alert_id = alert.id
+        _announce(db, ev, "recorded")
+
+
+def discard_upload(db: Session, device_id: str, evidence_id: str, store_dir: Path) -> None:
+    ev = _find(db, device_id, evidence_id)
+    if ev is None:
+        return
+    if ev.stored_path:
+        (store_dir / ev.stored_path).unlink(missing_ok=True)
+    db.delete(ev)
+
+
+def store_upload(db: Session, *, device: Device, evidence_id: str, data: bytes,
+                 store_dir: Path) -> Evidence:
+    """Keep uploaded bytes, checked against the sha256 the device declared (if it has)."""
+    digest = hashlib.sha256(data).hexdigest()
+    ev = _find(db, device.id, evidence_id)
+    if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
+        raise EvidenceRefused(
+            f"sha256 of the uploaded bytes is {digest}, but the evidence message says {ev.sha256}"
+        )
+    if ev is not None and ev.uploaded_sha256 is not None:
+        if ev.uploaded_sha256 != digest:
+            raise EvidenceRefused(f"evidence {evidence_id} was already uploaded with other bytes")
+        return ev
+    rel = Path(device.id) / f"{digest}.bin"
+    path = store_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    if ev is None:
+        ev = Evidence(device_id=device.id, evidence_id=evidence_id)
+        db.add(ev)
+    ev.uploaded_at = utcnow()
+    ev.uploaded_sha256 = digest
+    ev.stored_path = str(rel)
+    if ev.size_bytes is None:
+        ev.size_bytes = len(data)
+    if ev.sha256 is not None:
+        _announce(db, ev, "uploaded and verified")
+    return ev

@@ -1,0 +1,1 @@
+"""MQTT ingest of the device protocol: parsing, routing, batching, replies to devices."""

@@ -1,0 +1,136 @@
+"""One MQTT connection of the service: a persistent session, QoS 1, acknowledgement by hand.
+
+paho's network thread calls `on_message`; the message is acknowledged (PUBACK) only when the
+caller says its effect is committed, so a crash before that makes the broker deliver it again.
+Subscriptions are renewed on every connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from monitor.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    retain: bool
+    link: MqttLink
+
+    def ack(self) -> None:
+        self.link.ack(self.mid, self.qos)
+
+
+class MqttLink:
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        topics: list[tuple[str, SubscribeOptions]],
+        on_message: Callable[[Incoming], None],
+    ) -> None:
+        self.settings = settings
+        self.client_id = f"vigil-{settings.mqtt_node}-{name}"
+        self.topics = topics
+        self._on_message = on_message
+        self.connected = threading.Event()
+        self.on_published: Callable[[int], None] | None = None
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+        )
+        if settings.mqtt_password:
+            c.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+        if settings.mqtt_tls_ca:
+            c.tls_set(ca_certs=settings.mqtt_tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        # Commands go out in bursts (one per copy of an alert); never drop one client-side.
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 10)
+        c.on_connect = self._connected
+        c.on_disconnect = self._disconnected
+        c.on_message = self._message
+        c.on_publish = self._published
+        self.client = c
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        props.ReceiveMaximum = 65535
+        self.client.connect_async(
+            self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
+            clean_start=False, properties=props,
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
+        info = self.client.publish(topic, payload, qos=qos)
+        return info.mid
+
+    def ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    def _connected(
+        self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+        reason: ReasonCode, props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT %s refused by the broker: %s", self.client_id, reason)
+            return
+        log.info("MQTT %s connected (session present: %s)", self.client_id,
+                 flags.session_present)
+        client.subscribe(self.topics)
+        self.connected.set()
+
+    def _disconnected(
+        self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+        reason: ReasonCode, props: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning("MQTT %s disconnected: %s; reconnecting", self.client_id, reason)
+
+    def _message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._on_message(Incoming(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain, self))
+
+    def _published(
+        self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode,
+        props: Properties,
+    ) -> None:
+        if self.on_published is not None:
+            self.on_published(mid)
+
+
+def subscription(settings: Settings, suffix: str, *, retained_once: bool = False) -> tuple[
+        str, SubscribeOptions]:
+    topic = f"vigil/v1/+/{suffix}"
+    if settings.mqtt_shared_group:
+        topic = f"$share/{settings.mqtt_shared_group}/{topic}"
+    # For `status`, retained messages are wanted once (current presence at first start), not
+    # again on every reconnect.
+    return topic, SubscribeOptions(qos=1, retainHandling=1 if retained_once else 0)

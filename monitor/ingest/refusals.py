@@ -1,0 +1,53 @@
+"""Recording refused device messages: the row operators see, the metric, the `rejected` reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from monitor import metrics
+from monitor.ingest.messages import Refusal
+from monitor.ingest.models import RefusedMessage
+
+EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Refused:
+    refusal: Refusal
+    topic: str
+    payload: bytes
+    at: datetime
+
+
+def excerpt(payload: bytes) -> str:
+    return payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+
+
+def row(r: Refused) -> dict[str, Any]:
+    return {
+        "at": r.at,
+        "topic": r.topic[:300],
+        "device_id": r.refusal.device_id,
+        "reason": r.refusal.reason,
+        "excerpt": excerpt(r.payload),
+        "size_bytes": len(r.payload),
+    }
+
+
+def record(db: Session, r: Refused) -> None:
+    db.add(RefusedMessage(**row(r)))
+
+
+def count(r: Refused) -> None:
+    metrics.REFUSED.labels(r.refusal.code).inc()
+
+
+def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
+    """The `rejected` command for the device, where the device can be told."""
+    if r.refusal.device_id is None or r.refusal.suffix is None:
+        return None
+    return r.refusal.device_id, {"ref": r.refusal.suffix, "reason": r.refusal.reason}

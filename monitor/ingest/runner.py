@@ -1,0 +1,79 @@
+"""The ingest side assembled: two MQTT links, the two workers, replies and the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from monitor.config import Settings
+from monitor.db import Store, utcnow
+from monitor.ingest.items import Item
+from monitor.ingest.link import Incoming, MqttLink, subscription
+from monitor.ingest.messages import TELEMETRY, URGENT, Parsed, parse
+from monitor.ingest.refusals import Refused
+from monitor.ingest.replies import Replies
+from monitor.ingest.telemetry import TelemetryWriter
+from monitor.ingest.urgent import UrgentWorker
+from monitor.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.telemetry = TelemetryWriter(store, settings)
+        self.urgent = UrgentWorker(store, settings)
+        self.urgent_link = MqttLink(
+            settings, "urgent", [subscription(settings, s) for s in sorted(URGENT)],
+            self._on_message,
+        )
+        self.telemetry_link = MqttLink(
+            settings, "telemetry",
+            [subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)],
+            self._on_message,
+        )
+        self.replies = Replies(self.urgent_link, self.telemetry.mark_sent)
+        self.urgent.send_reply = self.replies.send
+        self.telemetry.send_reply = self._send_rejected
+        self.scheduler = Scheduler(
+            store, settings, self.replies.send_outbox, self.urgent_link.connected.is_set
+        )
+        self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
+
+    def _send_rejected(self, device_id: str, type_: str, fields: dict[str, Any]) -> None:
+        self.replies.send(device_id, type_, **fields)
+
+    def _on_message(self, incoming: Incoming) -> None:
+        now = utcnow()
+        result = parse(incoming.topic, incoming.payload, self.settings.max_payload_bytes)
+        if isinstance(result, Parsed):
+            item = Item(incoming, now, parsed=result)
+            urgent = result.suffix in URGENT
+        else:
+            item = Item(incoming, now, refused=Refused(result, incoming.topic, incoming.payload,
+                                                        now))
+            urgent = result.suffix in URGENT
+        (self.urgent if urgent else self.telemetry).put(item)
+
+    def start(self, wait_s: float = 0.0) -> None:
+        self.telemetry.start()
+        self.urgent.start()
+        self.urgent_link.start()
+        self.telemetry_link.start()
+        self.scheduler.start()
+        if wait_s:
+            self.urgent_link.connected.wait(wait_s)
+            self.telemetry_link.connected.wait(wait_s)
+
+    def stop(self) -> None:
+        self._unsubscribe()
+        self.scheduler.stop()
+        self.urgent_link.stop()
+        self.telemetry_link.stop()
+        self.urgent.stop()
+        self.telemetry.stop()
+        for t in (self.scheduler, self.urgent, self.telemetry):
+            if t.is_alive():
+                t.join(timeout=10)

@@ -1,0 +1,197 @@
+"""The telemetry writer: locations, heartbeats, presence and refusals, many rows a transaction.
+
+It runs on a thread of its own so that location traffic never stands in front of an alert;
+messages are acknowledged to the broker only after their batch commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor import metrics
+from monitor.alerts import service as alerts
+from monitor.config import Settings
+from monitor.db import Store, utcnow
+from monitor.devices import service as devices
+from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
+from monitor.events import emit
+from monitor.ingest import refusals
+from monitor.ingest.items import Item
+from monitor.ingest.messages import HeartbeatMsg, LocationMsg, Refusal, StatusMsg
+from monitor.orgs.models import Worker
+
+log = logging.getLogger(__name__)
+
+Reply = tuple[str, dict[str, Any]]
+
+
+def device_refusal(item: Item, device: Device | None) -> refusals.Refused | None:
+    """Refuse a well-formed message from a device that is unknown or disabled."""
+    assert item.parsed is not None
+    if device is not None and device.enabled:
+        return None
+    code, why = ("unknown_device", "unknown device") if device is None else (
+        "disabled_device", "device is disabled")
+    p = item.parsed
+    return refusals.Refused(Refusal(code, why, p.device_id, p.suffix), item.incoming.topic,
+                            item.incoming.payload, item.received_at)
+
+
+def note_battery(db: Session, device: Device, level: int, at: datetime, threshold: int) -> None:
+    """Low battery is a warning on the worker, recorded when the level first drops below."""
+    before = device.battery
+    device.battery = level
+    if device.worker_id is None:
+        return
+    if level < threshold and (before is None or before >= threshold):
+        db.add(BatteryWarning(worker_id=device.worker_id, device_id=device.id, at=at, level=level))
+        db.execute(update(Worker).where(Worker.id == device.worker_id)
+                   .values(low_battery=True, low_battery_since=at))
+        emit(db, "worker.low_battery", worker_id=device.worker_id, device_id=device.id,
+             level=level)
+    elif level >= threshold and before is not None and before < threshold:
+        db.execute(update(Worker).where(Worker.id == device.worker_id)
+                   .values(low_battery=False, low_battery_since=None))
+
+
+class TelemetryWriter(threading.Thread):
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(name="vigil-telemetry", daemon=True)
+        self.store = store
+        self.settings = settings
+        self.send_reply: Callable[[str, str, dict[str, Any]], None] = lambda *a: None
+        self._q: queue.SimpleQueue[Item | list[int]] = queue.SimpleQueue()
+        self._stop_flag = threading.Event()
+
+    def put(self, item: Item) -> None:
+        self._q.put(item)
+
+    def mark_sent(self, command_ids: list[int]) -> None:
+        self._q.put(command_ids)
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def run(self) -> None:
+        max_n = self.settings.telemetry_batch_max
+        wait_s = self.settings.telemetry_batch_wait_ms / 1000
+        while not self._stop_flag.is_set():
+            try:
+                first = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + wait_s
+            while len(batch) < max_n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(self._q.get(timeout=left))
+                except queue.Empty:
+                    break
+            metrics.QUEUE_DEPTH.labels("telemetry").set(self._q.qsize())
+            self._commit(batch)
+
+    def _commit(self, batch: list[Item | list[int]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                with self.store.begin() as db:
+                    replies = self.apply(db, batch)
+                break
+            except Exception:
+                # Nothing is acknowledged yet, so nothing is lost: wait and try again, unless
+                # we are stopping, in which case the broker will deliver them again.
+                metrics.STORE_ERRORS.labels("telemetry").inc()
+                log.exception("telemetry batch of %d failed; retrying", len(batch))
+                if self._stop_flag.wait(delay):
+                    return
+                delay = min(delay * 2, 5.0)
+        for device_id, fields in replies:
+            self.send_reply(device_id, "rejected", fields)
+        for entry in batch:
+            if isinstance(entry, Item):
+                entry.ack()
+
+    def apply(self, db: Session, batch: list[Item | list[int]]) -> list[Reply]:
+        replies: list[Reply] = []
+        sent: list[int] = []
+        items: list[Item] = []
+        for entry in batch:
+            if isinstance(entry, list):
+                sent.extend(entry)
+            else:
+                items.append(entry)
+        ids = {i.parsed.device_id for i in items if i.parsed is not None}
+        known = {d.id: d for d in db.scalars(select(Device).where(Device.id.in_(ids)))} if ids \
+            else {}
+        fixes: list[dict[str, Any]] = []
+        moved: dict[str, dict[str, Any]] = {}
+        threshold = self.settings.low_battery_pct
+        for item in items:
+            refused = item.refused
+            if refused is None:
+                refused = device_refusal(item, known.get(item.parsed.device_id)  # type: ignore[union-attr]
+                                         )
+            if refused is not None:
+                refusals.record(db, refused)
+                refusals.count(refused)
+                r = refusals.reply(refused)
+                if r is not None:
+                    replies.append(r)
+                continue
+            assert item.parsed is not None
+            dev = known[item.parsed.device_id]
+            msg = item.parsed.msg
+            at = item.received_at
+            metrics.MESSAGES.labels(item.parsed.suffix).inc()
+            if isinstance(msg, StatusMsg):
+                if msg.online:
+                    devices.mark_seen(db, dev, at)
+                else:
+                    db.flush()
+                    devices.go_offline(db, dev.id, "last will", only_if_due=False)
+                    db.refresh(dev)
+                continue
+            devices.mark_seen(db, dev, at)
+            if isinstance(msg, LocationMsg):
+                loc = msg.loc
+                fixes.append({
+                    "device_id": dev.id, "worker_id": dev.worker_id, "device_ts": msg.at,
+                    "received_at": at, "lat": loc.lat, "lon": loc.lon, "acc": loc.acc,
+                    "alt": loc.alt, "spd": loc.spd, "hdg": loc.hdg, "src": loc.src,
+                    "floor": loc.floor, "batt": msg.batt,
+                })
+                if dev.last_fix_at is None or msg.at >= dev.last_fix_at:
+                    dev.last_lat, dev.last_lon, dev.last_acc = loc.lat, loc.lon, loc.acc
+                    dev.last_fix_at = msg.at
+                    moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc,
+                                     "ts": msg.ts}
+                if msg.batt is not None:
+                    note_battery(db, dev, msg.batt, at, threshold)
+            elif isinstance(msg, HeartbeatMsg):
+                dev.charging, dev.rssi = msg.chg, msg.rssi
+                if msg.fw is not None:
+                    dev.firmware = msg.fw
+                note_battery(db, dev, msg.batt, at, threshold)
+        if fixes:
+            db.execute(insert(LocationFix), fixes)
+            metrics.TELEMETRY_BATCH.observe(len(fixes))
+        if moved:
+            # Operators follow an alerting worker's position live; others' stay private.
+            for device_id in alerts.active_for_devices(db, list(moved)):
+                emit(db, "alert.position", device_id=device_id, **moved[device_id])
+        if sent:
+            db.execute(update(DeviceCommand).where(DeviceCommand.id.in_(sent))
+                       .values(sent_at=utcnow()))
+        return replies

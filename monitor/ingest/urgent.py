@@ -1,0 +1,178 @@
+"""The urgent path: alerts, cancels, visits and evidence, one transaction per message.
+
+It has a thread and an MQTT connection of its own, so an alert is committed, answered and
+acknowledged without waiting for any location batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from monitor import metrics
+from monitor.alerts import service as alerts
+from monitor.config import Settings
+from monitor.db import Store, utcnow
+from monitor.devices import service as devices
+from monitor.devices.commands import queue_command
+from monitor.devices.models import Device, LocationFix
+from monitor.evidence import service as evidence
+from monitor.ingest import refusals
+from monitor.ingest.items import Item
+from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, Refusal, VisitMsg
+from monitor.ingest.telemetry import device_refusal
+from monitor.orgs.models import Worker
+from monitor.orgs.service import check_pin
+from monitor.visits import service as visits
+
+log = logging.getLogger(__name__)
+
+# (device id, command type, fields) sent straight after commit.
+Direct = tuple[str, str, dict[str, Any]]
+
+
+class UrgentWorker(threading.Thread):
+    def __init__(self, store: Store, settings: Settings) -> None:
+        super().__init__(name="vigil-urgent", daemon=True)
+        self.store = store
+        self.settings = settings
+        self.send_reply: Any = lambda *a, **k: None
+        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._stop_flag = threading.Event()
+
+    def put(self, item: Item) -> None:
+        self._q.put(item)
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def run(self) -> None:
+        while not self._stop_flag.is_set():
+            try:
+                item = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            metrics.QUEUE_DEPTH.labels("urgent").set(self._q.qsize())
+            self.handle(item)
+
+    def handle(self, item: Item) -> None:
+        delay = 0.1
+        while True:
+            try:
+                direct = self.apply(item)
+                break
+            except IntegrityError:
+                # Another replica stored the same alert a moment ago: run again, and this
+                # time find it.
+                log.info("concurrent insert for %s; retrying", item.incoming.topic)
+                continue
+            except Exception:
+                metrics.STORE_ERRORS.labels("urgent").inc()
+                log.exception("urgent message on %s failed; retrying", item.incoming.topic)
+                if self._stop_flag.wait(delay):
+                    return  # not acknowledged: the broker delivers it again
+                delay = min(delay * 2, 5.0)
+        for device_id, type_, fields in direct:
+            self.send_reply(device_id, type_, **fields)
+        item.ack()
+        if item.parsed is not None and item.parsed.suffix == "alert":
+            metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
+
+    def apply(self, item: Item) -> list[Direct]:
+        if item.refused is not None:
+            return self._refuse(item.refused)
+        assert item.parsed is not None
+        msg = item.parsed.msg
+        pin_kind: str | None = None
+        if isinstance(msg, CancelMsg):
+            # argon2 is slow on purpose: check the PIN before the write transaction opens.
+            pin_kind = self._check_cancel_pin(item.parsed.device_id, msg)
+        with self.store.begin() as db:
+            device = db.get(Device, item.parsed.device_id)
+            refused = device_refusal(item, device)
+            if refused is not None:
+                return self._refuse(refused, db)
+            assert device is not None
+            devices.mark_seen(db, device, item.received_at)
+            metrics.MESSAGES.labels(item.parsed.suffix).inc()
+            if isinstance(msg, AlertMsg):
+                return self._alert(db, device, msg, item)
+            if isinstance(msg, CancelMsg):
+                return self._cancel(db, device, msg, pin_kind, item)
+            if isinstance(msg, VisitMsg):
+                visits.handle(db, device=device, org_id=devices.org_of(db, device), msg=msg,
+                              received_at=item.received_at)
+                return []
+            if isinstance(msg, EvidenceMsg):
+                return self._evidence(db, device, msg, item)
+        raise AssertionError(f"not an urgent message: {item.parsed.suffix}")
+
+    def _refuse(self, refused: refusals.Refused, db: Session | None = None) -> list[Direct]:
+        if db is None:
+            with self.store.begin() as db2:
+                refusals.record(db2, refused)
+        else:
+            refusals.record(db, refused)
+        refusals.count(refused)
+        r = refusals.reply(refused)
+        return [] if r is None else [(r[0], "rejected", r[1])]
+
+    def _alert(self, db: Session, device: Device, msg: AlertMsg, item: Item) -> list[Direct]:
+        alert, created = alerts.raise_from_device(
+            db, device=device, org_id=devices.org_of(db, device), msg=msg,
+            received_at=item.received_at,
+        )
+        if created:
+            evidence.link_to_alert(db, alert)
+            if msg.loc is not None:
+                db.add(LocationFix(
+                    device_id=device.id, worker_id=device.worker_id, device_ts=msg.at,
+                    received_at=item.received_at, lat=msg.loc.lat, lon=msg.loc.lon,
+                    acc=msg.loc.acc, alt=msg.loc.alt, spd=msg.loc.spd, hdg=msg.loc.hdg,
+                    src=msg.loc.src, floor=msg.loc.floor, batt=msg.batt,
+                ))
+            metrics.ALERTS_RAISED.labels(alert.type).inc()
+        # Every copy is answered: the device stops resending only when it hears this.
+        return [(device.id, "alert_received", {"alert_id": msg.id})]
+
+    def _check_cancel_pin(self, device_id: str, msg: CancelMsg) -> str | None:
+        with self.store.session() as db:
+            device = db.get(Device, device_id)
+            worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
+            return check_pin(worker, msg.pin) if worker is not None else None
+
+    def _cancel(self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None,
+                item: Item) -> list[Direct]:
+        alert = alerts.find_device_alert(db, device.id, msg.alert_id)
+        if alert is None:
+            refused = refusals.Refused(
+                Refusal("unknown_alert", f"unknown alert {msg.alert_id}", device.id,
+                        "alert/cancel"),
+                item.incoming.topic, item.incoming.payload, item.received_at,
+            )
+            return self._refuse(refused, db)
+        answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
+        queue_command(db, device.id, answer, alert_id=msg.alert_id)
+        return []
+
+    def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item
+                  ) -> list[Direct]:
+        store_dir = Path(self.settings.evidence_dir)
+        try:
+            evidence.reference(db, device=device, msg=msg, received_at=item.received_at,
+                               store_dir=store_dir)
+        except evidence.EvidenceRefused as why:
+            if why.discard_upload:
+                evidence.discard_upload(db, device.id, msg.id, store_dir)
+            refused = refusals.Refused(
+                Refusal("evidence_mismatch", str(why), device.id, "evidence"),
+                item.incoming.topic, item.incoming.payload, item.received_at,
+            )
+            return self._refuse(refused, db)
+        return []

@@ -1,0 +1,27 @@
+"""REST route for refused device messages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from monitor.deps import SessionDep, Supervisor
+from monitor.ingest.models import RefusedMessage, RefusedOut
+
+router = APIRouter(prefix="/api/v1/refused", tags=["refused"])
+
+
+@router.get("")
+def list_refused(
+    db: SessionDep,
+    user: Supervisor,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[RefusedOut]:
+    """Device messages the service refused, newest first, with the reason for each."""
+    q = select(RefusedMessage).order_by(RefusedMessage.id.desc()).limit(limit)
+    if device_id:
+        q = q.where(RefusedMessage.device_id == device_id)
+    return [RefusedOut.model_validate(r) for r in db.scalars(q)]

@@ -1,0 +1,15 @@
+"""Every table, imported in one place so metadata (and Alembic) sees the whole schema."""
+
+from monitor.alerts.models import Alert, AlertEvent
+from monitor.db import Base
+from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
+from monitor.evidence.models import Evidence
+from monitor.ingest.models import RefusedMessage
+from monitor.orgs.models import Organisation, Team, Worker
+from monitor.users.models import User
+from monitor.visits.models import Visit
+
+__all__ = [
+    "Alert", "AlertEvent", "Base", "BatteryWarning", "Device", "DeviceCommand", "Evidence",
+    "LocationFix", "Organisation", "RefusedMessage", "Team", "User", "Visit", "Worker",
+]

@@ -1,0 +1,111 @@
+"""Durable timers: visit deadlines, overdue visits, silent devices, unsent commands.
+
+Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
+unsent command), not a timer in memory: after a restart the first tick finds whatever fell
+due while the service was down. Each action is claimed by a conditional update, so with
+several replicas it still happens once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from monitor.config import Settings
+from monitor.db import Store, utcnow
+from monitor.devices import service as devices
+from monitor.devices.models import Device, DeviceCommand
+from monitor.visits import service as visits
+from monitor.visits.models import Visit, VisitState
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class Scheduler(threading.Thread):
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        resend: Callable[[int, str, dict[str, Any]], None],
+        can_send: Callable[[], bool],
+    ) -> None:
+        super().__init__(name="vigil-scheduler", daemon=True)
+        self.store = store
+        self.settings = settings
+        self._resend = resend
+        self._can_send = can_send
+        self._last_try: dict[int, float] = {}
+        self._stop_flag = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def run(self) -> None:
+        while not self._stop_flag.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler tick failed; trying again")
+            self._stop_flag.wait(self.settings.scheduler_tick_s)
+
+    def tick(self) -> None:
+        now = utcnow()
+        grace = self.settings.visit_grace_s
+        with self.store.session() as db:
+            due = db.scalars(
+                select(Visit.id).where(
+                    Visit.state == VisitState.OPEN.value, Visit.due_notified_at.is_(None),
+                    Visit.due_at <= now,
+                ).limit(BATCH)
+            ).all()
+            overdue = db.scalars(
+                select(Visit.id).where(
+                    Visit.state == VisitState.OPEN.value, Visit.overdue_alert_id.is_(None),
+                    Visit.due_at <= now - timedelta(seconds=grace),
+                ).limit(BATCH)
+            ).all()
+            silent = db.scalars(
+                select(Device.id).where(Device.online.is_(True), Device.offline_due_at <= now)
+                .limit(BATCH)
+            ).all()
+        for visit_id in due:
+            with self.store.begin() as db:
+                visits.notify_due(db, visit_id, now)
+        for visit_id in overdue:
+            with self.store.begin() as db:
+                visits.raise_overdue(db, visit_id, now, grace)
+        for device_id in silent:
+            with self.store.begin() as db:
+                devices.go_offline(db, device_id, "missed two heartbeats", only_if_due=True)
+        self._resend_unsent()
+
+    def _resend_unsent(self) -> None:
+        if not self._can_send():
+            return
+        wait = self.settings.command_resend_s
+        cutoff = utcnow() - timedelta(seconds=wait)
+        with self.store.session() as db:
+            rows = db.execute(
+                select(DeviceCommand.id, DeviceCommand.device_id, DeviceCommand.payload)
+                .where(DeviceCommand.sent_at.is_(None), DeviceCommand.created_at <= cutoff)
+                .order_by(DeviceCommand.id).limit(BATCH)
+            ).all()
+        mono = time.monotonic()
+        for cmd_id, device_id, payload in rows:
+            if mono - self._last_try.get(cmd_id, 0.0) < wait:
+                continue
+            self._last_try[cmd_id] = mono
+            log.info("publishing command %s to %s again", payload.get("type"), device_id)
+            self._resend(cmd_id, device_id, payload)
+        live = {r[0] for r in rows}
+        for cmd_id in list(self._last_try):
+            if cmd_id not in live:
+                del self._last_try[cmd_id]

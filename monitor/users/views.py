@@ -1,0 +1,32 @@
+"""Sign-in (OAuth2 password flow) and the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from monitor.deps import CurrentUser, SessionDep, SettingsDep
+from monitor.security import make_token
+from monitor.users.models import Token, UserOut
+from monitor.users.service import authenticate
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post("/token")
+def sign_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, settings: SettingsDep
+) -> Token:
+    user = authenticate(db, form.username, form.password)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
+                            headers={"WWW-Authenticate": "Bearer"})
+    token = make_token(settings.secret_key, str(user.id), user.role, settings.token_ttl_s)
+    return Token(access_token=token, expires_in=settings.token_ttl_s)
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)

@@ -1,0 +1,1 @@
+"""Timed visits (the amber timer): deadlines, check-ins, and the overdue alert."""

@@ -1,0 +1,169 @@
+"""Visit service functions: the amber timer's start, extend, check-in, end, due and overdue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from monitor.alerts import service as alerts
+from monitor.alerts.states import AlertType
+from monitor.db import utcnow
+from monitor.devices.commands import queue_command
+from monitor.devices.models import Device
+from monitor.events import emit
+from monitor.ingest.messages import VisitMsg
+from monitor.orgs.models import Organisation, Worker
+from monitor.orgs.service import check_pin
+from monitor.visits.models import Visit, VisitState
+
+
+def _base_time(msg: VisitMsg, received_at: datetime) -> datetime:
+    # Timers count from when the worker acted, so a start kept on the device while it had no
+    # signal still ends on time; a device clock running ahead cannot push a deadline away.
+    return min(msg.at, received_at)
+
+
+def _started(db: Session, visit: Visit) -> None:
+    queue_command(
+        db, visit.device_id, "visit_started", visit_id=visit.device_visit_id,
+        due_ts=int(visit.due_at.timestamp() * 1000),
+    )
+    emit(db, "visit.updated", visit_id=visit.id, device_id=visit.device_id)
+
+
+def _reject(db: Session, device_id: str, reason: str, msg: VisitMsg) -> None:
+    queue_command(db, device_id, "rejected", ref="visit", reason=reason, id=msg.id)
+
+
+def handle(
+    db: Session, *, device: Device, org_id: int | None, msg: VisitMsg, received_at: datetime
+) -> None:
+    visit = db.scalar(
+        select(Visit)
+        .where(Visit.device_id == device.id, Visit.device_visit_id == msg.id)
+        .with_for_update()
+    )
+    base = _base_time(msg, received_at)
+    if msg.action == "start":
+        if visit is not None:
+            # A repeated start (a resent copy) answers as the first did.
+            if visit.state == VisitState.OPEN.value:
+                _started(db, visit)
+            else:
+                _reject(db, device.id, "this visit has already ended", msg)
+            return
+        assert msg.duration_s is not None
+        visit = Visit(
+            device_id=device.id, device_visit_id=msg.id, worker_id=device.worker_id,
+            org_id=org_id, note=msg.note, memo=msg.memo, started_at=base,
+            duration_s=msg.duration_s, due_at=base + timedelta(seconds=msg.duration_s),
+        )
+        if msg.loc is not None:
+            visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc
+        db.add(visit)
+        db.flush()
+        _started(db, visit)
+        return
+
+    if visit is None:
+        _reject(db, device.id, f"unknown visit {msg.id}", msg)
+        return
+    if visit.state != VisitState.OPEN.value:
+        if msg.action == "end":
+            queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)
+        else:
+            _reject(db, device.id, "this visit has already ended", msg)
+        return
+    if msg.loc is not None:
+        visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc
+    if msg.note:
+        visit.note = msg.note
+    if msg.memo:
+        visit.memo = msg.memo
+
+    if msg.action in ("extend", "checkin"):
+        if msg.action == "extend":
+            assert msg.duration_s is not None
+            visit.duration_s = msg.duration_s
+        visit.due_at = base + timedelta(seconds=visit.duration_s)
+        # A new deadline earns a new `visit_due` and, if missed, a new overdue alert.
+        visit.due_notified_at = None
+        visit.overdue_alert_id = None
+        _started(db, visit)
+        return
+
+    _end(db, device, visit, msg)
+
+
+def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg) -> None:
+    worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
+    org = db.get(Organisation, visit.org_id) if visit.org_id is not None else None
+    pin_kind = check_pin(worker, msg.pin) if (worker is not None and msg.pin) else None
+    if msg.pin and pin_kind is None:
+        # A wrong PIN is never taken as an end: it may be a mistyped duress PIN.
+        queue_command(db, device.id, "visit_end_rejected", visit_id=visit.device_visit_id,
+                      reason="wrong PIN")
+        return
+    if pin_kind is None and org is not None and org.require_visit_end_pin:
+        queue_command(db, device.id, "visit_end_rejected", visit_id=visit.device_visit_id,
+                      reason="a PIN is required to end a visit")
+        return
+    visit.state = VisitState.ENDED.value
+    visit.ended_at = utcnow()
+    visit.end_reason = "duress" if pin_kind == "duress" else "ended"
+    # The device is answered the same way in both cases: a duress end must look ordinary.
+    queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)
+    emit(db, "visit.updated", visit_id=visit.id, device_id=device.id)
+    if pin_kind == "duress":
+        alerts.raise_by_service(
+            db, device=device, org_id=visit.org_id, kind=AlertType.DURESS, duress=True,
+            text="Visit ended with the DURESS PIN: worker under threat", visit_id=visit.id,
+            note=visit.note, lat=visit.lat, lon=visit.lon, acc=visit.acc, memo=visit.memo,
+        )
+
+
+def notify_due(db: Session, visit_id: int, now: datetime) -> bool:
+    """Send `visit_due` once for a visit whose time is up (claimed by a conditional update)."""
+    claimed = db.execute(
+        update(Visit)
+        .where(Visit.id == visit_id, Visit.state == VisitState.OPEN.value,
+               Visit.due_notified_at.is_(None), Visit.due_at <= now)
+        .values(due_notified_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    visit = db.get(Visit, visit_id)
+    assert visit is not None
+    db.refresh(visit)
+    queue_command(db, visit.device_id, "visit_due", visit_id=visit.device_visit_id,
+                  due_ts=int(visit.due_at.timestamp() * 1000))
+    emit(db, "visit.due", visit_id=visit.id, device_id=visit.device_id)
+    return True
+
+
+def raise_overdue(db: Session, visit_id: int, now: datetime, grace_s: int) -> bool:
+    """Raise the `visit_overdue` alert once the grace period has passed too."""
+    visit = db.get(Visit, visit_id, with_for_update=True)
+    if (
+        visit is None
+        or visit.state != VisitState.OPEN.value
+        or visit.overdue_alert_id is not None
+        or visit.due_at + timedelta(seconds=grace_s) > now
+    ):
+        return False
+    device = db.get(Device, visit.device_id)
+    assert device is not None
+    # The visit's last known position, or failing that the device's.
+    lat, lon, acc = visit.lat, visit.lon, visit.acc
+    if device.last_fix_at is not None and (lat is None or device.last_fix_at > visit.started_at):
+        lat, lon, acc = device.last_lat, device.last_lon, device.last_acc
+    alert = alerts.raise_by_service(
+        db, device=device, org_id=visit.org_id, kind=AlertType.VISIT_OVERDUE,
+        text=f"Visit overdue: due {visit.due_at.isoformat()}, not ended or extended",
+        visit_id=visit.id, note=visit.note, lat=lat, lon=lon, acc=acc, memo=visit.memo,
+        due_at=visit.due_at.isoformat(),
+    )
+    visit.overdue_alert_id = alert.id
+    return True
