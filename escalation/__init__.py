@@ -1,1 +1,1 @@
-"""Escalation: policies, the durable step scheduler, and notification channels (Twilio, webhooks)."""
+"""Escalation: policies, durable steps, and notification channels (Twilio, webhooks)."""

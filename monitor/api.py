@@ -46,8 +46,15 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     )
     app.state.settings = settings
     app.state.store = store
-    for router in (auth_router, alerts_router, workers_router, devices_router, visits_router,
-                   refused_router, evidence_router):
+    for router in (
+        auth_router,
+        alerts_router,
+        workers_router,
+        devices_router,
+        visits_router,
+        refused_router,
+        evidence_router,
+    ):
         app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)

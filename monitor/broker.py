@@ -81,8 +81,9 @@ class BrokerFiles:
     acl: Path
 
 
-def write_auth_files(db: Session, out_dir: Path, service_user: str, service_password: str
-                     ) -> tuple[Path, Path]:
+def write_auth_files(
+    db: Session, out_dir: Path, service_user: str, service_password: str
+) -> tuple[Path, Path]:
     passwords = out_dir / "passwords"
     acl = out_dir / "acl"
     _write_private(passwords, "\n".join(password_lines(db, service_user, service_password)) + "\n")
@@ -90,8 +91,7 @@ def write_auth_files(db: Session, out_dir: Path, service_user: str, service_pass
     return passwords, acl
 
 
-def conf_text(port: int, out_dir: Path, passwords: Path, acl: Path, bind: str = "127.0.0.1"
-              ) -> str:
+def conf_text(port: int, out_dir: Path, passwords: Path, acl: Path, bind: str = "127.0.0.1") -> str:
     persist = out_dir / "persistence"
     persist.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -124,8 +124,14 @@ def conf_text(port: int, out_dir: Path, passwords: Path, acl: Path, bind: str = 
     return "\n".join(lines) + "\n"
 
 
-def write_config(db: Session, out_dir: Path, port: int, service_user: str,
-                 service_password: str, bind: str = "127.0.0.1") -> BrokerFiles:
+def write_config(
+    db: Session,
+    out_dir: Path,
+    port: int,
+    service_user: str,
+    service_password: str,
+    bind: str = "127.0.0.1",
+) -> BrokerFiles:
     passwords, acl = write_auth_files(db, out_dir, service_user, service_password)
     conf = out_dir / "mosquitto.conf"
     _write_private(conf, conf_text(port, out_dir, passwords, acl, bind))
@@ -153,8 +159,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 class MosquittoProcess:
     """A Mosquitto child process on a loopback port; `reload()` re-reads password and ACL."""
 
-    def __init__(self, conf: Path, port: int, host: str = "127.0.0.1",
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self, conf: Path, port: int, host: str = "127.0.0.1", log_path: Path | None = None
+    ) -> None:
         self.conf, self.port, self.host = conf, port, host
         self.log_path = log_path or conf.with_name("mosquitto.log")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -162,8 +169,9 @@ class MosquittoProcess:
     def start(self, timeout: float = 10.0) -> None:
         exe = find_mosquitto()
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=log, stderr=log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=log, stderr=log, start_new_session=True
+        )
         log.close()
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()

@@ -12,9 +12,13 @@ import typer
 from sqlalchemy import select
 
 from monitor.config import Settings
+from monitor.db import Store
 
-app = typer.Typer(help="Vigil: lone-worker safety and panic-alert monitoring.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Vigil: lone-worker safety and panic-alert monitoring.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 user_app = typer.Typer(help="People who use the console and API.", no_args_is_help=True)
 worker_app = typer.Typer(help="Lone workers.", no_args_is_help=True)
@@ -37,20 +41,20 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def main(
     data_dir: Annotated[Path | None, typer.Option(help="Overrides VIGIL_DATA_DIR.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="Overrides VIGIL_DATABASE_URL.")]
-    = None,
+    database_url: Annotated[str | None, typer.Option(help="Overrides VIGIL_DATABASE_URL.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     if data_dir is not None:
         os.environ["VIGIL_DATA_DIR"] = str(data_dir)
     if database_url is not None:
         os.environ["VIGIL_DATABASE_URL"] = database_url
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
-def _store():  # type: ignore[no-untyped-def]
-    from monitor.db import Store
+def _store() -> Store:
     from monitor.migrate import upgrade
 
     store = Store(settings().sqlalchemy_url)
@@ -67,8 +71,9 @@ def serve(
     from monitor.server import Service
 
     s = settings()
-    s = s.model_copy(update={k: v for k, v in (("http_host", host), ("http_port", port))
-                             if v is not None})
+    s = s.model_copy(
+        update={k: v for k, v in (("http_host", host), ("http_port", port)) if v is not None}
+    )
     service = Service(s)
     service.start()
     service.serve()
@@ -105,8 +110,9 @@ def user_add(
     username: str,
     role: Annotated[str, typer.Option(help="operator, supervisor or admin")] = "operator",
     full_name: Annotated[str, typer.Option()] = "",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
 ) -> None:
     """Add a console/API user."""
     from monitor.users.models import Role
@@ -142,17 +148,31 @@ def worker_add(
     from monitor.orgs.service import add_worker
 
     try:
-        spec = WorkerIn(name=name, phone=phone, team=team, responder_notes=notes,
-                        cancel_pin=cancel_pin, duress_pin=duress_pin)
+        spec = WorkerIn(
+            name=name,
+            phone=phone,
+            team=team,
+            responder_notes=notes,
+            cancel_pin=cancel_pin,
+            duress_pin=duress_pin,
+        )
     except ValidationError as e:
-        raise fail("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
-                             for x in e.errors())) from None
+        raise fail(
+            "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        ) from None
     store = _store()
     try:
         with store.begin() as db:
-            w = add_worker(db, name=spec.name, phone=spec.phone, team=spec.team,
-                           responder_notes=spec.responder_notes, cancel_pin=spec.cancel_pin,
-                           duress_pin=spec.duress_pin, org_name=org)
+            w = add_worker(
+                db,
+                name=spec.name,
+                phone=spec.phone,
+                team=spec.team,
+                responder_notes=spec.responder_notes,
+                cancel_pin=spec.cancel_pin,
+                duress_pin=spec.duress_pin,
+                org_name=org,
+            )
             typer.echo(f"worker {w.id} added: {w.name}")
     except ValueError as e:
         raise fail(str(e)) from e
@@ -171,8 +191,9 @@ def device_add(
     store = _store()
     try:
         with store.begin() as db:
-            device, secret = add_device(db, device_id, worker_id=worker, kind=kind,
-                                        heartbeat_interval_s=heartbeat)
+            device, secret = add_device(
+                db, device_id, worker_id=worker, kind=kind, heartbeat_interval_s=heartbeat
+            )
     except DeviceError as e:
         raise fail(str(e)) from e
     typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
@@ -182,10 +203,12 @@ def device_add(
 
 @app.command("mosquitto-config")
 def mosquitto_config(
-    out: Annotated[Path, typer.Option(help="Directory for passwords, acl, mosquitto.conf.")]
-    = Path("mosquitto"),
-    port: Annotated[int, typer.Option(help="Listener port in the generated mosquitto.conf.")]
-    = 1883,
+    out: Annotated[Path, typer.Option(help="Directory for passwords, acl, mosquitto.conf.")] = Path(
+        "mosquitto"
+    ),
+    port: Annotated[
+        int, typer.Option(help="Listener port in the generated mosquitto.conf.")
+    ] = 1883,
     bind: Annotated[str, typer.Option(help="Listener address.")] = "0.0.0.0",
 ) -> None:
     """Write Mosquitto's password file and ACL from the device registry (and a config)."""
@@ -206,16 +229,25 @@ def sim(
     credentials: Annotated[Path, typer.Option(help="JSON list of device credentials.")],
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
-    place: Annotated[str, typer.Option(help="LAT,LON the fleet walks around.")]
-    = "51.5072,-0.1276",
+    place: Annotated[str, typer.Option(help="LAT,LON the fleet walks around.")] = "51.5072,-0.1276",
     alert_rate: Annotated[float, typer.Option(help="Alerts per device per hour.")] = 0.5,
 ) -> None:
     """Run a simulated fleet of badges and phones against the broker."""
     from device_sim.cli import run
 
     s = settings()
-    argv = ["--host", host or s.mqtt_host, "--port", str(port or s.mqtt_port),
-            "--credentials", str(credentials), "--place", place, "--alert-rate", str(alert_rate)]
+    argv = [
+        "--host",
+        host or s.mqtt_host,
+        "--port",
+        str(port or s.mqtt_port),
+        "--credentials",
+        str(credentials),
+        "--place",
+        place,
+        "--alert-rate",
+        str(alert_rate),
+    ]
     raise typer.Exit(run(argv))
 
 
@@ -227,5 +259,14 @@ def device_list() -> None:
     store = _store()
     with store.session() as db:
         for d in db.scalars(select(Device).order_by(Device.id)):
-            typer.echo(json.dumps({"id": d.id, "worker": d.worker_id, "enabled": d.enabled,
-                                   "online": d.online, "battery": d.battery}))
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": d.id,
+                        "worker": d.worker_id,
+                        "enabled": d.enabled,
+                        "online": d.online,
+                        "battery": d.battery,
+                    }
+                )
+            )

@@ -14,18 +14,26 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
 
-    data_dir: Path = Field(Path("vigil-data"), description="Where the SQLite store, evidence "
-                           "and generated broker files live.")
+    data_dir: Path = Field(
+        Path("vigil-data"),
+        description="Where the SQLite store, evidence and generated broker files live.",
+    )
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_username: str = "vigil-service"
     mqtt_password: str = ""
-    mqtt_node: str = Field("main", description="This replica's name; part of its MQTT client "
-                           "ids, so it must be stable across restarts and unique per replica.")
-    mqtt_shared_group: str = Field("", description="When set, subscribe through "
-                                   "$share/<group>/... so replicas share device traffic.")
+    mqtt_node: str = Field(
+        "main",
+        description="This replica's name; part of its MQTT client "
+        "ids, so it must be stable across restarts and unique per replica.",
+    )
+    mqtt_shared_group: str = Field(
+        "",
+        description="When set, subscribe through "
+        "$share/<group>/... so replicas share device traffic.",
+    )
     mqtt_session_expiry_s: int = 7 * 24 * 3600
     mqtt_tls_ca: str = ""
 
@@ -33,8 +41,9 @@ class Settings(BaseSettings):
     http_port: int = 8000
     public_url: str = ""
 
-    secret_key: str = Field("", description="Signs access tokens; generated into data_dir "
-                            "when empty.")
+    secret_key: str = Field(
+        "", description="Signs access tokens; generated into data_dir when empty."
+    )
     token_ttl_s: int = 8 * 3600
 
     low_battery_pct: int = Field(15, ge=1, le=100)
@@ -43,12 +52,16 @@ class Settings(BaseSettings):
     max_payload_bytes: int = 16 * 1024
     max_evidence_bytes: int = 64 * 1024 * 1024
 
-    telemetry_batch_max: int = Field(500, ge=1, description="Location/heartbeat rows per "
-                                     "transaction at most.")
+    telemetry_batch_max: int = Field(
+        500, ge=1, description="Location/heartbeat rows per transaction at most."
+    )
     telemetry_batch_wait_ms: int = Field(50, ge=1, description="How long a batch waits to fill.")
     scheduler_tick_s: float = Field(0.5, gt=0)
-    command_resend_s: float = Field(15.0, gt=0, description="Commands the broker has not "
-                                    "acknowledged after this long are published again.")
+    command_resend_s: float = Field(
+        15.0,
+        gt=0,
+        description="Commands the broker has not acknowledged after this long are published again.",
+    )
 
     @cached_property
     def sqlalchemy_url(self) -> str:

@@ -21,7 +21,6 @@ from monitor.config import Settings
 from monitor.devices import service as devices
 from monitor.devices.models import Device
 from monitor.orgs import service as orgs
-from monitor.orgs.models import Worker
 from monitor.security import hash_secret
 from monitor.server import Service
 from monitor.users.models import Role, User
@@ -32,14 +31,40 @@ log = logging.getLogger(__name__)
 ORG = "Demo Borough Council"
 TEAMS = ("Housing", "Community Nursing", "School Attendance", "Environmental Health")
 NAMES = (
-    "Amira Khan", "Ben Okafor", "Chloe Martin", "Dev Patel", "Ellie Hughes", "Femi Adeyemi",
-    "Grace Liu", "Harry Evans", "Isla Murphy", "Jonah Brooks", "Kiran Shah", "Lena Novak",
-    "Marcus Reid", "Nadia Haddad", "Owen Price", "Priya Nair", "Quinn Doyle", "Rosa Alvarez",
-    "Sam Whitaker", "Tara Byrne", "Umar Siddiqui", "Vera Kowalski", "Will Chen", "Yusuf Ali",
+    "Amira Khan",
+    "Ben Okafor",
+    "Chloe Martin",
+    "Dev Patel",
+    "Ellie Hughes",
+    "Femi Adeyemi",
+    "Grace Liu",
+    "Harry Evans",
+    "Isla Murphy",
+    "Jonah Brooks",
+    "Kiran Shah",
+    "Lena Novak",
+    "Marcus Reid",
+    "Nadia Haddad",
+    "Owen Price",
+    "Priya Nair",
+    "Quinn Doyle",
+    "Rosa Alvarez",
+    "Sam Whitaker",
+    "Tara Byrne",
+    "Umar Siddiqui",
+    "Vera Kowalski",
+    "Will Chen",
+    "Yusuf Ali",
     "Zoe Turner",
 )
-NOTES = ("Asthma: inhaler in left pocket", "Drives a blue Ford Fiesta, reg AB12 CDE",
-         "Type 1 diabetic", "", "Hearing aid: call, then text", "")
+NOTES = (
+    "Asthma: inhaler in left pocket",
+    "Drives a blue Ford Fiesta, reg AB12 CDE",
+    "Type 1 diabetic",
+    "",
+    "Hearing aid: call, then text",
+    "",
+)
 DEMO_OPERATOR = "operator"
 PLACE = (51.5072, -0.1276)
 
@@ -54,18 +79,33 @@ def seed(db: Session, count: int) -> list[dict[str, str]]:
         device = db.get(Device, device_id)
         if device is None:
             worker = orgs.add_worker(
-                db, name=NAMES[i % len(NAMES)], cancel_pin=cancel_pin, duress_pin=duress_pin,
-                phone=f"+4477009{i:05d}", team=TEAMS[i % len(TEAMS)],
-                responder_notes=NOTES[i % len(NOTES)], org_name=org.name,
+                db,
+                name=NAMES[i % len(NAMES)],
+                cancel_pin=cancel_pin,
+                duress_pin=duress_pin,
+                phone=f"+4477009{i:05d}",
+                team=TEAMS[i % len(TEAMS)],
+                responder_notes=NOTES[i % len(NOTES)],
+                org_name=org.name,
             )
             device, secret = devices.add_device(
-                db, device_id, worker_id=worker.id, kind="phone" if i % 4 == 3 else "badge",
+                db,
+                device_id,
+                worker_id=worker.id,
+                kind="phone" if i % 4 == 3 else "badge",
                 heartbeat_interval_s=60,
             )
         else:
             secret = devices.rotate_secret(db, device_id)
-        creds.append({"device_id": device_id, "secret": secret, "cancel_pin": cancel_pin,
-                      "duress_pin": duress_pin, "kind": device.kind})
+        creds.append(
+            {
+                "device_id": device_id,
+                "secret": secret,
+                "cancel_pin": cancel_pin,
+                "duress_pin": duress_pin,
+                "kind": device.kind,
+            }
+        )
     return creds
 
 
@@ -84,15 +124,20 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
     data = Path(settings.data_dir)
     mqtt_port = broker.free_port()
     service_password = secrets.token_urlsafe(24)
-    settings = settings.model_copy(update={
-        "mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port, "mqtt_password": service_password,
-    })
+    settings = settings.model_copy(
+        update={
+            "mqtt_host": "127.0.0.1",
+            "mqtt_port": mqtt_port,
+            "mqtt_password": service_password,
+        }
+    )
     service = Service(settings)
     with service.store.begin() as db:
         creds = seed(db, devices_count)
         password = reset_operator(db)
-        files = broker.write_config(db, data / "broker", mqtt_port, settings.mqtt_username,
-                                    service_password)
+        files = broker.write_config(
+            db, data / "broker", mqtt_port, settings.mqtt_username, service_password
+        )
     fleet_file = data / "demo-fleet.json"
     fleet_file.write_text(json.dumps(creds, indent=1))
     fleet_file.chmod(0o600)
@@ -102,11 +147,23 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
     sim: subprocess.Popen[bytes] | None = None
     try:
         service.start(wait_s=10)
-        sim = subprocess.Popen([
-            sys.executable, "-m", "device_sim", "--host", "127.0.0.1", "--port", str(mqtt_port),
-            "--credentials", str(fleet_file), "--place", f"{PLACE[0]},{PLACE[1]}",
-            "--alert-rate", str(alert_rate),
-        ])
+        sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "device_sim",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mqtt_port),
+                "--credentials",
+                str(fleet_file),
+                "--place",
+                f"{PLACE[0]},{PLACE[1]}",
+                "--alert-rate",
+                str(alert_rate),
+            ]
+        )
         url = f"http://{settings.http_host}:{settings.http_port}"
         print(
             f"\n  Vigil demo is running.\n"
@@ -128,4 +185,3 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
                 sim.kill()
         service.stop()
         mosquitto.stop()
-

@@ -47,7 +47,8 @@ def current_user(
     token: Annotated[str, Depends(oauth2)], settings: SettingsDep, store: StoreDep
 ) -> User:
     unauthorised = HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "not signed in, or the session has expired",
+        status.HTTP_401_UNAUTHORIZED,
+        "not signed in, or the session has expired",
         headers={"WWW-Authenticate": "Bearer"},
     )
     claims = read_token(settings.secret_key, token)
@@ -68,8 +69,9 @@ def require(*roles: Role) -> Callable[[User], User]:
 
     def check(user: CurrentUser) -> User:
         if user.role not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"needs the role {' or '.join(sorted(allowed))}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"needs the role {' or '.join(sorted(allowed))}"
+            )
         return user
 
     return check
@@ -81,8 +83,11 @@ Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
 def current_device(
     device_id: str, creds: Annotated[HTTPBasicCredentials, Depends(basic)], store: StoreDep
 ) -> Device:
-    refused = HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong device credentials",
-                            headers={"WWW-Authenticate": 'Basic realm="vigil-devices"'})
+    refused = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "wrong device credentials",
+        headers={"WWW-Authenticate": 'Basic realm="vigil-devices"'},
+    )
     if not secrets.compare_digest(creds.username.encode(), device_id.encode()):
         raise refused
     with store.session() as db:

@@ -13,10 +13,12 @@ ALERT_INGEST = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 TELEMETRY_BATCH = Histogram(
-    "vigil_telemetry_batch_size", "Rows per telemetry transaction",
+    "vigil_telemetry_batch_size",
+    "Rows per telemetry transaction",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500),
 )
 QUEUE_DEPTH = Gauge("vigil_ingest_queue_depth", "Messages waiting to be processed", ["path"])
 COMMANDS_SENT = Counter("vigil_device_commands_total", "Commands published to devices", ["type"])
-STORE_ERRORS = Counter("vigil_store_errors_total", "Transactions that failed and were retried",
-                       ["path"])
+STORE_ERRORS = Counter(
+    "vigil_store_errors_total", "Transactions that failed and were retried", ["path"]
+)

@@ -10,6 +10,18 @@ from monitor.users.models import User
 from monitor.visits.models import Visit
 
 __all__ = [
-    "Alert", "AlertEvent", "Base", "BatteryWarning", "Device", "DeviceCommand", "Evidence",
-    "LocationFix", "Organisation", "RefusedMessage", "Team", "User", "Visit", "Worker",
+    "Alert",
+    "AlertEvent",
+    "Base",
+    "BatteryWarning",
+    "Device",
+    "DeviceCommand",
+    "Evidence",
+    "LocationFix",
+    "Organisation",
+    "RefusedMessage",
+    "Team",
+    "User",
+    "Visit",
+    "Worker",
 ]

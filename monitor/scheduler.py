@@ -61,19 +61,26 @@ class Scheduler(threading.Thread):
         grace = self.settings.visit_grace_s
         with self.store.session() as db:
             due = db.scalars(
-                select(Visit.id).where(
-                    Visit.state == VisitState.OPEN.value, Visit.due_notified_at.is_(None),
+                select(Visit.id)
+                .where(
+                    Visit.state == VisitState.OPEN.value,
+                    Visit.due_notified_at.is_(None),
                     Visit.due_at <= now,
-                ).limit(BATCH)
+                )
+                .limit(BATCH)
             ).all()
             overdue = db.scalars(
-                select(Visit.id).where(
-                    Visit.state == VisitState.OPEN.value, Visit.overdue_alert_id.is_(None),
+                select(Visit.id)
+                .where(
+                    Visit.state == VisitState.OPEN.value,
+                    Visit.overdue_alert_id.is_(None),
                     Visit.due_at <= now - timedelta(seconds=grace),
-                ).limit(BATCH)
+                )
+                .limit(BATCH)
             ).all()
             silent = db.scalars(
-                select(Device.id).where(Device.online.is_(True), Device.offline_due_at <= now)
+                select(Device.id)
+                .where(Device.online.is_(True), Device.offline_due_at <= now)
                 .limit(BATCH)
             ).all()
         for visit_id in due:
@@ -96,7 +103,8 @@ class Scheduler(threading.Thread):
             rows = db.execute(
                 select(DeviceCommand.id, DeviceCommand.device_id, DeviceCommand.payload)
                 .where(DeviceCommand.sent_at.is_(None), DeviceCommand.created_at <= cutoff)
-                .order_by(DeviceCommand.id).limit(BATCH)
+                .order_by(DeviceCommand.id)
+                .limit(BATCH)
             ).all()
         mono = time.monotonic()
         for cmd_id, device_id, payload in rows:

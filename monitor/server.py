@@ -50,9 +50,13 @@ class Service:
 
     def serve(self) -> None:
         """Serve HTTP until SIGINT/SIGTERM, then stop everything cleanly (call start first)."""
-        config = uvicorn.Config(self.app, host=self.settings.http_host,
-                                port=self.settings.http_port, log_level="info",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+        )
         server = uvicorn.Server(config)
         try:
             server.run()

@@ -31,8 +31,7 @@ class AlertNotFound(Exception):
 
 def record(db: Session, alert: Alert, kind: str, actor: str, text: str = "", **data: Any) -> None:
     """Add an entry to the alert's timeline (entries are never edited)."""
-    db.add(AlertEvent(alert_id=alert.id, at=utcnow(), kind=kind, actor=actor, text=text,
-                      data=data))
+    db.add(AlertEvent(alert_id=alert.id, at=utcnow(), kind=kind, actor=actor, text=text, data=data))
 
 
 def to_out(db: Session, alert: Alert) -> AlertOut:
@@ -112,10 +111,15 @@ def raise_from_device(
     db.add(alert)
     db.flush()
     record(
-        db, alert, "raised", f"device:{device.id}",
+        db,
+        alert,
+        "raised",
+        f"device:{device.id}",
         f"{kind.value} alert raised" + (f" ({msg.trigger})" if msg.trigger else ""),
-        device_ts=msg.at.isoformat(), received_at=received_at.isoformat(),
-        loc=alert.loc, battery=msg.batt,
+        device_ts=msg.at.isoformat(),
+        received_at=received_at.isoformat(),
+        loc=alert.loc,
+        battery=msg.batt,
     )
     _announce(db, "alert.raised", alert)
     return alert, True
@@ -139,9 +143,20 @@ def raise_by_service(
     """An alert the service raises itself: an overdue visit, a silent device, a duress end."""
     now = utcnow()
     alert = Alert(
-        org_id=org_id, worker_id=device.worker_id, device_id=device.id, device_alert_id=None,
-        type=kind.value, priority=priority(kind, duress), duress=duress, note=note,
-        raised_at=now, visit_id=visit_id, lat=lat, lon=lon, acc=acc, battery=device.battery,
+        org_id=org_id,
+        worker_id=device.worker_id,
+        device_id=device.id,
+        device_alert_id=None,
+        type=kind.value,
+        priority=priority(kind, duress),
+        duress=duress,
+        note=note,
+        raised_at=now,
+        visit_id=visit_id,
+        lat=lat,
+        lon=lon,
+        acc=acc,
+        battery=device.battery,
     )
     db.add(alert)
     db.flush()
@@ -174,9 +189,16 @@ def cancel_from_device(
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue.
             raise_by_service(
-                db, device=device, org_id=alert.org_id, kind=AlertType.DURESS, duress=True,
+                db,
+                device=device,
+                org_id=alert.org_id,
+                kind=AlertType.DURESS,
+                duress=True,
                 text=f"Duress PIN keyed to cancel closed alert #{alert.id}",
-                lat=alert.lat, lon=alert.lon, acc=alert.acc, earlier_alert=alert.id,
+                lat=alert.lat,
+                lon=alert.lon,
+                acc=alert.acc,
+                earlier_alert=alert.id,
             )
         return "alert_cancelled"
     # The real cancel PIN.
@@ -224,9 +246,14 @@ def resolve(
     alert.resolved_at = utcnow()
     alert.resolved_by = actor
     alert.outcome = outcome.value
-    record(db, alert, "resolved", actor, f"Resolved: {outcome.value}" + (f". {note}" if note
-                                                                           else ""),
-           outcome=outcome.value)
+    record(
+        db,
+        alert,
+        "resolved",
+        actor,
+        f"Resolved: {outcome.value}" + (f". {note}" if note else ""),
+        outcome=outcome.value,
+    )
     _tell_device(db, alert, "alert_closed")
     _announce(db, "alert.resolved", alert)
     return alert

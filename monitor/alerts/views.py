@@ -33,7 +33,8 @@ def list_alerts(
     q = select(Alert)
     if state == "active":
         q = q.where(Alert.state.in_([s.value for s in ACTIVE_STATES])).order_by(
-            Alert.priority, Alert.raised_at, Alert.id)
+            Alert.priority, Alert.raised_at, Alert.id
+        )
     else:
         q = q.order_by(Alert.raised_at.desc(), Alert.id.desc())
     return [service.to_out(db, a) for a in db.scalars(q.limit(limit).offset(offset))]
@@ -78,8 +79,9 @@ def add_note(alert_id: AlertId, body: NoteIn, db: SessionDep, user: CurrentUser)
 def resolve(alert_id: AlertId, body: ResolveIn, db: SessionDep, user: CurrentUser) -> AlertOut:
     _get(db, alert_id)
     try:
-        alert = service.resolve(db, alert_id, actor=_actor(user), outcome=body.outcome,
-                                note=body.note)
+        alert = service.resolve(
+            db, alert_id, actor=_actor(user), outcome=body.outcome, note=body.note
+        )
     except IllegalTransition as e:
         raise _conflict(e) from e
     return service.to_out(db, alert)

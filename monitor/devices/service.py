@@ -113,9 +113,16 @@ def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -
     )
     if already is None:
         alerts.raise_by_service(
-            db, device=device, org_id=visit.org_id, kind=AlertType.DEVICE_OFFLINE,
-            text=f"Device went offline during a visit ({reason})", visit_id=visit.id,
-            note=visit.note, lat=device.last_lat, lon=device.last_lon, acc=device.last_acc,
+            db,
+            device=device,
+            org_id=visit.org_id,
+            kind=AlertType.DEVICE_OFFLINE,
+            text=f"Device went offline during a visit ({reason})",
+            visit_id=visit.id,
+            note=visit.note,
+            lat=device.last_lat,
+            lon=device.last_lon,
+            acc=device.last_acc,
             last_seen_at=device.last_seen_at.isoformat() if device.last_seen_at else None,
         )
     return True

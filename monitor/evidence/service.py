@@ -14,8 +14,8 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.db import utcnow
 from monitor.devices.models import Device
-from monitor.evidence.models import Evidence
 from monitor.events import emit
+from monitor.evidence.models import Evidence
 from monitor.ingest.messages import EvidenceMsg
 from monitor.visits.models import Visit
 
@@ -57,14 +57,21 @@ def _announce(db: Session, ev: Evidence, what: str) -> None:
         alert = db.get(Alert, ev.alert_id)
         assert alert is not None
         alerts.record(
-            db, alert, "evidence", f"device:{ev.device_id}", f"Audio {ev.evidence_id} {what}",
-            evidence=ev.evidence_id, sha256=ev.sha256, duration_ms=ev.duration_ms,
+            db,
+            alert,
+            "evidence",
+            f"device:{ev.device_id}",
+            f"Audio {ev.evidence_id} {what}",
+            evidence=ev.evidence_id,
+            sha256=ev.sha256,
+            duration_ms=ev.duration_ms,
         )
     emit(db, "evidence.updated", evidence_id=ev.id, alert_id=ev.alert_id, visit_id=ev.visit_id)
 
 
-def reference(db: Session, *, device: Device, msg: EvidenceMsg, received_at: datetime,
-              store_dir: Path) -> Evidence:
+def reference(
+    db: Session, *, device: Device, msg: EvidenceMsg, received_at: datetime, store_dir: Path
+) -> Evidence:
     """Record a device's evidence message. Raises EvidenceRefused on a hash mismatch."""
     ev = _find(db, device.id, msg.id)
     digest = msg.sha256.lower()
@@ -112,8 +119,9 @@ def discard_upload(db: Session, device_id: str, evidence_id: str, store_dir: Pat
     db.delete(ev)
 
 
-def store_upload(db: Session, *, device: Device, evidence_id: str, data: bytes,
-                 store_dir: Path) -> Evidence:
+def store_upload(
+    db: Session, *, device: Device, evidence_id: str, data: bytes, store_dir: Path
+) -> Evidence:
     """Keep uploaded bytes, checked against the sha256 the device declared (if it has)."""
     digest = hashlib.sha256(data).hexdigest()
     ev = _find(db, device.id, evidence_id)

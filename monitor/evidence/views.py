@@ -19,8 +19,12 @@ IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 
 @router.put("/{device_id}/evidence/{evidence_id}")
 async def upload(
-    device_id: IdPath, evidence_id: IdPath, request: Request, device: CurrentDevice,
-    settings: SettingsDep, store: StoreDep,
+    device_id: IdPath,
+    evidence_id: IdPath,
+    request: Request,
+    device: CurrentDevice,
+    settings: SettingsDep,
+    store: StoreDep,
 ) -> EvidenceOut:
     """Upload a recording's bytes (HTTP Basic auth: DEVICE and its secret)."""
     limit = settings.max_evidence_bytes
@@ -29,16 +33,23 @@ async def upload(
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                f"evidence is limited to {limit} bytes")
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"evidence is limited to {limit} bytes"
+            )
         chunks.append(chunk)
     data = b"".join(chunks)
     if not data:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no bytes in the request body")
+
     def keep() -> EvidenceOut:
         with store.begin() as db:
-            ev = service.store_upload(db, device=device, evidence_id=evidence_id, data=data,
-                                      store_dir=FsPath(settings.evidence_dir))
+            ev = service.store_upload(
+                db,
+                device=device,
+                evidence_id=evidence_id,
+                data=data,
+                store_dir=FsPath(settings.evidence_dir),
+            )
             return EvidenceOut.model_validate(ev)
 
     try:

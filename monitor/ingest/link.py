@@ -73,12 +73,15 @@ class MqttLink:
         self.client = c
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
         props.ReceiveMaximum = 65535
         self.client.connect_async(
-            self.settings.mqtt_host, self.settings.mqtt_port, keepalive=30,
-            clean_start=False, properties=props,
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=30,
+            clean_start=False,
+            properties=props,
         )
         self.client.loop_start()
 
@@ -96,38 +99,52 @@ class MqttLink:
             self.client.ack(mid, qos)
 
     def _connected(
-        self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-        reason: ReasonCode, props: Properties | None,
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        props: Properties | None,
     ) -> None:
         if reason.is_failure:
             log.error("MQTT %s refused by the broker: %s", self.client_id, reason)
             return
-        log.info("MQTT %s connected (session present: %s)", self.client_id,
-                 flags.session_present)
+        log.info("MQTT %s connected (session present: %s)", self.client_id, flags.session_present)
         client.subscribe(self.topics)
         self.connected.set()
 
     def _disconnected(
-        self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-        reason: ReasonCode, props: Properties | None,
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        props: Properties | None,
     ) -> None:
         self.connected.clear()
         if reason.is_failure:
             log.warning("MQTT %s disconnected: %s; reconnecting", self.client_id, reason)
 
     def _message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._on_message(Incoming(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain, self))
+        self._on_message(
+            Incoming(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, self)
+        )
 
     def _published(
-        self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode,
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: ReasonCode,
         props: Properties,
     ) -> None:
         if self.on_published is not None:
             self.on_published(mid)
 
 
-def subscription(settings: Settings, suffix: str, *, retained_once: bool = False) -> tuple[
-        str, SubscribeOptions]:
+def subscription(
+    settings: Settings, suffix: str, *, retained_once: bool = False
+) -> tuple[str, SubscribeOptions]:
     topic = f"vigil/v1/+/{suffix}"
     if settings.mqtt_shared_group:
         topic = f"$share/{settings.mqtt_shared_group}/{topic}"

@@ -196,7 +196,10 @@ def parse(topic: str, payload: bytes, max_bytes: int = 16 * 1024) -> Parsed | Re
         return Refusal("unknown_type", f"unknown message type {suffix[:50]!r}", device_id, suffix)
     if len(payload) > max_bytes:
         return Refusal(
-            "too_large", f"payload is {len(payload)} bytes; at most {max_bytes} are allowed", device_id, suffix
+            "too_large",
+            f"payload is {len(payload)} bytes; at most {max_bytes} are allowed",
+            device_id,
+            suffix,
         )
     try:
         payload.decode("utf-8")

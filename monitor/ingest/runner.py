@@ -26,11 +26,14 @@ class Ingest:
         self.telemetry = TelemetryWriter(store, settings)
         self.urgent = UrgentWorker(store, settings)
         self.urgent_link = MqttLink(
-            settings, "urgent", [subscription(settings, s) for s in sorted(URGENT)],
+            settings,
+            "urgent",
+            [subscription(settings, s) for s in sorted(URGENT)],
             self._on_message,
         )
         self.telemetry_link = MqttLink(
-            settings, "telemetry",
+            settings,
+            "telemetry",
             [subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)],
             self._on_message,
         )
@@ -52,8 +55,9 @@ class Ingest:
             item = Item(incoming, now, parsed=result)
             urgent = result.suffix in URGENT
         else:
-            item = Item(incoming, now, refused=Refused(result, incoming.topic, incoming.payload,
-                                                        now))
+            item = Item(
+                incoming, now, refused=Refused(result, incoming.topic, incoming.payload, now)
+            )
             urgent = result.suffix in URGENT
         (self.urgent if urgent else self.telemetry).put(item)
 

@@ -39,11 +39,18 @@ def device_refusal(item: Item, device: Device | None) -> refusals.Refused | None
     assert item.parsed is not None
     if device is not None and device.enabled:
         return None
-    code, why = ("unknown_device", "unknown device") if device is None else (
-        "disabled_device", "device is disabled")
+    code, why = (
+        ("unknown_device", "unknown device")
+        if device is None
+        else ("disabled_device", "device is disabled")
+    )
     p = item.parsed
-    return refusals.Refused(Refusal(code, why, p.device_id, p.suffix), item.incoming.topic,
-                            item.incoming.payload, item.received_at)
+    return refusals.Refused(
+        Refusal(code, why, p.device_id, p.suffix),
+        item.incoming.topic,
+        item.incoming.payload,
+        item.received_at,
+    )
 
 
 def note_battery(db: Session, device: Device, level: int, at: datetime, threshold: int) -> None:
@@ -54,13 +61,18 @@ def note_battery(db: Session, device: Device, level: int, at: datetime, threshol
         return
     if level < threshold and (before is None or before >= threshold):
         db.add(BatteryWarning(worker_id=device.worker_id, device_id=device.id, at=at, level=level))
-        db.execute(update(Worker).where(Worker.id == device.worker_id)
-                   .values(low_battery=True, low_battery_since=at))
-        emit(db, "worker.low_battery", worker_id=device.worker_id, device_id=device.id,
-             level=level)
+        db.execute(
+            update(Worker)
+            .where(Worker.id == device.worker_id)
+            .values(low_battery=True, low_battery_since=at)
+        )
+        emit(db, "worker.low_battery", worker_id=device.worker_id, device_id=device.id, level=level)
     elif level >= threshold and before is not None and before < threshold:
-        db.execute(update(Worker).where(Worker.id == device.worker_id)
-                   .values(low_battery=False, low_battery_since=None))
+        db.execute(
+            update(Worker)
+            .where(Worker.id == device.worker_id)
+            .values(low_battery=False, low_battery_since=None)
+        )
 
 
 class TelemetryWriter(threading.Thread):
@@ -133,16 +145,19 @@ class TelemetryWriter(threading.Thread):
             else:
                 items.append(entry)
         ids = {i.parsed.device_id for i in items if i.parsed is not None}
-        known = {d.id: d for d in db.scalars(select(Device).where(Device.id.in_(ids)))} if ids \
-            else {}
+        known = (
+            {d.id: d for d in db.scalars(select(Device).where(Device.id.in_(ids)))} if ids else {}
+        )
         fixes: list[dict[str, Any]] = []
         moved: dict[str, dict[str, Any]] = {}
         threshold = self.settings.low_battery_pct
         for item in items:
             refused = item.refused
             if refused is None:
-                refused = device_refusal(item, known.get(item.parsed.device_id)  # type: ignore[union-attr]
-                                         )
+                refused = device_refusal(
+                    item,
+                    known.get(item.parsed.device_id),  # type: ignore[union-attr]
+                )
             if refused is not None:
                 refusals.record(db, refused)
                 refusals.count(refused)
@@ -166,17 +181,27 @@ class TelemetryWriter(threading.Thread):
             devices.mark_seen(db, dev, at)
             if isinstance(msg, LocationMsg):
                 loc = msg.loc
-                fixes.append({
-                    "device_id": dev.id, "worker_id": dev.worker_id, "device_ts": msg.at,
-                    "received_at": at, "lat": loc.lat, "lon": loc.lon, "acc": loc.acc,
-                    "alt": loc.alt, "spd": loc.spd, "hdg": loc.hdg, "src": loc.src,
-                    "floor": loc.floor, "batt": msg.batt,
-                })
+                fixes.append(
+                    {
+                        "device_id": dev.id,
+                        "worker_id": dev.worker_id,
+                        "device_ts": msg.at,
+                        "received_at": at,
+                        "lat": loc.lat,
+                        "lon": loc.lon,
+                        "acc": loc.acc,
+                        "alt": loc.alt,
+                        "spd": loc.spd,
+                        "hdg": loc.hdg,
+                        "src": loc.src,
+                        "floor": loc.floor,
+                        "batt": msg.batt,
+                    }
+                )
                 if dev.last_fix_at is None or msg.at >= dev.last_fix_at:
                     dev.last_lat, dev.last_lon, dev.last_acc = loc.lat, loc.lon, loc.acc
                     dev.last_fix_at = msg.at
-                    moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc,
-                                     "ts": msg.ts}
+                    moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc, "ts": msg.ts}
                 if msg.batt is not None:
                     note_battery(db, dev, msg.batt, at, threshold)
             elif isinstance(msg, HeartbeatMsg):
@@ -192,6 +217,7 @@ class TelemetryWriter(threading.Thread):
             for device_id in alerts.active_for_devices(db, list(moved)):
                 emit(db, "alert.position", device_id=device_id, **moved[device_id])
         if sent:
-            db.execute(update(DeviceCommand).where(DeviceCommand.id.in_(sent))
-                       .values(sent_at=utcnow()))
+            db.execute(
+                update(DeviceCommand).where(DeviceCommand.id.in_(sent)).values(sent_at=utcnow())
+            )
         return replies

@@ -106,8 +106,13 @@ class UrgentWorker(threading.Thread):
             if isinstance(msg, CancelMsg):
                 return self._cancel(db, device, msg, pin_kind, item)
             if isinstance(msg, VisitMsg):
-                visits.handle(db, device=device, org_id=devices.org_of(db, device), msg=msg,
-                              received_at=item.received_at)
+                visits.handle(
+                    db,
+                    device=device,
+                    org_id=devices.org_of(db, device),
+                    msg=msg,
+                    received_at=item.received_at,
+                )
                 return []
             if isinstance(msg, EvidenceMsg):
                 return self._evidence(db, device, msg, item)
@@ -125,18 +130,32 @@ class UrgentWorker(threading.Thread):
 
     def _alert(self, db: Session, device: Device, msg: AlertMsg, item: Item) -> list[Direct]:
         alert, created = alerts.raise_from_device(
-            db, device=device, org_id=devices.org_of(db, device), msg=msg,
+            db,
+            device=device,
+            org_id=devices.org_of(db, device),
+            msg=msg,
             received_at=item.received_at,
         )
         if created:
             evidence.link_to_alert(db, alert)
             if msg.loc is not None:
-                db.add(LocationFix(
-                    device_id=device.id, worker_id=device.worker_id, device_ts=msg.at,
-                    received_at=item.received_at, lat=msg.loc.lat, lon=msg.loc.lon,
-                    acc=msg.loc.acc, alt=msg.loc.alt, spd=msg.loc.spd, hdg=msg.loc.hdg,
-                    src=msg.loc.src, floor=msg.loc.floor, batt=msg.batt,
-                ))
+                db.add(
+                    LocationFix(
+                        device_id=device.id,
+                        worker_id=device.worker_id,
+                        device_ts=msg.at,
+                        received_at=item.received_at,
+                        lat=msg.loc.lat,
+                        lon=msg.loc.lon,
+                        acc=msg.loc.acc,
+                        alt=msg.loc.alt,
+                        spd=msg.loc.spd,
+                        hdg=msg.loc.hdg,
+                        src=msg.loc.src,
+                        floor=msg.loc.floor,
+                        batt=msg.batt,
+                    )
+                )
             metrics.ALERTS_RAISED.labels(alert.type).inc()
         # Every copy is answered: the device stops resending only when it hears this.
         return [(device.id, "alert_received", {"alert_id": msg.id})]
@@ -147,32 +166,38 @@ class UrgentWorker(threading.Thread):
             worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
             return check_pin(worker, msg.pin) if worker is not None else None
 
-    def _cancel(self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None,
-                item: Item) -> list[Direct]:
+    def _cancel(
+        self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
+    ) -> list[Direct]:
         alert = alerts.find_device_alert(db, device.id, msg.alert_id)
         if alert is None:
             refused = refusals.Refused(
-                Refusal("unknown_alert", f"unknown alert {msg.alert_id}", device.id,
-                        "alert/cancel"),
-                item.incoming.topic, item.incoming.payload, item.received_at,
+                Refusal(
+                    "unknown_alert", f"unknown alert {msg.alert_id}", device.id, "alert/cancel"
+                ),
+                item.incoming.topic,
+                item.incoming.payload,
+                item.received_at,
             )
             return self._refuse(refused, db)
         answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
         queue_command(db, device.id, answer, alert_id=msg.alert_id)
         return []
 
-    def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item
-                  ) -> list[Direct]:
+    def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item) -> list[Direct]:
         store_dir = Path(self.settings.evidence_dir)
         try:
-            evidence.reference(db, device=device, msg=msg, received_at=item.received_at,
-                               store_dir=store_dir)
+            evidence.reference(
+                db, device=device, msg=msg, received_at=item.received_at, store_dir=store_dir
+            )
         except evidence.EvidenceRefused as why:
             if why.discard_upload:
                 evidence.discard_upload(db, device.id, msg.id, store_dir)
             refused = refusals.Refused(
                 Refusal("evidence_mismatch", str(why), device.id, "evidence"),
-                item.incoming.topic, item.incoming.payload, item.received_at,
+                item.incoming.topic,
+                item.incoming.payload,
+                item.received_at,
             )
             return self._refuse(refused, db)
         return []

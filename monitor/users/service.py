@@ -16,7 +16,12 @@ class UserError(ValueError):
 
 
 def add_user(
-    db: Session, username: str, password: str, role: Role, *, full_name: str = "",
+    db: Session,
+    username: str,
+    password: str,
+    role: Role,
+    *,
+    full_name: str = "",
     org_id: int | None = None,
 ) -> User:
     if len(password) < MIN_PASSWORD:
@@ -25,8 +30,13 @@ def add_user(
         raise UserError("username must be 1 to 100 characters")
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise UserError(f"user {username} already exists")
-    user = User(username=username, password_hash=hash_secret(password), role=role.value,
-                full_name=full_name, org_id=org_id)
+    user = User(
+        username=username,
+        password_hash=hash_secret(password),
+        role=role.value,
+        full_name=full_name,
+        org_id=org_id,
+    )
     db.add(user)
     db.flush()
     return user

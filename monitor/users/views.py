@@ -21,8 +21,11 @@ def sign_in(
 ) -> Token:
     user = authenticate(db, form.username, form.password)
     if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "wrong username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     token = make_token(settings.secret_key, str(user.id), user.role, settings.token_ttl_s)
     return Token(access_token=token, expires_in=settings.token_ttl_s)
 

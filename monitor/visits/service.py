@@ -27,7 +27,10 @@ def _base_time(msg: VisitMsg, received_at: datetime) -> datetime:
 
 def _started(db: Session, visit: Visit) -> None:
     queue_command(
-        db, visit.device_id, "visit_started", visit_id=visit.device_visit_id,
+        db,
+        visit.device_id,
+        "visit_started",
+        visit_id=visit.device_visit_id,
         due_ts=int(visit.due_at.timestamp() * 1000),
     )
     emit(db, "visit.updated", visit_id=visit.id, device_id=visit.device_id)
@@ -56,9 +59,15 @@ def handle(
             return
         assert msg.duration_s is not None
         visit = Visit(
-            device_id=device.id, device_visit_id=msg.id, worker_id=device.worker_id,
-            org_id=org_id, note=msg.note, memo=msg.memo, started_at=base,
-            duration_s=msg.duration_s, due_at=base + timedelta(seconds=msg.duration_s),
+            device_id=device.id,
+            device_visit_id=msg.id,
+            worker_id=device.worker_id,
+            org_id=org_id,
+            note=msg.note,
+            memo=msg.memo,
+            started_at=base,
+            duration_s=msg.duration_s,
+            due_at=base + timedelta(seconds=msg.duration_s),
         )
         if msg.loc is not None:
             visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc
@@ -103,12 +112,18 @@ def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg) -> None:
     pin_kind = check_pin(worker, msg.pin) if (worker is not None and msg.pin) else None
     if msg.pin and pin_kind is None:
         # A wrong PIN is never taken as an end: it may be a mistyped duress PIN.
-        queue_command(db, device.id, "visit_end_rejected", visit_id=visit.device_visit_id,
-                      reason="wrong PIN")
+        queue_command(
+            db, device.id, "visit_end_rejected", visit_id=visit.device_visit_id, reason="wrong PIN"
+        )
         return
     if pin_kind is None and org is not None and org.require_visit_end_pin:
-        queue_command(db, device.id, "visit_end_rejected", visit_id=visit.device_visit_id,
-                      reason="a PIN is required to end a visit")
+        queue_command(
+            db,
+            device.id,
+            "visit_end_rejected",
+            visit_id=visit.device_visit_id,
+            reason="a PIN is required to end a visit",
+        )
         return
     visit.state = VisitState.ENDED.value
     visit.ended_at = utcnow()
@@ -118,9 +133,18 @@ def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg) -> None:
     emit(db, "visit.updated", visit_id=visit.id, device_id=device.id)
     if pin_kind == "duress":
         alerts.raise_by_service(
-            db, device=device, org_id=visit.org_id, kind=AlertType.DURESS, duress=True,
-            text="Visit ended with the DURESS PIN: worker under threat", visit_id=visit.id,
-            note=visit.note, lat=visit.lat, lon=visit.lon, acc=visit.acc, memo=visit.memo,
+            db,
+            device=device,
+            org_id=visit.org_id,
+            kind=AlertType.DURESS,
+            duress=True,
+            text="Visit ended with the DURESS PIN: worker under threat",
+            visit_id=visit.id,
+            note=visit.note,
+            lat=visit.lat,
+            lon=visit.lon,
+            acc=visit.acc,
+            memo=visit.memo,
         )
 
 
@@ -128,8 +152,12 @@ def notify_due(db: Session, visit_id: int, now: datetime) -> bool:
     """Send `visit_due` once for a visit whose time is up (claimed by a conditional update)."""
     claimed = db.execute(
         update(Visit)
-        .where(Visit.id == visit_id, Visit.state == VisitState.OPEN.value,
-               Visit.due_notified_at.is_(None), Visit.due_at <= now)
+        .where(
+            Visit.id == visit_id,
+            Visit.state == VisitState.OPEN.value,
+            Visit.due_notified_at.is_(None),
+            Visit.due_at <= now,
+        )
         .values(due_notified_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -137,8 +165,13 @@ def notify_due(db: Session, visit_id: int, now: datetime) -> bool:
     visit = db.get(Visit, visit_id)
     assert visit is not None
     db.refresh(visit)
-    queue_command(db, visit.device_id, "visit_due", visit_id=visit.device_visit_id,
-                  due_ts=int(visit.due_at.timestamp() * 1000))
+    queue_command(
+        db,
+        visit.device_id,
+        "visit_due",
+        visit_id=visit.device_visit_id,
+        due_ts=int(visit.due_at.timestamp() * 1000),
+    )
     emit(db, "visit.due", visit_id=visit.id, device_id=visit.device_id)
     return True
 
@@ -160,9 +193,17 @@ def raise_overdue(db: Session, visit_id: int, now: datetime, grace_s: int) -> bo
     if device.last_fix_at is not None and (lat is None or device.last_fix_at > visit.started_at):
         lat, lon, acc = device.last_lat, device.last_lon, device.last_acc
     alert = alerts.raise_by_service(
-        db, device=device, org_id=visit.org_id, kind=AlertType.VISIT_OVERDUE,
+        db,
+        device=device,
+        org_id=visit.org_id,
+        kind=AlertType.VISIT_OVERDUE,
         text=f"Visit overdue: due {visit.due_at.isoformat()}, not ended or extended",
-        visit_id=visit.id, note=visit.note, lat=lat, lon=lon, acc=acc, memo=visit.memo,
+        visit_id=visit.id,
+        note=visit.note,
+        lat=lat,
+        lon=lon,
+        acc=acc,
+        memo=visit.memo,
         due_at=visit.due_at.isoformat(),
     )
     visit.overdue_alert_id = alert.id

@@ -1,0 +1,180 @@
+"""The websocket hub: pushes alert changes to every signed-in console as they happen.
+
+Each browser has its own bounded send queue, so a slow or dead one never delays the others;
+events carry a sequence number, and a console that reconnects with `since=<seq>` gets what it
+missed from a ring buffer (or a fresh snapshot when it was away too long).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+from collections import deque
+from pathlib import Path
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
+from monitor.alerts.states import ACTIVE_STATES
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.events import Event
+from monitor.security import read_token
+from monitor.users.models import User
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+QUEUE_LIMIT = 1000
+HISTORY = 5000
+PING_S = 20.0
+
+
+class Client:
+    def __init__(self, ws: WebSocket, user: str) -> None:
+        self.ws = ws
+        self.user = user
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+
+
+class Hub:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.clients: set[Client] = set()
+        self.history: deque[tuple[int, str]] = deque(maxlen=HISTORY)
+        self._seq = itertools.count(1)
+        self.last_seq = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Sequence numbers restart with the process; a console that saw another epoch
+        # gets a snapshot rather than a catch-up it cannot trust.
+        self.epoch = secrets.token_hex(4)
+
+    # Called on the committing thread: hand over to the event loop, never block.
+    def on_event(self, event: Event) -> None:
+        if self.loop is None or self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self._fan_out, event)
+
+    def _fan_out(self, event: Event) -> None:
+        seq = next(self._seq)
+        self.last_seq = seq
+        text = json.dumps(
+            {
+                "seq": seq,
+                "epoch": self.epoch,
+                "kind": event.kind,
+                "at": event.at.isoformat(),
+                **event.data,
+            },
+            default=str,
+        )
+        self.history.append((seq, text))
+        for c in list(self.clients):
+            try:
+                c.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                # A console this far behind is sent a fresh snapshot instead of a backlog.
+                c.overflowed = True
+
+    def snapshot(self) -> str:
+        with self.store.session() as db:
+            rows = db.scalars(
+                select(Alert)
+                .where(Alert.state.in_([s.value for s in ACTIVE_STATES]))
+                .order_by(Alert.priority, Alert.raised_at)
+            )
+            active = [alerts.to_out(db, a).model_dump(mode="json") for a in rows]
+        return json.dumps(
+            {"seq": self.last_seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active}
+        )
+
+    def user_for(self, token: str) -> User | None:
+        claims = read_token(self.settings.secret_key, token)
+        if claims is None:
+            return None
+        with self.store.session() as db:
+            user = db.get(User, int(claims["sub"]))
+            return user if user is not None and user.active else None
+
+    async def serve(self, ws: WebSocket) -> None:
+        self.loop = asyncio.get_running_loop()
+        token = ws.query_params.get("token", "")
+        user = await asyncio.to_thread(self.user_for, token)
+        if user is None:
+            await ws.close(code=4401, reason="not signed in")
+            return
+        await ws.accept()
+        client = Client(ws, user.username)
+        self.clients.add(client)
+        try:
+            since = ws.query_params.get("since")
+            if ws.query_params.get("epoch") != self.epoch:
+                since = None
+            await self._catch_up(client, since)
+            sender = asyncio.create_task(self._send(client))
+            try:
+                while True:
+                    msg = await ws.receive_text()
+                    if msg == "ping":
+                        await ws.send_text('{"kind":"pong"}')
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.clients.discard(client)
+
+    async def _catch_up(self, client: Client, since: str | None) -> None:
+        """Send what a (re)connecting console lacks, before the live queue: what it missed,
+        from the ring buffer, or else a snapshot. Live events queued meanwhile may repeat
+        some of it; the console ignores sequence numbers it has seen."""
+        if since is not None and since.isdigit():
+            after = int(since)
+            if after == self.last_seq:
+                return
+            if after < self.last_seq and self.history and self.history[0][0] <= after + 1:
+                for seq, text in list(self.history):
+                    if seq > after:
+                        await client.ws.send_text(text)
+                return
+        await client.ws.send_text(await asyncio.to_thread(self.snapshot))
+
+    async def _send(self, client: Client) -> None:
+        while True:
+            try:
+                text = await asyncio.wait_for(client.queue.get(), PING_S)
+            except TimeoutError:
+                text = '{"kind":"heartbeat"}'
+            if client.overflowed:
+                client.overflowed = False
+                while not client.queue.empty():
+                    client.queue.get_nowait()
+                text = await asyncio.to_thread(self.snapshot)
+            await client.ws.send_text(text)
+
+
+def install(app: FastAPI, hub: Hub) -> None:
+    hub.store.bus.subscribe(hub.on_event, "alert.")
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await hub.serve(ws)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.hub = hub

@@ -1,0 +1,169 @@
+"""Fleet: many simulated workers and their devices, driven by one simulation thread."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from device_sim.credentials import DeviceCredentials
+from device_sim.device import DEFAULT_POSITION, SimDevice
+from device_sim.route import Walker
+from device_sim.worker import Behaviour, SimWorker
+
+log = logging.getLogger(__name__)
+
+
+class Fleet:
+    """Devices that walk, report, run visits and raise alerts at the configured rates.
+
+    Each device has its own paho client and network thread; all behaviour runs on one
+    simulation thread that steps every worker a few times per reporting interval.
+    """
+
+    def __init__(
+        self,
+        devices: list[DeviceCredentials],
+        host: str,
+        port: int,
+        place: tuple[float, float] = DEFAULT_POSITION,
+        radius_m: float = 1500.0,
+        location_every_s: float = 30.0,
+        heartbeat_every_s: float = 60.0,
+        alert_rate_per_hour: float = 0.5,
+        visit_rate_per_hour: float = 1.0,
+        seed: int | None = None,
+        *,
+        protocol: int = 5,
+        alert_retry_s: float = 5.0,
+        state_dir: Path | None = None,
+        false_alarm_share: float = 0.8,
+        cancel_after_s: tuple[float, float] = (15.0, 90.0),
+        visit_duration_s: tuple[int, int] = (600, 2400),
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        if not devices:
+            raise ValueError("a fleet needs at least one device")
+        if location_every_s <= 0 or heartbeat_every_s <= 0:
+            raise ValueError("reporting intervals must be > 0")
+        if min(alert_rate_per_hour, visit_rate_per_hour) < 0:
+            raise ValueError("rates must be >= 0")
+        self.host, self.port, self.place = host, port, place
+        self.behaviour = Behaviour(
+            location_every_s=location_every_s,
+            heartbeat_every_s=heartbeat_every_s,
+            alert_rate_per_hour=alert_rate_per_hour,
+            visit_rate_per_hour=visit_rate_per_hour,
+            false_alarm_share=false_alarm_share,
+            cancel_after_s=cancel_after_s,
+            visit_duration_s=visit_duration_s,
+        )
+        self.connect_timeout_s = connect_timeout_s
+        # Several steps per interval keep reports on time; never slower than 1 Hz for walking.
+        self.tick_s = max(0.05, min(1.0, location_every_s / 5, heartbeat_every_s / 5))
+        rng = random.Random(seed)
+        self._workers: list[SimWorker] = []
+        for cred in devices:
+            # One generator per worker, seeded from the fleet's, so a seed fixes each route.
+            own = random.Random(rng.getrandbits(64))
+            device = SimDevice(
+                device_id=cred.device_id,
+                secret=cred.secret,
+                host=host,
+                port=port,
+                protocol=protocol,
+                cancel_pin=cred.cancel_pin,
+                duress_pin=cred.duress_pin,
+                alert_retry_s=alert_retry_s,
+                state_dir=state_dir,
+            )
+            walker = Walker(own, place, radius_m)
+            self._workers.append(SimWorker(device, cred.kind, own, self.behaviour, walker))
+        self._stop = threading.Event()  # ends the simulation thread
+        self._requested = threading.Event()  # ends run_forever(); may come before it starts
+        self._thread: threading.Thread | None = None
+
+    @property
+    def devices(self) -> list[SimDevice]:
+        return [w.device for w in self._workers]
+
+    def device(self, device_id: str) -> SimDevice:
+        for worker in self._workers:
+            if worker.device.device_id == device_id:
+                return worker.device
+        raise KeyError(device_id)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Connect every device (raising if the broker refuses one), then start simulating."""
+        if self._thread is not None:
+            raise RuntimeError("fleet already started")
+        connected: list[SimDevice] = []
+        try:
+            for device in self.devices:
+                device.connect(timeout=self.connect_timeout_s)
+                connected.append(device)
+        except Exception:
+            for device in connected:
+                device.disconnect(timeout=0.5)
+            raise
+        self._stop.clear()
+        now = time.monotonic()
+        for worker in self._workers:
+            worker.begin(now)
+        self._thread = threading.Thread(target=self._run, name="sim-fleet", daemon=True)
+        self._thread.start()
+        log.info(
+            "fleet of %d devices running against %s:%s around %.5f,%.5f",
+            len(self._workers),
+            self.host,
+            self.port,
+            *self.place,
+        )
+
+    def stop(self) -> None:
+        """Stop simulating and disconnect every device cleanly (no last wills)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        # In parallel: each clean disconnect may wait briefly for QoS 1 acknowledgements.
+        with ThreadPoolExecutor(max_workers=min(16, len(self._workers))) as pool:
+            list(pool.map(lambda d: d.disconnect(), self.devices))
+        self._requested.clear()
+        log.info("fleet stopped")
+
+    def request_stop(self) -> None:
+        """Ask run_forever() to return; safe from a signal handler or another thread."""
+        self._requested.set()
+
+    def run_forever(self, duration_s: float | None = None) -> None:
+        """Start, run until request_stop() (or Ctrl-C, or `duration_s`), then stop cleanly."""
+        self.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            # Short waits keep the main thread responsive to signals.
+            while True:
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0 or self._requested.wait(left):
+                    break
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            now = time.monotonic()
+            for worker in self._workers:
+                try:
+                    worker.step(now)
+                except Exception:
+                    # One misbehaving worker must not stop the rest of the fleet.
+                    log.exception("%s: simulation step failed", worker.name)

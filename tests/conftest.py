@@ -1,0 +1,50 @@
+"""Fixtures: one private Mosquitto and one PostgreSQL template per session; per test a fresh
+database (SQLite file or PostgreSQL copy) and a running service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Broker, PgDatabases, Running, running, service_settings
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgDatabases]:
+    dbs = PgDatabases()
+    dbs.setup_template()
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = Broker(tmp_path_factory.mktemp("mosquitto"))
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'vigil.db'}"
+        return
+    dbs: PgDatabases = request.getfixturevalue("pg")
+    url = dbs.new()
+    try:
+        yield url
+    finally:
+        dbs.drop(url)
+
+
+@pytest.fixture
+def svc(db_url: str, mqtt_broker: Broker, tmp_path: Path) -> Iterator[Running]:
+    with running(service_settings(tmp_path / "data", db_url, mqtt_broker), mqtt_broker) as r:
+        yield r

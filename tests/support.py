@@ -1,0 +1,253 @@
+"""Test helpers shared by the suite: real Mosquitto, real databases, a running service."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from device_sim.device import SimDevice
+from monitor import broker
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.devices import service as devices
+from monitor.orgs import service as orgs
+from monitor.server import Service
+from monitor.users.models import Role
+from monitor.users.service import add_user
+
+PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVICE_USER = "vigil-service"
+SERVICE_PASSWORD = "test-service-" + secrets.token_hex(8)
+PASSWORD = "correct horse battery"
+
+
+def wait_until(
+    check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+class PgDatabases:
+    """Throwaway PostgreSQL databases, each a copy of a migrated template."""
+
+    def __init__(self) -> None:
+        self.prefix = f"vigil_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self.template = f"{self.prefix}_tmpl"
+        self.created: list[str] = []
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True)
+
+    def url(self, name: str) -> str:
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        return f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+    def setup_template(self) -> None:
+        from monitor.migrate import upgrade
+
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{self.template}"')
+        self.created.append(self.template)
+        store = Store(self.url(self.template))
+        upgrade(store)
+        store.dispose()
+
+    def new(self) -> str:
+        name = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self.created:
+            self.created.remove(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.created):
+            self.drop(self.url(name))
+
+
+class Broker:
+    """A private Mosquitto configured by Vigil's own generator, on a free port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.port = broker.free_port()
+        self.host = "127.0.0.1"
+        self.process: broker.MosquittoProcess | None = None
+
+    def start(self, store: Store | None = None) -> None:
+        self.write(store)
+        self.process = broker.MosquittoProcess(self.dir / "mosquitto.conf", self.port)
+        self.process.start()
+
+    def write(self, store: Store | None) -> None:
+        if store is None:
+            store = Store(f"sqlite:///{self.dir / 'empty.db'}")
+            from monitor.migrate import upgrade
+
+            upgrade(store)
+        with store.session() as db:
+            broker.write_config(db, self.dir, self.port, SERVICE_USER, SERVICE_PASSWORD)
+
+    def load_registry(self, store: Store) -> None:
+        """Let in exactly the devices of this store (and the service), then reload."""
+        with store.session() as db:
+            broker.write_auth_files(db, self.dir, SERVICE_USER, SERVICE_PASSWORD)
+        assert self.process is not None
+        self.process.reload()
+        time.sleep(0.3)  # Mosquitto re-reads the files on its next loop
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def restart(self) -> None:
+        assert self.process is not None
+        self.process.start()
+
+
+@dataclass
+class Badge:
+    device_id: str
+    secret: str
+    worker_id: int
+    cancel_pin: str
+    duress_pin: str
+
+
+def add_badge(
+    store: Store,
+    device_id: str,
+    *,
+    name: str = "Alex Worker",
+    team: str = "Housing",
+    heartbeat_s: int = 300,
+    org: str = "Test Org",
+) -> Badge:
+    with store.begin() as db:
+        worker = orgs.add_worker(
+            db,
+            name=name,
+            cancel_pin="1234",
+            duress_pin="9876",
+            phone="+447700900001",
+            team=team,
+            responder_notes="Asthma",
+            org_name=org,
+        )
+        device, secret = devices.add_device(
+            db, device_id, worker_id=worker.id, heartbeat_interval_s=heartbeat_s
+        )
+        return Badge(device.id, secret, worker.id, "1234", "9876")
+
+
+def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": db_url,
+        "mqtt_host": brk.host,
+        "mqtt_port": brk.port,
+        "mqtt_username": SERVICE_USER,
+        "mqtt_password": SERVICE_PASSWORD,
+        # A node name per test: persistent sessions of earlier tests must not feed this one.
+        "mqtt_node": "t" + uuid.uuid4().hex[:10],
+        "mqtt_session_expiry_s": 600,
+        "secret_key": "test-secret-" + secrets.token_hex(16),
+        "scheduler_tick_s": 0.1,
+        "command_resend_s": 2.0,
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+class Running:
+    """A started service with an API client signed in as an operator."""
+
+    def __init__(self, settings: Settings, brk: Broker) -> None:
+        self.settings = settings
+        self.broker = brk
+        self.service = Service(settings)
+        self.store = self.service.store
+        self.devices: list[SimDevice] = []
+        self.http = TestClient(self.service.app)
+        self._started = False
+
+    def start(self) -> None:
+        self.service.start(wait_s=10)
+        assert self.service.ingest.urgent_link.connected.is_set(), "service did not connect"
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.service.ingest.stop()
+            self._started = False
+
+    def close(self) -> None:
+        for d in self.devices:
+            with contextlib.suppress(Exception):
+                d.disconnect()
+        self.stop()
+        self.http.close()
+        self.store.dispose()
+
+    def badge(self, device_id: str, **kw: Any) -> tuple[SimDevice, Badge]:
+        b = add_badge(self.store, device_id, **kw)
+        self.broker.load_registry(self.store)
+        d = SimDevice(
+            device_id=b.device_id,
+            secret=b.secret,
+            host=self.broker.host,
+            port=self.broker.port,
+            cancel_pin=b.cancel_pin,
+            duress_pin=b.duress_pin,
+            alert_retry_s=1.0,
+        )
+        d.connect(timeout=10)
+        self.devices.append(d)
+        return d, b
+
+    def user(self, username: str = "op1", role: Role = Role.OPERATOR) -> dict[str, str]:
+        with self.store.begin() as db:
+            add_user(db, username, PASSWORD, role, full_name=username.title())
+        return self.login(username)
+
+    def login(self, username: str) -> dict[str, str]:
+        r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@contextlib.contextmanager
+def running(settings: Settings, brk: Broker) -> Iterator[Running]:
+    r = Running(settings, brk)
+    try:
+        r.start()
+        yield r
+    finally:
+        r.close()

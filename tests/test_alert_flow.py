@@ -1,0 +1,93 @@
+"""A panic alert from a simulated badge, through a real Mosquitto, into the store and back."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from monitor.alerts.models import Alert, AlertEvent
+from tests.support import Running, wait_until
+
+
+def test_alert_is_stored_and_received_back(svc: Running) -> None:
+    badge, b = svc.badge("badge-001")
+    alert_id = badge.raise_alert(type="red", trigger="button", note="front door")
+
+    cmd = badge.wait_for("alert_received", timeout=10, alert_id=alert_id)
+    assert cmd.payload["v"] == 1 and isinstance(cmd.payload["ts"], int)
+    assert badge.pending_alerts == []
+
+    with svc.store.session() as db:
+        alert = db.scalar(select(Alert).where(Alert.device_alert_id == alert_id))
+        assert alert is not None
+        assert (alert.device_id, alert.type, alert.trigger, alert.state) == (
+            "badge-001",
+            "red",
+            "button",
+            "raised",
+        )
+        assert alert.worker_id == b.worker_id
+        assert alert.note == "front door"
+        assert alert.lat is not None and alert.battery is not None
+        kinds = db.scalars(select(AlertEvent.kind).where(AlertEvent.alert_id == alert.id)).all()
+        assert kinds == ["raised"]
+
+    ops = svc.user()
+    listed = svc.http.get("/api/v1/alerts", headers=ops).json()
+    assert [a["device_alert_id"] for a in listed] == [alert_id]
+    assert listed[0]["worker_name"] == "Alex Worker" and listed[0]["team"] == "Housing"
+
+
+def test_copies_of_one_alert_make_one_alert(svc: Running) -> None:
+    badge, _ = svc.badge("badge-dup")
+    alert_id = "dup-alert-0001"
+    payload = (
+        '{"v":1,"ts":%d,"id":"%s","type":"red","trigger":"button","loc":{"lat":51.5,"lon":-0.12}}'
+    )
+    import time
+
+    for _ in range(1000):
+        badge.publish_raw("alert", payload % (int(time.time() * 1000), alert_id), qos=1)
+
+    def all_answered() -> bool:
+        return sum(1 for c in badge.commands if c.type == "alert_received") >= 1000
+
+    wait_until(all_answered, timeout=60, what="1000 alert_received replies")
+    with svc.store.session() as db:
+        n = db.scalar(
+            select(func.count()).select_from(Alert).where(Alert.device_alert_id == alert_id)
+        )
+        assert n == 1
+
+
+def test_acknowledge_and_resolve_tell_the_device(svc: Running) -> None:
+    badge, _ = svc.badge("badge-ack")
+    alert_id = badge.raise_alert(type="man_down", trigger="fall")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    ops = svc.user()
+    (row,) = svc.http.get("/api/v1/alerts", headers=ops).json()
+
+    r = svc.http.post(f"/api/v1/alerts/{row['id']}/acknowledge", headers=ops)
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    assert r.json()["acknowledged_by"] == "user:op1"
+    badge.wait_for("alert_acknowledged", alert_id=alert_id, timeout=10)
+
+    again = svc.http.post(f"/api/v1/alerts/{row['id']}/acknowledge", headers=ops)
+    assert again.status_code == 409
+
+    note = svc.http.post(
+        f"/api/v1/alerts/{row['id']}/notes",
+        headers=ops,
+        json={"text": "Called the worker: fell on stairs"},
+    )
+    assert note.status_code == 201
+
+    r = svc.http.post(
+        f"/api/v1/alerts/{row['id']}/resolve", headers=ops, json={"outcome": "genuine_emergency"}
+    )
+    assert r.status_code == 200 and r.json()["state"] == "resolved"
+    badge.wait_for("alert_closed", alert_id=alert_id, timeout=10)
+
+    detail = svc.http.get(f"/api/v1/alerts/{row['id']}", headers=ops).json()
+    assert [e["kind"] for e in detail["timeline"]] == ["raised", "acknowledged", "note", "resolved"]
+    assert svc.http.get("/api/v1/alerts?state=active", headers=ops).json() == []
+    assert len(svc.http.get("/api/v1/alerts?state=all", headers=ops).json()) == 1
