@@ -105,8 +105,11 @@ class SimDevice:
         self._log = CommandLog(device_id)
         self._listeners: list[CommandListener] = []
         self._conn = threading.Condition()
+        # Connected means CONNACK and SUBACK for cmd: commands sent from then on arrive.
         self._connected = False
         self._refused: str | None = None
+        self._sub_refused: str | None = None
+        self._sub_mid: int | None = None
         self._running = False
         self._unacked: list[mqtt.MQTTMessageInfo] = []
         self._unacked_lock = threading.Lock()
@@ -132,16 +135,19 @@ class SimDevice:
         return self._client
 
     def connect(self, timeout: float = 10.0, *, wait: bool = True) -> None:
-        """Connect (and keep reconnecting) in the background; by default wait for the CONNACK.
+        """Connect (and keep reconnecting) in the background; by default wait until connected:
+        CONNACK received and the cmd subscription acknowledged, so commands sent after this
+        returns are delivered.
 
-        Raises BrokerRefusedError if the broker refuses, TimeoutError if no CONNACK arrives; in
-        both cases the background connection is stopped. With wait=False it returns at once and
+        Raises BrokerRefusedError if the broker refuses the connection or the subscription,
+        TimeoutError if it does not answer in time; either way the background connection is
+        stopped. With wait=False it returns at once and
         the device keeps trying, holding alerts in its outbox until the broker can be reached.
         """
         if self._running:
             raise RuntimeError(f"{self.device_id} is already connected or connecting")
         with self._conn:
-            self._refused = None
+            self._refused = self._sub_refused = None
         kwargs: dict[str, Any] = {}
         if self.protocol == 5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -165,13 +171,16 @@ class SimDevice:
                     break
                 self._conn.wait(left)
             refused, connected = self._refused, self._connected
-        if connected:
+            if self._sub_refused is not None:
+                refused = f"subscription to {topic(self.device_id, CMD)}: {self._sub_refused}"
+        if connected and refused is None:
             return
         self._stop_background(send_disconnect=True)
         if refused is not None:
             raise BrokerRefusedError(self.device_id, refused)
         raise TimeoutError(
-            f"{self.device_id}: no CONNACK from {self.host}:{self.port} within {timeout:g} s"
+            f"{self.device_id}: not connected to {self.host}:{self.port} within {timeout:g} s"
+            " (no CONNACK/SUBACK)"
         )
 
     def wait_connected(self, timeout: float = 10.0) -> None:
@@ -382,6 +391,7 @@ class SimDevice:
         # A badge retries soon after losing the network: an alert is waiting in the outbox.
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -403,12 +413,8 @@ class SimDevice:
         online = _encode(messages.status(True, now_ms()))
         self._publish_bytes(topic(self.device_id, STATUS), online, 1, retain=True)
         # Subscribe on every connect: the broker may have lost the session (restart, expiry).
-        client.subscribe(topic(self.device_id, CMD), 1)
+        self._sub_mid = client.subscribe(topic(self.device_id, CMD), 1)[1]
         self._state.mark_all_unsent()
-        with self._conn:
-            self._connected = True
-            self._conn.notify_all()
-        self._wake.set()
         log.info(
             "%s connected to %s:%s (session present: %s)",
             self.device_id,
@@ -416,6 +422,26 @@ class SimDevice:
             self.port,
             flags.session_present,
         )
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid != self._sub_mid:
+            return
+        failed = next((r for r in reasons if r.is_failure), None)
+        if failed is not None:
+            # Still connected for publishing: alerts must go out even if commands cannot come in.
+            log.error("%s: broker refused the cmd subscription: %s", self.device_id, failed)
+        with self._conn:
+            self._connected = True
+            self._sub_refused = None if failed is None else str(failed)
+            self._conn.notify_all()
+        self._wake.set()
 
     def _on_disconnect(
         self,

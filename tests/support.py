@@ -181,6 +181,7 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "secret_key": "test-secret-" + secrets.token_hex(16),
         "scheduler_tick_s": 0.1,
         "command_resend_s": 2.0,
+        "visit_grace_s": 2,
     }
     values.update(extra)
     return Settings(**values)
@@ -208,6 +209,17 @@ class Running:
             self.service.ingest.stop()
             self._started = False
 
+    def restart(self, **changes: Any) -> None:
+        """Stop the service and start a new one on the same store and MQTT session."""
+        self.stop()
+        self.http.close()
+        self.store.dispose()
+        self.settings = self.settings.model_copy(update=changes)
+        self.service = Service(self.settings)
+        self.store = self.service.store
+        self.http = TestClient(self.service.app)
+        self.start()
+
     def close(self) -> None:
         for d in self.devices:
             with contextlib.suppress(Exception):
@@ -216,8 +228,10 @@ class Running:
         self.http.close()
         self.store.dispose()
 
-    def badge(self, device_id: str, **kw: Any) -> tuple[SimDevice, Badge]:
-        b = add_badge(self.store, device_id, **kw)
+    def badge(self, name: str, **kw: Any) -> tuple[SimDevice, Badge]:
+        """A registered, connected badge; its id is `name` plus a random suffix, since the
+        broker (shared by the session) keeps retained messages and sessions of earlier tests."""
+        b = add_badge(self.store, f"{name}-{uuid.uuid4().hex[:6]}", **kw)
         self.broker.load_registry(self.store)
         d = SimDevice(
             device_id=b.device_id,

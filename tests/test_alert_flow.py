@@ -20,7 +20,7 @@ def test_alert_is_stored_and_received_back(svc: Running) -> None:
         alert = db.scalar(select(Alert).where(Alert.device_alert_id == alert_id))
         assert alert is not None
         assert (alert.device_id, alert.type, alert.trigger, alert.state) == (
-            "badge-001",
+            b.device_id,
             "red",
             "button",
             "raised",

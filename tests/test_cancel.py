@@ -1,0 +1,72 @@
+"""alert/cancel: the cancel PIN, the duress PIN and a wrong PIN, as PROTOCOL.md says."""
+
+from __future__ import annotations
+
+from tests.support import Running
+
+
+def _raise(svc: Running, device_id: str):  # type: ignore[no-untyped-def]
+    badge, b = svc.badge(device_id)
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    ops = svc.user()
+    (row,) = svc.http.get("/api/v1/alerts?state=all", headers=ops).json()
+    return badge, b, alert_id, ops, row["id"]
+
+
+def test_cancel_pin_cancels(svc: Running) -> None:
+    badge, b, alert_id, ops, pk = _raise(svc, "badge-c1")
+    badge.cancel_alert(alert_id, b.cancel_pin)
+    badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+
+    alert = svc.http.get(f"/api/v1/alerts/{pk}", headers=ops).json()
+    assert alert["state"] == "cancelled" and alert["duress"] is False
+    assert alert["cancelled_at"] is not None
+    assert svc.http.get("/api/v1/alerts", headers=ops).json() == []
+
+
+def test_wrong_pin_is_rejected_and_alert_goes_on(svc: Running) -> None:
+    badge, b, alert_id, ops, pk = _raise(svc, "badge-c2")
+    badge.cancel_alert(alert_id, "000000")
+    badge.wait_for("cancel_rejected", alert_id=alert_id, timeout=10)
+
+    alert = svc.http.get(f"/api/v1/alerts/{pk}", headers=ops).json()
+    assert alert["state"] == "raised"
+    assert "cancel_rejected" in [e["kind"] for e in alert["timeline"]]
+    assert [a["id"] for a in svc.http.get("/api/v1/alerts", headers=ops).json()] == [pk]
+
+
+def test_duress_pin_looks_cancelled_to_the_device_only(svc: Running) -> None:
+    badge, b, alert_id, ops, pk = _raise(svc, "badge-c3")
+    badge.cancel_alert(alert_id, b.duress_pin)
+    cmd = badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+    assert set(cmd.payload) == {"v", "ts", "type", "alert_id"}
+
+    alert = svc.http.get(f"/api/v1/alerts/{pk}", headers=ops).json()
+    assert alert["duress"] is True
+    assert alert["state"] == "raised"
+    assert alert["priority"] == 0
+    active = svc.http.get("/api/v1/alerts", headers=ops).json()
+    assert [a["id"] for a in active] == [pk]
+
+    # Taking charge and resolving a duress alert must not tell the device anything.
+    assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+    assert (
+        svc.http.post(
+            f"/api/v1/alerts/{pk}/resolve", headers=ops, json={"outcome": "genuine_emergency"}
+        ).status_code
+        == 200
+    )
+    # A later ordinary command proves the device's command stream is flowing.
+    other = badge.raise_alert(type="test")
+    badge.wait_for("alert_received", alert_id=other, timeout=10)
+    seen = [(c.type, c.payload.get("alert_id")) for c in badge.commands]
+    assert ("alert_acknowledged", alert_id) not in seen
+    assert ("alert_closed", alert_id) not in seen
+
+
+def test_cancel_of_unknown_alert_is_rejected(svc: Running) -> None:
+    badge, b = svc.badge("badge-c4")
+    badge.cancel_alert("no-such-alert-1", b.cancel_pin)
+    cmd = badge.wait_for("rejected", ref="alert/cancel", timeout=10)
+    assert "unknown alert" in cmd.payload["reason"]
