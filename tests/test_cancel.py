@@ -26,7 +26,7 @@ def test_cancel_pin_cancels(svc: Running) -> None:
 
 
 def test_wrong_pin_is_rejected_and_alert_goes_on(svc: Running) -> None:
-    badge, b, alert_id, ops, pk = _raise(svc, "badge-c2")
+    badge, _, alert_id, ops, pk = _raise(svc, "badge-c2")
     badge.cancel_alert(alert_id, "000000")
     badge.wait_for("cancel_rejected", alert_id=alert_id, timeout=10)
 
