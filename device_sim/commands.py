@@ -11,13 +11,14 @@ from typing import Any
 
 from device_sim.protocol import JsonObject
 
-# The `type` of a Command whose payload was not a JSON object: it is kept, not acted on.
+# The `type` of a Command that could not be understood: it is kept, not acted on.
 UNPARSEABLE = ""
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command as received: `type` is "" when the payload was not a JSON object."""
+    """One command as received; `type` is "" (UNPARSEABLE) when the payload was not a JSON
+    object with a string `type`, and `raw` always holds the bytes as they came."""
 
     type: str
     payload: JsonObject

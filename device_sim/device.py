@@ -141,8 +141,8 @@ class SimDevice:
 
         Raises BrokerRefusedError if the broker refuses the connection or the subscription,
         TimeoutError if it does not answer in time; either way the background connection is
-        stopped. With wait=False it returns at once and
-        the device keeps trying, holding alerts in its outbox until the broker can be reached.
+        stopped. With wait=False it returns at once and the device keeps trying, holding alerts
+        in its outbox until the broker can be reached.
         """
         if self._running:
             raise RuntimeError(f"{self.device_id} is already connected or connecting")
@@ -488,7 +488,7 @@ class SimDevice:
 
     def _send_due_alerts(self) -> None:
         if not self.connected:
-            return  # held in the outbox; _on_connect sends them when the broker is back
+            return  # held in the outbox; the next (re)connect wakes the resender
         for pending in self._state.take_due(time.monotonic(), self.alert_retry_s):
             self._publish_bytes(topic(self.device_id, ALERT), pending.payload, 1)
 
@@ -546,6 +546,7 @@ class SimDevice:
 
 
 def _topic(device_id: str, suffix: str) -> str:
+    # For publish_raw, whose `topic` argument hides the module-level function.
     return topic(device_id, suffix)
 
 
