@@ -262,7 +262,7 @@ class SimDevice:
             alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
         )
         self._state.add_alert(alert_id, self._encode(body))
-        log.info("%s raised %s alert %s", self.device_id, type, alert_id)
+        log.debug("%s raised %s alert %s", self.device_id, type, alert_id)
         self._send_due_alerts()
         self._wake.set()
         return alert_id

@@ -152,12 +152,9 @@ class SimWorker:
         if self._rng.random() < self._b.false_alarm_share:
             cancel_at = now + self._rng.uniform(*self._b.cancel_after_s)
         self._alert = _Alert(alert_id, cancel_at, now + ALERT_FORGET_S)
+        lat, lon = self.device.position
         log.info(
-            "%s raised a %s alert (%s) at %.5f,%.5f",
-            self.name,
-            kind,
-            trigger,
-            *self.device.position,
+            "%s raised %s alert %s (%s) at %.5f,%.5f", self.name, kind, alert_id, trigger, lat, lon
         )
 
     # --- visits -----------------------------------------------------------------------------
