@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any, Final
@@ -83,3 +84,8 @@ def check_pin(pin: str) -> str:
     if not PIN_RE.fullmatch(pin):
         raise ValueError("a PIN is 4 to 8 digits (use publish_raw to send a malformed one)")
     return pin
+
+
+def encode(payload: JsonObject) -> bytes:
+    """A payload as devices send it: compact UTF-8 JSON."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()

@@ -150,6 +150,7 @@ def store_upload(
     ev.stored_path = str(rel)
     if ev.size_bytes is None:
         ev.size_bytes = len(data)
+    db.flush()
     if ev.sha256 is not None:
         _announce(db, ev, "uploaded and verified")
     return ev

@@ -32,7 +32,8 @@ Text500 = Annotated[str, Field(max_length=500)]
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True, allow_inf_nan=False)
 
-    v: Literal[1]
+    # Not Literal[1]: that would let `true` through, since True == 1 in Python.
+    v: Annotated[int, Field(strict=True, ge=1, le=1)]
 
 
 class Loc(BaseModel):
@@ -174,7 +175,7 @@ def describe(err: ValidationError) -> str:
         msg = e["msg"]
         if e["type"] == "json_invalid":
             return "payload is not valid JSON"
-        if e["type"] == "model_type":
+        if e["type"] == "model_type" and not where:
             return "payload must be a JSON object"
         if msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")

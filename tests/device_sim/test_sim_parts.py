@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from sim_support import loc_problems
 
 from device_sim import messages
 from device_sim.commands import UNPARSEABLE, Command, CommandLog
+from device_sim.device import SimDevice
 from device_sim.state import SEQ_BLOCK, DeviceState
 
 
@@ -97,3 +100,35 @@ def test_builders_refuse_invalid_values() -> None:
         messages.visit("v-1", "pause")
     assert messages.visit("v-1", "checkin") == {"id": "v-1", "action": "checkin"}
     assert messages.status(False, None) == {"v": 1, "online": False}
+
+
+def test_upload_evidence_puts_the_bytes_with_basic_auth() -> None:
+    got: dict[str, object] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            got.update(
+                path=self.path, auth=self.headers["Authorization"], body=self.rfile.read(length)
+            )
+            self.send_response(201 if self.path.endswith("/clip-1") else 409)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        device = SimDevice("badge-up", "s3cret")
+        base = f"http://127.0.0.1:{server.server_port}/"
+        assert device.upload_evidence(base, "clip-1", b"OggS...") == 201
+        assert got["path"] == "/api/v1/devices/badge-up/evidence/clip-1"
+        assert got["auth"] == "Basic " + base64.b64encode(b"badge-up:s3cret").decode()
+        assert got["body"] == b"OggS..."
+        assert device.upload_evidence(base, "clip-2", b"x") == 409
+        with pytest.raises(ValueError):
+            device.upload_evidence("file:///etc/passwd", "clip-1", b"x")
+    finally:
+        server.shutdown()
+        server.server_close()
