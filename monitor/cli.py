@@ -270,3 +270,20 @@ def device_list() -> None:
                     }
                 )
             )
+
+
+@device_app.command("seed-demo")
+def device_seed_demo(
+    credentials: Annotated[Path, typer.Option(help="Where to write the fleet's credentials.")],
+    count: Annotated[int, typer.Option(min=1, max=100_000)] = 25,
+) -> None:
+    """Create (or re-key) demo workers and devices; write their credentials for `vigil sim`."""
+    from monitor.demo import seed
+
+    store = _store()
+    with store.begin() as db:
+        creds = seed(db, count)
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(json.dumps(creds, indent=1))
+    credentials.chmod(0o600)
+    typer.echo(f"{len(creds)} demo devices; credentials in {credentials}")

@@ -74,8 +74,8 @@ def seed(db: Session, count: int) -> list[dict[str, str]]:
     org = orgs.get_or_create_org(db, ORG)
     creds = []
     for i in range(count):
-        device_id = f"demo-{'phone' if i % 4 == 3 else 'badge'}-{i + 1:02d}"
-        cancel_pin, duress_pin = f"{1000 + i}", f"{9000 + i}"
+        device_id = f"demo-{'phone' if i % 4 == 3 else 'badge'}-{i + 1:03d}"
+        cancel_pin, duress_pin = f"{100000 + i}", f"{900000 + i}"
         device = db.get(Device, device_id)
         if device is None:
             worker = orgs.add_worker(

@@ -1,0 +1,14 @@
+# Vigil service image: `vigil serve` by default; the same image runs `vigil sim` and set-up jobs.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY escalation ./escalation
+COPY console ./console
+COPY device_sim ./device_sim
+RUN pip install --no-cache-dir --no-deps .
+EXPOSE 8000
+CMD ["vigil", "serve", "--host", "0.0.0.0"]

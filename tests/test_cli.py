@@ -1,0 +1,142 @@
+"""The `vigil` command: db upgrade, users, workers, devices, broker files; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.db import Store
+from monitor.devices.models import Device
+from monitor.orgs.models import Worker
+from monitor.security import verify_device_secret, verify_secret
+from monitor.users.models import User
+
+
+@pytest.fixture
+def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.delenv("VIGIL_MQTT_PASSWORD", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
+        result = runner.invoke(app, list(args), input=input)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
+    return run
+
+
+def test_db_upgrade(vigil) -> None:  # type: ignore[no-untyped-def]
+    assert "up to date" in vigil("db", "upgrade").output
+
+
+def test_worker_and_device(vigil) -> None:  # type: ignore[no-untyped-def]
+    out = vigil(
+        "worker",
+        "add",
+        "Sam Lee",
+        "--phone",
+        "+447700900123",
+        "--team",
+        "Housing",
+        "--notes",
+        "Diabetic",
+        "--cancel-pin",
+        "2468",
+        "--duress-pin",
+        "1357",
+    ).output
+    assert "worker 1 added: Sam Lee" in out
+    out = vigil("device", "add", "badge-77", "--worker", "1", "--heartbeat", "120").output
+    secret = out.splitlines()[1].strip()
+    with vigil.store().session() as db:
+        device = db.get(Device, "badge-77")
+        assert device is not None and device.worker_id == 1
+        assert device.heartbeat_interval_s == 120
+        assert verify_device_secret(device.secret_hash, secret)
+        assert secret not in device.secret_hash
+        worker = db.scalar(select(Worker))
+        assert worker is not None and worker.responder_notes == "Diabetic"
+        assert verify_secret(worker.cancel_pin_hash, "2468")
+        assert verify_secret(worker.duress_pin_hash, "1357")
+        assert "2468" not in worker.cancel_pin_hash
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["worker", "add", "X", "--cancel-pin", "12", "--duress-pin", "1357"], "cancel_pin"),
+        (["worker", "add", "X", "--cancel-pin", "1357", "--duress-pin", "1357"], "must differ"),
+        (["device", "add", "bad id!"], "device id must be"),
+        (["device", "add", "badge-1", "--worker", "99"], "no worker 99"),
+        (["user", "add", "amy", "--password", "short"], "at least 10"),
+        (["user", "add", "amy", "--password", "long enough pw", "--role", "boss"], "role must be"),
+        (["mosquitto-config"], "VIGIL_MQTT_PASSWORD"),
+    ],
+)
+def test_bad_input_is_a_clear_error_that_changes_nothing(vigil, args, message) -> None:  # type: ignore[no-untyped-def]
+    vigil("db", "upgrade")
+    result = vigil(*args, ok=False)
+    assert message in result.output
+    with vigil.store().session() as db:
+        assert db.scalars(select(Worker)).all() == []
+        assert db.scalars(select(Device)).all() == []
+        assert db.scalars(select(User)).all() == []
+
+
+def test_user_add(vigil) -> None:  # type: ignore[no-untyped-def]
+    vigil("user", "add", "lead", "--role", "supervisor", "--password", "a good long one")
+    with vigil.store().session() as db:
+        user = db.scalar(select(User))
+        assert user is not None and user.role == "supervisor"
+        assert verify_secret(user.password_hash, "a good long one")
+    vigil("user", "add", "lead", "--password", "a good long one", ok=False)
+
+
+def test_mosquitto_config_from_registry(
+    vigil,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vigil("worker", "add", "Sam", "--cancel-pin", "2468", "--duress-pin", "1357")
+    vigil("device", "add", "badge-1", "--worker", "1")
+    vigil("device", "add", "badge-2", "--worker", "1")
+    with vigil.store().begin() as db:
+        off = db.get(Device, "badge-2")
+        assert off is not None
+        off.enabled = False
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
+    out_dir = tmp_path / "mq"
+    vigil("mosquitto-config", "--out", str(out_dir), "--port", "18830")
+    users = [line.split(":")[0] for line in (out_dir / "passwords").read_text().splitlines()]
+    assert users == ["vigil-service", "badge-1"]  # the disabled device is left out
+    acl = (out_dir / "acl").read_text()
+    assert "pattern write vigil/v1/%u/#" in acl and "pattern read vigil/v1/%u/cmd" in acl
+    assert "user vigil-service\ntopic readwrite vigil/v1/#" in acl
+    conf = (out_dir / "mosquitto.conf").read_text()
+    for line in (
+        "listener 18830",
+        "allow_anonymous false",
+        "persistence true",
+        "max_queued_messages 1000000",
+    ):
+        assert line in conf
+    assert oct((out_dir / "passwords").stat().st_mode & 0o777) == "0o600"
+
+
+def test_seed_demo_writes_credentials(vigil, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    creds_file = tmp_path / "fleet.json"
+    vigil("device", "seed-demo", "--count", "3", "--credentials", str(creds_file))
+    creds = json.loads(creds_file.read_text())
+    assert [c["device_id"] for c in creds] == ["demo-badge-001", "demo-badge-002", "demo-badge-003"]
+    with vigil.store().session() as db:
+        for c in creds:
+            device = db.get(Device, c["device_id"])
+            assert device is not None and verify_device_secret(device.secret_hash, c["secret"])
