@@ -1,0 +1,110 @@
+"""Benchmark harness: a private Mosquitto, a fresh store, `vigil serve` in its own process.
+
+Everything runs on this machine's loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from monitor import broker
+from monitor.db import Store
+from monitor.devices.service import add_device
+from monitor.migrate import upgrade
+from monitor.orgs.service import add_worker
+
+SERVICE_USER = "vigil-service"
+
+
+@dataclass
+class Rig:
+    workdir: Path
+    db_url: str
+    store: Store
+    broker_port: int
+    service_password: str
+    http_port: int
+    credentials: dict[str, str]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+@contextlib.contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    admin = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"vigil_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig]:
+    """Devices `load-NNNNN` (no worker) and `alert-NNN` (with a worker and PINs)."""
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, \
+            database(kind, Path(tmp)) as url:
+        workdir = Path(tmp)
+        store = Store(url)
+        upgrade(store)
+        creds: dict[str, str] = {}
+        with store.begin() as db:
+            for i in range(alerting_devices):
+                w = add_worker(db, name=f"Worker {i}", cancel_pin="1234", duress_pin="9876",
+                               team="Bench")
+                d, s = add_device(db, f"alert-{i:03d}", worker_id=w.id)
+                creds[d.id] = s
+            for i in range(plain_devices):
+                d, s = add_device(db, f"load-{i:05d}", worker_id=None)
+                creds[d.id] = s
+        service_password = secrets.token_urlsafe(16)
+        port = broker.free_port()
+        with store.session() as db:
+            files = broker.write_config(db, workdir / "broker", port, SERVICE_USER,
+                                        service_password)
+        mosq = broker.MosquittoProcess(files.conf, port)
+        mosq.start()
+        http_port = broker.free_port()
+        env = {**os.environ, "VIGIL_DATA_DIR": str(workdir / "data"), "VIGIL_DATABASE_URL": url,
+               "VIGIL_MQTT_PORT": str(port), "VIGIL_MQTT_USERNAME": SERVICE_USER,
+               "VIGIL_MQTT_PASSWORD": service_password, "VIGIL_HTTP_PORT": str(http_port),
+               "VIGIL_SECRET_KEY": secrets.token_urlsafe(32)}
+        log = open(workdir / "serve.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            if not broker.wait_for_port("127.0.0.1", http_port, 60):
+                raise RuntimeError((workdir / "serve.log").read_text())
+            time.sleep(1.0)  # MQTT sessions up
+            yield Rig(workdir, url, store, port, service_password, http_port, creds)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            log.close()
+            mosq.stop()
+            store.dispose()
