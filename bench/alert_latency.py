@@ -25,8 +25,9 @@ from monitor.alerts.models import Alert
 from monitor.devices.models import LocationFix
 
 
-def location_load(port: int, password: str, devices: int, rate: float, stop: threading.Event,
-                  sent: list[int]) -> None:
+def location_load(
+    port: int, password: str, devices: int, rate: float, stop: threading.Event, sent: list[int]
+) -> None:
     # One connection publishes for every device (the service account may), so the load
     # generator stays light next to the service under test.
     c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-load")
@@ -39,9 +40,12 @@ def location_load(port: int, password: str, devices: int, rate: float, stop: thr
     next_at = time.perf_counter()
     while not stop.is_set():
         dev = f"load-{n % devices:05d}"
-        body = {"v": 1, "ts": int(time.time() * 1000),
-                "loc": {"lat": 51.5 + (n % 100) * 1e-4, "lon": -0.12, "acc": 5, "src": "gps"},
-                "batt": 80}
+        body = {
+            "v": 1,
+            "ts": int(time.time() * 1000),
+            "loc": {"lat": 51.5 + (n % 100) * 1e-4, "lon": -0.12, "acc": 5, "src": "gps"},
+            "batt": 80,
+        }
         c.publish(f"vigil/v1/{dev}/location", json.dumps(body), qos=1)
         n += 1
         next_at += interval
@@ -65,14 +69,20 @@ def main() -> None:
     with rig(args.db, plain_devices=args.devices, alerting_devices=20) as r:
         badges = []
         for i in range(20):
-            d = SimDevice(device_id=f"alert-{i:03d}", secret=r.credentials[f"alert-{i:03d}"],
-                          port=r.broker_port, alert_retry_s=30)
+            d = SimDevice(
+                device_id=f"alert-{i:03d}",
+                secret=r.credentials[f"alert-{i:03d}"],
+                port=r.broker_port,
+                alert_retry_s=30,
+            )
             d.connect(timeout=10)
             badges.append(d)
         stop = threading.Event()
         sent: list[int] = []
-        loader = threading.Thread(target=location_load, args=(
-            r.broker_port, r.service_password, args.devices, args.loc_rate, stop, sent))
+        loader = threading.Thread(
+            target=location_load,
+            args=(r.broker_port, r.service_password, args.devices, args.loc_rate, stop, sent),
+        )
         loader.start()
         time.sleep(2)  # load running before the first alert
 
@@ -92,8 +102,11 @@ def main() -> None:
         latencies = []
         missing = 0
         for d, alert_id, t0 in raised:
-            got = [c for c in d.commands
-                   if c.type == "alert_received" and c.payload.get("alert_id") == alert_id]
+            got = [
+                c
+                for c in d.commands
+                if c.type == "alert_received" and c.payload.get("alert_id") == alert_id
+            ]
             if got:
                 latencies.append((got[0].received_at - t0) * 1000)
             else:
@@ -103,11 +116,15 @@ def main() -> None:
             stored_locs = db.scalar(select(func.count()).select_from(LocationFix))
         for d in badges:
             d.disconnect()
-        print(f"database={args.db} devices={args.devices} loc_rate={args.loc_rate}/s "
-              f"alert_rate={args.alert_rate}/s seconds={args.seconds}")
+        print(
+            f"database={args.db} devices={args.devices} loc_rate={args.loc_rate}/s "
+            f"alert_rate={args.alert_rate}/s seconds={args.seconds}"
+        )
         print(f"alerts raised={len(raised)} stored={stored_alerts} unanswered={missing}")
-        print(f"publish->alert_received ms: p50={percentile(latencies, 50):.1f} "
-              f"p99={percentile(latencies, 99):.1f} max={max(latencies, default=0):.1f}")
+        print(
+            f"publish->alert_received ms: p50={percentile(latencies, 50):.1f} "
+            f"p99={percentile(latencies, 99):.1f} max={max(latencies, default=0):.1f}"
+        )
         print(f"locations sent={sent[0]} stored={stored_locs} (alert copies stored too)")
 
 

@@ -67,16 +67,19 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig]:
     """Devices `load-NNNNN` (no worker) and `alert-NNN` (with a worker and PINs)."""
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, \
-            database(kind, Path(tmp)) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
+        database(kind, Path(tmp)) as url,
+    ):
         workdir = Path(tmp)
         store = Store(url)
         upgrade(store)
         creds: dict[str, str] = {}
         with store.begin() as db:
             for i in range(alerting_devices):
-                w = add_worker(db, name=f"Worker {i}", cancel_pin="1234", duress_pin="9876",
-                               team="Bench")
+                w = add_worker(
+                    db, name=f"Worker {i}", cancel_pin="1234", duress_pin="9876", team="Bench"
+                )
                 d, s = add_device(db, f"alert-{i:03d}", worker_id=w.id)
                 creds[d.id] = s
             for i in range(plain_devices):
@@ -85,18 +88,29 @@ def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig
         service_password = secrets.token_urlsafe(16)
         port = broker.free_port()
         with store.session() as db:
-            files = broker.write_config(db, workdir / "broker", port, SERVICE_USER,
-                                        service_password)
+            files = broker.write_config(
+                db, workdir / "broker", port, SERVICE_USER, service_password
+            )
         mosq = broker.MosquittoProcess(files.conf, port)
         mosq.start()
         http_port = broker.free_port()
-        env = {**os.environ, "VIGIL_DATA_DIR": str(workdir / "data"), "VIGIL_DATABASE_URL": url,
-               "VIGIL_MQTT_PORT": str(port), "VIGIL_MQTT_USERNAME": SERVICE_USER,
-               "VIGIL_MQTT_PASSWORD": service_password, "VIGIL_HTTP_PORT": str(http_port),
-               "VIGIL_SECRET_KEY": secrets.token_urlsafe(32)}
+        env = {
+            **os.environ,
+            "VIGIL_DATA_DIR": str(workdir / "data"),
+            "VIGIL_DATABASE_URL": url,
+            "VIGIL_MQTT_PORT": str(port),
+            "VIGIL_MQTT_USERNAME": SERVICE_USER,
+            "VIGIL_MQTT_PASSWORD": service_password,
+            "VIGIL_HTTP_PORT": str(http_port),
+            "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
+        }
         log = open(workdir / "serve.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             if not broker.wait_for_port("127.0.0.1", http_port, 60):
                 raise RuntimeError((workdir / "serve.log").read_text())
