@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import secrets
+import time
 from collections import deque
 from pathlib import Path
 
@@ -39,9 +40,10 @@ PING_S = 20.0
 
 
 class Client:
-    def __init__(self, ws: WebSocket, user: str) -> None:
+    def __init__(self, ws: WebSocket, user: str, expires: float) -> None:
         self.ws = ws
         self.user = user
+        self.expires = expires
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
 
@@ -98,23 +100,29 @@ class Hub:
             {"seq": self.last_seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active}
         )
 
-    def user_for(self, token: str) -> User | None:
+    def user_for(self, token: str) -> tuple[User, float] | None:
+        """The token's active user and when the token expires, or None."""
         claims = read_token(self.settings.secret_key, token)
         if claims is None:
             return None
         with self.store.session() as db:
             user = db.get(User, int(claims["sub"]))
-            return user if user is not None and user.active else None
+            if user is None or not user.active:
+                return None
+            return user, float(claims["exp"])
 
     async def serve(self, ws: WebSocket) -> None:
         self.loop = asyncio.get_running_loop()
         token = ws.query_params.get("token", "")
-        user = await asyncio.to_thread(self.user_for, token)
-        if user is None:
+        found = await asyncio.to_thread(self.user_for, token)
+        # Accept first: a close before accepting reaches the browser as a bare HTTP 403,
+        # and the console could not tell "sign in again" from "network trouble".
+        await ws.accept()
+        if found is None:
             await ws.close(code=4401, reason="not signed in")
             return
-        await ws.accept()
-        client = Client(ws, user.username)
+        user, expires = found
+        client = Client(ws, user.username, expires)
         self.clients.add(client)
         try:
             since = ws.query_params.get("since")
@@ -153,6 +161,9 @@ class Hub:
 
     async def _send(self, client: Client) -> None:
         while True:
+            if time.time() >= client.expires:
+                await client.ws.close(code=4401, reason="session expired")
+                return
             try:
                 text = await asyncio.wait_for(client.queue.get(), PING_S)
             except TimeoutError:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.devices.models import Device
+from monitor.ingest.messages import SCHEMAS
 from monitor.security import hash_device_secret
 
 INSTALL_HINT = (
@@ -47,10 +48,10 @@ def acl_text(service_user: str) -> str:
         f"user {service_user}\n"
         "topic readwrite vigil/v1/#\n"
         "\n"
-        "# Every device (username = device id) publishes only under its own topic and reads\n"
-        "# only its own commands.\n"
-        "pattern write vigil/v1/%u/#\n"
-        "pattern read vigil/v1/%u/cmd\n"
+        "# Every device (username = device id) publishes only the protocol's messages under\n"
+        "# its own topic, and reads only its own commands.\n"
+        + "".join(f"pattern write vigil/v1/%u/{suffix}\n" for suffix in SCHEMAS)
+        + "pattern read vigil/v1/%u/cmd\n"
     )
 
 

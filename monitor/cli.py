@@ -183,7 +183,10 @@ def device_add(
     device_id: str,
     worker: Annotated[int | None, typer.Option(help="Id of the worker who carries it.")] = None,
     kind: Annotated[str, typer.Option(help="badge or phone")] = "badge",
-    heartbeat: Annotated[int, typer.Option(help="Expected heartbeat interval, s.")] = 300,
+    heartbeat: Annotated[
+        int | None,
+        typer.Option(help="Expected heartbeat interval, s (default VIGIL_DEFAULT_HEARTBEAT_S)."),
+    ] = None,
 ) -> None:
     """Register a device and print its secret (shown this once only)."""
     from monitor.devices.service import DeviceError, add_device
@@ -192,7 +195,11 @@ def device_add(
     try:
         with store.begin() as db:
             device, secret = add_device(
-                db, device_id, worker_id=worker, kind=kind, heartbeat_interval_s=heartbeat
+                db,
+                device_id,
+                worker_id=worker,
+                kind=kind,
+                heartbeat_interval_s=heartbeat or settings().default_heartbeat_s,
             )
     except DeviceError as e:
         raise fail(str(e)) from e

@@ -39,7 +39,6 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    public_url: str = ""
 
     secret_key: str = Field(
         "", description="Signs access tokens; generated into data_dir when empty."

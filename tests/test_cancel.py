@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support import Running
+from tests.support import Running, wait_until
 
 
 def _raise(svc: Running, device_id: str):  # type: ignore[no-untyped-def]
@@ -70,3 +70,31 @@ def test_cancel_of_unknown_alert_is_rejected(svc: Running) -> None:
     badge.cancel_alert("no-such-alert-1", b.cancel_pin)
     cmd = badge.wait_for("rejected", ref="alert/cancel", timeout=10)
     assert "unknown alert" in cmd.payload["reason"]
+
+
+def test_after_resolution_duress_and_cancel_answer_alike(svc: Running) -> None:
+    badge, b, alert_id, ops, pk = _raise(svc, "badge-c5")
+    svc.http.post(f"/api/v1/alerts/{pk}/resolve", headers=ops, json={"outcome": "false_alarm"})
+    badge.wait_for("alert_closed", alert_id=alert_id, timeout=10)
+
+    badge.cancel_alert(alert_id, b.cancel_pin)
+    first = badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+    badge.cancel_alert(alert_id, b.duress_pin)
+    wait_until(
+        lambda: len([c for c in badge.commands if c.type == "alert_cancelled"]) == 2,
+        timeout=10,
+        what="the answer to the duress PIN",
+    )
+    second = [c for c in badge.commands if c.type == "alert_cancelled"][1]
+    assert set(first.payload) == set(second.payload)
+
+    # The closed alert cannot be reopened, so the duress PIN raises a new duress alert, once,
+    # however many copies of the message arrive.
+    badge.cancel_alert(alert_id, b.duress_pin)
+    wait_until(
+        lambda: len([c for c in badge.commands if c.type == "alert_cancelled"]) == 3,
+        timeout=10,
+        what="the answer to the repeated duress PIN",
+    )
+    active = svc.http.get("/api/v1/alerts", headers=ops).json()
+    assert [(a["type"], a["duress"], a["priority"]) for a in active] == [("duress", True, 0)]

@@ -118,7 +118,8 @@ def test_mosquitto_config_from_registry(
     users = [line.split(":")[0] for line in (out_dir / "passwords").read_text().splitlines()]
     assert users == ["vigil-service", "badge-1"]  # the disabled device is left out
     acl = (out_dir / "acl").read_text()
-    assert "pattern write vigil/v1/%u/#" in acl and "pattern read vigil/v1/%u/cmd" in acl
+    assert "pattern write vigil/v1/%u/alert\n" in acl and "pattern read vigil/v1/%u/cmd" in acl
+    assert "pattern write vigil/v1/%u/alert/cancel\n" in acl and "%u/#" not in acl
     assert "user vigil-service\ntopic readwrite vigil/v1/#" in acl
     conf = (out_dir / "mosquitto.conf").read_text()
     for line in (

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from monitor.alerts.models import Alert
 from monitor.orgs.models import Organisation
+from monitor.users.models import Role
 from monitor.visits.models import Visit
 from tests.support import Running, wait_until
 
@@ -173,3 +174,20 @@ def test_organisation_requiring_pin_refuses_end_without_it(svc: Running) -> None
     with svc.store.session() as db:
         assert db.scalar(select(Visit.state)) == "ended"
         assert db.scalars(select(Alert)).all() == []
+
+
+def test_message_for_unknown_visit_is_refused_and_recorded(svc: Running) -> None:
+    badge, b = svc.badge("badge-v7")
+    _visit(badge, "visit-nope", "checkin")
+    cmd = badge.wait_for("rejected", ref="visit", timeout=10)
+    assert cmd.payload == {
+        "v": 1,
+        "ts": cmd.payload["ts"],
+        "type": "rejected",
+        "ref": "visit",
+        "reason": "unknown visit visit-nope",
+        "id": "visit-nope",
+    }
+    sup = svc.user("lead", Role.SUPERVISOR)
+    (row,) = svc.http.get(f"/api/v1/refused?device_id={b.device_id}", headers=sup).json()
+    assert row["reason"] == "unknown visit visit-nope"

@@ -170,8 +170,8 @@ def cancel_from_device(
 ) -> str:
     """Apply a cancel message whose PIN checked out as `pin_kind` ("cancel", "duress" or None).
 
-    Returns the command type the device gets: `alert_cancelled`, `cancel_rejected` or
-    `alert_closed`. Duress answers exactly as a real cancel does.
+    Returns the command type the device gets: `alert_cancelled` or `cancel_rejected`. The
+    duress PIN is answered exactly as the cancel PIN is, whatever state the alert is in.
     """
     state = alert.state_enum
     if pin_kind is None:
@@ -179,15 +179,15 @@ def cancel_from_device(
         _announce(db, "alert.updated", alert)
         return "cancel_rejected"
     if pin_kind == "duress":
-        if alert.duress:
-            return "alert_cancelled"
-        alert.duress = True
-        alert.priority = priority(alert.type_enum, True)
-        record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
-        _announce(db, "alert.duress", alert)
-        if state not in ACTIVE_STATES:
+        if not alert.duress:
+            alert.duress = True
+            alert.priority = priority(alert.type_enum, True)
+            record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
+            _announce(db, "alert.duress", alert)
+        if state not in ACTIVE_STATES and not _active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
-            # now, so a new duress alert goes to the top of the queue.
+            # now, so a new duress alert goes to the top of the queue. (A resent copy of the
+            # same message finds that alert active and raises no second one.)
             raise_by_service(
                 db,
                 device=device,
@@ -205,17 +205,28 @@ def cancel_from_device(
     if alert.duress:
         # Under duress the worker may be made to cancel again; it changes nothing.
         record(db, alert, "cancel_after_duress", actor, "Cancel PIN after duress: ignored")
-        return "alert_cancelled"
-    if state is AlertState.CANCELLED:
-        return "alert_cancelled"
-    if state is AlertState.RESOLVED:
-        return "alert_closed"
-    check_transition(state, AlertState.CANCELLED)
-    alert.state = AlertState.CANCELLED.value
-    alert.cancelled_at = utcnow()
-    record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
-    _announce(db, "alert.cancelled", alert)
+    elif state in ACTIVE_STATES:
+        check_transition(state, AlertState.CANCELLED)
+        alert.state = AlertState.CANCELLED.value
+        alert.cancelled_at = utcnow()
+        record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
+        _announce(db, "alert.cancelled", alert)
+    # An alert that is already over is answered as cancelled too: the device only needs to
+    # know the alert is over, and a different answer here would set duress apart.
     return "alert_cancelled"
+
+
+def _active_duress(db: Session, device_id: str) -> bool:
+    return (
+        db.scalar(
+            select(Alert.id).where(
+                Alert.device_id == device_id,
+                Alert.duress.is_(True),
+                Alert.state.in_([s.value for s in ACTIVE_STATES]),
+            )
+        )
+        is not None
+    )
 
 
 def acknowledge(db: Session, alert_id: int, *, actor: str, via: str = "console") -> Alert:

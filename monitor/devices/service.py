@@ -38,6 +38,8 @@ def add_device(
         raise DeviceError(f"device {device_id} already exists")
     if worker_id is not None and db.get(Worker, worker_id) is None:
         raise DeviceError(f"no worker {worker_id}")
+    if kind not in ("badge", "phone"):
+        raise DeviceError("kind must be badge or phone")
     if heartbeat_interval_s < 10:
         raise DeviceError("heartbeat interval must be at least 10 s")
     secret = new_device_secret()

@@ -19,14 +19,14 @@ class Evidence(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), ForeignKey("devices.id"))
-    evidence_id: Mapped[str] = mapped_column(String(64))
+    evidence_id: Mapped[str] = mapped_column(String(128))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"), index=True)
     # The ids as the device gave them, kept even when the alert or visit is not yet known.
     device_alert_id: Mapped[str | None] = mapped_column(String(64))
-    device_visit_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str | None] = mapped_column(String(16))
-    codec: Mapped[str | None] = mapped_column(String(16))
+    device_visit_id: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str | None] = mapped_column(Text)
+    codec: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None]
     size_bytes: Mapped[int | None]
     # Set by the reference message; an upload that came first waits with its own digest.

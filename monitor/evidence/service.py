@@ -110,6 +110,25 @@ def link_to_alert(db: Session, alert: Alert) -> None:
         _announce(db, ev, "recorded")
 
 
+def link_to_visit(db: Session, device_id: str, device_visit_id: str) -> None:
+    """A voice memo sent before its visit started is tied to the visit when it starts."""
+    visit_id = db.scalar(
+        select(Visit.id).where(
+            Visit.device_id == device_id, Visit.device_visit_id == device_visit_id
+        )
+    )
+    if visit_id is None:
+        return
+    for ev in db.scalars(
+        select(Evidence).where(
+            Evidence.device_id == device_id,
+            Evidence.device_visit_id == device_visit_id,
+            Evidence.visit_id.is_(None),
+        )
+    ):
+        ev.visit_id = visit_id
+
+
 def discard_upload(db: Session, device_id: str, evidence_id: str, store_dir: Path) -> None:
     ev = _find(db, device_id, evidence_id)
     if ev is None:
@@ -133,7 +152,12 @@ def store_upload(
         if ev.uploaded_sha256 != digest:
             raise EvidenceRefused(f"evidence {evidence_id} was already uploaded with other bytes")
         return ev
-    rel = Path(device.id) / f"{digest}.bin"
+    if ev is None:
+        ev = Evidence(device_id=device.id, evidence_id=evidence_id)
+        db.add(ev)
+        db.flush()
+    # Named by row: an evidence id is any text, and two clips may have the same digest.
+    rel = Path(device.id) / f"{ev.id}.bin"
     path = store_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
@@ -142,9 +166,6 @@ def store_upload(
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
-    if ev is None:
-        ev = Evidence(device_id=device.id, evidence_id=evidence_id)
-        db.add(ev)
     ev.uploaded_at = utcnow()
     ev.uploaded_sha256 = digest
     ev.stored_path = str(rel)

@@ -14,13 +14,14 @@ from monitor.evidence.models import EvidenceOut
 
 router = APIRouter(prefix="/api/v1/devices", tags=["evidence"])
 
-IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+DevicePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+EvidencePath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @router.put("/{device_id}/evidence/{evidence_id}")
 async def upload(
-    device_id: IdPath,
-    evidence_id: IdPath,
+    device_id: DevicePath,
+    evidence_id: EvidencePath,
     request: Request,
     device: CurrentDevice,
     settings: SettingsDep,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.ingest.link import Incoming
-from monitor.ingest.messages import Parsed
+from monitor.ingest.messages import Parsed, Refusal, ref_id_of
 from monitor.ingest.refusals import Refused
 
 
@@ -19,3 +19,14 @@ class Item:
 
     def ack(self) -> None:
         self.incoming.ack()
+
+    def refuse(self, code: str, reason: str) -> Refused:
+        """A refusal of this (well-formed) message for a reason found while applying it."""
+        assert self.parsed is not None
+        p = self.parsed
+        return Refused(
+            Refusal(code, reason, p.device_id, p.suffix, ref_id_of(p.msg)),
+            self.incoming.topic,
+            self.incoming.payload,
+            self.received_at,
+        )

@@ -24,7 +24,8 @@ TS_MAX = 4_102_444_800_000
 
 DeviceTs = Annotated[int, Field(ge=TS_MIN, lt=TS_MAX)]
 Pin = Annotated[str, Field(pattern=r"^[0-9]{4,8}$")]
-RefId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_RE)]
+# PROTOCOL.md constrains alert ids only; visit, memo and evidence ids are any non-empty text.
+RefId = Annotated[str, Field(min_length=1, max_length=128)]
 AlertId = Annotated[str, Field(min_length=8, max_length=64, pattern=ID_RE)]
 Text500 = Annotated[str, Field(max_length=500)]
 
@@ -51,7 +52,7 @@ class Loc(BaseModel):
 
 class _Timed(_Msg):
     ts: DeviceTs
-    seq: int | None = Field(None, ge=0)
+    seq: int | None = None
 
     @property
     def at(self) -> datetime:
@@ -66,8 +67,8 @@ class LocationMsg(_Timed):
 class HeartbeatMsg(_Timed):
     batt: int = Field(ge=0, le=100)
     chg: bool | None = None
-    rssi: int | None = Field(None, ge=-200, le=0)
-    fw: str | None = Field(None, max_length=64)
+    rssi: int | None = None
+    fw: str | None = None
 
 
 class StatusMsg(_Msg):
@@ -109,12 +110,12 @@ class EvidenceMsg(_Timed):
     id: RefId
     alert_id: AlertId | None = None
     visit_id: RefId | None = None
-    kind: Literal["audio"]
-    codec: str | None = Field(None, max_length=16)
+    kind: str | None = None
+    codec: str | None = None
     duration_ms: int | None = Field(None, ge=0)
     bytes: int | None = Field(None, ge=0)
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    uri: str | None = Field(None, max_length=2000)
+    uri: str | None = None
 
     @model_validator(mode="after")
     def _one_owner(self) -> EvidenceMsg:
@@ -157,6 +158,17 @@ class Refusal:
     reason: str
     device_id: str | None = None
     suffix: str | None = None
+    # The id of the alert, visit or clip the message was about, when it could be read.
+    ref_id: str | None = None
+
+
+def ref_id_of(msg: DeviceMessage) -> str | None:
+    """The alert, visit or clip a message is about, for naming it in a `rejected` reply."""
+    if isinstance(msg, AlertMsg | VisitMsg | EvidenceMsg):
+        return msg.id
+    if isinstance(msg, CancelMsg):
+        return msg.alert_id
+    return None
 
 
 def split_topic(topic: str) -> tuple[str, str] | None:

@@ -50,4 +50,7 @@ def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
     """The `rejected` command for the device, where the device can be told."""
     if r.refusal.device_id is None or r.refusal.suffix is None:
         return None
-    return r.refusal.device_id, {"ref": r.refusal.suffix, "reason": r.refusal.reason}
+    fields = {"ref": r.refusal.suffix, "reason": r.refusal.reason}
+    if r.refusal.ref_id is not None:
+        fields["id"] = r.refusal.ref_id
+    return r.refusal.device_id, fields

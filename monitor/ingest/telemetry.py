@@ -26,7 +26,7 @@ from monitor.devices.models import BatteryWarning, Device, DeviceCommand, Locati
 from monitor.events import emit
 from monitor.ingest import refusals
 from monitor.ingest.items import Item
-from monitor.ingest.messages import HeartbeatMsg, LocationMsg, Refusal, StatusMsg
+from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,7 @@ def device_refusal(item: Item, device: Device | None) -> refusals.Refused | None
         if device is None
         else ("disabled_device", "device is disabled")
     )
-    p = item.parsed
-    return refusals.Refused(
-        Refusal(code, why, p.device_id, p.suffix),
-        item.incoming.topic,
-        item.incoming.payload,
-        item.received_at,
-    )
+    return item.refuse(code, why)
 
 
 def note_battery(db: Session, device: Device, level: int, at: datetime, threshold: int) -> None:
@@ -207,7 +201,7 @@ class TelemetryWriter(threading.Thread):
             elif isinstance(msg, HeartbeatMsg):
                 dev.charging, dev.rssi = msg.chg, msg.rssi
                 if msg.fw is not None:
-                    dev.firmware = msg.fw
+                    dev.firmware = msg.fw[:64]
                 note_battery(db, dev, msg.batt, at, threshold)
         if fixes:
             db.execute(insert(LocationFix), fixes)

@@ -25,7 +25,7 @@ from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.ingest import refusals
 from monitor.ingest.items import Item
-from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, Refusal, VisitMsg
+from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.telemetry import device_refusal
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
@@ -106,14 +106,7 @@ class UrgentWorker(threading.Thread):
             if isinstance(msg, CancelMsg):
                 return self._cancel(db, device, msg, pin_kind, item)
             if isinstance(msg, VisitMsg):
-                visits.handle(
-                    db,
-                    device=device,
-                    org_id=devices.org_of(db, device),
-                    msg=msg,
-                    received_at=item.received_at,
-                )
-                return []
+                return self._visit(db, device, msg, item)
             if isinstance(msg, EvidenceMsg):
                 return self._evidence(db, device, msg, item)
         raise AssertionError(f"not an urgent message: {item.parsed.suffix}")
@@ -171,17 +164,20 @@ class UrgentWorker(threading.Thread):
     ) -> list[Direct]:
         alert = alerts.find_device_alert(db, device.id, msg.alert_id)
         if alert is None:
-            refused = refusals.Refused(
-                Refusal(
-                    "unknown_alert", f"unknown alert {msg.alert_id}", device.id, "alert/cancel"
-                ),
-                item.incoming.topic,
-                item.incoming.payload,
-                item.received_at,
-            )
+            refused = item.refuse("unknown_alert", f"unknown alert {msg.alert_id}")
             return self._refuse(refused, db)
         answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
         queue_command(db, device.id, answer, alert_id=msg.alert_id)
+        return []
+
+    def _visit(self, db: Session, device: Device, msg: VisitMsg, item: Item) -> list[Direct]:
+        org_id = devices.org_of(db, device)
+        try:
+            visits.handle(db, device=device, org_id=org_id, msg=msg, received_at=item.received_at)
+        except visits.VisitRefused as why:
+            return self._refuse(item.refuse("visit_refused", str(why)), db)
+        if msg.action == "start":
+            evidence.link_to_visit(db, device.id, msg.id)
         return []
 
     def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item) -> list[Direct]:
@@ -193,11 +189,6 @@ class UrgentWorker(threading.Thread):
         except evidence.EvidenceRefused as why:
             if why.discard_upload:
                 evidence.discard_upload(db, device.id, msg.id, store_dir)
-            refused = refusals.Refused(
-                Refusal("evidence_mismatch", str(why), device.id, "evidence"),
-                item.incoming.topic,
-                item.incoming.payload,
-                item.received_at,
-            )
+            refused = item.refuse("evidence_mismatch", str(why))
             return self._refuse(refused, db)
         return []

@@ -36,8 +36,8 @@ def _started(db: Session, visit: Visit) -> None:
     emit(db, "visit.updated", visit_id=visit.id, device_id=visit.device_id)
 
 
-def _reject(db: Session, device_id: str, reason: str, msg: VisitMsg) -> None:
-    queue_command(db, device_id, "rejected", ref="visit", reason=reason, id=msg.id)
+class VisitRefused(Exception):
+    """The visit message cannot apply (unknown or ended visit); nothing was changed."""
 
 
 def handle(
@@ -55,7 +55,7 @@ def handle(
             if visit.state == VisitState.OPEN.value:
                 _started(db, visit)
             else:
-                _reject(db, device.id, "this visit has already ended", msg)
+                raise VisitRefused("this visit has already ended")
             return
         assert msg.duration_s is not None
         visit = Visit(
@@ -77,13 +77,12 @@ def handle(
         return
 
     if visit is None:
-        _reject(db, device.id, f"unknown visit {msg.id}", msg)
-        return
+        raise VisitRefused(f"unknown visit {msg.id}")
     if visit.state != VisitState.OPEN.value:
         if msg.action == "end":
             queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)
         else:
-            _reject(db, device.id, "this visit has already ended", msg)
+            raise VisitRefused("this visit has already ended")
         return
     if msg.loc is not None:
         visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 09:03:44.318787
+Create Date: 2026-11-22
 """
 
 from collections.abc import Sequence
@@ -162,12 +162,12 @@ def upgrade() -> None:
     op.create_table('visits',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('device_id', sa.String(length=64), nullable=False),
-    sa.Column('device_visit_id', sa.String(length=64), nullable=False),
+    sa.Column('device_visit_id', sa.String(length=128), nullable=False),
     sa.Column('worker_id', sa.Integer(), nullable=True),
     sa.Column('org_id', sa.Integer(), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('memo', sa.String(length=64), nullable=True),
+    sa.Column('memo', sa.String(length=128), nullable=True),
     sa.Column('lat', sa.Float(), nullable=True),
     sa.Column('lon', sa.Float(), nullable=True),
     sa.Column('acc', sa.Float(), nullable=True),
@@ -244,13 +244,13 @@ def upgrade() -> None:
     op.create_table('evidence',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('device_id', sa.String(length=64), nullable=False),
-    sa.Column('evidence_id', sa.String(length=64), nullable=False),
+    sa.Column('evidence_id', sa.String(length=128), nullable=False),
     sa.Column('alert_id', sa.Integer(), nullable=True),
     sa.Column('visit_id', sa.Integer(), nullable=True),
     sa.Column('device_alert_id', sa.String(length=64), nullable=True),
-    sa.Column('device_visit_id', sa.String(length=64), nullable=True),
-    sa.Column('kind', sa.String(length=16), nullable=True),
-    sa.Column('codec', sa.String(length=16), nullable=True),
+    sa.Column('device_visit_id', sa.String(length=128), nullable=True),
+    sa.Column('kind', sa.Text(), nullable=True),
+    sa.Column('codec', sa.Text(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=True),
     sa.Column('size_bytes', sa.Integer(), nullable=True),
     sa.Column('sha256', sa.String(length=64), nullable=True),
