@@ -88,7 +88,9 @@ class Hub:
                 # A console this far behind is sent a fresh snapshot instead of a backlog.
                 c.overflowed = True
 
-    def snapshot(self) -> str:
+    def snapshot(self, seq: int) -> str:
+        """Active alerts now. `seq` is read on the event loop before the query, so any change
+        committed meanwhile comes after it as an event (applying one twice is harmless)."""
         with self.store.session() as db:
             rows = db.scalars(
                 select(Alert)
@@ -96,9 +98,7 @@ class Hub:
                 .order_by(Alert.priority, Alert.raised_at)
             )
             active = [alerts.to_out(db, a).model_dump(mode="json") for a in rows]
-        return json.dumps(
-            {"seq": self.last_seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active}
-        )
+        return json.dumps({"seq": seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active})
 
     def user_for(self, token: str) -> tuple[User, float] | None:
         """The token's active user and when the token expires, or None."""
@@ -157,7 +157,7 @@ class Hub:
                     if seq > after:
                         await client.ws.send_text(text)
                 return
-        await client.ws.send_text(await asyncio.to_thread(self.snapshot))
+        await client.ws.send_text(await asyncio.to_thread(self.snapshot, self.last_seq))
 
     async def _send(self, client: Client) -> None:
         while True:
@@ -172,7 +172,7 @@ class Hub:
                 client.overflowed = False
                 while not client.queue.empty():
                     client.queue.get_nowait()
-                text = await asyncio.to_thread(self.snapshot)
+                text = await asyncio.to_thread(self.snapshot, self.last_seq)
             await client.ws.send_text(text)
 
 

@@ -48,6 +48,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+READ_ONLY = "vigil_read_only"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -76,7 +79,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers begin deferred and never block a writer (WAL); writers take the lock at
+            # once, so they queue instead of failing on a read-to-write upgrade.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -90,6 +96,9 @@ class Store:
         self.engine = make_engine(url)
         self.bus = bus or EventBus()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
         @event.listens_for(self._sessions, "after_commit")
         def _publish(session: Session) -> None:
@@ -104,7 +113,8 @@ class Store:
         return self.engine.dialect.name == "postgresql"
 
     def session(self) -> Session:
-        return self._sessions()
+        """A session for reading (on SQLite it never holds the write lock)."""
+        return self._readers()
 
     @contextmanager
     def begin(self) -> Iterator[Session]:

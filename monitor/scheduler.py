@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -34,13 +35,16 @@ class Scheduler(threading.Thread):
         self,
         store: Store,
         settings: Settings,
+        *,
         resend: Callable[[int, str, dict[str, Any]], None],
+        take_published: Callable[[], list[int]],
         can_send: Callable[[], bool],
     ) -> None:
         super().__init__(name="vigil-scheduler", daemon=True)
         self.store = store
         self.settings = settings
         self._resend = resend
+        self._take_published = take_published
         self._can_send = can_send
         self._last_try: dict[int, float] = {}
         self._stop_flag = threading.Event()
@@ -84,15 +88,35 @@ class Scheduler(threading.Thread):
                 .limit(BATCH)
             ).all()
         for visit_id in due:
-            with self.store.begin() as db:
-                visits.notify_due(db, visit_id, now)
+            self._each("visit due", visit_id, lambda db, v: visits.notify_due(db, v, now))
         for visit_id in overdue:
-            with self.store.begin() as db:
-                visits.raise_overdue(db, visit_id, now, grace)
+            self._each(
+                "visit overdue", visit_id, lambda db, v: visits.raise_overdue(db, v, now, grace)
+            )
         for device_id in silent:
-            with self.store.begin() as db:
-                devices.go_offline(db, device_id, "missed two heartbeats", only_if_due=True)
+            self._each(
+                "offline check",
+                device_id,
+                lambda db, d: devices.go_offline(db, d, "missed two heartbeats", only_if_due=True),
+            )
+        self._mark_sent()
         self._resend_unsent()
+
+    def _each(self, what: str, key: Any, action: Callable[[Session, Any], object]) -> None:
+        # One item that fails must not hold up the others due in the same tick.
+        try:
+            with self.store.begin() as db:
+                action(db, key)
+        except Exception:
+            log.exception("%s for %s failed; will try again", what, key)
+
+    def _mark_sent(self) -> None:
+        done = self._take_published()
+        if done:
+            with self.store.begin() as db:
+                db.execute(
+                    update(DeviceCommand).where(DeviceCommand.id.in_(done)).values(sent_at=utcnow())
+                )
 
     def _resend_unsent(self) -> None:
         if not self._can_send():

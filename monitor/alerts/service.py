@@ -74,10 +74,11 @@ def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
     return alert
 
 
-def find_device_alert(db: Session, device_id: str, device_alert_id: str) -> Alert | None:
-    return db.scalar(
-        select(Alert).where(Alert.device_id == device_id, Alert.device_alert_id == device_alert_id)
-    )
+def find_device_alert(
+    db: Session, device_id: str, device_alert_id: str, *, for_update: bool = False
+) -> Alert | None:
+    q = select(Alert).where(Alert.device_id == device_id, Alert.device_alert_id == device_alert_id)
+    return db.scalar(q.with_for_update() if for_update else q)
 
 
 def _place(alert: Alert, loc: Loc | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.db import Base
@@ -27,8 +27,8 @@ class Evidence(Base):
     device_visit_id: Mapped[str | None] = mapped_column(String(128))
     kind: Mapped[str | None] = mapped_column(Text)
     codec: Mapped[str | None] = mapped_column(Text)
-    duration_ms: Mapped[int | None]
-    size_bytes: Mapped[int | None]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     # Set by the reference message; an upload that came first waits with its own digest.
     sha256: Mapped[str | None] = mapped_column(String(64))
     uri: Mapped[str | None] = mapped_column(Text)

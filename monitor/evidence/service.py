@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -138,26 +138,12 @@ def discard_upload(db: Session, device_id: str, evidence_id: str, store_dir: Pat
     db.delete(ev)
 
 
-def store_upload(
-    db: Session, *, device: Device, evidence_id: str, data: bytes, store_dir: Path
-) -> Evidence:
-    """Keep uploaded bytes, checked against the sha256 the device declared (if it has)."""
-    digest = hashlib.sha256(data).hexdigest()
-    ev = _find(db, device.id, evidence_id)
-    if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
-        raise EvidenceRefused(
-            f"sha256 of the uploaded bytes is {digest}, but the evidence message says {ev.sha256}"
-        )
-    if ev is not None and ev.uploaded_sha256 is not None:
-        if ev.uploaded_sha256 != digest:
-            raise EvidenceRefused(f"evidence {evidence_id} was already uploaded with other bytes")
-        return ev
-    if ev is None:
-        ev = Evidence(device_id=device.id, evidence_id=evidence_id)
-        db.add(ev)
-        db.flush()
-    # Named by row: an evidence id is any text, and two clips may have the same digest.
-    rel = Path(device.id) / f"{ev.id}.bin"
+def save_bytes(store_dir: Path, device_id: str, data: bytes) -> str:
+    """Write uploaded bytes durably, before any transaction opens; returns the relative path.
+
+    Named at random: an evidence id is any text, and two clips may have the same digest.
+    """
+    rel = Path(device_id) / f"{uuid.uuid4().hex}.bin"
     path = store_dir / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
@@ -166,12 +152,33 @@ def store_upload(
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+    return str(rel)
+
+
+def record_upload(
+    db: Session, *, device: Device, evidence_id: str, digest: str, size: int, rel: str
+) -> tuple[Evidence, bool]:
+    """Record saved bytes against the evidence, checked against the sha256 the device declared
+    (if it has). Returns (evidence, False) when the same bytes were already uploaded, in which
+    case the file at `rel` is not needed. Raises EvidenceRefused on a mismatch."""
+    ev = _find(db, device.id, evidence_id)
+    if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
+        raise EvidenceRefused(
+            f"sha256 of the uploaded bytes is {digest}, but the evidence message says {ev.sha256}"
+        )
+    if ev is not None and ev.uploaded_sha256 is not None:
+        if ev.uploaded_sha256 != digest:
+            raise EvidenceRefused(f"evidence {evidence_id} was already uploaded with other bytes")
+        return ev, False
+    if ev is None:
+        ev = Evidence(device_id=device.id, evidence_id=evidence_id)
+        db.add(ev)
     ev.uploaded_at = utcnow()
     ev.uploaded_sha256 = digest
-    ev.stored_path = str(rel)
+    ev.stored_path = rel
     if ev.size_bytes is None:
-        ev.size_bytes = len(data)
+        ev.size_bytes = size
     db.flush()
     if ev.sha256 is not None:
         _announce(db, ev, "uploaded and verified")
-    return ev
+    return ev, True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path as FsPath
 from typing import Annotated
 
@@ -42,16 +43,28 @@ async def upload(
     if not data:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no bytes in the request body")
 
+    store_dir = FsPath(settings.evidence_dir)
+    digest = hashlib.sha256(data).hexdigest()
+
     def keep() -> EvidenceOut:
-        with store.begin() as db:
-            ev = service.store_upload(
-                db,
-                device=device,
-                evidence_id=evidence_id,
-                data=data,
-                store_dir=FsPath(settings.evidence_dir),
-            )
-            return EvidenceOut.model_validate(ev)
+        rel = service.save_bytes(store_dir, device.id, data)
+        kept = False
+        try:
+            with store.begin() as db:
+                ev, fresh = service.record_upload(
+                    db,
+                    device=device,
+                    evidence_id=evidence_id,
+                    digest=digest,
+                    size=len(data),
+                    rel=rel,
+                )
+                out = EvidenceOut.model_validate(ev)
+            kept = fresh  # only once committed
+            return out
+        finally:
+            if not kept:
+                (store_dir / rel).unlink(missing_ok=True)
 
     try:
         return await run_in_threadpool(keep)

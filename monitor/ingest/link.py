@@ -33,9 +33,10 @@ class Incoming:
     mid: int
     retain: bool
     link: MqttLink
+    generation: int
 
     def ack(self) -> None:
-        self.link.ack(self.mid, self.qos)
+        self.link.ack(self.mid, self.qos, self.generation)
 
 
 class MqttLink:
@@ -51,7 +52,9 @@ class MqttLink:
         self.topics = topics
         self._on_message = on_message
         self.connected = threading.Event()
-        self.on_published: Callable[[int], None] | None = None
+        # Bumped on every connect: an ack for a message of an earlier connection must not
+        # go out, since its message id may now name another, unprocessed message.
+        self.generation = 0
         c = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -69,7 +72,6 @@ class MqttLink:
         c.on_connect = self._connected
         c.on_disconnect = self._disconnected
         c.on_message = self._message
-        c.on_publish = self._published
         self.client = c
 
     def start(self) -> None:
@@ -90,12 +92,11 @@ class MqttLink:
         self.client.loop_stop()
         self.connected.clear()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        info = self.client.publish(topic, payload, qos=qos)
-        return info.mid
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos)
 
-    def ack(self, mid: int, qos: int) -> None:
-        if qos > 0:
+    def ack(self, mid: int, qos: int, generation: int) -> None:
+        if qos > 0 and generation == self.generation:
             self.client.ack(mid, qos)
 
     def _connected(
@@ -110,6 +111,7 @@ class MqttLink:
             log.error("MQTT %s refused by the broker: %s", self.client_id, reason)
             return
         log.info("MQTT %s connected (session present: %s)", self.client_id, flags.session_present)
+        self.generation += 1
         client.subscribe(self.topics)
         self.connected.set()
 
@@ -127,19 +129,10 @@ class MqttLink:
 
     def _message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         self._on_message(
-            Incoming(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, self)
+            Incoming(
+                msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, self, self.generation
+            )
         )
-
-    def _published(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        mid: int,
-        reason: ReasonCode,
-        props: Properties,
-    ) -> None:
-        if self.on_published is not None:
-            self.on_published(mid)
 
 
 def subscription(

@@ -23,11 +23,16 @@ TS_MIN = 946_684_800_000
 TS_MAX = 4_102_444_800_000
 
 DeviceTs = Annotated[int, Field(ge=TS_MIN, lt=TS_MAX)]
+# What the databases can hold: no NUL character in text (PostgreSQL refuses it), integers in
+# the range of their integer columns.
+SafeText = Annotated[str, Field(pattern=r"^[^\x00]*$")]
+Int32 = Annotated[int, Field(ge=-(2**31), lt=2**31)]
+Int63 = Annotated[int, Field(ge=0, lt=2**63)]
 Pin = Annotated[str, Field(pattern=r"^[0-9]{4,8}$")]
 # PROTOCOL.md constrains alert ids only; visit, memo and evidence ids are any non-empty text.
-RefId = Annotated[str, Field(min_length=1, max_length=128)]
+RefId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 AlertId = Annotated[str, Field(min_length=8, max_length=64, pattern=ID_RE)]
-Text500 = Annotated[str, Field(max_length=500)]
+Text500 = Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")]
 
 
 class _Msg(BaseModel):
@@ -47,7 +52,7 @@ class Loc(BaseModel):
     spd: float | None = Field(None, ge=0)
     hdg: float | None = Field(None, ge=0, le=360)
     src: Literal["gps", "wifi", "cell", "beacon", "manual"] | None = None
-    floor: int | None = None
+    floor: Int32 | None = None
 
 
 class _Timed(_Msg):
@@ -67,8 +72,8 @@ class LocationMsg(_Timed):
 class HeartbeatMsg(_Timed):
     batt: int = Field(ge=0, le=100)
     chg: bool | None = None
-    rssi: int | None = None
-    fw: str | None = None
+    rssi: Int32 | None = None
+    fw: SafeText | None = None
 
 
 class StatusMsg(_Msg):
@@ -110,12 +115,12 @@ class EvidenceMsg(_Timed):
     id: RefId
     alert_id: AlertId | None = None
     visit_id: RefId | None = None
-    kind: str | None = None
-    codec: str | None = None
-    duration_ms: int | None = Field(None, ge=0)
-    bytes: int | None = Field(None, ge=0)
+    kind: SafeText | None = None
+    codec: SafeText | None = None
+    duration_ms: Int63 | None = None
+    bytes: Int63 | None = None
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    uri: str | None = None
+    uri: SafeText | None = None
 
     @model_validator(mode="after")
     def _one_owner(self) -> EvidenceMsg:
@@ -189,6 +194,8 @@ def describe(err: ValidationError) -> str:
             return "payload is not valid JSON"
         if e["type"] == "model_type" and not where:
             return "payload must be a JSON object"
+        if e["type"] == "string_pattern_mismatch" and "x00" in str(e.get("ctx", {})):
+            msg = "must not contain a NUL character"
         if msg.startswith("Value error, "):
             msg = msg.removeprefix("Value error, ")
         parts.append(f"{where}: {msg}" if where else msg)

@@ -24,7 +24,8 @@ class Refused:
 
 
 def excerpt(payload: bytes) -> str:
-    return payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    text = payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+    return text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
 
 
 def row(r: Refused) -> dict[str, Any]:

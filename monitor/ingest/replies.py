@@ -1,8 +1,9 @@
-"""Publishing commands to devices: direct replies and the outbox, with broker acknowledgement.
+"""Publishing commands to devices: direct replies and the outbox.
 
-`alert_received` and `rejected` are sent straight away (a device resends until it hears them);
-every other command comes from the outbox (`monitor.devices.commands`) and is marked sent when
-the broker acknowledges it.
+`alert_received` and `rejected` are sent straight away (a device resends until it hears them).
+Every other command comes from the outbox (`monitor.devices.commands`): it is published, and
+marked sent once the broker has acknowledged it; the scheduler collects those marks and
+publishes again whatever stays unacknowledged.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
+
+import paho.mqtt.client as mqtt
 
 from monitor import metrics
 from monitor.devices.commands import command_payload
@@ -26,12 +28,12 @@ def cmd_topic(device_id: str) -> str:
 
 
 class Replies:
-    def __init__(self, link: MqttLink, mark_sent: Callable[[list[int]], None]) -> None:
+    def __init__(self, link: MqttLink) -> None:
         self.link = link
-        self._mark_sent = mark_sent
-        self._waiting: dict[int, int] = {}  # MQTT message id -> outbox row id
+        # Outbox row id -> paho's handle for its latest publish. The lock guards the dict only
+        # and is never held while paho works: paho holds its own locks when calling back.
+        self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
         self._lock = threading.Lock()
-        link.on_published = self._published
 
     def send(self, device_id: str, type_: str, **fields: Any) -> None:
         payload = command_payload(type_, **fields)
@@ -39,18 +41,18 @@ class Replies:
         metrics.COMMANDS_SENT.labels(type_).inc()
 
     def send_outbox(self, command_id: int, device_id: str, payload: dict[str, Any]) -> None:
-        # Hold the lock across publish so the broker's PUBACK cannot be handled before the
-        # message id is known.
+        info = self.link.publish(cmd_topic(device_id), json.dumps(payload).encode())
         with self._lock:
-            mid = self.link.publish(cmd_topic(device_id), json.dumps(payload).encode())
-            self._waiting[mid] = command_id
+            self._inflight[command_id] = info
         metrics.COMMANDS_SENT.labels(str(payload.get("type"))).inc()
 
     def on_event(self, event: Event) -> None:
         self.send_outbox(event.data["id"], event.data["device_id"], event.data["payload"])
 
-    def _published(self, mid: int) -> None:
+    def take_published(self) -> list[int]:
+        """Outbox rows the broker has acknowledged since the last call."""
         with self._lock:
-            command_id = self._waiting.pop(mid, None)
-        if command_id is not None:
-            self._mark_sent([command_id])
+            done = [cid for cid, info in self._inflight.items() if info.is_published()]
+            for cid in done:
+                del self._inflight[cid]
+        return done

@@ -37,11 +37,15 @@ class Ingest:
             [subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)],
             self._on_message,
         )
-        self.replies = Replies(self.urgent_link, self.telemetry.mark_sent)
+        self.replies = Replies(self.urgent_link)
         self.urgent.send_reply = self.replies.send
         self.telemetry.send_reply = self._send_rejected
         self.scheduler = Scheduler(
-            store, settings, self.replies.send_outbox, self.urgent_link.connected.is_set
+            store,
+            settings,
+            resend=self.replies.send_outbox,
+            take_published=self.replies.take_published,
+            can_send=self.urgent_link.connected.is_set,
         )
         self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
 

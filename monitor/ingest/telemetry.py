@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -20,11 +21,11 @@ from sqlalchemy.orm import Session
 from monitor import metrics
 from monitor.alerts import service as alerts
 from monitor.config import Settings
-from monitor.db import Store, utcnow
+from monitor.db import Store
 from monitor.devices import service as devices
-from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
+from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.events import emit
-from monitor.ingest import refusals
+from monitor.ingest import failures, refusals
 from monitor.ingest.items import Item
 from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
@@ -69,20 +70,21 @@ def note_battery(db: Session, device: Device, level: int, at: datetime, threshol
         )
 
 
+class _Stopping(Exception):
+    """The writer is stopping while the store is unavailable."""
+
+
 class TelemetryWriter(threading.Thread):
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__(name="vigil-telemetry", daemon=True)
         self.store = store
         self.settings = settings
         self.send_reply: Callable[[str, str, dict[str, Any]], None] = lambda *a: None
-        self._q: queue.SimpleQueue[Item | list[int]] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._stop_flag = threading.Event()
 
     def put(self, item: Item) -> None:
         self._q.put(item)
-
-    def mark_sent(self, command_ids: list[int]) -> None:
-        self._q.put(command_ids)
 
     def stop(self) -> None:
         self._stop_flag.set()
@@ -108,36 +110,64 @@ class TelemetryWriter(threading.Thread):
             metrics.QUEUE_DEPTH.labels("telemetry").set(self._q.qsize())
             self._commit(batch)
 
-    def _commit(self, batch: list[Item | list[int]]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
+        try:
+            replies = self._retrying(lambda db: self.apply(db, batch))
+        except _Stopping:
+            return  # nothing acknowledged: the broker delivers them again
+        except Exception:
+            # It fails for good: store the messages one by one, so a single bad one cannot
+            # hold up the rest.
+            self._one_by_one(batch)
+            return
+        self._finish(batch, replies)
+
+    def _finish(self, items: list[Item], replies: list[Reply]) -> None:
+        for device_id, fields in replies:
+            self.send_reply(device_id, "rejected", fields)
+        for item in items:
+            item.ack()
+
+    def _retrying(self, work: Callable[[Session], list[Reply]]) -> list[Reply]:
+        """Run `work` in a transaction, waiting out passing failures; raise a lasting one."""
         delay = 0.2
         while True:
             try:
                 with self.store.begin() as db:
-                    replies = self.apply(db, batch)
-                break
-            except Exception:
-                # Nothing is acknowledged yet, so nothing is lost: wait and try again, unless
-                # we are stopping, in which case the broker will deliver them again.
+                    return work(db)
+            except Exception as err:
                 metrics.STORE_ERRORS.labels("telemetry").inc()
-                log.exception("telemetry batch of %d failed; retrying", len(batch))
+                if not failures.is_transient(err):
+                    raise
+                log.warning("store unavailable (%s); retrying", err)
                 if self._stop_flag.wait(delay):
-                    return
+                    raise _Stopping from err
                 delay = min(delay * 2, 5.0)
-        for device_id, fields in replies:
-            self.send_reply(device_id, "rejected", fields)
-        for entry in batch:
-            if isinstance(entry, Item):
-                entry.ack()
 
-    def apply(self, db: Session, batch: list[Item | list[int]]) -> list[Reply]:
+    def _one_by_one(self, batch: list[Item]) -> None:
+        for item in batch:
+            try:
+                try:
+                    replies = self._retrying(partial(self.apply, items=[item]))
+                except _Stopping:
+                    raise
+                except Exception as err:
+                    log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
+                    refused = item.refused or item.refuse("store_failed", failures.describe(err))
+
+                    def record(db: Session, refused: refusals.Refused = refused) -> list[Reply]:
+                        refusals.record(db, refused)
+                        refusals.count(refused)
+                        r = refusals.reply(refused)
+                        return [] if r is None else [r]
+
+                    replies = self._retrying(record)
+            except _Stopping:
+                return
+            self._finish([item], replies)
+
+    def apply(self, db: Session, items: list[Item]) -> list[Reply]:
         replies: list[Reply] = []
-        sent: list[int] = []
-        items: list[Item] = []
-        for entry in batch:
-            if isinstance(entry, list):
-                sent.extend(entry)
-            else:
-                items.append(entry)
         ids = {i.parsed.device_id for i in items if i.parsed is not None}
         known = (
             {d.id: d for d in db.scalars(select(Device).where(Device.id.in_(ids)))} if ids else {}
@@ -210,8 +240,4 @@ class TelemetryWriter(threading.Thread):
             # Operators follow an alerting worker's position live; others' stay private.
             for device_id in alerts.active_for_devices(db, list(moved)):
                 emit(db, "alert.position", device_id=device_id, **moved[device_id])
-        if sent:
-            db.execute(
-                update(DeviceCommand).where(DeviceCommand.id.in_(sent)).values(sent_at=utcnow())
-            )
         return replies

@@ -23,7 +23,7 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
-from monitor.ingest import refusals
+from monitor.ingest import failures, refusals
 from monitor.ingest.items import Item
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.telemetry import device_refusal
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 # (device id, command type, fields) sent straight after commit.
 Direct = tuple[str, str, dict[str, Any]]
+
+
+def msg_device(item: Item) -> str:
+    assert item.parsed is not None
+    return item.parsed.device_id
 
 
 class UrgentWorker(threading.Thread):
@@ -63,18 +68,25 @@ class UrgentWorker(threading.Thread):
 
     def handle(self, item: Item) -> None:
         delay = 0.1
+        races = 0
         while True:
             try:
                 direct = self.apply(item)
                 break
-            except IntegrityError:
+            except IntegrityError as err:
                 # Another replica stored the same alert a moment ago: run again, and this
-                # time find it.
-                log.info("concurrent insert for %s; retrying", item.incoming.topic)
-                continue
-            except Exception:
+                # time find it. More than that is not a race.
+                races += 1
+                if races <= 2:
+                    continue
+                direct = self._permanent_failure(item, err)
+                break
+            except Exception as err:
                 metrics.STORE_ERRORS.labels("urgent").inc()
-                log.exception("urgent message on %s failed; retrying", item.incoming.topic)
+                if not failures.is_transient(err):
+                    direct = self._permanent_failure(item, err)
+                    break
+                log.warning("store unavailable for %s (%s); retrying", item.incoming.topic, err)
                 if self._stop_flag.wait(delay):
                     return  # not acknowledged: the broker delivers it again
                 delay = min(delay * 2, 5.0)
@@ -83,6 +95,37 @@ class UrgentWorker(threading.Thread):
         item.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
+
+    def _permanent_failure(self, item: Item, err: BaseException) -> list[Direct]:
+        """A message that can never be stored as it is must not block the ones behind it."""
+        log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
+        msg = item.parsed.msg if item.parsed is not None else None
+        if isinstance(msg, AlertMsg):
+            # An alert is never dropped for a detail: keep what identifies it, and say so.
+            bare = msg.model_copy(update={"note": None, "loc": None, "trigger": None, "batt": None})
+            try:
+                with self.store.begin() as db:
+                    device = db.get(Device, msg_device(item))
+                    if device is not None:
+                        direct = self._alert(db, device, bare, item)
+                        alert = alerts.find_device_alert(db, device.id, msg.id)
+                        if alert is not None:
+                            alerts.record(
+                                db,
+                                alert,
+                                "details_dropped",
+                                "system",
+                                f"Some details of this alert {failures.describe(err)}",
+                            )
+                        return direct
+            except Exception:
+                log.exception("even the bare alert on %s failed", item.incoming.topic)
+        refused = item.refused or item.refuse("store_failed", failures.describe(err))
+        try:
+            return self._refuse(refused)
+        except Exception:
+            log.exception("could not record the refusal of %s", item.incoming.topic)
+            return []
 
     def apply(self, item: Item) -> list[Direct]:
         if item.refused is not None:
@@ -162,7 +205,8 @@ class UrgentWorker(threading.Thread):
     def _cancel(
         self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
     ) -> list[Direct]:
-        alert = alerts.find_device_alert(db, device.id, msg.alert_id)
+        # Locked, so an operator resolving it at this moment is seen, not overwritten.
+        alert = alerts.find_device_alert(db, device.id, msg.alert_id, for_update=True)
         if alert is None:
             refused = item.refuse("unknown_alert", f"unknown alert {msg.alert_id}")
             return self._refuse(refused, db)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from monitor.deps import CurrentUser, SessionDep, SettingsDep
+from monitor.deps import CurrentUser, SettingsDep, StoreDep
 from monitor.security import make_token
 from monitor.users.models import Token, UserOut
 from monitor.users.service import authenticate
@@ -17,9 +17,11 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.post("/token")
 def sign_in(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: SessionDep, settings: SettingsDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], store: StoreDep, settings: SettingsDep
 ) -> Token:
-    user = authenticate(db, form.username, form.password)
+    # A read session: argon2 takes a while and must not hold up writers meanwhile.
+    with store.session() as db:
+        user = authenticate(db, form.username, form.password)
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
