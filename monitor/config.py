@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     )
     telemetry_batch_wait_ms: int = Field(50, ge=1, description="How long a batch waits to fill.")
     scheduler_tick_s: float = Field(0.5, gt=0)
+    waiting_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a cancel or visit message that came before its alert or visit "
+        "waits for it before it is refused.",
+    )
     command_resend_s: float = Field(
         15.0,
         gt=0,

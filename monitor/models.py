@@ -4,7 +4,7 @@ from monitor.alerts.models import Alert, AlertEvent
 from monitor.db import Base
 from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
 from monitor.evidence.models import Evidence
-from monitor.ingest.models import RefusedMessage
+from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
 from monitor.users.models import User
 from monitor.visits.models import Visit
@@ -23,5 +23,6 @@ __all__ = [
     "Team",
     "User",
     "Visit",
+    "WaitingMessage",
     "Worker",
 ]

@@ -22,6 +22,8 @@ from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.devices import service as devices
 from monitor.devices.models import Device, DeviceCommand
+from monitor.ingest import waiting
+from monitor.ingest.models import WaitingMessage
 from monitor.visits import service as visits
 from monitor.visits.models import Visit, VisitState
 
@@ -87,6 +89,14 @@ class Scheduler(threading.Thread):
                 .where(Device.online.is_(True), Device.offline_due_at <= now)
                 .limit(BATCH)
             ).all()
+            stale_waiting = db.scalar(
+                select(WaitingMessage.id)
+                .where(
+                    WaitingMessage.received_at
+                    <= now - timedelta(seconds=self.settings.waiting_max_s)
+                )
+                .limit(1)
+            )
         for visit_id in due:
             self._each("visit due", visit_id, lambda db, v: visits.notify_due(db, v, now))
         for visit_id in overdue:
@@ -98,6 +108,12 @@ class Scheduler(threading.Thread):
                 "offline check",
                 device_id,
                 lambda db, d: devices.go_offline(db, d, "missed two heartbeats", only_if_due=True),
+            )
+        if stale_waiting is not None:
+            self._each(
+                "expiring held messages",
+                now,
+                lambda db, t: waiting.expire(db, t, self.settings.waiting_max_s),
             )
         self._mark_sent()
         self._resend_unsent()

@@ -182,6 +182,7 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "scheduler_tick_s": 0.1,
         "command_resend_s": 2.0,
         "visit_grace_s": 2,
+        "waiting_max_s": 2.0,
     }
     values.update(extra)
     return Settings(**values)

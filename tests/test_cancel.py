@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from tests.support import Running, wait_until
 
 
@@ -98,3 +101,26 @@ def test_after_resolution_duress_and_cancel_answer_alike(svc: Running) -> None:
     )
     active = svc.http.get("/api/v1/alerts", headers=ops).json()
     assert [(a["type"], a["duress"], a["priority"]) for a in active] == [("duress", True, 0)]
+
+
+def test_cancel_that_overtakes_its_alert_is_applied_when_the_alert_arrives(
+    svc: Running,
+) -> None:
+    # With replicas sharing device traffic, a duress cancel can reach the store first.
+    badge, b = svc.badge("badge-c6")
+    ops = svc.user()
+    alert_id = "overtaken-alert-1"
+    now = int(time.time() * 1000)
+    badge.publish_raw(
+        "alert/cancel", json.dumps({"v": 1, "ts": now, "alert_id": alert_id, "pin": b.duress_pin})
+    )
+    time.sleep(0.5)
+    assert svc.http.get("/api/v1/alerts", headers=ops).json() == []
+    badge.publish_raw(
+        "alert", json.dumps({"v": 1, "ts": now - 1000, "id": alert_id, "type": "red"})
+    )
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+    (alert,) = svc.http.get("/api/v1/alerts", headers=ops).json()
+    assert alert["duress"] is True and alert["state"] == "raised"
+    assert not [c for c in badge.commands if c.type == "rejected"]

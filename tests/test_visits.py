@@ -191,3 +191,18 @@ def test_message_for_unknown_visit_is_refused_and_recorded(svc: Running) -> None
     sup = svc.user("lead", Role.SUPERVISOR)
     (row,) = svc.http.get(f"/api/v1/refused?device_id={b.device_id}", headers=sup).json()
     assert row["reason"] == "unknown visit visit-nope"
+
+
+def test_checkin_that_overtakes_its_start_is_applied_after_it(svc: Running) -> None:
+    badge, _ = svc.badge("badge-v8")
+    _visit(badge, "visit-8", "extend", duration_s=7200)
+    time.sleep(0.5)
+    _visit(badge, "visit-8", "start", ago_s=1, duration_s=600, note="Flat 1")
+    wait_until(
+        lambda: len([c for c in badge.commands if c.type == "visit_started"]) == 2,
+        timeout=10,
+        what="answers to the start and the held extension",
+    )
+    last = [c for c in badge.commands if c.type == "visit_started"][-1]
+    assert abs(last.payload["due_ts"] - (time.time() + 7200) * 1000) < 10_000
+    assert not [c for c in badge.commands if c.type == "rejected"]

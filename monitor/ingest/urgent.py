@@ -23,7 +23,7 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
-from monitor.ingest import failures, refusals
+from monitor.ingest import failures, refusals, waiting
 from monitor.ingest.items import Item
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.telemetry import device_refusal
@@ -174,6 +174,7 @@ class UrgentWorker(threading.Thread):
         )
         if created:
             evidence.link_to_alert(db, alert)
+            self._replay_cancels(db, device, msg.id)
             if msg.loc is not None:
                 db.add(
                     LocationFix(
@@ -208,20 +209,67 @@ class UrgentWorker(threading.Thread):
         # Locked, so an operator resolving it at this moment is seen, not overwritten.
         alert = alerts.find_device_alert(db, device.id, msg.alert_id, for_update=True)
         if alert is None:
-            refused = item.refuse("unknown_alert", f"unknown alert {msg.alert_id}")
-            return self._refuse(refused, db)
+            self._hold(db, item, msg.alert_id)
+            return []
         answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
         queue_command(db, device.id, answer, alert_id=msg.alert_id)
         return []
+
+    def _hold(self, db: Session, item: Item, ref_id: str) -> None:
+        assert item.parsed is not None
+        log.info(
+            "%s from %s came before %s; holding it",
+            item.parsed.suffix,
+            item.parsed.device_id,
+            ref_id,
+        )
+        waiting.hold(
+            db,
+            device_id=item.parsed.device_id,
+            suffix=item.parsed.suffix,
+            ref_id=ref_id,
+            topic=item.incoming.topic,
+            payload=item.incoming.payload,
+            received_at=item.received_at,
+        )
+
+    def _replay_cancels(self, db: Session, device: Device, alert_id: str) -> None:
+        """Apply cancels that overtook this alert, now that it is stored."""
+        held = waiting.take(db, device.id, "alert/cancel", alert_id)
+        if not held:
+            return
+        alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
+        worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
+        assert alert is not None
+        for parsed, _ in held:
+            assert isinstance(parsed.msg, CancelMsg)
+            pin_kind = check_pin(worker, parsed.msg.pin) if worker is not None else None
+            answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
+            queue_command(db, device.id, answer, alert_id=alert_id)
+
+    def _replay_visit(self, db: Session, device: Device, visit_id: str, org_id: int | None) -> None:
+        """Apply check-ins, extensions and ends that overtook this visit's start."""
+        for parsed, received_at in waiting.take(db, device.id, "visit", visit_id):
+            assert isinstance(parsed.msg, VisitMsg)
+            try:
+                visits.handle(
+                    db, device=device, org_id=org_id, msg=parsed.msg, received_at=received_at
+                )
+            except visits.VisitRefused as why:
+                queue_command(db, device.id, "rejected", ref="visit", reason=str(why), id=visit_id)
 
     def _visit(self, db: Session, device: Device, msg: VisitMsg, item: Item) -> list[Direct]:
         org_id = devices.org_of(db, device)
         try:
             visits.handle(db, device=device, org_id=org_id, msg=msg, received_at=item.received_at)
+        except visits.VisitUnknown:
+            self._hold(db, item, msg.id)
+            return []
         except visits.VisitRefused as why:
             return self._refuse(item.refuse("visit_refused", str(why)), db)
         if msg.action == "start":
             evidence.link_to_visit(db, device.id, msg.id)
+            self._replay_visit(db, device, msg.id, org_id)
         return []
 
     def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item) -> list[Direct]:

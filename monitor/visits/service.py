@@ -40,6 +40,10 @@ class VisitRefused(Exception):
     """The visit message cannot apply (unknown or ended visit); nothing was changed."""
 
 
+class VisitUnknown(VisitRefused):
+    """No such visit (yet): its start may still be on its way."""
+
+
 def handle(
     db: Session, *, device: Device, org_id: int | None, msg: VisitMsg, received_at: datetime
 ) -> None:
@@ -77,7 +81,7 @@ def handle(
         return
 
     if visit is None:
-        raise VisitRefused(f"unknown visit {msg.id}")
+        raise VisitUnknown(f"unknown visit {msg.id}")
     if visit.state != VisitState.OPEN.value:
         if msg.action == "end":
             queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)

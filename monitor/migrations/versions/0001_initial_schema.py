@@ -43,6 +43,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_refused_messages_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_refused_messages_device_id'), ['device_id'], unique=False)
 
+    op.create_table('waiting_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('device_id', sa.String(length=64), nullable=False),
+    sa.Column('suffix', sa.String(length=16), nullable=False),
+    sa.Column('ref_id', sa.String(length=128), nullable=False),
+    sa.Column('topic', sa.String(length=300), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('received_at', monitor.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_waiting_messages'))
+    )
+    with op.batch_alter_table('waiting_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_waiting_messages_received_at'), ['received_at'], unique=False)
+        batch_op.create_index('ix_waiting_messages_ref', ['device_id', 'suffix', 'ref_id'], unique=False)
+
     op.create_table('teams',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
@@ -324,6 +338,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_teams_org_id'))
 
     op.drop_table('teams')
+    with op.batch_alter_table('waiting_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_waiting_messages_ref')
+        batch_op.drop_index(batch_op.f('ix_waiting_messages_received_at'))
+
+    op.drop_table('waiting_messages')
     with op.batch_alter_table('refused_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refused_messages_device_id'))
         batch_op.drop_index(batch_op.f('ix_refused_messages_at'))
