@@ -32,10 +32,16 @@ class BrokerError(RuntimeError):
 
 
 def find_mosquitto() -> str:
-    path = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
-        None,
-    )
+    """The mosquitto binary: $VIGIL_MOSQUITTO_BIN if set, else on PATH or in the sbin dirs."""
+    configured = os.environ.get("VIGIL_MOSQUITTO_BIN")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise BrokerError(
+                f"VIGIL_MOSQUITTO_BIN={configured} is not an executable. " + INSTALL_HINT
+            )
+        return configured
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    path = shutil.which("mosquitto", path=search)
     if path is None:
         raise BrokerError(INSTALL_HINT)
     return path
