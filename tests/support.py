@@ -221,7 +221,27 @@ class Running:
         self.http = TestClient(self.service.app)
         self.start()
 
+    def serve_http(self) -> str:
+        """Serve the app over real HTTP (for a browser); returns its base URL."""
+        import threading
+
+        import uvicorn
+
+        port = broker.free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(self.service.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        self._http_server = (server, thread)
+        assert broker.wait_for_port("127.0.0.1", port, 10)
+        return f"http://127.0.0.1:{port}"
+
     def close(self) -> None:
+        if getattr(self, "_http_server", None):
+            server, thread = self._http_server
+            server.should_exit = True
+            thread.join(10)
         for d in self.devices:
             with contextlib.suppress(Exception):
                 d.disconnect()
@@ -229,10 +249,10 @@ class Running:
         self.http.close()
         self.store.dispose()
 
-    def badge(self, name: str, **kw: Any) -> tuple[SimDevice, Badge]:
-        """A registered, connected badge; its id is `name` plus a random suffix, since the
+    def badge(self, prefix: str, **kw: Any) -> tuple[SimDevice, Badge]:
+        """A registered, connected badge; its id is `prefix` plus a random suffix, since the
         broker (shared by the session) keeps retained messages and sessions of earlier tests."""
-        b = add_badge(self.store, f"{name}-{uuid.uuid4().hex[:6]}", **kw)
+        b = add_badge(self.store, f"{prefix}-{uuid.uuid4().hex[:6]}", **kw)
         self.broker.load_registry(self.store)
         d = SimDevice(
             device_id=b.device_id,
