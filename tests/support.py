@@ -254,6 +254,17 @@ class Running:
         broker (shared by the session) keeps retained messages and sessions of earlier tests."""
         b = add_badge(self.store, f"{prefix}-{uuid.uuid4().hex[:6]}", **kw)
         self.broker.load_registry(self.store)
+        return self._connect(b), b
+
+    def badges(self, prefix: str, count: int) -> list[tuple[SimDevice, Badge]]:
+        """Many connected badges, registered with one broker reload."""
+        made = [
+            add_badge(self.store, f"{prefix}-{i:03d}-{uuid.uuid4().hex[:4]}") for i in range(count)
+        ]
+        self.broker.load_registry(self.store)
+        return [(self._connect(b), b) for b in made]
+
+    def _connect(self, b: Badge) -> SimDevice:
         d = SimDevice(
             device_id=b.device_id,
             secret=b.secret,
@@ -265,29 +276,7 @@ class Running:
         )
         d.connect(timeout=10)
         self.devices.append(d)
-        return d, b
-
-    def badges(self, name: str, count: int) -> list[tuple[SimDevice, Badge]]:
-        """Many connected badges, registered with one broker reload."""
-        made = [
-            add_badge(self.store, f"{name}-{i:03d}-{uuid.uuid4().hex[:4]}") for i in range(count)
-        ]
-        self.broker.load_registry(self.store)
-        out = []
-        for b in made:
-            d = SimDevice(
-                device_id=b.device_id,
-                secret=b.secret,
-                host=self.broker.host,
-                port=self.broker.port,
-                cancel_pin=b.cancel_pin,
-                duress_pin=b.duress_pin,
-                alert_retry_s=1.0,
-            )
-            d.connect(timeout=10)
-            self.devices.append(d)
-            out.append((d, b))
-        return out
+        return d
 
     def user(self, username: str = "op1", role: Role = Role.OPERATOR) -> dict[str, str]:
         with self.store.begin() as db:

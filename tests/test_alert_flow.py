@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert, AlertEvent
+from monitor.devices.models import LocationFix
 from tests.support import Running, wait_until
 
 
@@ -43,8 +47,6 @@ def test_copies_of_one_alert_make_one_alert(svc: Running) -> None:
     payload = (
         '{"v":1,"ts":%d,"id":"%s","type":"red","trigger":"button","loc":{"lat":51.5,"lon":-0.12}}'
     )
-    import time
-
     for _ in range(1000):
         badge.publish_raw("alert", payload % (int(time.time() * 1000), alert_id), qos=1)
 
@@ -91,3 +93,24 @@ def test_acknowledge_and_resolve_tell_the_device(svc: Running) -> None:
     assert [e["kind"] for e in detail["timeline"]] == ["raised", "acknowledged", "note", "resolved"]
     assert svc.http.get("/api/v1/alerts?state=active", headers=ops).json() == []
     assert len(svc.http.get("/api/v1/alerts?state=all", headers=ops).json()) == 1
+
+
+def test_alert_without_position_asks_the_device_to_locate(svc: Running) -> None:
+    badge, b = svc.badge("badge-loc")
+    body = {"v": 1, "ts": int(time.time() * 1000), "id": "no-position-1", "type": "red"}
+    badge.publish_raw("alert", json.dumps(body))
+    badge.wait_for("alert_received", alert_id="no-position-1", timeout=10)
+    badge.wait_for("locate", timeout=10)  # the simulated badge answers with a location
+
+    def located() -> bool:
+        with svc.store.session() as db:
+            return (
+                db.scalar(
+                    select(func.count())
+                    .select_from(LocationFix)
+                    .where(LocationFix.device_id == b.device_id)
+                )
+                == 1
+            )
+
+    wait_until(located, timeout=10, what="the location sent in answer")

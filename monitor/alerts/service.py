@@ -67,6 +67,13 @@ def _tell_device(db: Session, alert: Alert, type_: str) -> None:
     queue_command(db, alert.device_id, type_, alert_id=alert.device_alert_id)
 
 
+def _ask_position(db: Session, alert: Alert) -> None:
+    """Ask the device for a fresh fix (it answers with a `location`). Never under duress:
+    the device must see nothing unusual."""
+    if not alert.duress:
+        queue_command(db, alert.device_id, "locate")
+
+
 def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
     alert = db.get(Alert, alert_id, with_for_update=for_update)
     if alert is None:
@@ -123,6 +130,8 @@ def raise_from_device(
         battery=msg.batt,
     )
     _announce(db, "alert.raised", alert)
+    if msg.loc is None:
+        _ask_position(db, alert)
     return alert, True
 
 
@@ -163,6 +172,7 @@ def raise_by_service(
     db.flush()
     record(db, alert, "raised", "system", text, **data)
     _announce(db, "alert.raised", alert)
+    _ask_position(db, alert)
     return alert
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,3 +33,23 @@ class Item:
             self.incoming.payload,
             self.received_at,
         )
+
+
+# Sends a command straight to a device: (device id, command type, fields).
+SendReply = Callable[..., None]
+
+
+class ItemWorker(threading.Thread):
+    """A thread that takes items from its own queue until stopped."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.send_reply: SendReply = lambda *args, **kwargs: None
+        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._stop_flag = threading.Event()
+
+    def put(self, item: Item) -> None:
+        self._q.put(item)
+
+    def stop(self) -> None:
+        self._stop_flag.set()

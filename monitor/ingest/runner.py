@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -39,7 +38,7 @@ class Ingest:
         )
         self.replies = Replies(self.urgent_link)
         self.urgent.send_reply = self.replies.send
-        self.telemetry.send_reply = self._send_rejected
+        self.telemetry.send_reply = self.replies.send
         self.scheduler = Scheduler(
             store,
             settings,
@@ -49,21 +48,18 @@ class Ingest:
         )
         self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
 
-    def _send_rejected(self, device_id: str, type_: str, fields: dict[str, Any]) -> None:
-        self.replies.send(device_id, type_, **fields)
-
     def _on_message(self, incoming: Incoming) -> None:
+        # Runs on paho's network thread: parse once, then hand over; a refusal goes to the
+        # worker of the path it came on, so that path's acknowledgement covers it.
         now = utcnow()
         result = parse(incoming.topic, incoming.payload, self.settings.max_payload_bytes)
         if isinstance(result, Parsed):
             item = Item(incoming, now, parsed=result)
-            urgent = result.suffix in URGENT
         else:
             item = Item(
                 incoming, now, refused=Refused(result, incoming.topic, incoming.payload, now)
             )
-            urgent = result.suffix in URGENT
-        (self.urgent if urgent else self.telemetry).put(item)
+        (self.urgent if result.suffix in URGENT else self.telemetry).put(item)
 
     def start(self, wait_s: float = 0.0) -> None:
         self.telemetry.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +25,7 @@ from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.events import emit
 from monitor.ingest import failures, refusals
-from monitor.ingest.items import Item
+from monitor.ingest.items import Item, ItemWorker
 from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
 
@@ -74,20 +73,11 @@ class _Stopping(Exception):
     """The writer is stopping while the store is unavailable."""
 
 
-class TelemetryWriter(threading.Thread):
+class TelemetryWriter(ItemWorker):
     def __init__(self, store: Store, settings: Settings) -> None:
-        super().__init__(name="vigil-telemetry", daemon=True)
+        super().__init__("vigil-telemetry")
         self.store = store
         self.settings = settings
-        self.send_reply: Callable[[str, str, dict[str, Any]], None] = lambda *a: None
-        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._stop_flag = threading.Event()
-
-    def put(self, item: Item) -> None:
-        self._q.put(item)
-
-    def stop(self) -> None:
-        self._stop_flag.set()
 
     def run(self) -> None:
         max_n = self.settings.telemetry_batch_max
@@ -124,7 +114,7 @@ class TelemetryWriter(threading.Thread):
 
     def _finish(self, items: list[Item], replies: list[Reply]) -> None:
         for device_id, fields in replies:
-            self.send_reply(device_id, "rejected", fields)
+            self.send_reply(device_id, "rejected", **fields)
         for item in items:
             item.ack()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.ingest import failures, refusals, waiting
-from monitor.ingest.items import Item
+from monitor.ingest.items import Item, ItemWorker
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.telemetry import device_refusal
 from monitor.orgs.models import Worker
@@ -42,20 +41,11 @@ def msg_device(item: Item) -> str:
     return item.parsed.device_id
 
 
-class UrgentWorker(threading.Thread):
+class UrgentWorker(ItemWorker):
     def __init__(self, store: Store, settings: Settings) -> None:
-        super().__init__(name="vigil-urgent", daemon=True)
+        super().__init__("vigil-urgent")
         self.store = store
         self.settings = settings
-        self.send_reply: Any = lambda *a, **k: None
-        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._stop_flag = threading.Event()
-
-    def put(self, item: Item) -> None:
-        self._q.put(item)
-
-    def stop(self) -> None:
-        self._stop_flag.set()
 
     def run(self) -> None:
         while not self._stop_flag.is_set():
