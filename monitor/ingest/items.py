@@ -1,16 +1,28 @@
-"""What the MQTT thread hands to the workers: a parsed or refused message and how to ack it."""
+"""What the MQTT thread hands to the workers (a parsed or refused message and how to ack
+it), and the base of the two workers."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from monitor import metrics
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.ingest import failures
 from monitor.ingest.link import Incoming
 from monitor.ingest.messages import Parsed, Refusal, ref_id_of
 from monitor.ingest.refusals import Refused
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,13 +49,23 @@ class Item:
 
 # Sends a command straight to a device: (device id, command type, fields).
 SendReply = Callable[..., None]
+T = TypeVar("T")
+
+
+class Stopping(Exception):
+    """The worker is stopping while the store is unavailable: leave the message
+    unacknowledged, and the broker delivers it again."""
 
 
 class ItemWorker(threading.Thread):
-    """A thread that takes items from its own queue until stopped."""
+    """A thread that takes items from its own queue and stores their effects."""
 
-    def __init__(self, name: str) -> None:
+    path = "ingest"
+
+    def __init__(self, name: str, store: Store, settings: Settings) -> None:
         super().__init__(name=name, daemon=True)
+        self.store = store
+        self.settings = settings
         self.send_reply: SendReply = lambda *args, **kwargs: None
         self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._stop_flag = threading.Event()
@@ -53,3 +75,29 @@ class ItemWorker(threading.Thread):
 
     def stop(self) -> None:
         self._stop_flag.set()
+
+    def retrying(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """Run `work` in a transaction, waiting out passing store failures; a lasting one is
+        raised. A unique-key clash is tried again at once, twice: another replica stored the
+        same thing a moment ago, and the next run finds it."""
+        delay = 0.1
+        races = 0
+        while True:
+            try:
+                if read_only:
+                    with self.store.session() as db:
+                        return work(db)
+                with self.store.begin() as db:
+                    return work(db)
+            except IntegrityError:
+                races += 1
+                if races > 2:
+                    raise
+            except Exception as err:
+                metrics.STORE_ERRORS.labels(self.path).inc()
+                if not failures.is_transient(err):
+                    raise
+                log.warning("store unavailable (%s); retrying", err)
+                if self._stop_flag.wait(delay):
+                    raise Stopping from err
+                delay = min(delay * 2, 5.0)

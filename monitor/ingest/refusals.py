@@ -55,3 +55,11 @@ def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
     if r.refusal.ref_id is not None:
         fields["id"] = r.refusal.ref_id
     return r.refusal.device_id, fields
+
+
+def refuse(db: Session, r: Refused) -> list[tuple[str, dict[str, Any]]]:
+    """Record and count a refusal; returns the `rejected` reply to send, if any."""
+    record(db, r)
+    count(r)
+    answer = reply(r)
+    return [] if answer is None else [answer]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -25,7 +24,7 @@ from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.events import emit
 from monitor.ingest import failures, refusals
-from monitor.ingest.items import Item, ItemWorker
+from monitor.ingest.items import Item, ItemWorker, Stopping
 from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
 
@@ -69,15 +68,11 @@ def note_battery(db: Session, device: Device, level: int, at: datetime, threshol
         )
 
 
-class _Stopping(Exception):
-    """The writer is stopping while the store is unavailable."""
-
-
 class TelemetryWriter(ItemWorker):
+    path = "telemetry"
+
     def __init__(self, store: Store, settings: Settings) -> None:
-        super().__init__("vigil-telemetry")
-        self.store = store
-        self.settings = settings
+        super().__init__("vigil-telemetry", store, settings)
 
     def run(self) -> None:
         max_n = self.settings.telemetry_batch_max
@@ -102,8 +97,8 @@ class TelemetryWriter(ItemWorker):
 
     def _commit(self, batch: list[Item]) -> None:
         try:
-            replies = self._retrying(lambda db: self.apply(db, batch))
-        except _Stopping:
+            replies = self.retrying(partial(self.apply, items=batch))
+        except Stopping:
             return  # nothing acknowledged: the broker delivers them again
         except Exception:
             # It fails for good: store the messages one by one, so a single bad one cannot
@@ -118,41 +113,18 @@ class TelemetryWriter(ItemWorker):
         for item in items:
             item.ack()
 
-    def _retrying(self, work: Callable[[Session], list[Reply]]) -> list[Reply]:
-        """Run `work` in a transaction, waiting out passing failures; raise a lasting one."""
-        delay = 0.2
-        while True:
-            try:
-                with self.store.begin() as db:
-                    return work(db)
-            except Exception as err:
-                metrics.STORE_ERRORS.labels("telemetry").inc()
-                if not failures.is_transient(err):
-                    raise
-                log.warning("store unavailable (%s); retrying", err)
-                if self._stop_flag.wait(delay):
-                    raise _Stopping from err
-                delay = min(delay * 2, 5.0)
-
     def _one_by_one(self, batch: list[Item]) -> None:
         for item in batch:
             try:
                 try:
-                    replies = self._retrying(partial(self.apply, items=[item]))
-                except _Stopping:
+                    replies = self.retrying(partial(self.apply, items=[item]))
+                except Stopping:
                     raise
                 except Exception as err:
                     log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
                     refused = item.refused or item.refuse("store_failed", failures.describe(err))
-
-                    def record(db: Session, refused: refusals.Refused = refused) -> list[Reply]:
-                        refusals.record(db, refused)
-                        refusals.count(refused)
-                        r = refusals.reply(refused)
-                        return [] if r is None else [r]
-
-                    replies = self._retrying(record)
-            except _Stopping:
+                    replies = self.retrying(partial(refusals.refuse, r=refused))
+            except Stopping:
                 return
             self._finish([item], replies)
 
@@ -166,20 +138,14 @@ class TelemetryWriter(ItemWorker):
         moved: dict[str, dict[str, Any]] = {}
         threshold = self.settings.low_battery_pct
         for item in items:
-            refused = item.refused
-            if refused is None:
-                refused = device_refusal(
-                    item,
-                    known.get(item.parsed.device_id),  # type: ignore[union-attr]
-                )
-            if refused is not None:
-                refusals.record(db, refused)
-                refusals.count(refused)
-                r = refusals.reply(refused)
-                if r is not None:
-                    replies.append(r)
+            if item.parsed is None:
+                assert item.refused is not None
+                replies.extend(refusals.refuse(db, item.refused))
                 continue
-            assert item.parsed is not None
+            refused = device_refusal(item, known.get(item.parsed.device_id))
+            if refused is not None:
+                replies.extend(refusals.refuse(db, refused))
+                continue
             dev = known[item.parsed.device_id]
             msg = item.parsed.msg
             at = item.received_at

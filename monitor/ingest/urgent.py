@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import queue
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor import metrics
@@ -23,7 +23,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.ingest import failures, refusals, waiting
-from monitor.ingest.items import Item, ItemWorker
+from monitor.ingest.items import Item, ItemWorker, Stopping
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.telemetry import device_refusal
 from monitor.orgs.models import Worker
@@ -36,16 +36,11 @@ log = logging.getLogger(__name__)
 Direct = tuple[str, str, dict[str, Any]]
 
 
-def msg_device(item: Item) -> str:
-    assert item.parsed is not None
-    return item.parsed.device_id
-
-
 class UrgentWorker(ItemWorker):
+    path = "urgent"
+
     def __init__(self, store: Store, settings: Settings) -> None:
-        super().__init__("vigil-urgent")
-        self.store = store
-        self.settings = settings
+        super().__init__("vigil-urgent", store, settings)
 
     def run(self) -> None:
         while not self._stop_flag.is_set():
@@ -57,102 +52,99 @@ class UrgentWorker(ItemWorker):
             self.handle(item)
 
     def handle(self, item: Item) -> None:
-        delay = 0.1
-        races = 0
-        while True:
+        try:
             try:
                 direct = self.apply(item)
-                break
-            except IntegrityError as err:
-                # Another replica stored the same alert a moment ago: run again, and this
-                # time find it. More than that is not a race.
-                races += 1
-                if races <= 2:
-                    continue
-                direct = self._permanent_failure(item, err)
-                break
+            except Stopping:
+                raise
             except Exception as err:
-                metrics.STORE_ERRORS.labels("urgent").inc()
-                if not failures.is_transient(err):
-                    direct = self._permanent_failure(item, err)
-                    break
-                log.warning("store unavailable for %s (%s); retrying", item.incoming.topic, err)
-                if self._stop_flag.wait(delay):
-                    return  # not acknowledged: the broker delivers it again
-                delay = min(delay * 2, 5.0)
+                direct = self._permanent_failure(item, err)
+        except Stopping:
+            return  # not acknowledged: the broker delivers it again
         for device_id, type_, fields in direct:
             self.send_reply(device_id, type_, **fields)
         item.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
 
-    def _permanent_failure(self, item: Item, err: BaseException) -> list[Direct]:
-        """A message that can never be stored as it is must not block the ones behind it."""
-        log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
-        msg = item.parsed.msg if item.parsed is not None else None
-        if isinstance(msg, AlertMsg):
-            # An alert is never dropped for a detail: keep what identifies it, and say so.
-            bare = msg.model_copy(update={"note": None, "loc": None, "trigger": None, "batt": None})
-            try:
-                with self.store.begin() as db:
-                    device = db.get(Device, msg_device(item))
-                    if device is not None:
-                        direct = self._alert(db, device, bare, item)
-                        alert = alerts.find_device_alert(db, device.id, msg.id)
-                        if alert is not None:
-                            alerts.record(
-                                db,
-                                alert,
-                                "details_dropped",
-                                "system",
-                                f"Some details of this alert {failures.describe(err)}",
-                            )
-                        return direct
-            except Exception:
-                log.exception("even the bare alert on %s failed", item.incoming.topic)
-        refused = item.refused or item.refuse("store_failed", failures.describe(err))
-        try:
-            return self._refuse(refused)
-        except Exception:
-            log.exception("could not record the refusal of %s", item.incoming.topic)
-            return []
-
     def apply(self, item: Item) -> list[Direct]:
         if item.refused is not None:
-            return self._refuse(item.refused)
+            return self.retrying(partial(self._refuse, refused=item.refused))
         assert item.parsed is not None
         msg = item.parsed.msg
         pin_kind: str | None = None
         if isinstance(msg, CancelMsg):
             # argon2 is slow on purpose: check the PIN before the write transaction opens.
-            pin_kind = self._check_cancel_pin(item.parsed.device_id, msg)
-        with self.store.begin() as db:
-            device = db.get(Device, item.parsed.device_id)
-            refused = device_refusal(item, device)
-            if refused is not None:
-                return self._refuse(refused, db)
-            assert device is not None
-            devices.mark_seen(db, device, item.received_at)
-            metrics.MESSAGES.labels(item.parsed.suffix).inc()
-            if isinstance(msg, AlertMsg):
-                return self._alert(db, device, msg, item)
-            if isinstance(msg, CancelMsg):
-                return self._cancel(db, device, msg, pin_kind, item)
-            if isinstance(msg, VisitMsg):
-                return self._visit(db, device, msg, item)
-            if isinstance(msg, EvidenceMsg):
-                return self._evidence(db, device, msg, item)
+            pin_kind = self.retrying(
+                partial(self._check_cancel_pin, device_id=item.parsed.device_id, msg=msg),
+                read_only=True,
+            )
+        return self.retrying(partial(self._apply, item=item, pin_kind=pin_kind))
+
+    def _apply(self, db: Session, item: Item, pin_kind: str | None) -> list[Direct]:
+        assert item.parsed is not None
+        msg = item.parsed.msg
+        device = db.get(Device, item.parsed.device_id)
+        refused = device_refusal(item, device)
+        if refused is not None:
+            return self._refuse(db, refused)
+        assert device is not None
+        devices.mark_seen(db, device, item.received_at)
+        metrics.MESSAGES.labels(item.parsed.suffix).inc()
+        if isinstance(msg, AlertMsg):
+            return self._alert(db, device, msg, item)
+        if isinstance(msg, CancelMsg):
+            return self._cancel(db, device, msg, pin_kind, item)
+        if isinstance(msg, VisitMsg):
+            return self._visit(db, device, msg, item)
+        if isinstance(msg, EvidenceMsg):
+            return self._evidence(db, device, msg, item)
         raise AssertionError(f"not an urgent message: {item.parsed.suffix}")
 
-    def _refuse(self, refused: refusals.Refused, db: Session | None = None) -> list[Direct]:
-        if db is None:
-            with self.store.begin() as db2:
-                refusals.record(db2, refused)
-        else:
-            refusals.record(db, refused)
-        refusals.count(refused)
-        r = refusals.reply(refused)
-        return [] if r is None else [(r[0], "rejected", r[1])]
+    def _permanent_failure(self, item: Item, err: BaseException) -> list[Direct]:
+        """A message that can never be stored as it is must not block the ones behind it."""
+        log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
+        if item.parsed is not None and isinstance(item.parsed.msg, AlertMsg):
+            try:
+                return self.retrying(partial(self._bare_alert, item=item, err=err))
+            except Stopping:
+                raise
+            except Exception:
+                log.exception("even the bare alert on %s failed", item.incoming.topic)
+        refused = item.refused or item.refuse("store_failed", failures.describe(err))
+        try:
+            return self.retrying(partial(self._refuse, refused=refused))
+        except Stopping:
+            raise
+        except Exception:
+            log.exception("could not record the refusal of %s", item.incoming.topic)
+            return []
+
+    def _bare_alert(self, db: Session, item: Item, err: BaseException) -> list[Direct]:
+        """An alert is never dropped for a detail: keep what identifies it, and say so."""
+        assert item.parsed is not None and isinstance(item.parsed.msg, AlertMsg)
+        msg = item.parsed.msg
+        device = db.get(Device, item.parsed.device_id)
+        if device is None:
+            raise LookupError(f"device {item.parsed.device_id} is gone")
+        fresh = alerts.find_device_alert(db, device.id, msg.id) is None
+        bare = msg.model_copy(update={"note": None, "loc": None, "trigger": None, "batt": None})
+        direct = self._alert(db, device, bare, item)
+        alert = alerts.find_device_alert(db, device.id, msg.id)
+        if fresh and alert is not None:
+            alerts.record(
+                db,
+                alert,
+                "details_dropped",
+                "system",
+                f"Some details of this alert {failures.describe(err)}",
+            )
+        return direct
+
+    def _refuse(self, db: Session, refused: refusals.Refused) -> list[Direct]:
+        return [
+            (device_id, "rejected", fields) for device_id, fields in refusals.refuse(db, refused)
+        ]
 
     def _alert(self, db: Session, device: Device, msg: AlertMsg, item: Item) -> list[Direct]:
         alert, created = alerts.raise_from_device(
@@ -187,11 +179,10 @@ class UrgentWorker(ItemWorker):
         # Every copy is answered: the device stops resending only when it hears this.
         return [(device.id, "alert_received", {"alert_id": msg.id})]
 
-    def _check_cancel_pin(self, device_id: str, msg: CancelMsg) -> str | None:
-        with self.store.session() as db:
-            device = db.get(Device, device_id)
-            worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
-            return check_pin(worker, msg.pin) if worker is not None else None
+    def _check_cancel_pin(self, db: Session, device_id: str, msg: CancelMsg) -> str | None:
+        device = db.get(Device, device_id)
+        worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
+        return check_pin(worker, msg.pin) if worker is not None else None
 
     def _cancel(
         self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
@@ -256,7 +247,7 @@ class UrgentWorker(ItemWorker):
             self._hold(db, item, msg.id)
             return []
         except visits.VisitRefused as why:
-            return self._refuse(item.refuse("visit_refused", str(why)), db)
+            return self._refuse(db, item.refuse("visit_refused", str(why)))
         if msg.action == "start":
             evidence.link_to_visit(db, device.id, msg.id)
             self._replay_visit(db, device, msg.id, org_id)
@@ -272,5 +263,5 @@ class UrgentWorker(ItemWorker):
             if why.discard_upload:
                 evidence.discard_upload(db, device.id, msg.id, store_dir)
             refused = item.refuse("evidence_mismatch", str(why))
-            return self._refuse(refused, db)
+            return self._refuse(db, refused)
         return []

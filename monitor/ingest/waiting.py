@@ -79,11 +79,8 @@ def expire(db: Session, now: datetime, max_age_s: float) -> int:
             row.payload.encode("utf-8"),
             row.received_at,
         )
-        refusals.record(db, refused)
-        refusals.count(refused)
-        reply = refusals.reply(refused)
-        if reply is not None:
-            queue_command(db, reply[0], "rejected", **reply[1])
+        for device_id, fields in refusals.refuse(db, refused):
+            queue_command(db, device_id, "rejected", **fields)
     if rows:
         db.execute(delete(WaitingMessage).where(WaitingMessage.id.in_([r.id for r in rows])))
     return len(rows)
