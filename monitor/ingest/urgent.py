@@ -222,22 +222,25 @@ class UrgentWorker(ItemWorker):
         alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
         worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
         assert alert is not None
-        for parsed, _ in held:
-            assert isinstance(parsed.msg, CancelMsg)
-            pin_kind = check_pin(worker, parsed.msg.pin) if worker is not None else None
+        for h in held:
+            assert isinstance(h.parsed.msg, CancelMsg)
+            pin_kind = check_pin(worker, h.parsed.msg.pin) if worker is not None else None
             answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
             queue_command(db, device.id, answer, alert_id=alert_id)
 
     def _replay_visit(self, db: Session, device: Device, visit_id: str, org_id: int | None) -> None:
         """Apply check-ins, extensions and ends that overtook this visit's start."""
-        for parsed, received_at in waiting.take(db, device.id, "visit", visit_id):
-            assert isinstance(parsed.msg, VisitMsg)
+        for h in waiting.take(db, device.id, "visit", visit_id):
+            assert isinstance(h.parsed.msg, VisitMsg)
             try:
                 visits.handle(
-                    db, device=device, org_id=org_id, msg=parsed.msg, received_at=received_at
+                    db, device=device, org_id=org_id, msg=h.parsed.msg, received_at=h.received_at
                 )
             except visits.VisitRefused as why:
-                queue_command(db, device.id, "rejected", ref="visit", reason=str(why), id=visit_id)
+                # Answered from the outbox: this transaction is the visit start's.
+                refused = h.refused("visit_refused", str(why))
+                for device_id, fields in refusals.refuse(db, refused):
+                    queue_command(db, device_id, "rejected", **fields)
 
     def _visit(self, db: Session, device: Device, msg: VisitMsg, item: Item) -> list[Direct]:
         org_id = devices.org_of(db, device)

@@ -8,6 +8,7 @@ that stores the alert or visit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from monitor.devices.commands import queue_command
 from monitor.ingest import refusals
-from monitor.ingest.messages import Parsed, Refusal, parse
+from monitor.ingest.messages import Parsed, Refusal, parse, ref_id_of
 from monitor.ingest.models import WaitingMessage
 
 
@@ -41,7 +42,24 @@ def hold(
     )
 
 
-def take(db: Session, device_id: str, suffix: str, ref_id: str) -> list[tuple[Parsed, datetime]]:
+@dataclass(frozen=True)
+class Held:
+    parsed: Parsed
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+    def refused(self, code: str, reason: str) -> refusals.Refused:
+        p = self.parsed
+        return refusals.Refused(
+            Refusal(code, reason, p.device_id, p.suffix, ref_id_of(p.msg)),
+            self.topic,
+            self.payload,
+            self.received_at,
+        )
+
+
+def take(db: Session, device_id: str, suffix: str, ref_id: str) -> list[Held]:
     """The messages waiting for (device, ref id), oldest first; removed from the store."""
     rows = db.scalars(
         select(WaitingMessage)
@@ -55,9 +73,10 @@ def take(db: Session, device_id: str, suffix: str, ref_id: str) -> list[tuple[Pa
     ).all()
     out = []
     for row in rows:
-        parsed = parse(row.topic, row.payload.encode("utf-8"))
+        payload = row.payload.encode("utf-8")
+        parsed = parse(row.topic, payload)
         if isinstance(parsed, Parsed):  # it was valid when held
-            out.append((parsed, row.received_at))
+            out.append(Held(parsed, row.topic, payload, row.received_at))
         db.delete(row)
     return out
 
