@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
+from monitor.devices.models import Device
 from monitor.ingest import failures
 from monitor.ingest.link import Incoming
 from monitor.ingest.messages import Parsed, Refusal, ref_id_of
@@ -45,6 +46,19 @@ class Item:
             self.incoming.payload,
             self.received_at,
         )
+
+
+def device_refusal(item: Item, device: Device | None) -> Refused | None:
+    """Refuse a well-formed message from a device that is unknown or disabled."""
+    assert item.parsed is not None
+    if device is not None and device.enabled:
+        return None
+    code, why = (
+        ("unknown_device", "unknown device")
+        if device is None
+        else ("disabled_device", "device is disabled")
+    )
+    return item.refuse(code, why)
 
 
 # Sends a command straight to a device: (device id, command type, fields).

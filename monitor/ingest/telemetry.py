@@ -24,26 +24,13 @@ from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.events import emit
 from monitor.ingest import failures, refusals
-from monitor.ingest.items import Item, ItemWorker, Stopping
+from monitor.ingest.items import Item, ItemWorker, Stopping, device_refusal
 from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
 
 log = logging.getLogger(__name__)
 
 Reply = tuple[str, dict[str, Any]]
-
-
-def device_refusal(item: Item, device: Device | None) -> refusals.Refused | None:
-    """Refuse a well-formed message from a device that is unknown or disabled."""
-    assert item.parsed is not None
-    if device is not None and device.enabled:
-        return None
-    code, why = (
-        ("unknown_device", "unknown device")
-        if device is None
-        else ("disabled_device", "device is disabled")
-    )
-    return item.refuse(code, why)
 
 
 def note_battery(db: Session, device: Device, level: int, at: datetime, threshold: int) -> None:

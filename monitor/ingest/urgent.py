@@ -23,9 +23,8 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.ingest import failures, refusals, waiting
-from monitor.ingest.items import Item, ItemWorker, Stopping
+from monitor.ingest.items import Item, ItemWorker, Stopping, device_refusal
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
-from monitor.ingest.telemetry import device_refusal
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
 from monitor.visits import service as visits
