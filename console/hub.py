@@ -27,6 +27,7 @@ from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES
 from monitor.config import Settings
 from monitor.db import Store
+from monitor.deps import CurrentUser
 from monitor.events import Event
 from monitor.security import read_token
 from monitor.users.models import User
@@ -165,7 +166,9 @@ class Hub:
                 await client.ws.close(code=4401, reason="session expired")
                 return
             try:
-                text = await asyncio.wait_for(client.queue.get(), PING_S)
+                # Wake for the token's expiry too, so an expired session ends on time.
+                wait = min(PING_S, max(0.05, client.expires - time.time()))
+                text = await asyncio.wait_for(client.queue.get(), wait)
             except TimeoutError:
                 text = '{"kind":"heartbeat"}'
             if client.overflowed:
@@ -182,6 +185,14 @@ def install(app: FastAPI, hub: Hub) -> None:
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
         await hub.serve(ws)
+
+    @app.get("/api/v1/console/config", tags=["console"])
+    def console_config(user: CurrentUser) -> dict[str, str]:
+        """What the console needs to draw maps."""
+        return {
+            "tiles_url": hub.settings.map_tiles_url,
+            "attribution": hub.settings.map_attribution,
+        }
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

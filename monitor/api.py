@@ -13,6 +13,7 @@ from monitor.alerts.views import router as alerts_router
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.views import router as devices_router
+from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
@@ -54,6 +55,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         visits_router,
         refused_router,
         evidence_router,
+        playback_router,
     ):
         app.include_router(router)
 

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
+    map_tiles_url: str = Field(
+        "",
+        description="Map tile URL template for the console, e.g. "
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty shows positions on a blank map "
+        "(for machines with no network).",
+    )
+    map_attribution: str = Field("", description="Attribution shown with the map tiles.")
+
     secret_key: str = Field(
         "", description="Signs access tokens; generated into data_dir when empty."
     )

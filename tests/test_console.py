@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from monitor.users.models import Role
-from tests.support import PASSWORD, Running
+from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -104,3 +106,82 @@ def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: Brow
     badge.raise_alert(type="man_down")
     expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
     expect(page.locator("#queue tbody tr").first).to_contain_text("Man down", timeout=5_000)
+
+
+def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser) -> None:
+    base = svc.serve_http()
+    svc.user("erin", Role.OPERATOR)
+    page = sign_in(browser, base, "erin")
+    badge, b = svc.badge("badge-ui4", name="Sam Lee")
+    for i in range(3):  # a short trail before the alert
+        badge.send_location(lat=51.5 + i * 0.0005, lon=-0.12, acc=8, qos=1)
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    audio = (Path(__file__).parent / "data" / "clip.wav").read_bytes()
+    badge.send_evidence("clip-1", alert_id=alert_id, data=audio, codec="wav", duration_ms=1000)
+    wait_until(
+        lambda: (
+            svc.http.put(
+                f"/api/v1/devices/{b.device_id}/evidence/clip-1",
+                content=audio,
+                auth=(b.device_id, b.secret),
+            ).status_code
+            == 200
+        ),
+        timeout=10,
+        what="the upload",
+    )
+
+    page.locator("#queue tbody tr").first.click()
+    facts = page.locator("#d-facts")
+    expect(facts).to_contain_text("+447700900001")
+    expect(facts).to_contain_text("Asthma")
+    expect(page.locator("#map")).to_have_attribute("data-points", re.compile(r"[2-9]|\d\d"))
+    expect(page.locator("#map .leaflet-interactive").first).to_be_attached()
+    player = page.locator("#d-evidence audio")
+    expect(player).to_have_attribute("src", re.compile("^blob:"), timeout=10_000)
+    duration = page.evaluate(
+        "() => new Promise(r => { const a = document.querySelector('#d-evidence audio');"
+        " if (a.readyState > 0) r(a.duration); else a.onloadedmetadata = () => r(a.duration); })"
+    )
+    assert 0.9 < duration < 1.1
+
+    page.fill("#auth-service", "Police (999)")
+    page.fill("#auth-ref", "CAD 4471")
+    page.click("#authorities-form button")
+    expect(page.locator("#timeline")).to_contain_text(
+        "Authorities called: Police (999), reference CAD 4471"
+    )
+
+
+def test_fleet_view_for_supervisors(svc: Running, browser: Browser) -> None:
+    base = svc.serve_http()
+    svc.user("lead", Role.SUPERVISOR)
+    _, b = svc.badge("badge-ui5", name="Kim Park")
+    badge, _ = svc.badge("badge-ui6")
+    badge.publish_raw("heartbeat", '{"v":1,"ts":1,"batt":50}')
+    page = sign_in(browser, base, "lead")
+    page.click("#tab-fleet")
+    expect(page.locator("#devices")).to_contain_text("Kim Park")
+    expect(page.locator("#devices")).to_contain_text(b.device_id)
+    expect(page.locator("#refused")).to_contain_text("ts: Input should be greater than or equal")
+
+
+def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: Browser) -> None:
+    base = svc.serve_http()
+    svc.user("olly", Role.OPERATOR)
+    page = sign_in(browser, base, "olly")
+    expect(page.locator("#tab-fleet")).to_be_hidden()
+
+
+def test_expired_session_returns_to_sign_in(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, browser: Browser
+) -> None:
+    with running(
+        service_settings(tmp_path / "data", db_url, mqtt_broker, token_ttl_s=3), mqtt_broker
+    ) as svc:
+        base = svc.serve_http()
+        svc.user("pat", Role.OPERATOR)
+        page = sign_in(browser, base, "pat")
+        expect(page.locator("#login-form")).to_be_visible(timeout=10_000)
+        expect(page.locator("#login-note")).to_contain_text("session has expired")

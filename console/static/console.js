@@ -1,64 +1,85 @@
-// Vigil console: live alert queue over a websocket, actions over the REST API.
-// Everything people typed is put on the page with textContent, never as HTML.
+// Vigil console: the live alert queue over a websocket, actions over the REST API, the map,
+// evidence, and the fleet view. Everything people typed goes on the page with textContent,
+// never as HTML.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: sessionStorage.getItem("vigil.token"), alerts: new Map(),
-  selected: null, seq: 0, epoch: null, ws: null, retry: 500 };
+const state = { token: sessionStorage.getItem("vigil.token"), me: null, alerts: new Map(),
+  selected: null, seq: 0, epoch: null, ws: null, retry: 500, view: "alerts",
+  map: null, layers: null, config: null, fleetTimer: null };
 
 const LABEL = { red: "Panic", man_down: "Man down", no_motion: "No motion", test: "Test",
   visit_overdue: "Visit overdue", device_offline: "Device offline", duress: "Duress" };
 
 function kindOf(a) { return a.duress ? "duress" : a.type; }
+function isActive(a) { return a.state === "raised" || a.state === "acknowledged"; }
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
 
 async function api(path, opts = {}) {
   const res = await fetch(path, { ...opts, headers: { ...(opts.headers || {}),
     Authorization: `Bearer ${state.token}` } });
-  if (res.status === 401) { signOut(); throw new Error("Your session has expired"); }
+  if (res.status === 401) { signOut("Your session has expired: please sign in again."); throw new Error("signed out"); }
   const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
-  if (!res.ok) throw new Error(body?.detail ? JSON.stringify(body.detail) : res.statusText);
+  if (!res.ok) throw new Error(body?.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : res.statusText);
   return body;
 }
 
 function show(view) {
   $("#login").hidden = view !== "login";
-  $("#console").hidden = view !== "console";
-  $("#logout").hidden = view !== "console";
+  $("#console").hidden = view !== "alerts";
+  $("#fleet").hidden = view !== "fleet";
+  $("#logout").hidden = view === "login";
+  $("#tabs").hidden = view === "login";
+  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-fleet", "fleet"]]) {
+    $(id).classList.toggle("active", view === v);
+    $(id).setAttribute("aria-pressed", String(view === v));
+  }
+  if (view !== "login") state.view = view;
+  clearInterval(state.fleetTimer);
+  if (view === "fleet") { loadFleet(); state.fleetTimer = setInterval(loadFleet, 5000); }
+  if (view === "alerts" && state.map) setTimeout(() => state.map.invalidateSize(), 0);
 }
 
-function signOut() {
+function signOut(note) {
   sessionStorage.removeItem("vigil.token");
   state.token = null;
-  if (state.ws) state.ws.close();
+  if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+  $("#login-note").textContent = note || "";
   show("login");
 }
 
 $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const form = new FormData(e.target);
   const res = await fetch("/api/v1/auth/token", { method: "POST",
-    body: new URLSearchParams(form) });
+    body: new URLSearchParams(new FormData(e.target)) });
   if (!res.ok) { $("#login-error").textContent = "Wrong username or password."; return; }
   state.token = (await res.json()).access_token;
   sessionStorage.setItem("vigil.token", state.token);
+  $("#login-error").textContent = "";
   start();
 });
-$("#logout").addEventListener("click", signOut);
+$("#logout").addEventListener("click", () => signOut());
+$("#tab-alerts").addEventListener("click", () => show("alerts"));
+$("#tab-fleet").addEventListener("click", () => show("fleet"));
 
 function since(iso) {
   const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
-  const m = Math.floor(s / 60);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
   return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
-function isActive(a) { return a.state === "raised" || a.state === "acknowledged"; }
-
+// ---- the queue -----------------------------------------------------------------------
 function render() {
   const rows = [...state.alerts.values()].filter(isActive)
     .sort((a, b) => a.priority - b.priority || Date.parse(a.raised_at) - Date.parse(b.raised_at));
-  const body = $("#queue tbody");
-  body.replaceChildren(...rows.map((a) => {
-    const tr = document.createElement("tr");
+  $("#queue tbody").replaceChildren(...rows.map((a) => {
+    const tr = el("tr");
     tr.dataset.id = a.id;
     tr.tabIndex = 0;
     if (a.state === "raised") tr.classList.add("flash");
@@ -67,66 +88,156 @@ function render() {
       new Date(a.raised_at).toLocaleTimeString(), since(a.raised_at),
       a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
     cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      td.textContent = text;
+      const td = el("td", text);
       if (i === 0) td.className = `type type-${kindOf(a)}`;
       if (i === 4) td.className = "age";
       tr.append(td);
     });
     tr.addEventListener("click", () => select(a.id));
-    tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") select(a.id); });
+    tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(a.id); } });
     return tr;
   }));
   $("#count").textContent = rows.length;
   $("#empty").hidden = rows.length > 0;
 }
 
+// ---- one alert -----------------------------------------------------------------------
+function ensureMap() {
+  if (state.map || typeof L === "undefined") return;
+  state.map = L.map("map", { zoomControl: true, attributionControl: true });
+  if (state.config?.tiles_url) {
+    L.tileLayer(state.config.tiles_url, { maxZoom: 19, attribution: state.config.attribution || "" }).addTo(state.map);
+  }
+  state.layers = L.layerGroup().addTo(state.map);
+  state.map.setView([51.5, -0.12], 13);
+}
+
+function drawMap(a) {
+  ensureMap();
+  if (!state.map) return;
+  state.layers.clearLayers();
+  const trail = (a.trail || []).map((p) => [p.lat, p.lon]);
+  const here = a.lat != null ? [a.lat, a.lon] : trail[trail.length - 1];
+  if (trail.length > 1) L.polyline(trail, { color: "#1f5fbf", weight: 3, opacity: 0.7 }).addTo(state.layers);
+  if (here) {
+    const acc = a.acc ?? a.trail?.[a.trail.length - 1]?.acc;
+    if (acc) L.circle(here, { radius: acc, color: "#c62828", weight: 1, fillOpacity: 0.15 }).addTo(state.layers);
+    L.circleMarker(here, { radius: 7, color: "#c62828", fillColor: "#c62828", fillOpacity: 1 })
+      .addTo(state.layers).bindTooltip(a.worker_name || a.device_id);
+    state.map.setView(here, Math.max(state.map.getZoom(), 16));
+  }
+  $("#map").dataset.points = String(trail.length + (here ? 1 : 0));
+  setTimeout(() => state.map.invalidateSize(), 0);
+}
+
+async function playable(ev) {
+  // The audio is fetched with the operator's token, then played from memory.
+  const res = await fetch(`/api/v1/evidence/${ev.id}/audio`, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) return null;
+  return URL.createObjectURL(await res.blob());
+}
+
+async function drawEvidence(a) {
+  const box = $("#d-evidence");
+  box.replaceChildren();
+  if (!a.evidence?.length) return;
+  box.append(el("h3", "Audio"));
+  for (const ev of a.evidence) {
+    const line = el("div");
+    line.append(el("span", `${ev.evidence_id} · ${ev.duration_ms ? (ev.duration_ms / 1000).toFixed(0) + " s" : ""} · sha256 ${(ev.sha256 || "").slice(0, 12)}…`));
+    if (ev.uploaded_at) {
+      const audio = el("audio");
+      audio.controls = true;
+      audio.dataset.evidence = ev.id;
+      line.append(audio);
+      playable(ev).then((url) => { if (url) audio.src = url; });
+    } else if (ev.uri) {
+      line.append(el("span", ` (kept on the device: ${ev.uri})`, "note"));
+    } else {
+      line.append(el("span", " (not uploaded yet)", "note"));
+    }
+    box.append(line);
+  }
+}
+
 async function select(id) {
   state.selected = id;
   render();
-  const a = await api(`/api/v1/alerts/${id}`);
+  let a;
+  try { a = await api(`/api/v1/alerts/${id}`); } catch { return; }
+  if (state.selected !== id) return;
   state.alerts.set(a.id, { ...state.alerts.get(a.id), ...a });
   $("#detail").hidden = false;
   $("#d-title").textContent = `${LABEL[kindOf(a)] || a.type}: ${a.worker_name || a.device_id}`;
-  const facts = [["State", a.state], ["Device", a.device_id], ["Team", a.team || ""],
-    ["Raised", new Date(a.raised_at).toLocaleString()],
+  const w = a.worker || {};
+  const facts = [["State", a.state], ["Worker", w.name || ""], ["Phone", w.phone || ""],
+    ["Team", a.team || ""], ["For responders", w.responder_notes || ""],
+    ["Device", `${a.device_id}${a.battery != null ? ` (battery ${a.battery}%)` : ""}`],
+    ["Raised", `${new Date(a.raised_at).toLocaleString()} (${since(a.raised_at)} ago)`],
     ["Position", a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)} (±${a.acc ?? "?"} m)` : "unknown"],
-    ["Battery", a.battery != null ? `${a.battery}%` : ""], ["Note", a.note || ""],
-    ["Taken by", a.acknowledged_by || ""], ["Outcome", a.outcome || ""]];
-  $("#d-facts").replaceChildren(...facts.flatMap(([k, v]) => {
-    const dt = document.createElement("dt"); dt.textContent = k;
-    const dd = document.createElement("dd"); dd.textContent = v;
-    return [dt, dd];
-  }));
+    ["Visit", a.visit ? `${a.visit.note || "(no note)"}, due ${new Date(a.visit.due_at).toLocaleTimeString()}` : ""],
+    ["Worker's note", a.note || ""], ["Taken by", (a.acknowledged_by || "").replace(/^user:/, "")],
+    ["Outcome", a.outcome || ""]];
+  $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  if (a.duress) $("#d-facts").prepend(el("dt", "DURESS", "duress-banner"), el("dd", "The worker keyed the duress PIN: the device shows the alert as cancelled."));
   $("#ack").disabled = a.state !== "raised";
+  $("#resolve-form button").disabled = !isActive(a);
   $("#timeline").replaceChildren(...a.timeline.map((t) => {
-    const li = document.createElement("li");
-    const time = document.createElement("time");
-    time.textContent = new Date(t.at).toLocaleTimeString();
-    li.append(time, `${t.text || t.kind} (${t.actor})`);
+    const li = el("li");
+    li.append(el("time", new Date(t.at).toLocaleTimeString()), `${t.text || t.kind} (${t.actor.replace(/^user:/, "")})`);
     return li;
   }));
+  drawMap(a);
+  drawEvidence(a);
 }
 
 async function act(fn) {
   $("#action-error").textContent = "";
   try { await fn(); await select(state.selected); } catch (err) {
-    $("#action-error").textContent = err.message;
+    if (err.message !== "signed out") $("#action-error").textContent = err.message;
   }
 }
-$("#ack").addEventListener("click", () => act(() =>
-  api(`/api/v1/alerts/${state.selected}/acknowledge`, { method: "POST" })));
+const post = (path, body) => api(path, { method: "POST",
+  headers: body ? { "Content-Type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
+$("#ack").addEventListener("click", () => act(() => post(`/api/v1/alerts/${state.selected}/acknowledge`)));
 $("#note-form").addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
-  await api(`/api/v1/alerts/${state.selected}/notes`, { method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ text: $("#note").value }) });
+  await post(`/api/v1/alerts/${state.selected}/notes`, { text: $("#note").value });
   $("#note").value = "";
 }); });
+$("#authorities-form").addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
+  await post(`/api/v1/alerts/${state.selected}/authorities`, { service: $("#auth-service").value, reference: $("#auth-ref").value });
+  $("#auth-service").value = ""; $("#auth-ref").value = "";
+}); });
 $("#resolve-form").addEventListener("submit", (e) => { e.preventDefault(); act(() =>
-  api(`/api/v1/alerts/${state.selected}/resolve`, { method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ outcome: $("#outcome").value }) })); });
+  post(`/api/v1/alerts/${state.selected}/resolve`, { outcome: $("#outcome").value })); });
 
+// ---- the fleet -----------------------------------------------------------------------
+async function loadFleet() {
+  let devices, refused;
+  try {
+    [devices, refused] = await Promise.all([api("/api/v1/devices"), api("/api/v1/refused?limit=50")]);
+  } catch { return; }
+  const online = devices.filter((d) => d.online).length;
+  $("#fleet-summary").textContent = `${online} of ${devices.length} online`;
+  $("#devices tbody").replaceChildren(...devices.map((d) => {
+    const tr = el("tr");
+    const left = d.visit_due_at ? Math.round((Date.parse(d.visit_due_at) - Date.now()) / 60000) : null;
+    const cells = [
+      [d.id], [d.worker_name || ""], [d.online ? "online" : "offline", d.online ? "online" : "offline"],
+      [d.battery != null ? `${d.battery}%` : "", d.battery != null && d.battery < 15 ? "low" : ""],
+      [d.last_seen_at ? `${since(d.last_seen_at)} ago` : "never"], [d.visit_note || ""],
+      [left === null ? "" : left >= 0 ? `${left} min` : `${-left} min over`, left !== null && left < 0 ? "offline" : ""]];
+    for (const [text, cls] of cells) tr.append(el("td", text, cls));
+    return tr;
+  }));
+  $("#refused tbody").replaceChildren(...refused.map((r) => {
+    const tr = el("tr");
+    for (const text of [new Date(r.at).toLocaleString(), r.device_id || "", r.topic, r.reason]) tr.append(el("td", text));
+    return tr;
+  }));
+}
+
+// ---- live updates --------------------------------------------------------------------
 function onMessage(msg) {
   if (msg.kind === "heartbeat" || msg.kind === "pong") return;
   if (msg.kind === "snapshot") {
@@ -135,10 +246,11 @@ function onMessage(msg) {
     if (msg.epoch === state.epoch && msg.seq <= state.seq) return;
     if (msg.alert) {
       const isNew = !state.alerts.has(msg.alert.id) && msg.kind === "alert.raised";
-      state.alerts.set(msg.alert.id, msg.alert);
+      state.alerts.set(msg.alert.id, { ...state.alerts.get(msg.alert.id), ...msg.alert });
       if (isNew) $("#chime").play().catch(() => {});
-      if (state.selected === msg.alert.id) select(msg.alert.id);
     }
+    const touched = msg.alert ? [msg.alert.id] : (msg.alert_ids || (msg.alert_id ? [msg.alert_id] : []));
+    if (touched.includes(state.selected)) select(state.selected);
   }
   state.seq = msg.seq; state.epoch = msg.epoch;
   render();
@@ -152,8 +264,9 @@ function connect() {
   ws.onopen = () => { state.retry = 500; $("#conn").textContent = "live"; $("#conn").className = "conn on"; };
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onclose = (e) => {
+    if (state.ws !== ws) return;
     $("#conn").textContent = "offline"; $("#conn").className = "conn off";
-    if (e.code === 4401) { signOut(); return; }
+    if (e.code === 4401) { signOut("Your session has expired: please sign in again."); return; }
     if (state.token) setTimeout(connect, state.retry);
     state.retry = Math.min(state.retry * 2, 5000);
   };
@@ -161,16 +274,17 @@ function connect() {
 
 async function start() {
   try {
-    const me = await api("/api/v1/auth/me");
-    $("#who").textContent = `${me.full_name || me.username} (${me.role})`;
+    state.me = await api("/api/v1/auth/me");
+    state.config = await api("/api/v1/console/config");
   } catch { return; }
-  show("console");
+  $("#who").textContent = `${state.me.full_name || state.me.username} (${state.me.role})`;
+  $("#tab-fleet").hidden = !["supervisor", "admin"].includes(state.me.role);
+  show("alerts");
   connect();
 }
 
-setInterval(() => document.querySelectorAll("#queue .age").forEach((td, i) => {
-  const id = Number(td.parentElement.dataset.id);
-  const a = state.alerts.get(id);
+setInterval(() => document.querySelectorAll("#queue .age").forEach((td) => {
+  const a = state.alerts.get(Number(td.parentElement.dataset.id));
   if (a) td.textContent = since(a.raised_at);
 }), 1000);
 

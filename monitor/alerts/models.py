@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.alerts.states import AlertState, AlertType, Outcome
 from monitor.db import Base, utcnow
+from monitor.evidence.models import EvidenceOut
 
 
 class Alert(Base):
@@ -113,8 +114,52 @@ class AlertOut(BaseModel):
     cancelled_at: datetime | None
 
 
+class WorkerBrief(BaseModel):
+    """What a responder needs to know about the worker."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    phone: str
+    responder_notes: str
+    low_battery: bool
+
+
+class VisitBrief(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    device_visit_id: str
+    state: str
+    note: str | None
+    memo: str | None
+    started_at: datetime
+    due_at: datetime
+
+
+class TrailPoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    device_ts: datetime
+    lat: float
+    lon: float
+    acc: float | None
+
+
 class AlertDetail(AlertOut):
     timeline: list[AlertEventOut]
+    worker: WorkerBrief | None = None
+    visit: VisitBrief | None = None
+    evidence: list[EvidenceOut] = []
+    trail: list[TrailPoint] = []
+
+
+class AuthoritiesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=200)
+    reference: str = Field("", max_length=200)
 
 
 class NoteIn(BaseModel):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.models import Alert, AlertEvent, AlertEventOut, AlertOut
+from monitor.alerts.models import (
+    Alert,
+    AlertDetail,
+    AlertEvent,
+    AlertEventOut,
+    AlertOut,
+    TrailPoint,
+    VisitBrief,
+    WorkerBrief,
+)
 from monitor.alerts.states import (
     ACTIVE_STATES,
     AlertState,
@@ -19,10 +28,12 @@ from monitor.alerts.states import (
 )
 from monitor.db import utcnow
 from monitor.devices.commands import queue_command
-from monitor.devices.models import Device
+from monitor.devices.models import Device, LocationFix
 from monitor.events import emit
+from monitor.evidence.models import Evidence, EvidenceOut
 from monitor.ingest.messages import AlertMsg, Loc
 from monitor.orgs.models import Team, Worker
+from monitor.visits.models import Visit
 
 
 class AlertNotFound(Exception):
@@ -52,6 +63,60 @@ def timeline_of(db: Session, alert_id: int) -> list[AlertEventOut]:
         select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
     )
     return [AlertEventOut.model_validate(r) for r in rows]
+
+
+TRAIL_BEFORE = timedelta(minutes=15)
+TRAIL_POINTS = 500
+
+
+def detail(db: Session, alert: Alert) -> AlertDetail:
+    """The alert with everything an operator needs: worker, visit, evidence, recent trail."""
+    out = AlertDetail(**to_out(db, alert).model_dump(), timeline=timeline_of(db, alert.id))
+    if alert.worker_id is not None:
+        worker = db.get(Worker, alert.worker_id)
+        if worker is not None:
+            out.worker = WorkerBrief.model_validate(worker)
+    visit = (
+        db.get(Visit, alert.visit_id)
+        if alert.visit_id is not None
+        else db.scalar(
+            # An alert raised during a visit: the visit's note says where the worker is.
+            select(Visit)
+            .where(
+                Visit.device_id == alert.device_id,
+                Visit.started_at <= alert.raised_at,
+                (Visit.ended_at.is_(None)) | (Visit.ended_at >= alert.raised_at),
+            )
+            .order_by(Visit.started_at.desc())
+            .limit(1)
+        )
+    )
+    if visit is not None:
+        out.visit = VisitBrief.model_validate(visit)
+    out.evidence = [
+        EvidenceOut.model_validate(e)
+        for e in db.scalars(
+            select(Evidence)
+            .where(
+                (Evidence.alert_id == alert.id)
+                | ((Evidence.visit_id == visit.id) if visit is not None else false())
+            )
+            .order_by(Evidence.id)
+        )
+    ]
+    out.trail = [
+        TrailPoint.model_validate(f)
+        for f in db.scalars(
+            select(LocationFix)
+            .where(
+                LocationFix.device_id == alert.device_id,
+                LocationFix.device_ts >= alert.raised_at - TRAIL_BEFORE,
+            )
+            .order_by(LocationFix.device_ts)
+            .limit(TRAIL_POINTS)
+        )
+    ]
+    return out
 
 
 def _announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:
@@ -281,13 +346,26 @@ def resolve(
     return alert
 
 
-def active_for_devices(db: Session, device_ids: list[str]) -> set[str]:
-    """Which of these devices have an alert that is still active."""
+def active_for_devices(db: Session, device_ids: list[str]) -> dict[str, list[int]]:
+    """The active alerts of each of these devices that has any."""
     if not device_ids:
-        return set()
-    rows = db.scalars(
-        select(Alert.device_id).where(
+        return {}
+    found: dict[str, list[int]] = {}
+    for device_id, alert_id in db.execute(
+        select(Alert.device_id, Alert.id).where(
             Alert.device_id.in_(device_ids), Alert.state.in_([s.value for s in ACTIVE_STATES])
         )
-    )
-    return set(rows)
+    ):
+        found.setdefault(device_id, []).append(alert_id)
+    return found
+
+
+def record_authorities(
+    db: Session, alert_id: int, *, actor: str, service: str, reference: str
+) -> Alert:
+    """The operator called the emergency services (which, and their reference number)."""
+    alert = get(db, alert_id, for_update=True)
+    text = f"Authorities called: {service}" + (f", reference {reference}" if reference else "")
+    record(db, alert, "authorities_called", actor, text, service=service, reference=reference)
+    _announce(db, "alert.authorities", alert, service=service, reference=reference)
+    return alert

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import select
 
 from monitor.alerts import service
-from monitor.alerts.models import Alert, AlertDetail, AlertOut, NoteIn, ResolveIn
+from monitor.alerts.models import Alert, AlertDetail, AlertOut, AuthoritiesIn, NoteIn, ResolveIn
 from monitor.alerts.states import ACTIVE_STATES, IllegalTransition
 from monitor.deps import CurrentUser, SessionDep
 
@@ -42,9 +42,7 @@ def list_alerts(
 
 @router.get("/{alert_id}")
 def get_alert(alert_id: AlertId, db: SessionDep, user: CurrentUser) -> AlertDetail:
-    alert = _get(db, alert_id)
-    out = service.to_out(db, alert)
-    return AlertDetail(**out.model_dump(), timeline=service.timeline_of(db, alert_id))
+    return service.detail(db, _get(db, alert_id))
 
 
 def _get(db: SessionDep, alert_id: int) -> Alert:
@@ -84,4 +82,16 @@ def resolve(alert_id: AlertId, body: ResolveIn, db: SessionDep, user: CurrentUse
         )
     except IllegalTransition as e:
         raise _conflict(e) from e
+    return service.to_out(db, alert)
+
+
+@router.post("/{alert_id}/authorities", status_code=status.HTTP_201_CREATED)
+def authorities_called(
+    alert_id: AlertId, body: AuthoritiesIn, db: SessionDep, user: CurrentUser
+) -> AlertOut:
+    """Record that the emergency services were called: which, and their reference."""
+    _get(db, alert_id)
+    alert = service.record_authorities(
+        db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
+    )
     return service.to_out(db, alert)

@@ -103,6 +103,9 @@ class DeviceOut(BaseModel):
     last_lon: float | None
     last_acc: float | None
     last_fix_at: datetime | None
+    worker_name: str | None = None
+    visit_note: str | None = None
+    visit_due_at: datetime | None = None
 
 
 class LocationOut(BaseModel):

@@ -66,7 +66,13 @@ def _announce(db: Session, ev: Evidence, what: str) -> None:
             sha256=ev.sha256,
             duration_ms=ev.duration_ms,
         )
-    emit(db, "evidence.updated", evidence_id=ev.id, alert_id=ev.alert_id, visit_id=ev.visit_id)
+    emit(
+        db,
+        "alert.evidence" if ev.alert_id is not None else "visit.evidence",
+        evidence_id=ev.id,
+        alert_id=ev.alert_id,
+        visit_id=ev.visit_id,
+    )
 
 
 def reference(

@@ -7,11 +7,12 @@ from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from monitor.deps import CurrentDevice, SettingsDep, StoreDep
+from monitor.deps import CurrentDevice, CurrentUser, SessionDep, SettingsDep, StoreDep
 from monitor.evidence import service
-from monitor.evidence.models import EvidenceOut
+from monitor.evidence.models import Evidence, EvidenceOut
 
 router = APIRouter(prefix="/api/v1/devices", tags=["evidence"])
 
@@ -70,3 +71,31 @@ async def upload(
         return await run_in_threadpool(keep)
     except service.EvidenceRefused as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
+
+
+AUDIO_TYPES = {
+    "opus": "audio/ogg",
+    "ogg": "audio/ogg",
+    "aac": "audio/aac",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "amr": "audio/amr",
+}
+
+
+playback = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
+
+
+@playback.get("/{evidence_pk}/audio")
+def audio(
+    evidence_pk: Annotated[int, Path(ge=1, le=2**62)],
+    db: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+) -> FileResponse:
+    """The uploaded recording, for playback in the console."""
+    ev = db.get(Evidence, evidence_pk)
+    if ev is None or ev.stored_path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no uploaded audio for this evidence")
+    media = AUDIO_TYPES.get((ev.codec or "").lower(), "application/octet-stream")
+    return FileResponse(FsPath(settings.evidence_dir) / ev.stored_path, media_type=media)

@@ -181,6 +181,12 @@ class TelemetryWriter(ItemWorker):
             metrics.TELEMETRY_BATCH.observe(len(fixes))
         if moved:
             # Operators follow an alerting worker's position live; others' stay private.
-            for device_id in alerts.active_for_devices(db, list(moved)):
-                emit(db, "alert.position", device_id=device_id, **moved[device_id])
+            for device_id, alert_ids in alerts.active_for_devices(db, list(moved)).items():
+                emit(
+                    db,
+                    "alert.position",
+                    device_id=device_id,
+                    alert_ids=alert_ids,
+                    **moved[device_id],
+                )
         return replies
