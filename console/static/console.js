@@ -75,31 +75,66 @@ function since(iso) {
 }
 
 // ---- the queue -----------------------------------------------------------------------
+// Many updates can arrive within one frame; the queue is redrawn once per frame at most.
+let renderPending = false;
 function render() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => { renderPending = false; drawQueue(); });
+}
+
+const rowsById = new Map();
+
+function fillRow(tr, a) {
+  const cells = [LABEL[kindOf(a)] || a.type, a.worker_name || a.device_id, a.team || "",
+    new Date(a.raised_at).toLocaleTimeString(), since(a.raised_at),
+    a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
+  cells.forEach((text, i) => {
+    // Only what changed is touched: with hundreds of rows a full redraw costs frames.
+    if (tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
+  });
+  tr.cells[0].className = `type type-${kindOf(a)}`;
+  tr.classList.toggle("flash", a.state === "raised");
+  tr.classList.toggle("selected", state.selected === a.id);
+}
+
+function newRow(a) {
+  const tr = el("tr");
+  tr.dataset.id = a.id;
+  if (a.device_alert_id) tr.dataset.deviceAlert = a.device_alert_id;
+  tr.tabIndex = 0;
+  for (let i = 0; i < 6; i++) tr.append(el("td", "", i === 4 ? "age" : undefined));
+  return tr;
+}
+
+function drawQueue() {
   const rows = [...state.alerts.values()].filter(isActive)
     .sort((a, b) => a.priority - b.priority || Date.parse(a.raised_at) - Date.parse(b.raised_at));
-  $("#queue tbody").replaceChildren(...rows.map((a) => {
-    const tr = el("tr");
-    tr.dataset.id = a.id;
-    tr.tabIndex = 0;
-    if (a.state === "raised") tr.classList.add("flash");
-    if (state.selected === a.id) tr.classList.add("selected");
-    const cells = [LABEL[kindOf(a)] || a.type, a.worker_name || a.device_id, a.team || "",
-      new Date(a.raised_at).toLocaleTimeString(), since(a.raised_at),
-      a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
-    cells.forEach((text, i) => {
-      const td = el("td", text);
-      if (i === 0) td.className = `type type-${kindOf(a)}`;
-      if (i === 4) td.className = "age";
-      tr.append(td);
-    });
-    tr.addEventListener("click", () => select(a.id));
-    tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); select(a.id); } });
-    return tr;
-  }));
+  const body = $("#queue tbody");
+  const keep = new Set(rows.map((a) => a.id));
+  for (const [id, tr] of rowsById) if (!keep.has(id)) { tr.remove(); rowsById.delete(id); }
+  let prev = null;
+  for (const a of rows) {
+    let tr = rowsById.get(a.id);
+    if (!tr) { tr = newRow(a); rowsById.set(a.id, tr); }
+    fillRow(tr, a);
+    const want = prev ? prev.nextSibling : body.firstChild;
+    if (tr !== want) body.insertBefore(tr, want);
+    prev = tr;
+  }
   $("#count").textContent = rows.length;
   $("#empty").hidden = rows.length > 0;
 }
+
+// One listener for the whole queue, rather than two per row.
+$("#queue tbody").addEventListener("click", (ev) => {
+  const tr = ev.target.closest("tr");
+  if (tr) select(Number(tr.dataset.id));
+});
+$("#queue tbody").addEventListener("keydown", (ev) => {
+  const tr = ev.target.closest("tr");
+  if (tr && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); select(Number(tr.dataset.id)); }
+});
 
 // ---- one alert -----------------------------------------------------------------------
 function ensureMap() {

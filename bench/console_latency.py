@@ -1,0 +1,144 @@
+"""Console latency: device publish -> the alert's row in a headless browser's DOM, while the
+console holds 500 active alerts and receives 50 updates a second.
+
+Usage: python -m bench.console_latency [--db sqlite|postgresql] [--active 500]
+           [--updates 50] [--seconds 60]
+
+Updates are operator notes posted through the REST API (each one is an event pushed to every
+console). New alerts are published every 0.5 s by the service account on devices' topics; the
+page notes when each one's row appears (a MutationObserver), on the same clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import threading
+import time
+import uuid
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from playwright.sync_api import sync_playwright
+from sqlalchemy import func, select
+
+from bench.harness import SERVICE_USER, percentile, rig
+from monitor.alerts.models import Alert
+from monitor.users.models import Role
+from monitor.users.service import add_user
+
+PASSWORD = "benchmark password"
+WATCH = """() => {
+  window.__seen = {};
+  new MutationObserver(() => {
+    for (const tr of document.querySelectorAll('#queue tbody tr[data-device-alert]')) {
+      const id = tr.dataset.deviceAlert;
+      if (!(id in window.__seen)) window.__seen[id] = Date.now();
+    }
+  }).observe(document.querySelector('#queue tbody'), {childList: true, subtree: true});
+}"""
+
+
+def publisher(port: int, password: str) -> mqtt.Client:
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-pub")
+    c.username_pw_set(SERVICE_USER, password)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def alert(c: mqtt.Client, device: str, alert_id: str, kind: str = "red") -> float:
+    t0 = time.time()
+    body = {"v": 1, "ts": int(t0 * 1000), "id": alert_id, "type": kind,
+            "loc": {"lat": 51.5, "lon": -0.12, "acc": 10}}
+    c.publish(f"vigil/v1/{device}/alert", json.dumps(body), qos=1)
+    return t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--active", type=int, default=500)
+    ap.add_argument("--updates", type=float, default=50)
+    ap.add_argument("--seconds", type=float, default=60)
+    args = ap.parse_args()
+
+    with rig(args.db, plain_devices=0, alerting_devices=50) as r:
+        with r.store.begin() as db:
+            add_user(db, "bench", PASSWORD, Role.OPERATOR)
+        devices = sorted(d for d in r.credentials if d.startswith("alert-"))
+        pub = publisher(r.broker_port, r.service_password)
+        for i in range(args.active):
+            alert(pub, devices[i % len(devices)], f"bg-{i:05d}-{uuid.uuid4().hex[:6]}", "test")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with r.store.session() as db:
+                if (db.scalar(select(func.count()).select_from(Alert)) or 0) >= args.active:
+                    break
+            time.sleep(0.5)
+        base = f"http://127.0.0.1:{r.http_port}"
+        http = httpx.Client(base_url=base, timeout=10)
+        token = http.post("/api/v1/auth/token",
+                          data={"username": "bench", "password": PASSWORD}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        ids = [a["id"] for a in http.get("/api/v1/alerts?limit=1000", headers=headers).json()]
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(base + "/")
+            page.fill("input[name=username]", "bench")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_function(
+                f"document.querySelectorAll('#queue tbody tr').length >= {args.active}",
+                timeout=60_000)
+            page.evaluate(WATCH)
+
+            stop = threading.Event()
+            posted = [0]
+
+            def updates() -> None:
+                # Notes from another operator, spread over the active alerts.
+                interval = 1.0 / args.updates
+                nxt = time.perf_counter()
+                with httpx.Client(base_url=base, timeout=10, headers=headers) as h:
+                    for alert_pk in itertools.cycle(ids):
+                        if stop.is_set():
+                            return
+                        h.post(f"/api/v1/alerts/{alert_pk}/notes", json={"text": "update"})
+                        posted[0] += 1
+                        nxt += interval
+                        time.sleep(max(0.0, nxt - time.perf_counter()))
+
+            worker = threading.Thread(target=updates, daemon=True)
+            worker.start()
+            sent: dict[str, float] = {}
+            t_end = time.time() + args.seconds
+            n = 0
+            while time.time() < t_end:
+                alert_id = f"fg-{n:05d}-{uuid.uuid4().hex[:6]}"
+                sent[alert_id] = alert(pub, devices[n % len(devices)], alert_id)
+                n += 1
+                time.sleep(0.5)
+            time.sleep(3)
+            stop.set()
+            worker.join(15)
+            seen: dict[str, float] = page.evaluate("() => window.__seen")
+            browser.close()
+        pub.loop_stop()
+        latencies = [seen[k] - t0 * 1000 for k, t0 in sent.items() if k in seen]
+        rate = posted[0] / (args.seconds + 3)
+        print(f"database={args.db} active_alerts={args.active} updates/s target={args.updates}"
+              f" achieved={rate:.1f} seconds={args.seconds}")
+        print(f"alerts published={len(sent)} rows seen={len(latencies)}")
+        print(f"publish->row in DOM ms: p50={percentile(latencies, 50):.1f} "
+              f"p99={percentile(latencies, 99):.1f} max={max(latencies, default=0):.1f}")
+
+
+if __name__ == "__main__":
+    main()
