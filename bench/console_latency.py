@@ -51,8 +51,13 @@ def publisher(port: int, password: str) -> mqtt.Client:
 
 def alert(c: mqtt.Client, device: str, alert_id: str, kind: str = "red") -> float:
     t0 = time.time()
-    body = {"v": 1, "ts": int(t0 * 1000), "id": alert_id, "type": kind,
-            "loc": {"lat": 51.5, "lon": -0.12, "acc": 10}}
+    body = {
+        "v": 1,
+        "ts": int(t0 * 1000),
+        "id": alert_id,
+        "type": kind,
+        "loc": {"lat": 51.5, "lon": -0.12, "acc": 10},
+    }
     c.publish(f"vigil/v1/{device}/alert", json.dumps(body), qos=1)
     return t0
 
@@ -80,15 +85,23 @@ def main() -> None:
             time.sleep(0.5)
         base = f"http://127.0.0.1:{r.http_port}"
         http = httpx.Client(base_url=base, timeout=10)
-        token = http.post("/api/v1/auth/token",
-                          data={"username": "bench", "password": PASSWORD}).json()
+        token = http.post(
+            "/api/v1/auth/token", data={"username": "bench", "password": PASSWORD}
+        ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         ids = [a["id"] for a in http.get("/api/v1/alerts?limit=1000", headers=headers).json()]
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(base + "/")
             page.fill("input[name=username]", "bench")
@@ -96,7 +109,8 @@ def main() -> None:
             page.click("button[type=submit]")
             page.wait_for_function(
                 f"document.querySelectorAll('#queue tbody tr').length >= {args.active}",
-                timeout=60_000)
+                timeout=60_000,
+            )
             page.evaluate(WATCH)
 
             stop = threading.Event()
@@ -133,11 +147,15 @@ def main() -> None:
         pub.loop_stop()
         latencies = [seen[k] - t0 * 1000 for k, t0 in sent.items() if k in seen]
         rate = posted[0] / (args.seconds + 3)
-        print(f"database={args.db} active_alerts={args.active} updates/s target={args.updates}"
-              f" achieved={rate:.1f} seconds={args.seconds}")
+        print(
+            f"database={args.db} active_alerts={args.active} updates/s target={args.updates}"
+            f" achieved={rate:.1f} seconds={args.seconds}"
+        )
         print(f"alerts published={len(sent)} rows seen={len(latencies)}")
-        print(f"publish->row in DOM ms: p50={percentile(latencies, 50):.1f} "
-              f"p99={percentile(latencies, 99):.1f} max={max(latencies, default=0):.1f}")
+        print(
+            f"publish->row in DOM ms: p50={percentile(latencies, 50):.1f} "
+            f"p99={percentile(latencies, 99):.1f} max={max(latencies, default=0):.1f}"
+        )
 
 
 if __name__ == "__main__":

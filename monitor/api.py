@@ -6,9 +6,12 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.alerts.service import AlertNotFound
+from monitor.alerts.states import IllegalTransition
 from monitor.alerts.views import router as alerts_router
 from monitor.config import Settings
 from monitor.db import Store
@@ -58,6 +61,15 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         playback_router,
     ):
         app.include_router(router)
+
+    # Service functions raise these; every route answers them the same way.
+    @app.exception_handler(AlertNotFound)
+    def _not_found(request: Request, exc: AlertNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(IllegalTransition)
+    def _conflict(request: Request, exc: IllegalTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

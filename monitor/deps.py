@@ -40,6 +40,16 @@ def get_db(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
 # hears "done" for a change that then failed to commit.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_read_db(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session]:
+    """A session for routes that only read: on SQLite it never takes the write lock, so a
+    console refreshing its lists cannot hold up an alert being stored."""
+    with store.session() as db:
+        yield db
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

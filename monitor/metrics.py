@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-MESSAGES = Counter("vigil_device_messages_total", "Device messages received", ["suffix"])
+from monitor.events import Event, EventBus
+
+MESSAGES = Counter(
+    "vigil_device_messages_total", "Device messages received (valid or not)", ["suffix"]
+)
 REFUSED = Counter("vigil_device_messages_refused_total", "Device messages refused", ["code"])
 ALERTS_RAISED = Counter("vigil_alerts_raised_total", "Alerts raised", ["type"])
 ALERT_INGEST = Histogram(
     "vigil_alert_ingest_seconds",
-    "From receipt of an alert message to its commit",
+    "From receipt of an alert message to its acknowledgement (stored and answered)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 TELEMETRY_BATCH = Histogram(
@@ -22,3 +26,16 @@ COMMANDS_SENT = Counter("vigil_device_commands_total", "Commands published to de
 STORE_ERRORS = Counter(
     "vigil_store_errors_total", "Transactions that failed and were retried", ["path"]
 )
+
+
+def watch(bus: EventBus) -> None:
+    """Count what was committed, once: work retried after a failure is not counted twice."""
+
+    def raised(event: Event) -> None:
+        ALERTS_RAISED.labels(event.data["alert"]["type"]).inc()
+
+    def refused(event: Event) -> None:
+        REFUSED.labels(event.data["code"]).inc()
+
+    bus.subscribe(raised, "alert.raised")
+    bus.subscribe(refused, "device.refused")

@@ -100,6 +100,7 @@ def test_refused_with_reason_and_valid_alert_after_arrives(
     svc: Running, suffix: str, payload: bytes | str, reason: str, code: str
 ) -> None:
     badge, b = svc.badge("badge-bad")
+    before = refused_count(svc, code)
     badge.publish_raw(suffix, payload, qos=1)
     cmd = badge.wait_for("rejected", ref=suffix, timeout=10)
     assert reason in cmd.payload["reason"]
@@ -124,9 +125,16 @@ def test_refused_with_reason_and_valid_alert_after_arrives(
     sup = svc.user("lead", Role.SUPERVISOR)
     listed = svc.http.get(f"/api/v1/refused?device_id={b.device_id}", headers=sup).json()
     assert [r["reason"] for r in listed] == [row.reason]
+    # (The counter is process-wide: earlier tests' refusals are in it too.)
+    wait_until(
+        lambda: refused_count(svc, code) == before + 1, timeout=5, what="the refusal to be counted"
+    )
+
+
+def refused_count(svc: Running, code: str) -> float:
     metrics = svc.http.get("/metrics").text
-    m = re.search(rf'vigil_device_messages_refused_total{{code="{code}"}} (\d+)', metrics)
-    assert m is not None and float(m.group(1)) >= 1
+    m = re.search(rf'vigil_device_messages_refused_total{{code="{code}"}} ([0-9.e+]+)', metrics)
+    return float(m.group(1)) if m else 0.0
 
 
 def _service_client(svc: Running) -> mqtt.Client:

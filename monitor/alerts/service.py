@@ -160,12 +160,17 @@ def _place(alert: Alert, loc: Loc | None) -> None:
 
 
 def raise_from_device(
-    db: Session, *, device: Device, org_id: int | None, msg: AlertMsg, received_at: datetime
+    db: Session, *, device: Device, msg: AlertMsg, received_at: datetime
 ) -> tuple[Alert, bool]:
     """Store a device's alert; (alert, False) when this (device, id) is already stored."""
     existing = find_device_alert(db, device.id, msg.id)
     if existing is not None:
-        return existing, False
+        return existing, False  # a resent copy: nothing more to look up
+    org_id = (
+        db.scalar(select(Worker.org_id).where(Worker.id == device.worker_id))
+        if device.worker_id is not None
+        else None
+    )
     kind = AlertType(msg.type)
     alert = Alert(
         org_id=org_id,

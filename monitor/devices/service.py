@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
 from monitor.devices.models import Device
 from monitor.events import emit
-from monitor.ingest.messages import DEVICE_RE
+from monitor.ingest.messages import DEVICE_RE, Loc
 from monitor.orgs.models import Worker
 from monitor.security import hash_device_secret, new_device_secret
 from monitor.visits.models import Visit, VisitState
@@ -68,6 +69,36 @@ def org_of(db: Session, device: Device) -> int | None:
     if device.worker_id is None:
         return None
     return db.scalar(select(Worker.org_id).where(Worker.id == device.worker_id))
+
+
+def fix_row(
+    device: Device, at: datetime, loc: Loc, batt: int | None, received_at: datetime
+) -> dict[str, Any]:
+    """A `locations` row for a position fix, ready for a (multi-row) insert."""
+    return {
+        "device_id": device.id,
+        "worker_id": device.worker_id,
+        "device_ts": at,
+        "received_at": received_at,
+        "lat": loc.lat,
+        "lon": loc.lon,
+        "acc": loc.acc,
+        "alt": loc.alt,
+        "spd": loc.spd,
+        "hdg": loc.hdg,
+        "src": loc.src,
+        "floor": loc.floor,
+        "batt": batt,
+    }
+
+
+def note_fix(device: Device, at: datetime, loc: Loc) -> bool:
+    """Keep the device's last known position; True if this fix is the newest."""
+    if device.last_fix_at is not None and at < device.last_fix_at:
+        return False
+    device.last_lat, device.last_lon, device.last_acc = loc.lat, loc.lon, loc.acc
+    device.last_fix_at = at
+    return True
 
 
 def offline_deadline(device: Device, seen_at: datetime) -> datetime:

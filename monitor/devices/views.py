@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from monitor.deps import SessionDep, Supervisor
+from monitor.deps import ReadSessionDep, Supervisor
 from monitor.devices.models import Device, DeviceOut
 from monitor.orgs.models import Worker
 from monitor.visits.models import Visit, VisitState
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
 @router.get("")
-def list_devices(db: SessionDep, user: Supervisor) -> list[DeviceOut]:
+def list_devices(db: ReadSessionDep, user: Supervisor) -> list[DeviceOut]:
     """The fleet's health: online or not, battery, last seen, who carries it, open visit."""
     visits = {
         v.device_id: v

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from monitor import metrics
+from monitor.events import emit
 from monitor.ingest.messages import Refusal
 from monitor.ingest.models import RefusedMessage
 
@@ -43,10 +43,6 @@ def record(db: Session, r: Refused) -> None:
     db.add(RefusedMessage(**row(r)))
 
 
-def count(r: Refused) -> None:
-    metrics.REFUSED.labels(r.refusal.code).inc()
-
-
 def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
     """The `rejected` command for the device, where the device can be told."""
     if r.refusal.device_id is None or r.refusal.suffix is None:
@@ -58,8 +54,8 @@ def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
 
 
 def refuse(db: Session, r: Refused) -> list[tuple[str, dict[str, Any]]]:
-    """Record and count a refusal; returns the `rejected` reply to send, if any."""
+    """Record a refusal (counted once committed); returns the `rejected` reply, if any."""
     record(db, r)
-    count(r)
+    emit(db, "device.refused", code=r.refusal.code, device_id=r.refusal.device_id)
     answer = reply(r)
     return [] if answer is None else [answer]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.ingest.items import Item
 from monitor.ingest.link import Incoming, MqttLink, subscription
-from monitor.ingest.messages import TELEMETRY, URGENT, Parsed, parse
+from monitor.ingest.messages import SCHEMAS, TELEMETRY, URGENT, Parsed, parse
 from monitor.ingest.refusals import Refused
 from monitor.ingest.replies import Replies
 from monitor.ingest.telemetry import TelemetryWriter
@@ -47,12 +48,15 @@ class Ingest:
             can_send=self.urgent_link.connected.is_set,
         )
         self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
+        metrics.watch(store.bus)
 
     def _on_message(self, incoming: Incoming) -> None:
         # Runs on paho's network thread: parse once, then hand over; a refusal goes to the
         # worker of the path it came on, so that path's acknowledgement covers it.
         now = utcnow()
         result = parse(incoming.topic, incoming.payload, self.settings.max_payload_bytes)
+        # A label per known message type only: topics are device input.
+        metrics.MESSAGES.labels(result.suffix if result.suffix in SCHEMAS else "other").inc()
         if isinstance(result, Parsed):
             item = Item(incoming, now, parsed=result)
         else:

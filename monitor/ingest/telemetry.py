@@ -136,7 +136,6 @@ class TelemetryWriter(ItemWorker):
             dev = known[item.parsed.device_id]
             msg = item.parsed.msg
             at = item.received_at
-            metrics.MESSAGES.labels(item.parsed.suffix).inc()
             if isinstance(msg, StatusMsg):
                 if msg.online:
                     devices.mark_seen(db, dev, at)
@@ -148,26 +147,8 @@ class TelemetryWriter(ItemWorker):
             devices.mark_seen(db, dev, at)
             if isinstance(msg, LocationMsg):
                 loc = msg.loc
-                fixes.append(
-                    {
-                        "device_id": dev.id,
-                        "worker_id": dev.worker_id,
-                        "device_ts": msg.at,
-                        "received_at": at,
-                        "lat": loc.lat,
-                        "lon": loc.lon,
-                        "acc": loc.acc,
-                        "alt": loc.alt,
-                        "spd": loc.spd,
-                        "hdg": loc.hdg,
-                        "src": loc.src,
-                        "floor": loc.floor,
-                        "batt": msg.batt,
-                    }
-                )
-                if dev.last_fix_at is None or msg.at >= dev.last_fix_at:
-                    dev.last_lat, dev.last_lon, dev.last_acc = loc.lat, loc.lon, loc.acc
-                    dev.last_fix_at = msg.at
+                fixes.append(devices.fix_row(dev, msg.at, loc, msg.batt, at))
+                if devices.note_fix(dev, msg.at, loc):
                     moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc, "ts": msg.ts}
                 if msg.batt is not None:
                     note_battery(db, dev, msg.batt, at, threshold)

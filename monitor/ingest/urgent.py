@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from monitor import metrics
@@ -72,10 +73,11 @@ class UrgentWorker(ItemWorker):
         assert item.parsed is not None
         msg = item.parsed.msg
         pin_kind: str | None = None
-        if isinstance(msg, CancelMsg):
+        pin = msg.pin if isinstance(msg, CancelMsg | VisitMsg) else None
+        if pin is not None:
             # argon2 is slow on purpose: check the PIN before the write transaction opens.
             pin_kind = self.retrying(
-                partial(self._check_cancel_pin, device_id=item.parsed.device_id, msg=msg),
+                partial(self._check_pin, device_id=item.parsed.device_id, pin=pin),
                 read_only=True,
             )
         return self.retrying(partial(self._apply, item=item, pin_kind=pin_kind))
@@ -89,13 +91,12 @@ class UrgentWorker(ItemWorker):
             return self._refuse(db, refused)
         assert device is not None
         devices.mark_seen(db, device, item.received_at)
-        metrics.MESSAGES.labels(item.parsed.suffix).inc()
         if isinstance(msg, AlertMsg):
             return self._alert(db, device, msg, item)
         if isinstance(msg, CancelMsg):
             return self._cancel(db, device, msg, pin_kind, item)
         if isinstance(msg, VisitMsg):
-            return self._visit(db, device, msg, item)
+            return self._visit(db, device, msg, item, pin_kind)
         if isinstance(msg, EvidenceMsg):
             return self._evidence(db, device, msg, item)
         raise AssertionError(f"not an urgent message: {item.parsed.suffix}")
@@ -147,41 +148,24 @@ class UrgentWorker(ItemWorker):
 
     def _alert(self, db: Session, device: Device, msg: AlertMsg, item: Item) -> list[Direct]:
         alert, created = alerts.raise_from_device(
-            db,
-            device=device,
-            org_id=devices.org_of(db, device),
-            msg=msg,
-            received_at=item.received_at,
+            db, device=device, msg=msg, received_at=item.received_at
         )
         if created:
             evidence.link_to_alert(db, alert)
             self._replay_cancels(db, device, msg.id)
             if msg.loc is not None:
-                db.add(
-                    LocationFix(
-                        device_id=device.id,
-                        worker_id=device.worker_id,
-                        device_ts=msg.at,
-                        received_at=item.received_at,
-                        lat=msg.loc.lat,
-                        lon=msg.loc.lon,
-                        acc=msg.loc.acc,
-                        alt=msg.loc.alt,
-                        spd=msg.loc.spd,
-                        hdg=msg.loc.hdg,
-                        src=msg.loc.src,
-                        floor=msg.loc.floor,
-                        batt=msg.batt,
-                    )
-                )
-            metrics.ALERTS_RAISED.labels(alert.type).inc()
+                fix = devices.fix_row(device, msg.at, msg.loc, msg.batt, item.received_at)
+                db.execute(insert(LocationFix), [fix])
+                devices.note_fix(device, msg.at, msg.loc)
+            if msg.batt is not None:
+                device.battery = msg.batt
         # Every copy is answered: the device stops resending only when it hears this.
         return [(device.id, "alert_received", {"alert_id": msg.id})]
 
-    def _check_cancel_pin(self, db: Session, device_id: str, msg: CancelMsg) -> str | None:
+    def _check_pin(self, db: Session, device_id: str, pin: str) -> str | None:
         device = db.get(Device, device_id)
         worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
-        return check_pin(worker, msg.pin) if worker is not None else None
+        return check_pin(worker, pin) if worker is not None else None
 
     def _cancel(
         self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
@@ -229,11 +213,20 @@ class UrgentWorker(ItemWorker):
 
     def _replay_visit(self, db: Session, device: Device, visit_id: str, org_id: int | None) -> None:
         """Apply check-ins, extensions and ends that overtook this visit's start."""
+        worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
         for h in waiting.take(db, device.id, "visit", visit_id):
             assert isinstance(h.parsed.msg, VisitMsg)
+            pin = h.parsed.msg.pin
+            # Checked inside the transaction here: a held message is rare.
+            pin_kind = check_pin(worker, pin) if (worker is not None and pin) else None
             try:
                 visits.handle(
-                    db, device=device, org_id=org_id, msg=h.parsed.msg, received_at=h.received_at
+                    db,
+                    device=device,
+                    org_id=org_id,
+                    msg=h.parsed.msg,
+                    received_at=h.received_at,
+                    pin_kind=pin_kind,
                 )
             except visits.VisitRefused as why:
                 # Answered from the outbox: this transaction is the visit start's.
@@ -241,10 +234,19 @@ class UrgentWorker(ItemWorker):
                 for device_id, fields in refusals.refuse(db, refused):
                     queue_command(db, device_id, "rejected", **fields)
 
-    def _visit(self, db: Session, device: Device, msg: VisitMsg, item: Item) -> list[Direct]:
+    def _visit(
+        self, db: Session, device: Device, msg: VisitMsg, item: Item, pin_kind: str | None
+    ) -> list[Direct]:
         org_id = devices.org_of(db, device)
         try:
-            visits.handle(db, device=device, org_id=org_id, msg=msg, received_at=item.received_at)
+            visits.handle(
+                db,
+                device=device,
+                org_id=org_id,
+                msg=msg,
+                received_at=item.received_at,
+                pin_kind=pin_kind,
+            )
         except visits.VisitUnknown:
             self._hold(db, item, msg.id)
             return []

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from monitor.deps import SessionDep, Supervisor
+from monitor.deps import ReadSessionDep, Supervisor
 from monitor.ingest.models import RefusedMessage, RefusedOut
 
 router = APIRouter(prefix="/api/v1/refused", tags=["refused"])
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/refused", tags=["refused"])
 
 @router.get("")
 def list_refused(
-    db: SessionDep,
+    db: ReadSessionDep,
     user: Supervisor,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.orgs.models import Organisation, Team, Worker
-from monitor.security import hash_secret, verify_secret
+from monitor.security import hash_pin, verify_secret
 
 DEFAULT_ORG = "Default"
 
@@ -50,8 +50,8 @@ def add_worker(
         name=name,
         phone=phone,
         responder_notes=responder_notes,
-        cancel_pin_hash=hash_secret(cancel_pin),
-        duress_pin_hash=hash_secret(duress_pin),
+        cancel_pin_hash=hash_pin(cancel_pin),
+        duress_pin_hash=hash_pin(duress_pin),
     )
     db.add(worker)
     db.flush()

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from monitor.deps import CurrentUser, SessionDep
+from monitor.deps import CurrentUser, ReadSessionDep
 from monitor.orgs.models import Team, Worker, WorkerOut
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
 
 @router.get("")
-def list_workers(db: SessionDep, user: CurrentUser) -> list[WorkerOut]:
+def list_workers(db: ReadSessionDep, user: CurrentUser) -> list[WorkerOut]:
     rows = db.execute(
         select(Worker, Team.name).outerjoin(Team, Team.id == Worker.team_id).order_by(Worker.name)
     )

@@ -14,8 +14,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.events import emit
 from monitor.ingest.messages import VisitMsg
-from monitor.orgs.models import Organisation, Worker
-from monitor.orgs.service import check_pin
+from monitor.orgs.models import Organisation
 from monitor.visits.models import Visit, VisitState
 
 
@@ -45,8 +44,16 @@ class VisitUnknown(VisitRefused):
 
 
 def handle(
-    db: Session, *, device: Device, org_id: int | None, msg: VisitMsg, received_at: datetime
+    db: Session,
+    *,
+    device: Device,
+    org_id: int | None,
+    msg: VisitMsg,
+    received_at: datetime,
+    pin_kind: str | None = None,
 ) -> None:
+    """Apply a visit message. `pin_kind` is what `msg.pin` checked out as ("cancel", "duress"
+    or None), worked out by the caller before the transaction: argon2 is slow on purpose."""
     visit = db.scalar(
         select(Visit)
         .where(Visit.device_id == device.id, Visit.device_visit_id == msg.id)
@@ -106,13 +113,11 @@ def handle(
         _started(db, visit)
         return
 
-    _end(db, device, visit, msg)
+    _end(db, device, visit, msg, pin_kind)
 
 
-def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg) -> None:
-    worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
+def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg, pin_kind: str | None) -> None:
     org = db.get(Organisation, visit.org_id) if visit.org_id is not None else None
-    pin_kind = check_pin(worker, msg.pin) if (worker is not None and msg.pin) else None
     if msg.pin and pin_kind is None:
         # A wrong PIN is never taken as an end: it may be a mistyped duress PIN.
         queue_command(

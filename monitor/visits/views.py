@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from monitor.deps import CurrentUser, SessionDep
+from monitor.deps import CurrentUser, ReadSessionDep
 from monitor.visits.models import Visit, VisitOut, VisitState
 
 router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
 
 @router.get("")
 def list_visits(
-    db: SessionDep,
+    db: ReadSessionDep,
     user: CurrentUser,
     state: Literal["open", "all"] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
