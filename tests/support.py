@@ -117,19 +117,10 @@ class Broker:
             broker.write_auth_files(db, self.dir, SERVICE_USER, SERVICE_PASSWORD)
         assert self.process is not None
         self.process.reload()
-        time.sleep(0.3)  # Mosquitto re-reads the files on its next loop
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-
-    def restart(self) -> None:
-        assert self.process is not None
-        self.process.start()
 
 
 @dataclass
@@ -182,7 +173,7 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "scheduler_tick_s": 0.1,
         "command_resend_s": 2.0,
         "visit_grace_s": 2,
-        "waiting_max_s": 2.0,
+        "waiting_max_s": 5.0,
     }
     values.update(extra)
     return Settings(**values)
@@ -201,13 +192,13 @@ class Running:
         self._started = False
 
     def start(self) -> None:
+        self._started = True  # so that close() stops it even if the check below fails
         self.service.start(wait_s=10)
         assert self.service.ingest.urgent_link.connected.is_set(), "service did not connect"
-        self._started = True
 
-    def stop(self) -> None:
+    def stop(self, *, end_session: bool = False) -> None:
         if self._started:
-            self.service.ingest.stop()
+            self.service.ingest.stop(end_session=end_session)
             self._started = False
 
     def restart(self, **changes: Any) -> None:
@@ -244,8 +235,13 @@ class Running:
             thread.join(10)
         for d in self.devices:
             with contextlib.suppress(Exception):
+                # The broker is shared by the session: leave no retained status behind for
+                # later tests' services to refuse as an unknown device.
+                if d.connected:
+                    d.publish_raw("status", b"", qos=1, retain=True)
                 d.disconnect()
-        self.stop()
+        # Nor a session that would queue every later test's traffic.
+        self.stop(end_session=True)
         self.http.close()
         self.store.dispose()
 
@@ -274,7 +270,16 @@ class Running:
             duress_pin=b.duress_pin,
             alert_retry_s=1.0,
         )
-        d.connect(timeout=10)
+        # Mosquitto re-reads its password file a moment after SIGHUP: try until it has.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                d.connect(timeout=10)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.devices.append(d)
         return d
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import time
 
+from sqlalchemy import select
+
+from monitor.ingest.models import WaitingMessage
 from tests.support import Running, wait_until
+
+
+def held(svc: Running) -> int:
+    with svc.store.session() as db:
+        return len(db.scalars(select(WaitingMessage)).all())
 
 
 def _raise(svc: Running, device_id: str):  # type: ignore[no-untyped-def]
@@ -114,7 +122,7 @@ def test_cancel_that_overtakes_its_alert_is_applied_when_the_alert_arrives(
     badge.publish_raw(
         "alert/cancel", json.dumps({"v": 1, "ts": now, "alert_id": alert_id, "pin": b.duress_pin})
     )
-    time.sleep(0.5)
+    wait_until(lambda: held(svc) == 1, timeout=10, what="the cancel to be held")
     assert svc.http.get("/api/v1/alerts", headers=ops).json() == []
     badge.publish_raw(
         "alert", json.dumps({"v": 1, "ts": now - 1000, "id": alert_id, "type": "red"})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from monitor.users.models import Role
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
@@ -27,11 +26,19 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def browser(chromium: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile per test, closed after it (its pages stop reconnecting)."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    yield context
+    context.close()
 
 
 @pytest.fixture
@@ -40,8 +47,9 @@ def db_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     return f"sqlite:///{tmp_path / 'vigil.db'}"
 
 
-def sign_in(browser: Browser, base: str, username: str) -> Page:
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
+def sign_in(browser: BrowserContext, base: str, username: str) -> Page:
+    # Each operator gets a profile of their own (sessionStorage is per page anyway).
+    page = browser.new_page()
     page.goto(base + "/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
@@ -50,7 +58,9 @@ def sign_in(browser: Browser, base: str, username: str) -> Page:
     return page
 
 
-def test_alert_appears_and_taking_charge_shows_everywhere(svc: Running, browser: Browser) -> None:
+def test_alert_appears_and_taking_charge_shows_everywhere(
+    svc: Running, browser: BrowserContext
+) -> None:
     base = svc.serve_http()
     svc.user("alice", Role.OPERATOR)
     svc.user("bob", Role.OPERATOR)
@@ -58,11 +68,10 @@ def test_alert_appears_and_taking_charge_shows_everywhere(svc: Running, browser:
     bob = sign_in(browser, base, "bob")
 
     badge, _ = svc.badge("badge-ui", name="Nia <b>Okoro</b>")
-    t0 = time.monotonic()
+    # (How fast it appears is measured by bench/console_latency.py, not asserted here.)
     alert_id = badge.raise_alert(type="red", note="<img src=x onerror=alert(1)>")
     row = alice.locator("#queue tbody tr").first
     expect(row).to_contain_text("Panic", timeout=5_000)
-    assert time.monotonic() - t0 < 2.0
     # What people typed is shown as text, never as HTML.
     expect(row).to_contain_text("Nia <b>Okoro</b>")
     expect(bob.locator("#queue tbody tr").first).to_contain_text("Panic")
@@ -83,7 +92,7 @@ def test_alert_appears_and_taking_charge_shows_everywhere(svc: Running, browser:
     badge.wait_for("alert_closed", alert_id=alert_id, timeout=10)
 
 
-def test_duress_shows_as_duress(svc: Running, browser: Browser) -> None:
+def test_duress_shows_as_duress(svc: Running, browser: BrowserContext) -> None:
     base = svc.serve_http()
     svc.user("carol", Role.OPERATOR)
     page = sign_in(browser, base, "carol")
@@ -95,7 +104,7 @@ def test_duress_shows_as_duress(svc: Running, browser: Browser) -> None:
     expect(page.locator("#queue tbody tr").first).to_contain_text("Duress", timeout=5_000)
 
 
-def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: Browser) -> None:
+def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: BrowserContext) -> None:
     base = svc.serve_http()
     svc.user("dan", Role.OPERATOR)
     page = sign_in(browser, base, "dan")
@@ -108,7 +117,7 @@ def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: Brow
     expect(page.locator("#queue tbody tr").first).to_contain_text("Man down", timeout=5_000)
 
 
-def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser) -> None:
+def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: BrowserContext) -> None:
     base = svc.serve_http()
     svc.user("erin", Role.OPERATOR)
     page = sign_in(browser, base, "erin")
@@ -154,7 +163,7 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
     )
 
 
-def test_fleet_view_for_supervisors(svc: Running, browser: Browser) -> None:
+def test_fleet_view_for_supervisors(svc: Running, browser: BrowserContext) -> None:
     base = svc.serve_http()
     svc.user("lead", Role.SUPERVISOR)
     _, b = svc.badge("badge-ui5", name="Kim Park")
@@ -167,7 +176,7 @@ def test_fleet_view_for_supervisors(svc: Running, browser: Browser) -> None:
     expect(page.locator("#refused")).to_contain_text("ts: Input should be greater than or equal")
 
 
-def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: Browser) -> None:
+def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: BrowserContext) -> None:
     base = svc.serve_http()
     svc.user("olly", Role.OPERATOR)
     page = sign_in(browser, base, "olly")
@@ -175,10 +184,10 @@ def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: Browser) -> N
 
 
 def test_expired_session_returns_to_sign_in(
-    db_url: str, mqtt_broker: Broker, tmp_path: Path, browser: Browser
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, browser: BrowserContext
 ) -> None:
     with running(
-        service_settings(tmp_path / "data", db_url, mqtt_broker, token_ttl_s=3), mqtt_broker
+        service_settings(tmp_path / "data", db_url, mqtt_broker, token_ttl_s=6), mqtt_broker
     ) as svc:
         base = svc.serve_http()
         svc.user("pat", Role.OPERATOR)

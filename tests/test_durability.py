@@ -123,5 +123,9 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(
     finally:
         if proc.poll() is None:
             proc.terminate()
-            proc.wait(20)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         helper.close()

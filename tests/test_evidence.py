@@ -44,6 +44,14 @@ def test_reference_then_upload_ties_clip_to_alert(svc: Running) -> None:
     ops = svc.user()
     detail = svc.http.get(f"/api/v1/alerts/{ev.alert_id}", headers=ops).json()
     assert [e["kind"] for e in detail["timeline"]].count("evidence") == 2
+    (clip,) = detail["evidence"]
+
+    played = svc.http.get(f"/api/v1/evidence/{clip['id']}/audio", headers=ops)
+    assert played.status_code == 200 and played.content == AUDIO
+    assert svc.http.get(f"/api/v1/evidence/{clip['id']}/audio").status_code == 401
+    timeline = svc.http.get(f"/api/v1/alerts/{ev.alert_id}", headers=ops).json()["timeline"]
+    (access,) = [e for e in timeline if e["kind"] == "evidence_accessed"]
+    assert access["actor"] == "user:op1" and access["data"]["evidence"] == "clip-77"
 
 
 def test_upload_with_wrong_bytes_is_refused_and_changes_nothing(svc: Running) -> None:

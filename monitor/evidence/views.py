@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
+from monitor.alerts import service as alerts
 from monitor.deps import CurrentDevice, CurrentUser, SessionDep, SettingsDep, StoreDep
 from monitor.evidence import service
 from monitor.evidence.models import Evidence, EvidenceOut
@@ -98,4 +99,15 @@ def audio(
     if ev is None or ev.stored_path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no uploaded audio for this evidence")
     media = AUDIO_TYPES.get((ev.codec or "").lower(), "application/octet-stream")
+    if ev.alert_id is not None:
+        # Every access to evidence is on the record: who, when, which clip.
+        alert = alerts.get(db, ev.alert_id)
+        alerts.record(
+            db,
+            alert,
+            "evidence_accessed",
+            f"user:{user.username}",
+            f"Audio {ev.evidence_id} played or downloaded",
+            evidence=ev.evidence_id,
+        )
     return FileResponse(FsPath(settings.evidence_dir) / ev.stored_path, media_type=media)

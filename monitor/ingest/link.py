@@ -87,8 +87,14 @@ class MqttLink:
         )
         self.client.loop_start()
 
-    def stop(self) -> None:
-        self.client.disconnect()
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect. The broker keeps the session (and queues for it) unless `end_session`,
+        which is for a service that will not come back under this name."""
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
         self.connected.clear()
 

@@ -75,11 +75,11 @@ class Ingest:
             self.urgent_link.connected.wait(wait_s)
             self.telemetry_link.connected.wait(wait_s)
 
-    def stop(self) -> None:
+    def stop(self, *, end_session: bool = False) -> None:
         self._unsubscribe()
         self.scheduler.stop()
-        self.urgent_link.stop()
-        self.telemetry_link.stop()
+        self.urgent_link.stop(end_session=end_session)
+        self.telemetry_link.stop(end_session=end_session)
         self.urgent.stop()
         self.telemetry.stop()
         for t in (self.scheduler, self.urgent, self.telemetry):
