@@ -148,6 +148,9 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
     expect(page.locator("#map")).to_have_attribute("data-points", re.compile(r"[2-9]|\d\d"))
     expect(page.locator("#map .leaflet-interactive").first).to_be_attached()
     player = page.locator("#d-evidence audio")
+    # Evidence is fetched only when asked for: each access is logged.
+    expect(player).not_to_have_attribute("src", re.compile("."))
+    page.click("#d-evidence button")
     expect(player).to_have_attribute("src", re.compile("^blob:"), timeout=10_000)
     duration = page.evaluate(
         "() => new Promise(r => { const a = document.querySelector('#d-evidence audio');"
@@ -161,6 +164,7 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
     expect(page.locator("#timeline")).to_contain_text(
         "Authorities called: Police (999), reference CAD 4471"
     )
+    expect(page.locator("#timeline li", has_text="played or downloaded")).to_have_count(1)
 
 
 def test_fleet_view_for_supervisors(svc: Running, browser: BrowserContext) -> None:
@@ -171,6 +175,7 @@ def test_fleet_view_for_supervisors(svc: Running, browser: BrowserContext) -> No
     badge.publish_raw("heartbeat", '{"v":1,"ts":1,"batt":50}')
     page = sign_in(browser, base, "lead")
     page.click("#tab-fleet")
+    expect(page.locator("#console")).to_be_hidden()
     expect(page.locator("#devices")).to_contain_text("Kim Park")
     expect(page.locator("#devices")).to_contain_text(b.device_id)
     expect(page.locator("#refused")).to_contain_text("ts: Input should be greater than or equal")

@@ -165,14 +165,19 @@ function drawMap(a) {
   setTimeout(() => state.map.invalidateSize(), 0);
 }
 
-async function playable(ev) {
-  // The audio is fetched with the operator's token, then played from memory.
-  const res = await fetch(`/api/v1/evidence/${ev.id}/audio`, { headers: { Authorization: `Bearer ${state.token}` } });
-  if (!res.ok) return null;
-  return URL.createObjectURL(await res.blob());
+// Each play or download of evidence is logged by the service (chain of custody), so a clip is
+// fetched only when the operator asks for it, and kept for the page's life.
+const clips = new Map();
+async function fetchClip(ev) {
+  if (!clips.has(ev.id)) {
+    const res = await fetch(`/api/v1/evidence/${ev.id}/audio`, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!res.ok) throw new Error(`could not load ${ev.evidence_id}`);
+    clips.set(ev.id, URL.createObjectURL(await res.blob()));
+  }
+  return clips.get(ev.id);
 }
 
-async function drawEvidence(a) {
+function drawEvidence(a) {
   const box = $("#d-evidence");
   box.replaceChildren();
   if (!a.evidence?.length) return;
@@ -184,8 +189,20 @@ async function drawEvidence(a) {
       const audio = el("audio");
       audio.controls = true;
       audio.dataset.evidence = ev.id;
+      if (clips.has(ev.id)) {
+        audio.src = clips.get(ev.id);
+      } else {
+        const load = el("button", "Listen");
+        load.addEventListener("click", async () => {
+          try {
+            audio.src = await fetchClip(ev);
+            load.remove();
+            audio.play().catch(() => {});
+          } catch (err) { $("#action-error").textContent = err.message; }
+        });
+        line.append(load);
+      }
       line.append(audio);
-      playable(ev).then((url) => { if (url) audio.src = url; });
     } else if (ev.uri) {
       line.append(el("span", ` (kept on the device: ${ev.uri})`, "note"));
     } else {
