@@ -109,12 +109,25 @@ def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: Brow
     svc.user("dan", Role.OPERATOR)
     page = sign_in(browser, base, "dan")
     badge, _ = svc.badge("badge-ui3")
-    # Drop the socket, raise an alert while it is down, and let it reconnect by itself.
-    page.evaluate("state.ws.close()")
+    first = badge.raise_alert(type="test")
+    expect(page.locator("#queue tbody tr")).to_have_count(1, timeout=5_000)
+    badge.wait_for("alert_received", alert_id=first, timeout=10)
+    # Drop the socket and keep it down (the console's own reconnect is held back) while an
+    # alert is raised, so that only the catch-up can bring it.
+    page.evaluate("window.__connect = connect; connect = () => {}; state.ws.close()")
     expect(page.locator("#conn")).to_have_text("offline")
-    badge.raise_alert(type="man_down")
+    missed = badge.raise_alert(type="man_down")
+    badge.wait_for("alert_received", alert_id=missed, timeout=10)
+    page.wait_for_timeout(500)
+    expect(page.locator("#queue tbody tr")).to_have_count(1)
+    page.evaluate("connect = window.__connect; connect()")
     expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
-    expect(page.locator("#queue tbody tr").first).to_contain_text("Man down", timeout=5_000)
+    expect(page.locator(f'#queue tbody tr[data-device-alert="{missed}"]')).to_contain_text(
+        "Man down", timeout=5_000
+    )
+    # It came from the hub's ring buffer after the console's last sequence number: the only
+    # snapshot the console ever had is the one it got when it first connected.
+    assert page.evaluate("state.snapshots") == 1
 
 
 def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: BrowserContext) -> None:

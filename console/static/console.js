@@ -293,6 +293,7 @@ async function loadFleet() {
 function onMessage(msg) {
   if (msg.kind === "heartbeat" || msg.kind === "pong") return;
   if (msg.kind === "snapshot") {
+    state.snapshots = (state.snapshots || 0) + 1;
     state.alerts = new Map(msg.alerts.map((a) => [a.id, a]));
   } else {
     if (msg.epoch === state.epoch && msg.seq <= state.seq) return;
