@@ -98,7 +98,7 @@ class Hub:
                 .where(Alert.state.in_([s.value for s in ACTIVE_STATES]))
                 .order_by(Alert.priority, Alert.raised_at)
             )
-            active = [alerts.to_out(db, a).model_dump(mode="json") for a in rows]
+            active = [a.model_dump(mode="json") for a in alerts.to_out_many(db, rows.all())]
         return json.dumps({"seq": seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active})
 
     def user_for(self, token: str) -> tuple[User, float] | None:

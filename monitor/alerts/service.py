@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,15 +47,26 @@ def record(db: Session, alert: Alert, kind: str, actor: str, text: str = "", **d
 
 
 def to_out(db: Session, alert: Alert) -> AlertOut:
-    out = AlertOut.model_validate(alert)
-    if alert.worker_id is not None:
-        row = db.execute(
-            select(Worker.name, Team.name)
+    return to_out_many(db, [alert])[0]
+
+
+def to_out_many(db: Session, alerts: Sequence[Alert]) -> list[AlertOut]:
+    """Alerts as the API shows them, with worker names and teams in one query for all."""
+    worker_ids = {a.worker_id for a in alerts if a.worker_id is not None}
+    names: dict[int, tuple[str, str | None]] = {}
+    if worker_ids:
+        for worker_id, name, team in db.execute(
+            select(Worker.id, Worker.name, Team.name)
             .outerjoin(Team, Team.id == Worker.team_id)
-            .where(Worker.id == alert.worker_id)
-        ).first()
-        if row is not None:
-            out.worker_name, out.team = row[0], row[1]
+            .where(Worker.id.in_(worker_ids))
+        ):
+            names[worker_id] = (name, team)
+    out = []
+    for alert in alerts:
+        row = AlertOut.model_validate(alert)
+        if alert.worker_id in names:
+            row.worker_name, row.team = names[alert.worker_id]
+        out.append(row)
     return out
 
 

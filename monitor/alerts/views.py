@@ -37,7 +37,7 @@ def list_alerts(
         )
     else:
         q = q.order_by(Alert.raised_at.desc(), Alert.id.desc())
-    return [service.to_out(db, a) for a in db.scalars(q.limit(limit).offset(offset))]
+    return service.to_out_many(db, db.scalars(q.limit(limit).offset(offset)).all())
 
 
 @router.get("/{alert_id}")
