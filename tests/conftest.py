@@ -3,12 +3,19 @@ database (SQLite file or PostgreSQL copy) and a running service."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support import Broker, PgDatabases, Running, running, service_settings
+
+# CI runs the same examples every time: a red run must mean a change broke something.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
