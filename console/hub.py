@@ -180,7 +180,8 @@ class Hub:
 
 
 def install(app: FastAPI, hub: Hub) -> None:
-    hub.store.bus.subscribe(hub.on_event, "alert.")
+    # Other replicas' changes too (relayed over PostgreSQL): operators see every alert.
+    hub.store.bus.subscribe(hub.on_event, "alert.", remote=True)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:

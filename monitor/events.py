@@ -24,6 +24,8 @@ class Event:
     kind: str
     data: dict[str, Any]
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Made by another replica and relayed here (see monitor.fanout): for showing, not acting.
+    remote: bool = False
 
 
 Handler = Callable[[Event], None]
@@ -33,12 +35,18 @@ class EventBus:
     """In-process publish/subscribe; handlers run on the committing thread and must not block."""
 
     def __init__(self) -> None:
-        self._handlers: list[tuple[str, Handler]] = []
+        self._handlers: list[tuple[str, Handler, bool]] = []
         self._lock = threading.Lock()
 
-    def subscribe(self, handler: Handler, prefix: str = "") -> Callable[[], None]:
-        """Call `handler` for every event whose kind starts with `prefix`; returns unsubscribe."""
-        entry = (prefix, handler)
+    def subscribe(
+        self, handler: Handler, prefix: str = "", *, remote: bool = False
+    ) -> Callable[[], None]:
+        """Call `handler` for every event whose kind starts with `prefix`; returns unsubscribe.
+
+        Only this process's own events unless `remote`: a subscriber that acts on an event
+        (sends a command, escalates) must act once, on the replica that made the change.
+        """
+        entry = (prefix, handler, remote)
         with self._lock:
             self._handlers.append(entry)
 
@@ -52,8 +60,8 @@ class EventBus:
     def publish(self, event: Event) -> None:
         with self._lock:
             handlers = list(self._handlers)
-        for prefix, handler in handlers:
-            if event.kind.startswith(prefix):
+        for prefix, handler, wants_remote in handlers:
+            if event.kind.startswith(prefix) and (wants_remote or not event.remote):
                 try:
                     handler(event)
                 except Exception:

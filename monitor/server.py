@@ -11,6 +11,7 @@ import uvicorn
 from monitor.api import create_app
 from monitor.config import Settings
 from monitor.db import Store
+from monitor.fanout import Fanout
 from monitor.ingest.runner import Ingest
 from monitor.migrate import upgrade
 
@@ -39,13 +40,21 @@ class Service:
         if migrate:
             upgrade(self.store)
         self.ingest = Ingest(self.store, self.settings)
+        # Replicas share one PostgreSQL; each one's consoles must see the others' changes.
+        self.fanout = (
+            Fanout(self.store, self.settings.mqtt_node) if self.store.is_postgres else None
+        )
         self.app = create_app(self.settings, self.store)
 
     def start(self, wait_s: float = 0.0) -> None:
+        if self.fanout is not None:
+            self.fanout.start()
         self.ingest.start(wait_s)
 
-    def stop(self) -> None:
-        self.ingest.stop()
+    def stop(self, *, end_session: bool = False) -> None:
+        self.ingest.stop(end_session=end_session)
+        if self.fanout is not None:
+            self.fanout.stop()
         self.store.dispose()
 
     def serve(self) -> None:

@@ -198,14 +198,13 @@ class Running:
 
     def stop(self, *, end_session: bool = False) -> None:
         if self._started:
-            self.service.ingest.stop(end_session=end_session)
+            self.service.stop(end_session=end_session)
             self._started = False
 
     def restart(self, **changes: Any) -> None:
         """Stop the service and start a new one on the same store and MQTT session."""
         self.stop()
         self.http.close()
-        self.store.dispose()
         self.settings = self.settings.model_copy(update=changes)
         self.service = Service(self.settings)
         self.store = self.service.store
