@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitor.config import Settings
 from monitor.db import Store
@@ -27,6 +29,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(worker_app, name="worker")
 app.add_typer(device_app, name="device")
+
+
+BROKER_RELOAD_HINT = (
+    "Run `vigil mosquitto-config` and send Mosquitto SIGHUP so the broker applies it."
+)
 
 
 def settings() -> Settings:
@@ -205,7 +212,7 @@ def device_add(
         raise fail(str(e)) from e
     typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
     typer.echo(secret)
-    typer.echo("Run `vigil mosquitto-config` so the broker lets it in.", err=True)
+    typer.echo(BROKER_RELOAD_HINT, err=True)
 
 
 @app.command("mosquitto-config")
@@ -256,6 +263,46 @@ def sim(
         str(alert_rate),
     ]
     raise typer.Exit(run(argv))
+
+
+def _device_change(device_id: str, change: Callable[[Session], str]) -> None:
+    from monitor.devices.service import DeviceError
+
+    store = _store()
+    try:
+        with store.begin() as db:
+            message = change(db)
+    except DeviceError as e:
+        raise fail(str(e)) from e
+    typer.echo(message)
+    typer.echo(BROKER_RELOAD_HINT, err=True)
+
+
+@device_app.command("disable")
+def device_disable(device_id: str) -> None:
+    """Disable a device (lost, stolen, retired): its messages are refused from now on."""
+    from monitor.devices.service import set_enabled
+
+    _device_change(device_id, lambda db: f"device {set_enabled(db, device_id, False).id} disabled")
+
+
+@device_app.command("enable")
+def device_enable(device_id: str) -> None:
+    """Enable a device again."""
+    from monitor.devices.service import set_enabled
+
+    _device_change(device_id, lambda db: f"device {set_enabled(db, device_id, True).id} enabled")
+
+
+@device_app.command("rotate")
+def device_rotate(device_id: str) -> None:
+    """Give a device a new secret, printed once; the old one stops working."""
+    from monitor.devices.service import rotate_secret
+
+    _device_change(
+        device_id,
+        lambda db: f"new secret for {device_id} (shown once):\n" + rotate_secret(db, device_id),
+    )
 
 
 @device_app.command("list")

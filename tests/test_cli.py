@@ -141,3 +141,31 @@ def test_seed_demo_writes_credentials(vigil, tmp_path: Path) -> None:  # type: i
         for c in creds:
             device = db.get(Device, c["device_id"])
             assert device is not None and verify_device_secret(device.secret_hash, c["secret"])
+
+
+def test_disable_enable_and_rotate(
+    vigil,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    vigil("worker", "add", "Sam", "--cancel-pin", "2468", "--duress-pin", "1357")
+    old = vigil("device", "add", "badge-9", "--worker", "1").output.splitlines()[1].strip()
+
+    vigil("device", "disable", "badge-9")
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
+    vigil("mosquitto-config", "--out", str(tmp_path / "mq"))
+    assert "badge-9:" not in (tmp_path / "mq" / "passwords").read_text()
+    vigil("device", "enable", "badge-9")
+    vigil("mosquitto-config", "--out", str(tmp_path / "mq"))
+    assert "badge-9:" in (tmp_path / "mq" / "passwords").read_text()
+
+    new = vigil("device", "rotate", "badge-9").output.splitlines()[1].strip()
+    assert new != old
+    with vigil.store().session() as db:
+        device = db.get(Device, "badge-9")
+        assert device is not None and device.enabled
+        assert verify_device_secret(device.secret_hash, new)
+        assert not verify_device_secret(device.secret_hash, old)
+
+    for verb in ("disable", "enable", "rotate"):
+        assert "no device nope" in vigil("device", verb, "nope", ok=False).output

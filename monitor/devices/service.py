@@ -56,13 +56,27 @@ def add_device(
     return device, secret
 
 
-def rotate_secret(db: Session, device_id: str) -> str:
+def _existing(db: Session, device_id: str) -> Device:
     device = db.get(Device, device_id)
     if device is None:
         raise DeviceError(f"no device {device_id}")
+    return device
+
+
+def rotate_secret(db: Session, device_id: str) -> str:
+    """A new secret for the device (the old one stops working once the broker reloads)."""
+    device = _existing(db, device_id)
     secret = new_device_secret()
     device.secret_hash = hash_device_secret(secret)
     return secret
+
+
+def set_enabled(db: Session, device_id: str, enabled: bool) -> Device:
+    """A disabled device's messages are refused at once, and the broker turns it away once
+    its files are regenerated."""
+    device = _existing(db, device_id)
+    device.enabled = enabled
+    return device
 
 
 def org_of(db: Session, device: Device) -> int | None:
