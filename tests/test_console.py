@@ -212,3 +212,27 @@ def test_expired_session_returns_to_sign_in(
         page = sign_in(browser, base, "pat")
         expect(page.locator("#login-form")).to_be_visible(timeout=10_000)
         expect(page.locator("#login-note")).to_contain_text("session has expired")
+
+
+def test_usable_from_the_keyboard(svc: Running, browser: BrowserContext) -> None:
+    base = svc.serve_http()
+    svc.user("kay", Role.OPERATOR)
+    page = browser.new_page()
+    page.goto(base + "/")
+    # Sign in without the mouse.
+    page.locator("input[name=username]").focus()
+    page.keyboard.type("kay")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
+    badge, _ = svc.badge("badge-ui7", name="Lee Keys")
+    badge.raise_alert(type="red")
+    row = page.locator("#queue tbody tr").first
+    expect(row).to_contain_text("Lee Keys", timeout=5_000)
+    row.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#d-title")).to_contain_text("Lee Keys")
+    page.locator("#ack").focus()
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text("kay", timeout=5_000)
