@@ -86,12 +86,17 @@ def org_of(db: Session, device: Device) -> int | None:
 
 
 def fix_row(
-    device: Device, at: datetime, loc: Loc, batt: int | None, received_at: datetime
+    device_id: str,
+    worker_id: int | None,
+    at: datetime,
+    loc: Loc,
+    batt: int | None,
+    received_at: datetime,
 ) -> dict[str, Any]:
     """A `locations` row for a position fix, ready for a (multi-row) insert."""
     return {
-        "device_id": device.id,
-        "worker_id": device.worker_id,
+        "device_id": device_id,
+        "worker_id": worker_id,
         "device_ts": at,
         "received_at": received_at,
         "lat": loc.lat,

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
-from monitor.devices.models import Device
 from monitor.ingest import failures
 from monitor.ingest.link import Incoming
 from monitor.ingest.messages import Parsed, Refusal, ref_id_of
@@ -48,14 +47,15 @@ class Item:
         )
 
 
-def device_refusal(item: Item, device: Device | None) -> Refused | None:
-    """Refuse a well-formed message from a device that is unknown or disabled."""
+def device_refusal(item: Item, enabled: bool | None) -> Refused | None:
+    """Refuse a well-formed message from a device that is unknown (`enabled` is None) or
+    disabled."""
     assert item.parsed is not None
-    if device is not None and device.enabled:
+    if enabled:
         return None
     code, why = (
         ("unknown_device", "unknown device")
-        if device is None
+        if enabled is None
         else ("disabled_device", "device is disabled")
     )
     return item.refuse(code, why)

@@ -86,7 +86,7 @@ class UrgentWorker(ItemWorker):
         assert item.parsed is not None
         msg = item.parsed.msg
         device = db.get(Device, item.parsed.device_id)
-        refused = device_refusal(item, device)
+        refused = device_refusal(item, None if device is None else device.enabled)
         if refused is not None:
             return self._refuse(db, refused)
         assert device is not None
@@ -154,7 +154,9 @@ class UrgentWorker(ItemWorker):
             evidence.link_to_alert(db, alert)
             self._replay_cancels(db, device, msg.id)
             if msg.loc is not None:
-                fix = devices.fix_row(device, msg.at, msg.loc, msg.batt, item.received_at)
+                fix = devices.fix_row(
+                    device.id, device.worker_id, msg.at, msg.loc, msg.batt, item.received_at
+                )
                 db.execute(insert(LocationFix), [fix])
                 devices.note_fix(device, msg.at, msg.loc)
             if msg.batt is not None:
