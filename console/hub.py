@@ -41,9 +41,8 @@ PING_S = 20.0
 
 
 class Client:
-    def __init__(self, ws: WebSocket, user: str, expires: float) -> None:
+    def __init__(self, ws: WebSocket, expires: float) -> None:
         self.ws = ws
-        self.user = user
         self.expires = expires
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
@@ -101,8 +100,8 @@ class Hub:
             active = [a.model_dump(mode="json") for a in alerts.to_out_many(db, rows.all())]
         return json.dumps({"seq": seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active})
 
-    def user_for(self, token: str) -> tuple[User, float] | None:
-        """The token's active user and when the token expires, or None."""
+    def expiry_for(self, token: str) -> float | None:
+        """When the token expires, if it is valid and its user active; else None."""
         claims = read_token(self.settings.secret_key, token)
         if claims is None:
             return None
@@ -110,20 +109,19 @@ class Hub:
             user = db.get(User, int(claims["sub"]))
             if user is None or not user.active:
                 return None
-            return user, float(claims["exp"])
+            return float(claims["exp"])
 
     async def serve(self, ws: WebSocket) -> None:
         self.loop = asyncio.get_running_loop()
         token = ws.query_params.get("token", "")
-        found = await asyncio.to_thread(self.user_for, token)
+        expires = await asyncio.to_thread(self.expiry_for, token)
         # Accept first: a close before accepting reaches the browser as a bare HTTP 403,
         # and the console could not tell "sign in again" from "network trouble".
         await ws.accept()
-        if found is None:
+        if expires is None:
             await ws.close(code=4401, reason="not signed in")
             return
-        user, expires = found
-        client = Client(ws, user.username, expires)
+        client = Client(ws, expires)
         self.clients.add(client)
         try:
             since = ws.query_params.get("since")

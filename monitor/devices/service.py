@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -111,7 +111,22 @@ def fix_row(
     }
 
 
-def note_fix(device: Device, at: datetime, loc: Loc) -> bool:
+class Presence(Protocol):
+    """What presence and position tracking needs of a device: the ORM row on the alert path,
+    or the plain row a telemetry batch works on."""
+
+    id: str
+    online: bool
+    heartbeat_interval_s: int
+    last_seen_at: datetime | None
+    offline_due_at: datetime | None
+    last_lat: float | None
+    last_lon: float | None
+    last_acc: float | None
+    last_fix_at: datetime | None
+
+
+def note_fix(device: Presence, at: datetime, loc: Loc) -> bool:
     """Keep the device's last known position; True if this fix is the newest."""
     if device.last_fix_at is not None and at < device.last_fix_at:
         return False
@@ -120,11 +135,11 @@ def note_fix(device: Device, at: datetime, loc: Loc) -> bool:
     return True
 
 
-def offline_deadline(device: Device, seen_at: datetime) -> datetime:
+def offline_deadline(device: Presence, seen_at: datetime) -> datetime:
     return seen_at + timedelta(seconds=2 * device.heartbeat_interval_s)
 
 
-def mark_seen(db: Session, device: Device, at: datetime) -> None:
+def mark_seen(db: Session, device: Presence, at: datetime) -> None:
     """The device was heard from; it is online until two heartbeat intervals pass."""
     was_online = device.online
     device.last_seen_at = at

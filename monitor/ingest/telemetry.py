@@ -6,11 +6,12 @@ messages are acknowledged to the broker only after their batch commits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
@@ -58,38 +59,6 @@ def note_battery(
         )
 
 
-STATE_COLUMNS = (
-    Device.id,
-    Device.worker_id,
-    Device.enabled,
-    Device.online,
-    Device.heartbeat_interval_s,
-    Device.last_seen_at,
-    Device.offline_due_at,
-    Device.battery,
-    Device.charging,
-    Device.rssi,
-    Device.firmware,
-    Device.last_lat,
-    Device.last_lon,
-    Device.last_acc,
-    Device.last_fix_at,
-)
-WRITTEN = (
-    "online",
-    "last_seen_at",
-    "offline_due_at",
-    "battery",
-    "charging",
-    "rssi",
-    "firmware",
-    "last_lat",
-    "last_lon",
-    "last_acc",
-    "last_fix_at",
-)
-
-
 @dataclass
 class DeviceState:
     """What a batch reads and changes of one device, written back in one statement."""
@@ -111,21 +80,24 @@ class DeviceState:
     last_fix_at: datetime | None
     changed: bool = False
 
-    def seen(self, db: Session, at: datetime) -> None:
-        """Heard from: online until two heartbeat intervals pass (as devices.mark_seen)."""
-        if not self.online:
-            emit(db, "device.online", device_id=self.id)
-        self.online = True
-        self.last_seen_at = at
-        self.offline_due_at = at + timedelta(seconds=2 * self.heartbeat_interval_s)
-        self.changed = True
 
-    def fix(self, at: datetime, lat: float, lon: float, acc: float | None) -> bool:
-        """Keep the newest position; True if this one is it."""
-        if self.last_fix_at is not None and at < self.last_fix_at:
-            return False
-        self.last_lat, self.last_lon, self.last_acc, self.last_fix_at = lat, lon, acc, at
-        return True
+# The columns read are the dataclass's fields; those written are the ones a batch changes.
+STATE_COLUMNS = tuple(
+    getattr(Device, f.name) for f in dataclasses.fields(DeviceState) if f.name != "changed"
+)
+WRITTEN = (
+    "online",
+    "last_seen_at",
+    "offline_due_at",
+    "battery",
+    "charging",
+    "rssi",
+    "firmware",
+    "last_lat",
+    "last_lon",
+    "last_acc",
+    "last_fix_at",
+)
 
 
 def write_states(db: Session, states: list[DeviceState]) -> None:
@@ -234,7 +206,8 @@ class TelemetryWriter(ItemWorker):
             at = item.received_at
             if isinstance(msg, StatusMsg):
                 if msg.online:
-                    dev.seen(db, at)
+                    devices.mark_seen(db, dev, at)
+                    dev.changed = True
                 else:
                     # The last will: the offline transition (and any alert) is claimed in the
                     # database, so what this batch learnt of the device is written first.
@@ -242,11 +215,12 @@ class TelemetryWriter(ItemWorker):
                     devices.go_offline(db, dev.id, "last will", only_if_due=False)
                     dev.online, dev.offline_due_at, dev.changed = False, None, False
                 continue
-            dev.seen(db, at)
+            devices.mark_seen(db, dev, at)
+            dev.changed = True
             if isinstance(msg, LocationMsg):
                 loc = msg.loc
                 fixes.append(devices.fix_row(dev.id, dev.worker_id, msg.at, loc, msg.batt, at))
-                if dev.fix(msg.at, loc.lat, loc.lon, loc.acc):
+                if devices.note_fix(dev, msg.at, loc):
                     moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc, "ts": msg.ts}
                 if msg.batt is not None:
                     note_battery(db, dev, msg.batt, at, threshold)
