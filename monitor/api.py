@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,15 +28,27 @@ log = logging.getLogger(__name__)
 EXTENSIONS_GROUP = "vigil.extensions"
 
 
+class Runner(Protocol):
+    """Background work an extension runs while the service runs (escalation's step runner)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def load_extensions(app: FastAPI, context: dict[str, Any]) -> list[str]:
     """Let installed packages (the console, escalation) add themselves to the app.
 
-    The service names none of them: each registers an entry point in `vigil.extensions`.
+    The service names none of them: each registers an entry point in `vigil.extensions`,
+    a `setup(app, context)` that may return a Runner; `Service` starts and stops those.
     """
     loaded = []
+    runners: list[Runner] = app.state.runners
     for ep in entry_points(group=EXTENSIONS_GROUP):
         setup = ep.load()
-        setup(app, context)
+        runner = setup(app, context)
+        if runner is not None:
+            runners.append(runner)
         loaded.append(ep.name)
     return loaded
 
@@ -50,6 +62,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.runners = []
     for router in (
         auth_router,
         alerts_router,

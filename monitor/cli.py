@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -61,7 +62,7 @@ def main(
     )
 
 
-def _store() -> Store:
+def open_store() -> Store:
     from monitor.migrate import upgrade
 
     store = Store(settings().sqlalchemy_url)
@@ -108,7 +109,7 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision."""
-    store = _store()
+    store = open_store()
     typer.echo(f"database is up to date: {store.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -129,7 +130,7 @@ def user_add(
         role_enum = Role(role)
     except ValueError:
         raise fail("role must be operator, supervisor or admin") from None
-    store = _store()
+    store = open_store()
     try:
         with store.begin() as db:
             user = add_user(db, username, password, role_enum, full_name=full_name)
@@ -167,7 +168,7 @@ def worker_add(
         raise fail(
             "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
         ) from None
-    store = _store()
+    store = open_store()
     try:
         with store.begin() as db:
             w = add_worker(
@@ -198,7 +199,7 @@ def device_add(
     """Register a device and print its secret (shown this once only)."""
     from monitor.devices.service import DeviceError, add_device
 
-    store = _store()
+    store = open_store()
     try:
         with store.begin() as db:
             device, secret = add_device(
@@ -231,7 +232,7 @@ def mosquitto_config(
     s = settings()
     if not s.mqtt_password:
         raise fail("set VIGIL_MQTT_PASSWORD: the service account's password goes in the file")
-    store = _store()
+    store = open_store()
     with store.session() as db:
         files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind)
     typer.echo(f"wrote {files.passwords}, {files.acl} and {files.conf}")
@@ -268,7 +269,7 @@ def sim(
 def _device_change(device_id: str, change: Callable[[Session], str]) -> None:
     from monitor.devices.service import DeviceError
 
-    store = _store()
+    store = open_store()
     try:
         with store.begin() as db:
             message = change(db)
@@ -310,7 +311,7 @@ def device_list() -> None:
     """List devices with their state."""
     from monitor.devices.models import Device
 
-    store = _store()
+    store = open_store()
     with store.session() as db:
         for d in db.scalars(select(Device).order_by(Device.id)):
             typer.echo(
@@ -334,10 +335,15 @@ def device_seed_demo(
     """Create (or re-key) demo workers and devices; write their credentials for `vigil sim`."""
     from monitor.demo import seed
 
-    store = _store()
+    store = open_store()
     with store.begin() as db:
         creds = seed(db, count)
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.write_text(json.dumps(creds, indent=1))
     credentials.chmod(0o600)
     typer.echo(f"{len(creds)} demo devices; credentials in {credentials}")
+
+
+# Extensions (escalation's `vigil policy ...`) add their own command groups.
+for _ep in entry_points(group="vigil.commands"):
+    app.add_typer(_ep.load(), name=_ep.name)

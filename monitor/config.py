@@ -76,6 +76,39 @@ class Settings(BaseSettings):
         description="Commands the broker has not acknowledged after this long are published again.",
     )
 
+    # Escalation (the `escalation` package reads these; monitor itself does not).
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address people and Twilio reach this service at: links in SMS, and "
+        "the URL Twilio's webhook signatures are computed over.",
+    )
+    twilio_account_sid: str = Field("", description="Empty: notifications go to the outbox.")
+    twilio_auth_token: str = ""
+    twilio_from_number: str = Field("", description="The Twilio number SMS and calls come from.")
+    twilio_api_base: str = Field(
+        "https://api.twilio.com", description="Twilio's REST API (a proxy or a test double)."
+    )
+    twilio_timeout_s: float = Field(10.0, gt=0, description="One request to Twilio at most.")
+    webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key for outgoing webhooks; empty keeps one in data_dir."
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    escalation_tick_s: float = Field(1.0, gt=0, description="How often due steps are looked for.")
+    escalation_senders: int = Field(
+        16, ge=1, le=256, description="Notifications sent at once (threads)."
+    )
+    escalation_attempts: int = Field(
+        5, ge=1, le=20, description="Tries per notification when Twilio or a webhook errs."
+    )
+    escalation_retry_base_s: float = Field(
+        2.0, gt=0, description="First retry delay; each retry waits twice as long (max 60 s)."
+    )
+    escalation_default_policy: bool = Field(
+        False,
+        description="Load the default policy shipped with Vigil when no policy is stored "
+        "(the demo does).",
+    )
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -18,23 +18,31 @@ from monitor.migrate import upgrade
 log = logging.getLogger(__name__)
 
 
-def with_secret_key(settings: Settings) -> Settings:
-    """Settings with a token-signing key: the configured one, or one kept in data_dir."""
-    if settings.secret_key:
-        return settings
-    path = Path(settings.data_dir) / "secret_key"
+def kept_secret(data_dir: Path, name: str) -> str:
+    """A random key made once and kept in data_dir, for a secret nobody configured."""
+    path = Path(data_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
-    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+    return path.read_text().strip()
+
+
+def with_secrets(settings: Settings) -> Settings:
+    """Settings with the token-signing and webhook keys: configured, or kept in data_dir."""
+    update = {
+        name: kept_secret(settings.data_dir, name)
+        for name in ("secret_key", "webhook_secret")
+        if not getattr(settings, name)
+    }
+    return settings.model_copy(update=update) if update else settings
 
 
 class Service:
     """Everything `vigil serve` runs; tests and the demo start it the same way."""
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
-        self.settings = with_secret_key(settings)
+        self.settings = with_secrets(settings)
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.sqlalchemy_url)
         if migrate:
@@ -50,8 +58,13 @@ class Service:
         if self.fanout is not None:
             self.fanout.start()
         self.ingest.start(wait_s)
+        for runner in self.app.state.runners:
+            runner.start()
 
     def stop(self, *, end_session: bool = False) -> None:
+        # Extensions first: they act on what ingest stores, and stop acting before it stops.
+        for runner in reversed(self.app.state.runners):
+            runner.stop()
         self.ingest.stop(end_session=end_session)
         if self.fanout is not None:
             self.fanout.stop()

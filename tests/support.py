@@ -174,6 +174,9 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "command_resend_s": 2.0,
         "visit_grace_s": 2,
         "waiting_max_s": 5.0,
+        "escalation_tick_s": 0.1,
+        "escalation_retry_base_s": 0.2,
+        "twilio_timeout_s": 2.0,
     }
     values.update(extra)
     return Settings(**values)

@@ -131,7 +131,7 @@ def detail(db: Session, alert: Alert) -> AlertDetail:
     return out
 
 
-def _announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:
+def announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:
     db.flush()
     emit(db, kind, alert=to_out(db, alert).model_dump(mode="json"), **extra)
 
@@ -211,7 +211,7 @@ def raise_from_device(
         loc=alert.loc,
         battery=msg.batt,
     )
-    _announce(db, "alert.raised", alert)
+    announce(db, "alert.raised", alert)
     if msg.loc is None:
         _ask_position(db, alert)
     return alert, True
@@ -253,7 +253,7 @@ def raise_by_service(
     db.add(alert)
     db.flush()
     record(db, alert, "raised", "system", text, **data)
-    _announce(db, "alert.raised", alert)
+    announce(db, "alert.raised", alert)
     _ask_position(db, alert)
     return alert
 
@@ -269,14 +269,14 @@ def cancel_from_device(
     state = alert.state_enum
     if pin_kind is None:
         record(db, alert, "cancel_rejected", actor, "Cancel refused: wrong PIN")
-        _announce(db, "alert.updated", alert)
+        announce(db, "alert.updated", alert)
         return "cancel_rejected"
     if pin_kind == "duress":
         if not alert.duress:
             alert.duress = True
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
-            _announce(db, "alert.duress", alert)
+            announce(db, "alert.duress", alert)
         if state not in ACTIVE_STATES and not _active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue. (A resent copy of the
@@ -303,7 +303,7 @@ def cancel_from_device(
         alert.state = AlertState.CANCELLED.value
         alert.cancelled_at = utcnow()
         record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
-        _announce(db, "alert.cancelled", alert)
+        announce(db, "alert.cancelled", alert)
     # An alert that is already over is answered as cancelled too: the device only needs to
     # know the alert is over, and a different answer here would set duress apart.
     return "alert_cancelled"
@@ -330,14 +330,14 @@ def acknowledge(db: Session, alert_id: int, *, actor: str, via: str = "console")
     alert.acknowledged_by = actor
     record(db, alert, "acknowledged", actor, f"Taken charge of ({via})", via=via)
     _tell_device(db, alert, "alert_acknowledged")
-    _announce(db, "alert.acknowledged", alert)
+    announce(db, "alert.acknowledged", alert)
     return alert
 
 
 def add_note(db: Session, alert_id: int, *, actor: str, text: str) -> Alert:
     alert = get(db, alert_id, for_update=True)
     record(db, alert, "note", actor, text)
-    _announce(db, "alert.note", alert, text=text, actor=actor)
+    announce(db, "alert.note", alert, text=text, actor=actor)
     return alert
 
 
@@ -359,7 +359,7 @@ def resolve(
         outcome=outcome.value,
     )
     _tell_device(db, alert, "alert_closed")
-    _announce(db, "alert.resolved", alert)
+    announce(db, "alert.resolved", alert)
     return alert
 
 
@@ -384,5 +384,5 @@ def record_authorities(
     alert = get(db, alert_id, for_update=True)
     text = f"Authorities called: {service}" + (f", reference {reference}" if reference else "")
     record(db, alert, "authorities_called", actor, text, service=service, reference=reference)
-    _announce(db, "alert.authorities", alert, service=service, reference=reference)
+    announce(db, "alert.authorities", alert, service=service, reference=reference)
     return alert

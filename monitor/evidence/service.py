@@ -51,7 +51,7 @@ def _link(db: Session, ev: Evidence) -> None:
         )
 
 
-def _announce(db: Session, ev: Evidence, what: str) -> None:
+def announce(db: Session, ev: Evidence, what: str) -> None:
     db.flush()
     if ev.alert_id is not None:
         alert = db.get(Alert, ev.alert_id)
@@ -97,7 +97,7 @@ def reference(
     ev.size_bytes, ev.sha256, ev.uri = msg.bytes, digest, msg.uri
     ev.device_ts, ev.referenced_at = msg.at, received_at
     _link(db, ev)
-    _announce(db, ev, "recorded" + (" (uploaded)" if ev.uploaded_at else ""))
+    announce(db, ev, "recorded" + (" (uploaded)" if ev.uploaded_at else ""))
     return ev
 
 
@@ -113,7 +113,7 @@ def link_to_alert(db: Session, alert: Alert) -> None:
         )
     ):
         ev.alert_id = alert.id
-        _announce(db, ev, "recorded")
+        announce(db, ev, "recorded")
 
 
 def link_to_visit(db: Session, device_id: str, device_visit_id: str) -> None:
@@ -186,5 +186,5 @@ def record_upload(
         ev.size_bytes = size
     db.flush()
     if ev.sha256 is not None:
-        _announce(db, ev, "uploaded and verified")
+        announce(db, ev, "uploaded and verified")
     return ev, True

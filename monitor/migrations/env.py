@@ -5,9 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from monitor.migrate import extension_models
 from monitor.models import Base
 
 config = context.config
+extension_models()  # their tables join Base.metadata for autogenerate
 target_metadata = Base.metadata
 
 

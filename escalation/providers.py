@@ -1,0 +1,143 @@
+"""The channels notifications leave by: Twilio SMS and calls, signed webhooks, or the outbox.
+
+Each send answers with a `Sent` or raises `Retry` (worth trying again: a 5xx, a timeout) or
+`Failed` (no point: a bad number, a 4xx). Without Twilio credentials SMS and calls go to the
+outbox: recorded and shown in the console, not sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from escalation import voice
+from monitor.config import Settings
+
+SIGNATURE_HEADER = "X-Vigil-Signature"
+TIMESTAMP_HEADER = "X-Vigil-Timestamp"
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A notification as the sending thread needs it (a copy: no database session)."""
+
+    id: int
+    alert_id: int
+    channel: str
+    address: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    status: str  # the provider's word: queued, delivered (a webhook's 2xx), outbox
+    sid: str | None = None
+
+
+class Retry(Exception):
+    """The send failed in a way that may pass: try again later."""
+
+
+class Failed(Exception):
+    """The send cannot succeed (a refused number, a 4xx from a webhook)."""
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The webhook signature: HMAC-SHA256 over "<timestamp>." followed by the body."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def _status_of(exc: TwilioException) -> int | None:
+    if isinstance(exc, (TwilioRestException, TwilioServiceException)):
+        return int(exc.status)
+    return None
+
+
+class Channels:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._local = threading.local()  # a twilio Client (and its HTTP session) per thread
+        self.http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+
+    @property
+    def twilio_configured(self) -> bool:
+        s = self.settings
+        return bool(s.twilio_account_sid and s.twilio_auth_token and s.twilio_from_number)
+
+    def _twilio(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            s = self.settings
+            client = Client(
+                s.twilio_account_sid,
+                s.twilio_auth_token,
+                http_client=TwilioHttpClient(timeout=s.twilio_timeout_s),
+            )
+            client.api.base_url = s.twilio_api_base
+            self._local.client = client
+        return client
+
+    def close(self) -> None:
+        self.http.close()
+
+    def send(self, n: Outgoing) -> Sent:
+        if n.channel == "webhook" or (n.channel == "dispatch" and n.address.startswith("http")):
+            return self._webhook(n)
+        if not self.twilio_configured:
+            return Sent("outbox")
+        base = self.settings.public_url.rstrip("/")
+        callback = f"{base}/twilio/status/{n.id}"
+        try:
+            if n.channel == "sms":
+                message = self._twilio().messages.create(
+                    to=n.address,
+                    from_=self.settings.twilio_from_number,
+                    body=n.body,
+                    status_callback=callback,
+                )
+                return Sent(message.status or "queued", message.sid)
+            call = self._twilio().calls.create(
+                to=n.address,
+                from_=self.settings.twilio_from_number,
+                twiml=voice.call(base, n.id, n.body),
+                status_callback=callback,
+                status_callback_event=CALL_EVENTS,
+                timeout=30,
+            )
+            return Sent(call.status or "queued", call.sid)
+        except TwilioException as exc:
+            status = _status_of(exc)
+            if status is not None and status < 500 and status not in (408, 429):
+                raise Failed(f"Twilio refused it ({status}): {exc}") from exc
+            raise Retry(f"Twilio error ({status or 'no status'}): {exc}") from exc
+        except OSError as exc:  # requests' timeouts and connection errors are OSErrors
+            raise Retry(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def _webhook(self, n: Outgoing) -> Sent:
+        body = n.body.encode()
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: stamp,
+            SIGNATURE_HEADER: sign(self.settings.webhook_secret, stamp, body),
+            "User-Agent": "Vigil-escalation/1",
+        }
+        try:
+            response = self.http.post(n.address, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Retry(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            return Sent("delivered")
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise Retry(f"webhook answered {response.status_code}")
+        raise Failed(f"webhook refused it ({response.status_code})")

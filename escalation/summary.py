@@ -1,0 +1,114 @@
+"""What a notification says: the alert summed up for an SMS, a voice call, dispatch, a webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from monitor.alerts.models import AlertDetail
+
+LABELS = {
+    "red": "RED ALERT",
+    "man_down": "MAN DOWN",
+    "no_motion": "NO MOTION",
+    "test": "TEST ALERT",
+    "visit_overdue": "VISIT OVERDUE",
+    "device_offline": "DEVICE OFFLINE",
+    "duress": "DURESS",
+}
+# Keypad answers on a call (the TwiML gathers one digit).
+ACK_DIGIT, REPEAT_DIGIT = "1", "2"
+
+
+def link(public_url: str, alert_id: int) -> str:
+    return f"{public_url.rstrip('/')}/#alert={alert_id}"
+
+
+def _label(a: AlertDetail) -> str:
+    if a.duress and a.type != "duress":
+        return f"DURESS ({LABELS[a.type]})"
+    return LABELS[a.type]
+
+
+def _who(a: AlertDetail) -> str:
+    name = a.worker_name or f"device {a.device_id}"
+    return f"{name} ({a.team})" if a.team else name
+
+
+def _where(a: AlertDetail, *, spoken: bool = False) -> str:
+    parts = []
+    if a.visit is not None and a.visit.note:
+        parts.append(f"visiting {a.visit.note}")
+    if a.lat is not None and a.lon is not None:
+        acc = f" within {a.acc:.0f} metres" if a.acc is not None else ""
+        if spoken:
+            parts.append(f"latitude {a.lat:.5f}, longitude {a.lon:.5f}{acc}")
+        else:
+            parts.append(f"{a.lat:.5f},{a.lon:.5f}" + (f" ±{a.acc:.0f}m" if a.acc else ""))
+    return "; ".join(parts) or "position not known yet"
+
+
+def _since(a: AlertDetail) -> str:
+    return a.raised_at.strftime("%H:%M:%S UTC")
+
+
+def sms(a: AlertDetail, public_url: str) -> str:
+    return (
+        f"VIGIL {_label(a)} #{a.id}: {_who(a)}. {_where(a)}. Since {_since(a)}. "
+        f"Reply 1 if you are handling it. {link(public_url, a.id)}"
+    )
+
+
+def voice(a: AlertDetail, *, to_worker: bool = False, dispatch: bool = False) -> str:
+    """What the call says before it asks for a key (the caller hears it again on 2)."""
+    if to_worker:
+        what = "your visit is overdue" if a.type == "visit_overdue" else "your device raised "
+        if a.type != "visit_overdue":
+            what += f"a {LABELS[a.type].lower()} alert"
+        return f"This is Vigil: {what}. If you are safe, press {ACK_DIGIT}."
+    opening = (
+        "This is Vigil, a lone-worker monitoring service, reporting an emergency. "
+        if dispatch
+        else "This is Vigil. "
+    )
+    note = f" The worker's note: {a.note}." if a.note else ""
+    return (
+        f"{opening}{_label(a).capitalize()} from {_who(a)}, raised at {_since(a)}. "
+        f"Where: {_where(a, spoken=True)}.{note} "
+        f"Press {ACK_DIGIT} if you are handling it. Press {REPEAT_DIGIT} to hear this again."
+    )
+
+
+def webhook(a: AlertDetail, public_url: str, *, step: int, channel: str) -> str:
+    """The JSON body of a webhook notification (signed when sent; see escalation.webhooks)."""
+    base = public_url.rstrip("/")
+    payload: dict[str, Any] = {
+        "type": "vigil.alert.dispatch" if channel == "dispatch" else "vigil.alert.escalation",
+        "step": step,
+        "summary": f"{_label(a)} #{a.id}: {_who(a)}. {_where(a)}. Since {_since(a)}.",
+        "link": link(public_url, a.id),
+        "alert": {
+            "id": a.id,
+            "type": a.type.value,
+            "duress": a.duress,
+            "priority": a.priority,
+            "state": a.state.value,
+            "raised_at": a.raised_at.isoformat(),
+            "device_ts": a.device_ts.isoformat() if a.device_ts else None,
+            "worker": {"name": a.worker_name, "team": a.team},
+            "position": (
+                {"lat": a.lat, "lon": a.lon, "accuracy_m": a.acc} if a.lat is not None else None
+            ),
+            "visit_note": a.visit.note if a.visit is not None else None,
+            "note": a.note,
+            "evidence": [
+                {
+                    "sha256": e.sha256,
+                    "duration_ms": e.duration_ms,
+                    "url": f"{base}/api/v1/evidence/{e.id}/audio" if e.uploaded_at else None,
+                }
+                for e in a.evidence
+            ],
+        },
+    }
+    return json.dumps(payload, separators=(",", ":"))

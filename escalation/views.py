@@ -1,0 +1,98 @@
+"""The escalation API: policies and contacts (supervisors and admins), an alert's
+notifications and the outbox (everyone signed in)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from sqlalchemy import delete, select
+
+from escalation import policies
+from escalation.models import Notification, NotificationOut, Policy
+from escalation.policies import ContactIn, PolicyError, PolicyIn
+from monitor.deps import CurrentUser, ReadSessionDep, SessionDep, Supervisor
+
+router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
+NamePath = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def _refuse(exc: PolicyError) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+@router.get("/policies")
+def list_policies(db: ReadSessionDep, user: Supervisor) -> list[PolicyIn]:
+    return policies.stored_policies(db)
+
+
+@router.put("/policies/{name}")
+def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: Supervisor) -> PolicyIn:
+    """Create or replace a policy. Running escalations keep the version they started with."""
+    if body.name != name:
+        raise HTTPException(422, f"the body names policy {body.name!r}, the URL {name!r}")
+    try:
+        policies.put_policy(db, body)
+    except PolicyError as exc:
+        raise _refuse(exc) from exc
+    return body
+
+
+@router.delete("/policies/{name}", status_code=204, response_class=Response)
+def delete_policy(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
+    if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
+        raise HTTPException(404, f"no policy {name!r}")
+    return Response(status_code=204)
+
+
+@router.get("/contacts")
+def list_contacts(db: ReadSessionDep, user: Supervisor) -> list[ContactIn]:
+    return policies.stored_contacts(db)
+
+
+@router.put("/contacts/{name}")
+def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: Supervisor) -> ContactIn:
+    if body.name != name:
+        raise HTTPException(422, f"the body names contact {body.name!r}, the URL {name!r}")
+    try:
+        policies.put_contact(db, body)
+    except PolicyError as exc:
+        raise _refuse(exc) from exc
+    return body
+
+
+@router.delete("/contacts/{name}", status_code=204, response_class=Response)
+def delete_contact(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
+    try:
+        found = policies.delete_contact(db, name)
+    except PolicyError as exc:
+        raise HTTPException(409, f"policies still name {name!r}: {exc}") from exc
+    if not found:
+        raise HTTPException(404, f"no contact {name!r}")
+    return Response(status_code=204)
+
+
+@router.get("/alerts/{alert_id}/notifications")
+def alert_notifications(
+    alert_id: Annotated[int, Path(ge=1)], db: ReadSessionDep, user: CurrentUser
+) -> list[NotificationOut]:
+    rows = db.scalars(
+        select(Notification).where(Notification.alert_id == alert_id).order_by(Notification.id)
+    )
+    return [NotificationOut.model_validate(n) for n in rows]
+
+
+@router.get("/outbox")
+def outbox(
+    db: ReadSessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[NotificationOut]:
+    """What would have been sent by SMS or call, had Twilio been configured (the demo)."""
+    rows = db.scalars(
+        select(Notification)
+        .where(Notification.status == "outbox")
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    )
+    return [NotificationOut.model_validate(n) for n in rows]
