@@ -1,0 +1,439 @@
+"""Escalation end to end: a badge's alert walks its policy through the real twilio library to a
+local fake of Twilio's API, and stops when a person takes charge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from escalation.models import Escalation, Notification, Step
+from tests.escalation_support import (
+    BACKUP,
+    CONTACTS,
+    DISPATCH,
+    DUTY,
+    PUBLIC_URL,
+    WORKER_PHONE,
+    alert_pk,
+    alert_state,
+    escalating,
+    load,
+    notification_to,
+    notifications,
+    signed_post,
+    timeline,
+)
+from tests.fake_twilio import FakeTwilio
+from tests.support import Broker, wait_until
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as f:
+        yield f
+
+
+def policy(*steps: str, repeat: int = 0, types: str = "[red, man_down, duress]") -> str:
+    body = "".join(f"      - {s}\n" for s in steps)
+    return f"""
+policies:
+  - name: Test policy
+    alert_types: {types}
+    repeat: {repeat}
+    steps:
+{body}"""
+
+
+WALK = policy(
+    "{channel: console}",
+    "{channel: sms, to: [backup]}",
+    "{after: 1, channel: voice, to: [Duty manager]}",
+    "{after: 1, channel: dispatch, to: [Emergency dispatch]}",
+)
+
+
+def test_a_red_alert_walks_every_step_on_time_when_nobody_answers(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    with escalating(tmp_path, db_url, mqtt_broker, fake, WALK) as svc:
+        badge, _ = svc.badge("badge-e1", name="Nia Patel")
+        raised = time.monotonic()
+        alert_id = badge.raise_alert(type="red")
+        sms = fake.wait_for_count("sms", 1, timeout=5)[0]
+        duty = fake.wait_for_count("call", 1, timeout=5, to=DUTY)[0]
+        dispatch = fake.wait_for_count("call", 1, timeout=5, to=DISPATCH)[0]
+        pk = alert_pk(svc, alert_id)
+
+        # The SMS goes at once; each call waits its step's delay after the step before.
+        assert sms.to == BACKUP and sms.at - raised < 2.0
+        assert sms.at < duty.at < dispatch.at
+        with svc.store.session() as db:
+            done = [s.done_at for s in db.scalars(select(Step).order_by(Step.position))]
+        assert len(done) == 4 and all(done)
+        gaps = [(b - a).total_seconds() for a, b in zip(done, done[1:], strict=False)]  # type: ignore[operator]
+        assert gaps[0] < 0.5 and all(1.0 <= g < 2.5 for g in gaps[1:]), gaps
+        body = sms.param("Body") or ""
+        assert "RED ALERT" in body and "Nia Patel (Housing)" in body
+        assert f"{PUBLIC_URL}/#alert={pk}" in body and "Reply 1" in body
+        assert sms.param("StatusCallback") == f"{PUBLIC_URL}/twilio/status/" + str(
+            notification_to(svc, pk, BACKUP).id
+        )
+        twiml = duty.param("Twiml") or ""
+        assert "<Gather" in twiml and "Press 1" in twiml and "Nia Patel" in twiml
+        assert "reporting an emergency" in (dispatch.param("Twiml") or "")
+        assert set(duty.params["StatusCallbackEvent"]) >= {"initiated", "completed"}
+
+        # Nothing more is sent: the policy has run out, and the timeline says so.
+        wait_until(
+            lambda: any(e.kind == "escalation_exhausted" for e in timeline(svc, pk)),
+            timeout=5,
+            what="the policy exhausted",
+        )
+        time.sleep(1.0)
+        assert len(fake.messages) == 1 and len(fake.calls) == 2
+        texts = [e.text for e in timeline(svc, pk)]
+        assert any("step 1 of 4: operators" in t for t in texts)
+        assert any(t.startswith("Escalation step 2 of 4: sms to Housing backup") for t in texts)
+        assert any(t.startswith("SMS to Housing backup") and "queued" in t for t in texts)
+        assert [n.status for n in notifications(svc, pk)] == ["queued"] * 3
+        assert alert_state(svc, pk).state == "raised"
+
+
+def test_pressing_1_on_the_call_acknowledges_and_stops_the_escalation(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: voice, to: [Duty manager]}", "{after: 2, channel: sms, to: [backup]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e2")
+        alert_id = badge.raise_alert(type="red")
+        fake.wait_for_count("call", 1, timeout=5, to=DUTY)
+        pk = alert_pk(svc, alert_id)
+        n = notification_to(svc, pk, DUTY)
+        path = f"/twilio/voice/{n.id}/gather"
+
+        again = signed_post(svc, path, {"Digits": "2", "CallSid": "CA1"})
+        assert again.status_code == 200 and "<Gather" in again.text  # 2 = hear it again
+        taken = signed_post(svc, path, {"Digits": "1", "CallSid": "CA1"})
+        assert taken.status_code == 200 and "Thank you" in taken.text
+
+        badge.wait_for("alert_acknowledged", alert_id=alert_id, timeout=10)
+        alert = alert_state(svc, pk)
+        assert alert.state == "acknowledged" and alert.acknowledged_by == f"Duty manager ({DUTY})"
+        time.sleep(2.5)  # past the SMS step's due time: it must not be sent
+        assert fake.messages == []
+        kinds = [e.kind for e in timeline(svc, pk)]
+        assert kinds.count("keypress") == 2 and "escalation_stopped" in kinds
+        # A second press, later, is thanked but changes nothing.
+        late = signed_post(svc, path, {"Digits": "1", "CallSid": "CA1"})
+        assert "already being handled by Duty manager" in late.text
+
+
+def test_an_sms_reply_acknowledges_the_latest_alert_sent_to_that_number(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: sms, to: [backup]}", "{after: 2, channel: voice, to: [Duty manager]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e3")
+        alert_id = badge.raise_alert(type="red")
+        fake.wait_for_count("sms", 1, timeout=5)
+        pk = alert_pk(svc, alert_id)
+        notification_to(svc, pk, BACKUP)
+
+        other = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": "on my way?"})
+        assert other.status_code == 200 and "reply 1, ACK or YES" in other.text
+        assert alert_state(svc, pk).state == "raised"
+        ack = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": " ack "})
+        assert ack.status_code == 200 and "you are handling alert" in ack.text
+
+        badge.wait_for("alert_acknowledged", alert_id=alert_id, timeout=10)
+        alert = alert_state(svc, pk)
+        assert alert.state == "acknowledged" and alert.acknowledged_by.startswith("Housing backup")
+        time.sleep(2.5)
+        assert fake.calls == []
+        assert [e.kind for e in timeline(svc, pk)].count("sms_reply") == 2
+
+
+def test_an_operator_taking_charge_cancels_the_remaining_steps(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: console}", "{after: 2, channel: sms, to: [backup]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        ops = svc.user("op-e4")
+        badge, _ = svc.badge("badge-e4")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        wait_until(
+            lambda: any(e.kind == "escalation_step" for e in timeline(svc, pk)),
+            timeout=5,
+            what="the console step",
+        )
+        assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+        time.sleep(2.5)
+        assert fake.requests == []
+        with svc.store.session() as db:
+            esc = db.scalar(select(Escalation).where(Escalation.alert_id == pk))
+            assert esc is not None and esc.state == "acknowledged"
+
+
+def test_a_restart_in_the_middle_neither_skips_nor_repeats_a_step(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: sms, to: [backup]}",
+        "{after: 2, channel: sms, to: [Duty manager]}",
+        "{after: 2, channel: sms, to: [Emergency dispatch]}",
+    )
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e5")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        wait_until(
+            lambda: notification_to(svc, pk, BACKUP).status == "queued",
+            timeout=5,
+            what="the first SMS recorded",
+        )
+        svc.stop()
+        time.sleep(3.0)  # the second step falls due while the service is down
+        assert len(fake.messages) == 1
+        svc.restart()
+        fake.wait_for_count("sms", 1, timeout=5, to=DUTY)
+        fake.wait_for_count("sms", 1, timeout=6, to=DISPATCH)
+        time.sleep(1.0)
+        assert sorted(m.to or "" for m in fake.messages) == sorted([BACKUP, DUTY, DISPATCH])
+        assert len(notifications(svc, pk)) == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_processes_on_one_postgresql_send_each_notification_once(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: sms, to: [backup]}", "{after: 0.5, channel: voice, to: [Duty manager]}"
+    )
+    with (
+        escalating(tmp_path, db_url, mqtt_broker, fake, steps, name="a") as a,
+        escalating(
+            tmp_path,
+            db_url,
+            mqtt_broker,
+            fake,
+            steps,
+            name="b",
+            secret_key=a.settings.secret_key,
+        ),
+    ):
+        badges = a.badges("badge-e6", 5)
+        for badge, _ in badges:
+            badge.raise_alert(type="red")
+        fake.wait_for_count("sms", 5, timeout=10)
+        fake.wait_for_count("call", 5, timeout=10)
+        time.sleep(2.0)  # time for any duplicate to show itself
+        assert len(fake.messages) == 5 and len(fake.calls) == 5
+        with a.store.session() as db:
+            assert db.scalar(select(func.count()).select_from(Notification)) == 10
+            assert db.scalar(select(func.count()).select_from(Escalation)) == 5
+
+
+def test_a_failing_or_hanging_twilio_does_not_delay_other_alerts(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    slow, broken = "+15005550201", "+15005550202"
+    contacts = f"""
+  - name: Slow backup
+    phone: "{slow}"
+    backup_for: [Slow team]
+  - name: Broken backup
+    phone: "{broken}"
+    backup_for: [Broken team]
+"""
+    steps = policy("{channel: sms, to: [backup]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps, contacts=contacts) as svc:
+        fake.hang(slow, 5.0)  # longer than twilio_timeout_s (2 s) in tests
+        fake.fail(broken, status=500, times=2)
+        stuck, _ = svc.badge("badge-e7a", team="Slow team")
+        flaky, _ = svc.badge("badge-e7b", team="Broken team")
+        fine, _ = svc.badge("badge-e7c")
+        stuck_pk = alert_pk(svc, stuck.raise_alert(type="red"))
+        flaky_pk = alert_pk(svc, flaky.raise_alert(type="red"))
+        fake.wait_for_count("sms", 1, timeout=5, to=slow)
+        started = time.monotonic()
+        fine.raise_alert(type="red")
+        ok = fake.wait_for_count("sms", 1, timeout=5, to=BACKUP, answered=True)[0]
+        # Answered while the slow number's request is still hanging.
+        assert ok.at - started < 1.5
+
+        # The 500s are retried with backoff until Twilio takes the message.
+        wait_until(
+            lambda: notification_to(svc, flaky_pk, broken).status == "queued",
+            timeout=10,
+            what="the SMS sent on the third try",
+        )
+        assert notification_to(svc, flaky_pk, broken).attempts == 3
+        retries = [e.text for e in timeline(svc, flaky_pk) if "trying again" in e.text]
+        assert len(retries) == 2 and "500" in retries[0]
+        # The hanging request timed out and was tried again.
+        wait_until(
+            lambda: notification_to(svc, stuck_pk, slow).attempts >= 2,
+            timeout=10,
+            what="the hung SMS retried",
+        )
+        assert "Twilio unreachable" in (notification_to(svc, stuck_pk, slow).error or "")
+
+
+def test_a_refused_number_or_a_busy_line_goes_on_to_the_next_step_at_once(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: voice, to: [Duty manager]}",
+        "{after: 60, channel: sms, to: [backup]}",
+        "{after: 60, channel: sms, to: [Emergency dispatch]}",
+    )
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        fake.fail(BACKUP, status=400, code=21211)  # Twilio: not a valid phone number
+        badge, _ = svc.badge("badge-e8")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        fake.wait_for_count("call", 1, timeout=5, to=DUTY)
+        n = notification_to(svc, pk, DUTY)
+        wait_until(lambda: notification_to(svc, pk, DUTY).status == "queued", timeout=5)
+        for status in ("ringing", "busy"):
+            r = signed_post(svc, f"/twilio/status/{n.id}", {"CallSid": "CA1", "CallStatus": status})
+            assert r.status_code == 204
+        # Busy: the SMS step runs now, not in 60 s; Twilio refuses that number (400, not
+        # retried), so the dispatch SMS follows at once too.
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        fake.wait_for_count("sms", 1, timeout=5, to=DISPATCH)
+        refused = notification_to(svc, pk, BACKUP)
+        assert refused.status == "failed" and refused.attempts == 1
+        assert notification_to(svc, pk, DUTY).status == "busy"
+        texts = [e.text for e in timeline(svc, pk)]
+        assert any(t.endswith(": ringing") for t in texts) and any(
+            t.endswith(": busy") for t in texts
+        )
+        assert sum("going on now" in t for t in texts) == 2
+
+
+def test_duress_escalates_at_the_top_at_once_and_never_contacts_the_worker(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: console}",
+        "{after: 30, channel: voice, to: [worker]}",
+        "{after: 30, channel: sms, to: [backup]}",
+        "{after: 60, channel: dispatch, to: [Emergency dispatch]}",
+    )
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, b = svc.badge("badge-e9")
+        alert_id = badge.raise_alert(type="red")
+        badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+        pk = alert_pk(svc, alert_id)
+        badge.cancel_alert(alert_id, b.duress_pin)
+        badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+        # Every level now: backup staff and dispatch, without waiting out 2 minutes.
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        fake.wait_for_count("call", 1, timeout=5, to=DISPATCH)
+        time.sleep(1.0)
+        assert all(r.to != WORKER_PHONE for r in fake.requests)
+        assert "escalation_duress" in [e.kind for e in timeline(svc, pk)]
+        # The device hears nothing after its "cancelled", whatever the escalation does.
+        before = len(badge.commands)
+        n = notification_to(svc, pk, DISPATCH)
+        signed_post(svc, f"/twilio/voice/{n.id}/gather", {"Digits": "1", "CallSid": "CA9"})
+        assert alert_state(svc, pk).state == "acknowledged"
+        time.sleep(1.0)
+        assert [c.type for c in badge.commands[before:]] == []
+
+
+def test_a_test_alert_reaches_operators_only(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: sms, to: [backup]}", types="[]")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e10")
+        pk = alert_pk(svc, badge.raise_alert(type="test"))
+        wait_until(
+            lambda: any(e.kind == "escalation_step" for e in timeline(svc, pk)),
+            timeout=5,
+            what="the console step",
+        )
+        time.sleep(1.0)
+        assert fake.requests == []
+        assert "test alert goes to operators only" in timeline(svc, pk)[1].text
+
+
+def test_a_running_escalation_keeps_the_policy_it_started_with(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: console}", "{after: 1.5, channel: sms, to: [backup]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e11")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        wait_until(lambda: any(e.kind == "escalation_step" for e in timeline(svc, pk)), timeout=5)
+        # Edited mid-way: SMS the duty manager instead. This alert still texts the backup.
+        load(
+            svc,
+            CONTACTS
+            + policy("{channel: console}", "{after: 1.5, channel: sms, to: [Duty manager]}"),
+        )
+        assert fake.wait_for_count("sms", 1, timeout=5)[0].to == BACKUP
+        later = alert_pk(svc, badge.raise_alert(type="red"))
+        assert later != pk
+        assert fake.wait_for_count("sms", 1, timeout=5, to=DUTY)
+
+
+def test_without_twilio_notifications_go_to_the_outbox(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    steps = policy("{channel: sms, to: [backup]}", "{channel: voice, to: [Duty manager]}")
+    with escalating(tmp_path, db_url, mqtt_broker, None, steps) as svc:
+        ops = svc.user("op-e12")
+        badge, _ = svc.badge("badge-e12", name="Omar Said")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        wait_until(
+            lambda: len(svc.http.get("/api/v1/escalation/outbox", headers=ops).json()) == 2,
+            timeout=5,
+            what="two notifications in the outbox",
+        )
+        box = svc.http.get("/api/v1/escalation/outbox", headers=ops).json()
+        assert {n["address"] for n in box} == {BACKUP, DUTY}
+        assert all(n["status"] == "outbox" for n in box)
+        sms = next(n for n in box if n["channel"] == "sms")
+        assert "Omar Said" in sms["body"]
+        detail = svc.http.get(f"/api/v1/alerts/{pk}", headers=ops).json()
+        assert any("kept in the outbox" in e["text"] for e in detail["timeline"])
+        listed = svc.http.get(f"/api/v1/escalation/alerts/{pk}/notifications", headers=ops)
+        assert len(listed.json()) == 2
+
+
+def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: voice, to: [Duty manager]}", "{channel: sms, to: [backup]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e13")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        fake.wait_for_count("call", 1, timeout=5)
+        fake.wait_for_count("sms", 1, timeout=5)
+        call = notification_to(svc, pk, DUTY)
+        wait_until(lambda: notification_to(svc, pk, DUTY).status == "queued", timeout=5)
+        before = len(timeline(svc, pk))
+        attempts = [
+            (f"/twilio/voice/{call.id}/gather", {"Digits": "1"}),
+            (f"/twilio/status/{call.id}", {"CallStatus": "busy"}),
+            ("/twilio/sms", {"From": BACKUP, "Body": "YES"}),
+        ]
+        for path, params in attempts:
+            assert svc.http.post(path, data=params).status_code == 403  # no signature
+            wrong = signed_post(svc, path, params, signature="bm90IGEgc2lnbmF0dXJl")
+            assert wrong.status_code == 403
+            # Signed over other parameters than those posted.
+            other = RequestValidator(svc.settings.twilio_auth_token).compute_signature(
+                PUBLIC_URL + path, {**params, "Digits": "2", "Body": "no"}
+            )
+            assert signed_post(svc, path, params, signature=other).status_code == 403
+        assert alert_state(svc, pk).state == "raised"
+        assert notification_to(svc, pk, DUTY).status == "queued"
+        assert len(timeline(svc, pk)) == before
