@@ -129,6 +129,9 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             "mqtt_host": "127.0.0.1",
             "mqtt_port": mqtt_port,
             "mqtt_password": service_password,
+            # Escalation runs on the default policy, into the outbox (no Twilio here).
+            "escalation_default_policy": True,
+            "public_url": f"http://{settings.http_host}:{settings.http_port}",
         }
     )
     service = Service(settings)

@@ -82,6 +82,11 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
         assert "<title>Vigil console</title>" in httpx.get(base + "/").text
         workers = httpx.get(f"{base}/api/v1/workers", headers=headers).json()
         assert len(workers) == 5 and all(w["team"] for w in workers)
+        # Escalation runs on the default policy shipped in docs/.
+        policies = httpx.get(f"{base}/api/v1/escalation/policies", headers=headers).json()
+        assert [p["name"] for p in policies] == sorted(
+            ["Panic and duress", "Worker may be hurt", "Device offline", "Test alerts"]
+        )
     finally:
         code = _stop(proc)
     output = log.read_text()

@@ -3,6 +3,7 @@ local fake of Twilio's API, and stops when a person takes charge."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_a_red_alert_walks_every_step_on_time_when_nobody_answers(
         with svc.store.session() as db:
             done = [s.done_at for s in db.scalars(select(Step).order_by(Step.position))]
         assert len(done) == 4 and all(done)
-        gaps = [(b - a).total_seconds() for a, b in zip(done, done[1:], strict=False)]  # type: ignore[operator]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(done)]  # type: ignore[operator]
         assert gaps[0] < 0.5 and all(1.0 <= g < 2.5 for g in gaps[1:]), gaps
         body = sms.param("Body") or ""
         assert "RED ALERT" in body and "Nia Patel (Housing)" in body
