@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from monitor.users.models import Role
+from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -236,3 +237,37 @@ def test_usable_from_the_keyboard(svc: Running, browser: BrowserContext) -> None
     page.locator("#ack").focus()
     page.keyboard.press("Enter")
     expect(row).to_contain_text("kay", timeout=5_000)
+
+
+def test_escalation_shows_in_the_timeline_and_links_open_the_alert(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, browser: BrowserContext
+) -> None:
+    steps = """
+policies:
+  - name: Console test
+    steps:
+      - {channel: console}
+      - {after: 1, channel: sms, to: [backup]}
+"""
+    # No Twilio: the SMS goes to the outbox, and the console shows what it would have said.
+    with escalating(tmp_path, db_url, mqtt_broker, None, steps) as svc:
+        base = svc.serve_http()
+        svc.user("erin", Role.OPERATOR)
+        page = sign_in(browser, base, "erin")
+        badge, _ = svc.badge("badge-ui-esc", name="Tom Reyes")
+        badge.raise_alert(type="red")
+        page.locator("#queue tbody tr").first.click()
+        timeline = page.locator("#timeline")
+        expect(timeline).to_contain_text("Escalation policy 'Console test' started")
+        expect(timeline).to_contain_text("step 1 of 2: operators, on the console")
+        # The SMS step a second later appears without reloading: the pane follows events.
+        expect(timeline.locator("li.esc", has_text="kept in the outbox")).to_contain_text(
+            "Tom Reyes", timeout=5_000
+        )
+        expect(timeline.locator(".status.outbox")).to_have_count(1)
+
+        other = badge.raise_alert(type="man_down")
+        pk = alert_pk(svc, other)
+        page.goto(f"{base}/#alert={pk}")  # the link an SMS carries
+        expect(page.locator("#d-title")).to_contain_text("Tom Reyes", timeout=5_000)
+        expect(page.locator("#d-title")).to_contain_text(re.compile("man", re.IGNORECASE))

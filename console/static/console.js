@@ -212,6 +212,16 @@ function drawEvidence(a) {
   }
 }
 
+const ESCALATION_KINDS = new Set(["escalation_started", "escalation_step", "escalation_stopped",
+  "escalation_exhausted", "escalation_advanced", "escalation_duress", "notification", "keypress", "sms_reply"]);
+
+// Links in SMS and webhooks point at #alert=<id>: open that alert.
+function openLinked() {
+  const m = location.hash.match(/^#alert=(\d+)$/);
+  if (m && state.token) select(Number(m[1]));
+}
+window.addEventListener("hashchange", openLinked);
+
 async function select(id) {
   state.selected = id;
   render();
@@ -235,8 +245,12 @@ async function select(id) {
   $("#ack").disabled = a.state !== "raised";
   $("#resolve-form button").disabled = !isActive(a);
   $("#timeline").replaceChildren(...a.timeline.map((t) => {
-    const li = el("li");
-    li.append(el("time", new Date(t.at).toLocaleTimeString()), `${t.text || t.kind} (${t.actor.replace(/^user:/, "")})`);
+    // Escalation's entries (steps, notifications, key presses, SMS replies) stand apart.
+    const esc = ESCALATION_KINDS.has(t.kind);
+    const li = el("li", "", esc ? "esc" : "");
+    li.append(el("time", new Date(t.at).toLocaleTimeString()));
+    if (t.data?.status) li.append(el("span", t.data.status, `status ${t.data.status}`));
+    li.append(esc ? t.text : `${t.text || t.kind} (${t.actor.replace(/^user:/, "")})`);
     return li;
   }));
   drawMap(a);
@@ -334,6 +348,7 @@ async function start() {
   $("#tab-fleet").hidden = !["supervisor", "admin"].includes(state.me.role);
   show("alerts");
   connect();
+  openLinked();
 }
 
 setInterval(() => document.querySelectorAll("#queue .age").forEach((td) => {
