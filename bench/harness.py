@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from escalation import policies
 from monitor import broker
 from monitor.db import Store
 from monitor.devices.service import add_device
@@ -65,8 +66,16 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig]:
-    """Devices `load-NNNNN` (no worker) and `alert-NNN` (with a worker and PINs)."""
+def rig(
+    kind: str,
+    *,
+    plain_devices: int,
+    alerting_devices: int,
+    env_extra: dict[str, str] | None = None,
+    policy_yaml: str | None = None,
+) -> Iterator[Rig]:
+    """Devices `load-NNNNN` (no worker) and `alert-NNN` (with a worker and PINs, team
+    "Bench"); `vigil serve` with `env_extra` and, if given, these escalation policies."""
     with (
         tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
         database(kind, Path(tmp)) as url,
@@ -85,6 +94,9 @@ def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig
             for i in range(plain_devices):
                 d, s = add_device(db, f"load-{i:05d}", worker_id=None)
                 creds[d.id] = s
+        if policy_yaml is not None:
+            with store.begin() as db:
+                policies.replace_all(db, policies.parse_file(policy_yaml))
         service_password = secrets.token_urlsafe(16)
         port = broker.free_port()
         with store.session() as db:
@@ -103,6 +115,7 @@ def rig(kind: str, *, plain_devices: int, alerting_devices: int) -> Iterator[Rig
             "VIGIL_MQTT_PASSWORD": service_password,
             "VIGIL_HTTP_PORT": str(http_port),
             "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
+            **(env_extra or {}),
         }
         log = open(workdir / "serve.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(

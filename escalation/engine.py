@@ -100,29 +100,41 @@ class Engine:
             self._wake.clear()
 
     def tick(self) -> None:
+        # Look first with a reader: on SQLite a write transaction takes the one write lock,
+        # and most ticks find nothing to do.
         with self.store.session() as db:
             starting = flows.alerts_without_escalation(db)
             changing = flows.escalations_to_change(db)
+            steps_due, sends_due = flows.due(db)
         for alert_id in starting:
             self._start(alert_id)
         for esc_id in changing:
             with self.store.begin() as db:
                 flows.settle(db, esc_id)
-        while not self._stopping.is_set() and self._run_one_step():
-            pass
-        with self.store.begin() as db:
-            claimed = flows.claim_notifications(db, limit=50)
-        self._send_all(claimed)
+        if steps_due or starting or changing:
+            while not self._stopping.is_set() and self._run_one_step():
+                pass
+        if sends_due:
+            with self.store.begin() as db:
+                claimed = flows.claim_notifications(db, limit=50)
+            self._send_all(claimed)
 
     def _start(self, alert_id: int) -> None:
+        to_send: list[Outgoing] = []
         try:
             with self.store.begin() as db:
                 alert = alerts.get(db, alert_id, for_update=True)
                 if db.scalar(select(Escalation.id).where(Escalation.alert_id == alert_id)):
                     return  # another replica started it meanwhile
-                flows.start(db, alert)
+                esc = flows.start(db, alert)
+                # Steps due at once (the console, the first SMS) run in the same transaction:
+                # the first contact's phone is what this path is measured by.
+                while (step := flows.next_due_step(db, esc.id)) is not None:
+                    to_send += flows.run_step(db, step, alert, self.node, self.settings)
         except IntegrityError:
             log.info("alert %s: escalation started by another replica", alert_id)
+            return
+        self._send_all(to_send)
 
     def _run_one_step(self) -> bool:
         """Claim and run one due step in its own transaction; False when none is due."""
@@ -137,12 +149,8 @@ class Engine:
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send_all(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        with self.store.session() as db:
-            rows = db.scalars(select(Notification).where(Notification.id.in_(ids))).all()
-            outgoing = [Outgoing(n.id, n.alert_id, n.channel, n.address, n.body) for n in rows]
+    def _send_all(self, outgoing: list[Outgoing]) -> None:
+        """Hand notifications, claimed and committed, to the sending threads."""
         assert self._pool is not None
         for item in outgoing:
             self._pool.submit(self._send, item)

@@ -9,17 +9,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from escalation import summary
 from escalation.models import Contact, Escalation, Notification, Step
 from escalation.policies import BACKUP, WORKER, choose, stored_policies
+from escalation.providers import Outgoing
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertDetail
 from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
 from monitor.config import Settings
 from monitor.db import utcnow
+from monitor.events import pending
 from monitor.orgs.models import Organisation, Team, Worker
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -48,7 +50,12 @@ def _label(esc: Escalation, position: int) -> str:
 
 def _note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
     alerts.record(db, alert, kind, "escalation", text, **data)
-    alerts.announce(db, "alert.escalation", alert)
+    # One announcement per alert per transaction is enough: a console refetches the
+    # whole timeline when it hears of a change.
+    if not any(
+        e.kind == "alert.escalation" and e.data["alert"]["id"] == alert.id for e in pending(db)
+    ):
+        alerts.announce(db, "alert.escalation", alert)
 
 
 def _recipients(db: Session, alert: Alert, names: list[str]) -> list[dict[str, str]]:
@@ -175,7 +182,13 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
     )
 
 
-def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Settings) -> list[int]:
+def outgoing(n: Notification) -> Outgoing:
+    return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body)
+
+
+def run_step(
+    db: Session, step: Step, alert: Alert, node: str, settings: Settings
+) -> list[Outgoing]:
     """Run one due step (its row is locked by the caller): queue its notifications, already
     claimed by this node, and schedule the next step. Returns the notifications to send."""
     esc = db.get(Escalation, step.escalation_id)
@@ -230,7 +243,7 @@ def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Setting
         _note(db, alert, "escalation_step", text, channel=channel, position=step.position)
     _schedule_next(db, esc, alert, step.position, now)
     db.flush()
-    return [n.id for n in queued]
+    return [outgoing(n) for n in queued]
 
 
 def _body(
@@ -338,6 +351,21 @@ def settle(db: Session, esc_id: int) -> None:
         stop(db, esc, alert)
 
 
+def _sendable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Notification.status == "pending", Notification.next_attempt_at <= now),
+        and_(Notification.status == "sending", Notification.lease_until < now),
+    )
+
+
+def due(db: Session) -> tuple[bool, bool]:
+    """Whether any step, and any notification, is due now (a cheap read)."""
+    now = utcnow()
+    steps = db.scalar(select(exists().where(Step.state == "pending", Step.due_at <= now)))
+    sends = db.scalar(select(exists().where(_sendable(now))))
+    return bool(steps), bool(sends)
+
+
 def claim_due_step(db: Session) -> Step | None:
     return db.scalar(
         select(Step)
@@ -348,17 +376,23 @@ def claim_due_step(db: Session) -> Step | None:
     )
 
 
-def claim_notifications(db: Session, limit: int) -> list[int]:
+def next_due_step(db: Session, esc_id: int) -> Step | None:
+    """The escalation's first step that is due now (for running steps right after start)."""
+    return db.scalar(
+        select(Step)
+        .where(Step.escalation_id == esc_id, Step.state == "pending", Step.due_at <= utcnow())
+        .order_by(Step.position)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def claim_notifications(db: Session, limit: int) -> list[Outgoing]:
     """Notifications to (re)send now, claimed for this node under a lease."""
     now = utcnow()
     rows = db.scalars(
         select(Notification)
-        .where(
-            or_(
-                and_(Notification.status == "pending", Notification.next_attempt_at <= now),
-                and_(Notification.status == "sending", Notification.lease_until < now),
-            )
-        )
+        .where(_sendable(now))
         .order_by(Notification.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -366,7 +400,7 @@ def claim_notifications(db: Session, limit: int) -> list[int]:
     for n in rows:
         n.status, n.lease_until, n.updated_at = "sending", now + LEASE, now
         n.attempts += 1
-    return [n.id for n in rows]
+    return [outgoing(n) for n in rows]
 
 
 def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
