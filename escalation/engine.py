@@ -17,7 +17,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from escalation import flows, policies
-from escalation.models import Escalation, Notification, Policy
+from escalation.models import Contact, Escalation, Notification, Policy
 from escalation.providers import Channels, Failed, Outgoing, Retry
 from monitor.alerts import service as alerts
 from monitor.config import Settings
@@ -49,6 +49,9 @@ class Engine:
     def start(self) -> None:
         if self.settings.escalation_default_policy:
             self.load_default_policy()
+        with self.store.begin() as db:
+            if again := flows.reclaim(db, self.node):
+                log.warning("%d notifications were being sent when this node stopped", again)
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(
             self.settings.escalation_senders, thread_name_prefix="vigil-notify"
@@ -80,11 +83,17 @@ class Engine:
             self._wake.set()
 
     def load_default_policy(self) -> None:
-        with self.store.begin() as db:
-            if db.scalar(select(exists().where(Policy.id.isnot(None)))):
-                return
-            parsed = policies.parse_file(Path(policies.DEFAULT_POLICY_FILE).read_text())
-            policies.replace_all(db, parsed)
+        """Load the shipped policy into an empty store (never over anything stored)."""
+        parsed = policies.parse_file(Path(policies.DEFAULT_POLICY_FILE).read_text())
+        try:
+            with self.store.begin() as db:
+                if db.scalar(select(exists().where(Policy.id.isnot(None)))) or db.scalar(
+                    select(exists().where(Contact.id.isnot(None)))
+                ):
+                    return
+                policies.replace_all(db, parsed)
+        except IntegrityError:
+            return  # another replica starting at the same moment loaded it
         log.info("no escalation policy was stored: loaded the default policy")
 
     # -- the loop -------------------------------------------------------------------------
@@ -116,7 +125,7 @@ class Engine:
                 pass
         if sends_due:
             with self.store.begin() as db:
-                claimed = flows.claim_notifications(db, limit=50)
+                claimed = flows.claim_notifications(db, self.node, limit=50)
             self._send_all(claimed)
 
     def _start(self, alert_id: int) -> None:

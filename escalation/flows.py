@@ -170,7 +170,7 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
         .where(
             Notification.alert_id == alert.id,
             Notification.recipient_kind == WORKER,
-            Notification.status == "pending",
+            _sendable(utcnow()),
         )
         .values(status="cancelled", updated_at=utcnow())
     )
@@ -231,6 +231,7 @@ def run_step(
                     status="sending",
                     attempts=1,
                     lease_until=now + LEASE,
+                    claimed_by=node,
                     created_at=now,
                     updated_at=now,
                 )
@@ -241,7 +242,9 @@ def run_step(
         if skipped:
             text += f"; no address for {', '.join(skipped)}"
         _note(db, alert, "escalation_step", text, channel=channel, position=step.position)
-    _schedule_next(db, esc, alert, step.position, now)
+    # A step that reached nobody (no backup staff for the team, no number) has nobody to
+    # wait for: the next step follows at once.
+    _schedule_next(db, esc, alert, step.position, now, at_once=channel != "console" and not queued)
     db.flush()
     return [outgoing(n) for n in queued]
 
@@ -250,7 +253,7 @@ def _body(
     a: AlertDetail, channel: str, kind: str, address: str, position: int, settings: Settings
 ) -> str:
     if channel == "sms":
-        return summary.sms(a, settings.public_url)
+        return summary.sms(a, settings.public_url, to_worker=kind == WORKER)
     if channel == "voice":
         return summary.voice(a, to_worker=kind == WORKER)
     if channel == "dispatch" and not address.startswith("http"):
@@ -259,7 +262,7 @@ def _body(
 
 
 def _schedule_next(
-    db: Session, esc: Escalation, alert: Alert, position: int, now: datetime
+    db: Session, esc: Escalation, alert: Alert, position: int, now: datetime, *, at_once: bool
 ) -> None:
     steps = esc.snapshot["steps"]
     total = len(steps) * (esc.snapshot["repeat"] + 1)
@@ -274,7 +277,7 @@ def _schedule_next(
             "Every escalation step has run; nobody has taken charge",
         )
         return
-    wait = timedelta(seconds=steps[nxt % len(steps)]["after"])
+    wait = timedelta(seconds=0 if at_once else steps[nxt % len(steps)]["after"])
     db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=nxt, due_at=now + wait))
 
 
@@ -290,7 +293,7 @@ def stop(db: Session, esc: Escalation, alert: Alert) -> None:
     )
     cancelled = db.execute(
         update(Notification)
-        .where(Notification.alert_id == alert.id, Notification.status == "pending")
+        .where(Notification.alert_id == alert.id, _sendable(now))
         .values(status="cancelled", updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     why = {"acknowledged": f"taken by {alert.acknowledged_by}"}.get(esc.state, alert.state)
@@ -387,7 +390,17 @@ def next_due_step(db: Session, esc_id: int) -> Step | None:
     )
 
 
-def claim_notifications(db: Session, limit: int) -> list[Outgoing]:
+def reclaim(db: Session, node: str) -> int:
+    """At start: sends this replica claimed before it stopped or died go again now, rather
+    than when their lease runs out. (One Twilio took just before a crash goes twice.)"""
+    return db.execute(  # type: ignore[attr-defined,no-any-return]
+        update(Notification)
+        .where(Notification.status == "sending", Notification.claimed_by == node)
+        .values(status="pending", next_attempt_at=utcnow(), lease_until=None)
+    ).rowcount
+
+
+def claim_notifications(db: Session, node: str, limit: int) -> list[Outgoing]:
     """Notifications to (re)send now, claimed for this node under a lease."""
     now = utcnow()
     rows = db.scalars(
@@ -399,6 +412,7 @@ def claim_notifications(db: Session, limit: int) -> list[Outgoing]:
     ).all()
     for n in rows:
         n.status, n.lease_until, n.updated_at = "sending", now + LEASE, now
+        n.claimed_by = node
         n.attempts += 1
     return [outgoing(n) for n in rows]
 
@@ -492,9 +506,9 @@ def record_status(db: Session, n: Notification, alert: Alert, status: str) -> bo
 def acknowledge_by(db: Session, n: Notification, alert: Alert, via: str) -> bool:
     """A recipient said they are handling it (pressed 1, replied to the SMS). False if the
     alert was no longer waiting for anyone."""
-    n.status, n.updated_at = "acknowledged", utcnow()
     if alert.state != AlertState.RAISED.value:
         return False
+    n.status, n.updated_at = "acknowledged", utcnow()
     actor = f"{n.recipient} ({n.address})"
     alerts.acknowledge(db, alert.id, actor=actor, via=via)
     return True

@@ -78,7 +78,7 @@ def gather(
         )
         alerts.announce(db, "alert.escalation", alert)
         twiml = (
-            voice.acknowledged(to_worker)
+            voice.acknowledged(to_worker, alert.duress)
             if taken
             else voice.already_handled(
                 (alert.acknowledged_by or "an operator").replace("user:", "")
@@ -135,7 +135,8 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
             "" if taken else " (alert already taken)"
         )
         answer = (
-            f"Thank you: you are handling alert #{alert.id}. The worker is told help is coming."
+            f"Thank you: you are handling alert #{alert.id}."
+            + ("" if alert.duress else " The worker is told help is coming.")
             if taken
             else f"Alert #{alert.id} is already {alert.state}"
             + (f" by {alert.acknowledged_by.replace('user:', '')}" if alert.acknowledged_by else "")

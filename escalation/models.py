@@ -49,7 +49,8 @@ class Escalation(Base):
     # {"repeat": n, "steps": [{"after": s, "channel": c, "to": [{"name", "kind", "phone",
     # "webhook"}]}]}: recipients resolved when the escalation started.
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # running -> acknowledged | ended | finished (every step done, nobody answered)
+    # running -> acknowledged | ended; after its last step it stays running (and shows
+    # "exhausted" in the timeline) until someone takes the alert or it is closed.
     state: Mapped[str] = mapped_column(String(16), default="running")
     duress: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -101,6 +102,8 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None]
+    # The replica sending it (VIGIL_MQTT_NODE): at its restart, its unfinished sends go again.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -52,7 +52,15 @@ def _since(a: AlertDetail) -> str:
     return a.raised_at.strftime("%H:%M:%S UTC")
 
 
-def sms(a: AlertDetail, public_url: str) -> str:
+def _to_worker(a: AlertDetail) -> str:
+    if a.type == "visit_overdue":
+        return "your visit is overdue"
+    return f"your device raised an alert ({LABELS[a.type].lower()})"
+
+
+def sms(a: AlertDetail, public_url: str, *, to_worker: bool = False) -> str:
+    if to_worker:
+        return f"Vigil: {_to_worker(a)}. If you are safe, reply {ACK_DIGIT}."
     return (
         f"VIGIL {_label(a)} #{a.id}: {_who(a)}. {_where(a)}. Since {_since(a)}. "
         f"Reply 1 if you are handling it. {link(public_url, a.id)}"
@@ -62,10 +70,7 @@ def sms(a: AlertDetail, public_url: str) -> str:
 def voice(a: AlertDetail, *, to_worker: bool = False, dispatch: bool = False) -> str:
     """What the call says before it asks for a key (the caller hears it again on 2)."""
     if to_worker:
-        what = "your visit is overdue" if a.type == "visit_overdue" else "your device raised "
-        if a.type != "visit_overdue":
-            what += f"a {LABELS[a.type].lower()} alert"
-        return f"This is Vigil: {what}. If you are safe, press {ACK_DIGIT}."
+        return f"This is Vigil: {_to_worker(a)}. If you are safe, press {ACK_DIGIT}."
     opening = (
         "This is Vigil, a lone-worker monitoring service, reporting an emergency. "
         if dispatch
@@ -80,7 +85,7 @@ def voice(a: AlertDetail, *, to_worker: bool = False, dispatch: bool = False) ->
 
 
 def webhook(a: AlertDetail, public_url: str, *, step: int, channel: str) -> str:
-    """The JSON body of a webhook notification (signed when sent; see escalation.webhooks)."""
+    """The JSON body of a webhook notification (signed when sent: escalation.providers)."""
     base = public_url.rstrip("/")
     payload: dict[str, Any] = {
         "type": "vigil.alert.dispatch" if channel == "dispatch" else "vigil.alert.escalation",

@@ -23,10 +23,13 @@ def call(public_url: str, notification_id: int, text: str) -> str:
     return str(response)
 
 
-def acknowledged(to_worker: bool) -> str:
+def acknowledged(to_worker: bool, duress: bool) -> str:
     response = VoiceResponse()
     if to_worker:
         response.say("Thank you. The monitoring centre has been told you are safe.")
+    elif duress:
+        # Under duress the worker's device is told nothing; do not promise otherwise.
+        response.say("Thank you. You are handling this duress alert. Take care.")
     else:
         response.say(
             "Thank you. You are handling this alert, and the worker is told help is coming."

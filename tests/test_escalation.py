@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -438,3 +439,39 @@ def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(
         assert alert_state(svc, pk).state == "raised"
         assert notification_to(svc, pk, DUTY).status == "queued"
         assert len(timeline(svc, pk)) == before
+
+
+def test_a_send_cut_short_by_a_crash_goes_out_again_at_restart(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    with escalating(
+        tmp_path, db_url, mqtt_broker, fake, policy("{channel: sms, to: [backup]}")
+    ) as svc:
+        badge, _ = svc.badge("badge-e14")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        fake.wait_for_count("sms", 1, timeout=5)
+        wait_until(lambda: notification_to(svc, pk, BACKUP).status == "queued", timeout=5)
+        svc.stop()
+        # As a process killed while Twilio was answering leaves it: claimed, lease running.
+        with svc.store.begin() as db:
+            n = db.get(Notification, notification_to(svc, pk, BACKUP).id)
+            assert n is not None
+            n.status, n.claimed_by = "sending", svc.settings.mqtt_node
+            n.lease_until = n.updated_at + timedelta(hours=1)
+        fake.reset()
+        svc.restart()
+        # Sent again at once, not an hour later when the lease would have run out.
+        assert fake.wait_for_count("sms", 1, timeout=5)[0].to == BACKUP
+        wait_until(lambda: notification_to(svc, pk, BACKUP).status == "queued", timeout=5)
+        assert notification_to(svc, pk, BACKUP).attempts == 2
+
+
+def test_a_step_that_reaches_nobody_does_not_hold_up_the_next(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy("{channel: sms, to: [backup]}", "{after: 60, channel: sms, to: [Duty manager]}")
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        badge, _ = svc.badge("badge-e15", team="A team without backup staff")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        assert fake.wait_for_count("sms", 1, timeout=5)[0].to == DUTY
+        assert any("sms to nobody reachable" in e.text for e in timeline(svc, pk))

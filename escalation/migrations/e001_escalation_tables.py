@@ -101,6 +101,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", monitor.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_until", monitor.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", monitor.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", monitor.db.UTCDateTime(timezone=True), nullable=False),
