@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from escalation import flows, policies
-from escalation.models import Contact, Escalation, Notification, Policy
+from escalation import delivery, flows, policies
+from escalation.models import Contact, Escalation, Policy
 from escalation.providers import Channels, Failed, Outgoing, Retry
 from monitor.alerts import service as alerts
 from monitor.config import Settings
@@ -43,6 +44,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._unsubscribe: list[object] = []
+        self._count = threading.Lock()
+        self._in_flight = 0  # handed to the pool and not finished: claims wait for room
 
     # -- lifecycle (monitor.api.Runner) ---------------------------------------------------
 
@@ -50,7 +53,7 @@ class Engine:
         if self.settings.escalation_default_policy:
             self.load_default_policy()
         with self.store.begin() as db:
-            if again := flows.reclaim(db, self.node):
+            if again := delivery.reclaim(db, self.node):
                 log.warning("%d notifications were being sent when this node stopped", again)
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(
@@ -114,19 +117,35 @@ class Engine:
         with self.store.session() as db:
             starting = flows.alerts_without_escalation(db)
             changing = flows.escalations_to_change(db)
-            steps_due, sends_due = flows.due(db)
+            steps_due = flows.any_step_due(db)
+            sends_due = delivery.any_sendable(db)
+        # Each item in a transaction of its own, and a fault in one is logged and skipped:
+        # one bad row must not stop every other alert's escalation.
         for alert_id in starting:
-            self._start(alert_id)
+            self._isolated(self._start, alert_id)
         for esc_id in changing:
-            with self.store.begin() as db:
-                flows.settle(db, esc_id)
+            self._isolated(self._settle, esc_id)
         if steps_due or starting or changing:
             while not self._stopping.is_set() and self._run_one_step():
                 pass
-        if sends_due:
-            with self.store.begin() as db:
-                claimed = flows.claim_notifications(db, self.node, limit=50)
-            self._send_all(claimed)
+        if sends_due and not self._stopping.is_set():
+            free = self.settings.escalation_senders - self._in_flight
+            if free > 0:
+                with self.store.begin() as db:
+                    claimed = delivery.claim(
+                        db, self.node, free, self.settings.escalation_attempts + 2
+                    )
+                self._send_all(claimed)
+
+    def _isolated(self, action: Callable[[int], None], key: int) -> None:
+        try:
+            action(key)
+        except Exception:
+            log.exception("escalation: %s(%s) failed; trying again next tick", action.__name__, key)
+
+    def _settle(self, esc_id: int) -> None:
+        with self.store.begin() as db:
+            flows.settle(db, esc_id)
 
     def _start(self, alert_id: int) -> None:
         to_send: list[Outgoing] = []
@@ -147,12 +166,23 @@ class Engine:
 
     def _run_one_step(self) -> bool:
         """Claim and run one due step in its own transaction; False when none is due."""
-        with self.store.begin() as db:
-            step = flows.claim_due_step(db)
-            if step is None:
-                return False
-            alert = alerts.get(db, step.alert_id, for_update=True)
-            to_send = flows.run_step(db, step, alert, self.node, self.settings)
+        with self.store.session() as db:
+            candidate = flows.due_step_candidate(db)
+        if candidate is None:
+            return False
+        step_id, alert_id = candidate
+        try:
+            with self.store.begin() as db:
+                alert = alerts.get(db, alert_id, for_update=True)
+                step = flows.claim_step(db, step_id)
+                if step is None:
+                    return True  # another replica has it, or ran it meanwhile: look again
+                to_send = flows.run_step(db, step, alert, self.node, self.settings)
+        except Exception as exc:
+            log.exception("escalation step %s failed", step_id)
+            with self.store.begin() as db:
+                flows.fail_step(db, step_id, f"{type(exc).__name__}: {exc}")
+            return True
         self._send_all(to_send)
         return True
 
@@ -162,28 +192,37 @@ class Engine:
         """Hand notifications, claimed and committed, to the sending threads."""
         assert self._pool is not None
         for item in outgoing:
-            self._pool.submit(self._send, item)
+            with self._count:
+                self._in_flight += 1
+            self._pool.submit(self._send_logged, item)
+
+    def _send_logged(self, item: Outgoing) -> None:
+        try:
+            self._send(item)
+        except Exception:
+            # Left claimed: this node's restart or the lease's end sends it again.
+            log.exception("notification %s: could not send or record", item.id)
+        finally:
+            with self._count:
+                self._in_flight -= 1
 
     def _send(self, item: Outgoing) -> None:
+        # A last look: it may have waited for a thread long enough to be claimed again, or
+        # the worker it was for may have keyed the duress PIN meanwhile.
+        with self.store.session() as db:
+            why_not = delivery.still_to_send(db, item)
+        if why_not is not None:
+            with self.store.begin() as db:
+                delivery.record_skip(db, item, why_not)
+            return
         try:
             sent = self.channels.send(item)
         except (Retry, Failed) as exc:
-            self._record(item, error=str(exc), retry=isinstance(exc, Retry))
-            return
-        except Exception as exc:
-            log.exception("notification %s: unexpected error", item.id)
-            self._record(item, error=f"{type(exc).__name__}: {exc}", retry=True)
+            with self.store.begin() as db:
+                delivery.record_failure(
+                    db, item, str(exc), retry=isinstance(exc, Retry), settings=self.settings
+                )
+            self._wake.set()  # a retry falls due, or the next step was brought forward
             return
         with self.store.begin() as db:
-            n = db.get(Notification, item.id, with_for_update=True)
-            assert n is not None
-            flows.record_sent(db, n, alerts.get(db, n.alert_id), sent.status, sent.sid)
-
-    def _record(self, item: Outgoing, *, error: str, retry: bool) -> None:
-        with self.store.begin() as db:
-            n = db.get(Notification, item.id, with_for_update=True)
-            assert n is not None
-            flows.record_failure(
-                db, n, alerts.get(db, n.alert_id), error, retry=retry, settings=self.settings
-            )
-        self._wake.set()  # a retry falls due, or the next step was brought forward
+            delivery.record_sent(db, item, sent.status, sent.sid)

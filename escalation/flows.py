@@ -1,7 +1,7 @@
 """Escalation in the database: start one on an alert, run a due step, stop, jump on duress.
 
 Every function here runs inside the caller's transaction; the engine (escalation.engine)
-decides when, and sends what these functions queue.
+decides when, and sends what these functions queue (escalation.delivery follows them up).
 """
 
 from __future__ import annotations
@@ -9,10 +9,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from escalation import summary
+from escalation.delivery import (
+    CLAIMED,
+    LEASE,
+    cancellable,
+    note,
+    outgoing,
+    silence_worker,
+    under_duress,
+    worker_phone,
+)
 from escalation.models import Contact, Escalation, Notification, Step
 from escalation.policies import BACKUP, WORKER, choose, stored_policies
 from escalation.providers import Outgoing
@@ -21,17 +31,10 @@ from monitor.alerts.models import Alert, AlertDetail
 from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
 from monitor.config import Settings
 from monitor.db import utcnow
-from monitor.events import pending
 from monitor.orgs.models import Organisation, Team, Worker
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
-# Provider statuses after which this notification can no longer bring an acknowledgement.
-UNANSWERED = frozenset(
-    {"failed", "undelivered", "busy", "no-answer", "canceled", "completed", "error"}
-)
-FINAL = UNANSWERED | {"delivered", "acknowledged", "outbox", "cancelled"}
-# A claimed notification whose sender died is claimed again after this long.
-LEASE = timedelta(seconds=120)
+CONSOLE_ONLY: list[dict[str, Any]] = [{"after": 0, "channel": "console", "to": []}]
 
 
 def live(alert: Alert, esc: Escalation) -> bool:
@@ -42,20 +45,16 @@ def live(alert: Alert, esc: Escalation) -> bool:
     return esc.duress and alert.state in ACTIVE
 
 
+def _limit(esc: Escalation) -> int:
+    """Positions run at most: the policy's rounds, or after a duress burst, the burst's."""
+    snap = esc.snapshot
+    return int(snap.get("limit", len(snap["steps"]) * (snap["repeat"] + 1)))
+
+
 def _label(esc: Escalation, position: int) -> str:
-    steps = esc.snapshot["steps"]
-    total = len(steps) * (esc.snapshot["repeat"] + 1)
-    return f"step {position + 1} of {total}"
-
-
-def _note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
-    alerts.record(db, alert, kind, "escalation", text, **data)
-    # One announcement per alert per transaction is enough: a console refetches the
-    # whole timeline when it hears of a change.
-    if not any(
-        e.kind == "alert.escalation" and e.data["alert"]["id"] == alert.id for e in pending(db)
-    ):
-        alerts.announce(db, "alert.escalation", alert)
+    n = len(esc.snapshot["steps"])
+    text = f"step {position % n + 1} of {n}"
+    return text + (f", round {position // n + 1}" if position >= n else "")
 
 
 def _recipients(db: Session, alert: Alert, names: list[str]) -> list[dict[str, str]]:
@@ -85,116 +84,106 @@ def _recipients(db: Session, alert: Alert, names: list[str]) -> list[dict[str, s
     return out
 
 
-def start(db: Session, alert: Alert) -> Escalation:
-    """Snapshot the alert's policy onto it and schedule the first step (or, under duress,
-    every step of the first round at once)."""
+def _snapshot(db: Session, alert: Alert, kind: str) -> tuple[str, dict[str, Any]]:
+    """The policy for an alert of this kind, with its recipients resolved as they are now."""
     worker = db.get(Worker, alert.worker_id) if alert.worker_id is not None else None
     team = db.get(Team, worker.team_id) if worker is not None and worker.team_id else None
     org = db.get(Organisation, alert.org_id) if alert.org_id is not None else None
     policy = choose(
-        stored_policies(db), alert.type, org.name if org else None, team.name if team else None
+        stored_policies(db), kind, org.name if org else None, team.name if team else None
     )
     if policy is None:
-        steps: list[dict[str, Any]] = [{"after": 0, "channel": "console", "to": []}]
-        repeat, name = 0, ""
-    else:
-        steps = [
-            {
-                "after": s.after,
-                "channel": s.channel,
-                "to": _recipients(db, alert, s.to),
-            }
-            for s in policy.steps
-        ]
-        repeat, name = policy.repeat, policy.name
-    if alert.type == AlertType.TEST.value:
+        return "", {"repeat": 0, "steps": CONSOLE_ONLY}
+    steps = [
+        {"after": s.after, "channel": s.channel, "to": _recipients(db, alert, s.to)}
+        for s in policy.steps
+    ]
+    if kind == AlertType.TEST.value:
         # A test alert proves the badge works; it must not wake anybody's phone.
-        steps = [s for s in steps if s["channel"] == "console"] or [
-            {"after": 0, "channel": "console", "to": []}
-        ]
-        repeat = 0
+        return policy.name, {
+            "repeat": 0,
+            "steps": [s for s in steps if s["channel"] == "console"] or CONSOLE_ONLY,
+        }
+    return policy.name, {"repeat": policy.repeat, "steps": steps}
+
+
+def start(db: Session, alert: Alert) -> Escalation:
+    """Snapshot the alert's policy onto it (later edits do not change it) and schedule the
+    first step, or under duress every step at once."""
+    name, snapshot = _snapshot(db, alert, alert.type)
     esc = Escalation(
-        alert_id=alert.id,
-        policy=name,
-        snapshot={"repeat": repeat, "steps": steps},
-        duress=alert.duress,
-        started_at=utcnow(),
+        alert_id=alert.id, policy=name, snapshot=snapshot, duress=False, started_at=utcnow()
     )
     db.add(esc)
     db.flush()
-    if alert.duress:
-        _schedule_burst(db, esc, alert)
-    else:
-        db.add(
-            Step(
-                escalation_id=esc.id,
-                alert_id=alert.id,
-                position=0,
-                due_at=alert.raised_at + timedelta(seconds=steps[0]["after"]),
-            )
-        )
-    if policy is None:
+    steps = snapshot["steps"]
+    if not name:
         text = "No escalation policy fits this alert: operators only"
     elif alert.type == AlertType.TEST.value:
         text = f"Escalation policy {name!r}: a test alert goes to operators only"
     else:
-        text = f"Escalation policy {name!r} started ({len(steps)} steps, repeated {repeat} times)"
-    _note(db, alert, "escalation_started", text, policy=name)
+        text = (
+            f"Escalation policy {name!r} started ({len(steps)} steps, "
+            f"repeated {snapshot['repeat']} times)"
+        )
+    note(db, alert, "escalation_started", text, policy=name)
+    if alert.duress:
+        apply_duress(db, esc, alert)
+    else:
+        first = alert.raised_at + timedelta(seconds=steps[0]["after"])
+        db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=0, due_at=first))
     return esc
 
 
-def _schedule_burst(db: Session, esc: Escalation, alert: Alert) -> None:
-    """Every step of the first round falls due now (duress: the top level at once)."""
-    now = utcnow()
-    have = {
-        s.position: s
-        for s in db.scalars(select(Step).where(Step.escalation_id == esc.id).with_for_update())
-    }
-    for position in range(len(esc.snapshot["steps"])):
-        step = have.get(position)
-        if step is None:
-            db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=position, due_at=now))
-        elif step.state == "pending":
-            step.due_at = now
-
-
 def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
-    """The worker keyed the duress PIN after the escalation began."""
-    esc.duress = True
-    if esc.state != "running" and alert.state in ACTIVE:
-        esc.state, esc.ended_at = "running", None
-    _schedule_burst(db, esc, alert)
-    # Nothing may reach the worker's phone now: whoever is with them would hear it.
-    db.execute(
-        update(Notification)
-        .where(
-            Notification.alert_id == alert.id,
-            Notification.recipient_kind == WORKER,
-            _sendable(utcnow()),
-        )
-        .values(status="cancelled", updated_at=utcnow())
+    """Duress: a new round of every step falls due now (the policy's top level at once),
+    then the policy goes on as usual; nothing reaches the worker's phone any more."""
+    if alert.type == AlertType.TEST.value:
+        # A test alert cancelled with the duress PIN is an emergency: use the duress policy.
+        esc.policy, snapshot = _snapshot(db, alert, "duress")
+    else:
+        snapshot = dict(esc.snapshot)
+    n = len(snapshot["steps"])
+    highest = db.scalar(
+        select(Step.position).where(Step.escalation_id == esc.id).order_by(Step.position.desc())
     )
-    _note(
+    burst = 0 if highest is None else (highest // n + 1) * n
+    snapshot["burst"] = burst
+    snapshot["limit"] = burst + n * (snapshot["repeat"] + 1)
+    esc.snapshot = snapshot  # a new dict: JSON columns only notice reassignment
+    esc.duress = True
+    esc.state, esc.ended_at = "running", None
+    db.execute(
+        update(Step)
+        .where(Step.escalation_id == esc.id, Step.state == "pending")
+        .values(state="cancelled")
+    )
+    now = utcnow()
+    for i in range(n):
+        db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=burst + i, due_at=now))
+    silenced = silence_worker(db, alert)
+    note(
         db,
         alert,
         "escalation_duress",
-        "Duress: every level of the policy is notified now; the worker is not contacted",
+        "Duress: every step of the policy runs now, and the worker's phone is not contacted"
+        + (f" ({silenced} notifications to it cancelled)" if silenced else ""),
     )
-
-
-def outgoing(n: Notification) -> Outgoing:
-    return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body)
 
 
 def run_step(
     db: Session, step: Step, alert: Alert, node: str, settings: Settings
 ) -> list[Outgoing]:
-    """Run one due step (its row is locked by the caller): queue its notifications, already
-    claimed by this node, and schedule the next step. Returns the notifications to send."""
+    """Run one due step (it and its alert locked by the caller): queue its notifications,
+    already claimed by this node, and schedule the next step. Returns what to send."""
     esc = db.get(Escalation, step.escalation_id)
     assert esc is not None
     now = utcnow()
-    if esc.state != "running" or not live(alert, esc):
+    burst = esc.snapshot.get("burst")
+    in_burst = burst is not None and burst <= step.position < burst + len(esc.snapshot["steps"])
+    # Once someone has taken the alert, only a duress burst still runs (it went out at once).
+    acting = alert.state == AlertState.RAISED.value or (live(alert, esc) and in_burst)
+    if esc.state != "running" or not acting:
         step.state = "cancelled"
         return []
     step.state, step.done_at, step.done_by = "done", now, node
@@ -204,18 +193,16 @@ def run_step(
     label = _label(esc, step.position)
     queued: list[Notification] = []
     if channel == "console":
-        _note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
+        note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
     else:
         detail = alerts.detail(db, alert)
+        shielded = under_duress(db, alert)
+        phone = worker_phone(db, alert) if shielded else ""
         skipped = []
         for r in spec["to"]:
-            if esc.duress and r["kind"] == WORKER:
-                continue
-            address = r.get("phone", "") if channel in ("sms", "voice") else ""
-            if channel == "webhook":
-                address = r.get("webhook", "")
-            elif channel == "dispatch":
-                address = r.get("phone", "") or r.get("webhook", "")
+            address = _address(channel, r)
+            if shielded and (r["kind"] == WORKER or (phone and address == phone)):
+                continue  # whoever is with the worker would hear it
             if not address:
                 skipped.append(r["name"])
                 continue
@@ -228,7 +215,7 @@ def run_step(
                     recipient_kind=r["kind"],
                     address=address,
                     body=_body(detail, channel, r["kind"], address, step.position, settings),
-                    status="sending",
+                    status=CLAIMED,
                     attempts=1,
                     lease_until=now + LEASE,
                     claimed_by=node,
@@ -241,12 +228,20 @@ def run_step(
         text = f"Escalation {label}: {channel} to {who}"
         if skipped:
             text += f"; no address for {', '.join(skipped)}"
-        _note(db, alert, "escalation_step", text, channel=channel, position=step.position)
+        note(db, alert, "escalation_step", text, channel=channel, position=step.position)
     # A step that reached nobody (no backup staff for the team, no number) has nobody to
     # wait for: the next step follows at once.
     _schedule_next(db, esc, alert, step.position, now, at_once=channel != "console" and not queued)
     db.flush()
     return [outgoing(n) for n in queued]
+
+
+def _address(channel: str, r: dict[str, str]) -> str:
+    if channel in ("sms", "voice"):
+        return r.get("phone", "")
+    if channel == "webhook":
+        return r.get("webhook", "")
+    return r.get("phone", "") or r.get("webhook", "")  # dispatch: a call, else a webhook
 
 
 def _body(
@@ -265,12 +260,12 @@ def _schedule_next(
     db: Session, esc: Escalation, alert: Alert, position: int, now: datetime, *, at_once: bool
 ) -> None:
     steps = esc.snapshot["steps"]
-    total = len(steps) * (esc.snapshot["repeat"] + 1)
     nxt = position + 1
-    if esc.duress:
-        return  # the burst scheduled the whole first round; no repeats are waited for
-    if nxt >= total:
-        _note(
+    burst = esc.snapshot.get("burst")
+    if esc.duress and burst is not None and burst <= nxt < burst + len(steps):
+        return  # the duress burst scheduled these already
+    if nxt >= _limit(esc):
+        note(
             db,
             alert,
             "escalation_exhausted",
@@ -293,14 +288,28 @@ def stop(db: Session, esc: Escalation, alert: Alert) -> None:
     )
     cancelled = db.execute(
         update(Notification)
-        .where(Notification.alert_id == alert.id, _sendable(now))
+        .where(Notification.alert_id == alert.id, cancellable(now))
         .values(status="cancelled", updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     why = {"acknowledged": f"taken by {alert.acknowledged_by}"}.get(esc.state, alert.state)
     text = f"Escalation stopped: alert {why}"
     if cancelled:
         text += f" ({cancelled} notifications not sent)"
-    _note(db, alert, "escalation_stopped", text)
+    note(db, alert, "escalation_stopped", text)
+
+
+def fail_step(db: Session, step_id: int, error: str) -> None:
+    """A step that could not run (a fault, not a person): recorded, and the escalation goes
+    on with the next step rather than trying this one for ever."""
+    step = db.get(Step, step_id)
+    if step is None or step.state != "pending":
+        return
+    alert = alerts.get(db, step.alert_id, for_update=True)
+    esc = db.get(Escalation, step.escalation_id)
+    assert esc is not None
+    step.state, step.done_at = "error", utcnow()
+    note(db, alert, "escalation_error", f"Escalation {_label(esc, step.position)} failed: {error}")
+    _schedule_next(db, esc, alert, step.position, utcnow(), at_once=True)
 
 
 # -- what the engine looks for on every tick ------------------------------------------------
@@ -327,60 +336,68 @@ def alerts_without_escalation(db: Session, limit: int = 100) -> list[int]:
 
 def escalations_to_change(db: Session, limit: int = 100) -> list[int]:
     """Running escalations whose alert was taken or closed, and escalations of alerts that
-    turned to duress since they started."""
-    stale = or_(
-        Alert.state.not_in(ACTIVE),
-        and_(Alert.state == AlertState.ACKNOWLEDGED.value, Escalation.duress.is_(False)),
-    )
-    turned = and_(Alert.duress.is_(True), Escalation.duress.is_(False), Alert.state.in_(ACTIVE))
-    return list(
-        db.scalars(
-            select(Escalation.id)
-            .join(Alert, Alert.id == Escalation.alert_id)
-            .where(or_(and_(Escalation.state == "running", stale), turned))
-            .limit(limit)
+    turned to duress since they started (two queries, each on an index)."""
+    stale = db.scalars(
+        select(Escalation.id)
+        .join(Alert, Alert.id == Escalation.alert_id)
+        .where(
+            Escalation.state == "running",
+            or_(
+                Alert.state.not_in(ACTIVE),
+                and_(Alert.state == AlertState.ACKNOWLEDGED.value, Escalation.duress.is_(False)),
+            ),
         )
-    )
+        .limit(limit)
+    ).all()
+    turned = db.scalars(
+        select(Escalation.id)
+        .join(Alert, Alert.id == Escalation.alert_id)
+        .where(Alert.state.in_(ACTIVE), Alert.duress.is_(True), Escalation.duress.is_(False))
+        .limit(limit)
+    ).all()
+    return list(dict.fromkeys([*turned, *stale]))
 
 
 def settle(db: Session, esc_id: int) -> None:
     """Bring one escalation in line with its alert (see escalations_to_change)."""
+    alert_id = db.scalar(select(Escalation.alert_id).where(Escalation.id == esc_id))
+    assert alert_id is not None
+    alert = alerts.get(db, alert_id, for_update=True)  # the alert first, as everywhere
     esc = db.get(Escalation, esc_id, with_for_update=True)
     assert esc is not None
-    alert = alerts.get(db, esc.alert_id, for_update=True)
     if alert.duress and not esc.duress and alert.state in ACTIVE:
         apply_duress(db, esc, alert)
     elif esc.state == "running" and not live(alert, esc):
         stop(db, esc, alert)
 
 
-def _sendable(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        and_(Notification.status == "pending", Notification.next_attempt_at <= now),
-        and_(Notification.status == "sending", Notification.lease_until < now),
-    )
+def any_step_due(db: Session) -> bool:
+    return bool(db.scalar(select(exists().where(Step.state == "pending", Step.due_at <= utcnow()))))
 
 
-def due(db: Session) -> tuple[bool, bool]:
-    """Whether any step, and any notification, is due now (a cheap read)."""
-    now = utcnow()
-    steps = db.scalar(select(exists().where(Step.state == "pending", Step.due_at <= now)))
-    sends = db.scalar(select(exists().where(_sendable(now))))
-    return bool(steps), bool(sends)
-
-
-def claim_due_step(db: Session) -> Step | None:
-    return db.scalar(
-        select(Step)
+def due_step_candidate(db: Session) -> tuple[int, int] | None:
+    """The step due longest (its id and alert), read without a lock: the caller locks the
+    alert, then claims the step, in the house order."""
+    row = db.execute(
+        select(Step.id, Step.alert_id)
         .where(Step.state == "pending", Step.due_at <= utcnow())
         .order_by(Step.due_at)
         .limit(1)
+    ).first()
+    return (row.id, row.alert_id) if row is not None else None
+
+
+def claim_step(db: Session, step_id: int) -> Step | None:
+    """The step, locked, if no other replica holds or has run it (FOR UPDATE SKIP LOCKED)."""
+    return db.scalar(
+        select(Step)
+        .where(Step.id == step_id, Step.state == "pending")
         .with_for_update(skip_locked=True)
     )
 
 
 def next_due_step(db: Session, esc_id: int) -> Step | None:
-    """The escalation's first step that is due now (for running steps right after start)."""
+    """The escalation's first step due now (to run steps right after starting it)."""
     return db.scalar(
         select(Step)
         .where(Step.escalation_id == esc_id, Step.state == "pending", Step.due_at <= utcnow())
@@ -388,127 +405,3 @@ def next_due_step(db: Session, esc_id: int) -> Step | None:
         .limit(1)
         .with_for_update()
     )
-
-
-def reclaim(db: Session, node: str) -> int:
-    """At start: sends this replica claimed before it stopped or died go again now, rather
-    than when their lease runs out. (One Twilio took just before a crash goes twice.)"""
-    return db.execute(  # type: ignore[attr-defined,no-any-return]
-        update(Notification)
-        .where(Notification.status == "sending", Notification.claimed_by == node)
-        .values(status="pending", next_attempt_at=utcnow(), lease_until=None)
-    ).rowcount
-
-
-def claim_notifications(db: Session, node: str, limit: int) -> list[Outgoing]:
-    """Notifications to (re)send now, claimed for this node under a lease."""
-    now = utcnow()
-    rows = db.scalars(
-        select(Notification)
-        .where(_sendable(now))
-        .order_by(Notification.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for n in rows:
-        n.status, n.lease_until, n.updated_at = "sending", now + LEASE, now
-        n.claimed_by = node
-        n.attempts += 1
-    return [outgoing(n) for n in rows]
-
-
-def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
-    """When nobody reached by a step can still answer, the next step need not wait."""
-    if n.step_id is None:
-        return False
-    statuses = db.scalars(select(Notification.status).where(Notification.step_id == n.step_id))
-    if not all(s in UNANSWERED or s == "cancelled" for s in statuses):
-        return False
-    step = db.get(Step, n.step_id)
-    assert step is not None
-    nxt = db.scalar(
-        select(Step)
-        .where(
-            Step.escalation_id == step.escalation_id,
-            Step.state == "pending",
-            Step.position > step.position,
-        )
-        .order_by(Step.position)
-        .limit(1)
-        .with_for_update()
-    )
-    now = utcnow()
-    if nxt is None or nxt.due_at <= now:
-        return False
-    nxt.due_at = now
-    _note(db, alert, "escalation_advanced", "Nobody reached at that step: going on now")
-    return True
-
-
-# -- what became of a notification ----------------------------------------------------------
-
-CHANNEL_WORDS = {"sms": "SMS", "voice": "Call", "webhook": "Webhook", "dispatch": "Dispatch"}
-
-
-def _describe(n: Notification) -> str:
-    return f"{CHANNEL_WORDS.get(n.channel, n.channel)} to {n.recipient} ({n.address})"
-
-
-def record_sent(db: Session, n: Notification, alert: Alert, status: str, sid: str | None) -> None:
-    # A status callback may have beaten us here; its news is newer than "queued".
-    if n.status == "sending":
-        n.status = status
-    n.provider_sid, n.lease_until, n.error, n.updated_at = sid, None, None, utcnow()
-    if status == "outbox":
-        text = f"{_describe(n)} kept in the outbox (no Twilio configured): {n.body}"
-    else:
-        text = f"{_describe(n)}: {status}" + (f" ({sid})" if sid else "")
-    _note(db, alert, "notification", text, notification=n.id, status=status, channel=n.channel)
-
-
-def record_failure(
-    db: Session, n: Notification, alert: Alert, error: str, *, retry: bool, settings: Settings
-) -> bool:
-    """A send that failed: retried later with backoff, or given up. True if the next step
-    was brought forward."""
-    now = utcnow()
-    n.error, n.lease_until, n.updated_at = error, None, now
-    if retry and n.attempts < settings.escalation_attempts:
-        wait = min(settings.escalation_retry_base_s * 2 ** (n.attempts - 1), 60.0)
-        n.status, n.next_attempt_at = "pending", now + timedelta(seconds=wait)
-        text = f"{_describe(n)} failed ({error}); trying again in {wait:.0f} s"
-        _note(db, alert, "notification", text, notification=n.id, status="retrying")
-        return False
-    n.status = "error" if retry else "failed"
-    tries = f" after {n.attempts} tries" if n.attempts > 1 else ""
-    _note(
-        db,
-        alert,
-        "notification",
-        f"{_describe(n)} failed{tries}: {error}",
-        notification=n.id,
-        status=n.status,
-    )
-    return bring_next_step_forward(db, n, alert)
-
-
-def record_status(db: Session, n: Notification, alert: Alert, status: str) -> bool:
-    """A delivery status from Twilio. True if the next step was brought forward."""
-    if n.status in FINAL or n.status == status:
-        return False  # late or repeated news changes nothing (an acknowledged call completes)
-    n.status, n.updated_at = status, utcnow()
-    _note(db, alert, "notification", f"{_describe(n)}: {status}", notification=n.id, status=status)
-    if status in UNANSWERED:
-        return bring_next_step_forward(db, n, alert)
-    return False
-
-
-def acknowledge_by(db: Session, n: Notification, alert: Alert, via: str) -> bool:
-    """A recipient said they are handling it (pressed 1, replied to the SMS). False if the
-    alert was no longer waiting for anyone."""
-    if alert.state != AlertState.RAISED.value:
-        return False
-    n.status, n.updated_at = "acknowledged", utcnow()
-    actor = f"{n.recipient} ({n.address})"
-    alerts.acknowledge(db, alert.id, actor=actor, via=via)
-    return True

@@ -73,7 +73,7 @@ class Step(Base):
     # Index into the policy's steps over all its rounds: round * len(steps) + index.
     position: Mapped[int]
     due_at: Mapped[datetime]
-    # pending -> done | cancelled
+    # pending -> done | cancelled | error (it could not run; the next step went on)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(64))
@@ -83,7 +83,11 @@ class Notification(Base):
     """One message to one recipient: an SMS, a call, a webhook POST."""
 
     __tablename__ = "escalation_notifications"
-    __table_args__ = (Index("ix_escalation_notifications_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_escalation_notifications_due", "status", "next_attempt_at"),
+        # SMS replies are matched to what was sent to their number.
+        Index("ix_escalation_notifications_address", "address"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
@@ -94,7 +98,7 @@ class Notification(Base):
     recipient_kind: Mapped[str] = mapped_column(String(16), default="contact")
     address: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str] = mapped_column(Text, default="")
-    # pending, sending, then the provider's own words (queued, sent, delivered, ringing,
+    # pending, claimed, then the provider's own words (queued, sent, delivered, ringing,
     # in-progress, completed, busy, no-answer, failed, undelivered, canceled), or ours:
     # acknowledged, outbox (recorded, not sent), cancelled (never sent), error (gave up).
     status: Mapped[str] = mapped_column(String(16), default="pending")

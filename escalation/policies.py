@@ -21,6 +21,7 @@ Channel = Literal["console", "sms", "voice", "webhook", "dispatch"]
 # Recipients that are not contacts: the alerting worker, and their team's backup staff.
 WORKER, BACKUP = "worker", "backup"
 _UNITS = {"s": 1, "m": 60, "h": 3600}
+MIN_ROUND_S = 10
 
 
 class PolicyError(ValueError):
@@ -96,6 +97,11 @@ def check_references(policies: list[PolicyIn], contacts: list[ContactIn]) -> Non
         if c.name in (WORKER, BACKUP):
             problems.append(f"contacts: {c.name!r} is a reserved recipient name")
     for i, p in enumerate(policies):
+        if p.repeat and sum(s.after for s in p.steps) < MIN_ROUND_S:
+            problems.append(
+                f"policies[{i}] ({p.name}).repeat: a policy that repeats must wait at least "
+                f"{MIN_ROUND_S} s in all between its steps, or every round goes out at once"
+            )
         for j, step in enumerate(p.steps):
             at = f"policies[{i}] ({p.name}).steps[{j}]"
             if step.channel == "console":

@@ -35,6 +35,7 @@ class Outgoing:
     channel: str
     address: str
     body: str
+    attempt: int  # the claim it was sent under: a result is applied only to that claim
 
 
 @dataclass(frozen=True)

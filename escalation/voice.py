@@ -52,3 +52,10 @@ def not_acknowledged() -> str:
     )
     response.hangup()
     return str(response)
+
+
+def goodbye() -> str:
+    response = VoiceResponse()
+    response.say("Goodbye.")
+    response.hangup()
+    return str(response)

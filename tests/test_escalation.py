@@ -456,7 +456,7 @@ def test_a_send_cut_short_by_a_crash_goes_out_again_at_restart(
         with svc.store.begin() as db:
             n = db.get(Notification, notification_to(svc, pk, BACKUP).id)
             assert n is not None
-            n.status, n.claimed_by = "sending", svc.settings.mqtt_node
+            n.status, n.claimed_by = "claimed", svc.settings.mqtt_node
             n.lease_until = n.updated_at + timedelta(hours=1)
         fake.reset()
         svc.restart()

@@ -1,0 +1,329 @@
+"""Notifications after their step ran: claiming, what came of each send, delivery statuses,
+acknowledgements, and going on early when nobody can answer.
+
+Locks are always taken alert first, then notification, then step (as the engine and the
+alert service do), so that concurrent senders, webhooks and replicas never deadlock, and two
+results for one alert are applied one after the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from escalation.models import Notification, Step
+from escalation.policies import WORKER
+from escalation.providers import Outgoing
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
+from monitor.alerts.states import ACTIVE_STATES, AlertState
+from monitor.config import Settings
+from monitor.db import utcnow
+from monitor.events import pending
+from monitor.orgs.models import Worker
+
+ACTIVE = [s.value for s in ACTIVE_STATES]
+# Ours: waiting to be sent (maybe for a retry), and handed to a sending thread. Twilio's
+# own words (queued, sending, sent, delivered...) follow once it has the message.
+PENDING, CLAIMED = "pending", "claimed"
+# Statuses after which a notification can no longer bring an acknowledgement.
+UNANSWERED = frozenset(
+    {"failed", "undelivered", "busy", "no-answer", "canceled", "completed", "error"}
+)
+FINAL = UNANSWERED | {"delivered", "acknowledged", "outbox", "cancelled"}
+# A claimed notification whose sender died is claimed again after this long.
+LEASE = timedelta(seconds=120)
+CHANNEL_WORDS = {"sms": "SMS", "voice": "Call", "webhook": "Webhook", "dispatch": "Dispatch"}
+
+
+def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
+    """An escalation entry in the alert's timeline."""
+    alerts.record(db, alert, kind, "escalation", text, **data)
+    # One announcement per alert per transaction is enough: a console refetches the
+    # whole timeline when it hears of a change.
+    if not any(
+        e.kind == "alert.escalation" and e.data["alert"]["id"] == alert.id for e in pending(db)
+    ):
+        alerts.announce(db, "alert.escalation", alert)
+
+
+def describe(n: Notification) -> str:
+    return f"{CHANNEL_WORDS.get(n.channel, n.channel)} to {n.recipient} ({n.address})"
+
+
+def outgoing(n: Notification) -> Outgoing:
+    return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body, n.attempts)
+
+
+# -- duress: whatever happens, nothing reaches the worker -------------------------------------
+
+
+def worker_phone(db: Session, alert: Alert) -> str:
+    if alert.worker_id is None:
+        return ""
+    return db.scalar(select(Worker.phone).where(Worker.id == alert.worker_id)) or ""
+
+
+def under_duress(db: Session, alert: Alert) -> bool:
+    """This alert, or any other open alert of the same device, was raised or cancelled under
+    duress: the worker's phone must stay silent for all of them."""
+    if alert.duress:
+        return True
+    return bool(
+        db.scalar(
+            select(
+                exists().where(
+                    Alert.device_id == alert.device_id,
+                    Alert.duress.is_(True),
+                    Alert.state.in_(ACTIVE),
+                )
+            )
+        )
+    )
+
+
+def to_worker(n: Notification, phone: str) -> bool:
+    return n.recipient_kind == WORKER or (bool(phone) and n.address == phone)
+
+
+def silence_worker(db: Session, alert: Alert) -> int:
+    """Cancel everything not yet sent to the worker's phone, for every alert of the device."""
+    phone = worker_phone(db, alert)
+    aimed = Notification.recipient_kind == WORKER
+    if phone:
+        aimed = or_(aimed, Notification.address == phone)
+    return db.execute(  # type: ignore[attr-defined,no-any-return]
+        update(Notification)
+        .where(
+            Notification.alert_id.in_(select(Alert.id).where(Alert.device_id == alert.device_id)),
+            aimed,
+            cancellable(utcnow()),
+        )
+        .values(status="cancelled", updated_at=utcnow())
+    ).rowcount
+
+
+# -- claiming --------------------------------------------------------------------------------
+
+
+def sendable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Notification.status == PENDING, Notification.next_attempt_at <= now),
+        and_(Notification.status == CLAIMED, Notification.lease_until < now),
+    )
+
+
+def cancellable(now: datetime) -> ColumnElement[bool]:
+    """Not sent and not being sent: waiting (even for a retry later) or left by a dead sender."""
+    return or_(
+        Notification.status == PENDING,
+        and_(Notification.status == CLAIMED, Notification.lease_until < now),
+    )
+
+
+def any_sendable(db: Session) -> bool:
+    return bool(db.scalar(select(exists().where(sendable(utcnow())))))
+
+
+def claim(db: Session, node: str, limit: int, max_attempts: int) -> list[Outgoing]:
+    """Notifications to (re)send now, claimed for this node under a lease."""
+    now = utcnow()
+    rows = db.scalars(
+        select(Notification)
+        .where(sendable(now))
+        .order_by(Notification.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    out = []
+    for n in rows:
+        if n.attempts >= max_attempts:
+            # Claimed that often without a result: its senders keep dying. Give up loudly.
+            n.status, n.error, n.updated_at = "error", "no result after repeated claims", now
+            continue
+        n.status, n.lease_until, n.claimed_by, n.updated_at = CLAIMED, now + LEASE, node, now
+        n.attempts += 1
+        out.append(outgoing(n))
+    return out
+
+
+def reclaim(db: Session, node: str) -> int:
+    """At start: sends this replica claimed before it stopped or died go again now, rather
+    than when their lease runs out. (One Twilio took just before a crash goes twice.)"""
+    return db.execute(  # type: ignore[attr-defined,no-any-return]
+        update(Notification)
+        .where(Notification.status == CLAIMED, Notification.claimed_by == node)
+        .values(status=PENDING, next_attempt_at=utcnow(), lease_until=None)
+    ).rowcount
+
+
+def still_to_send(db: Session, item: Outgoing) -> str | None:
+    """Checked by the sending thread just before it sends: None to go ahead, else why not."""
+    n = db.get(Notification, item.id)
+    if n is None or n.status != CLAIMED or n.attempts != item.attempt:
+        return "claimed again elsewhere"
+    if n.lease_until is None or n.lease_until <= utcnow():
+        return "its lease ran out while it waited"
+    alert = db.get(Alert, n.alert_id)
+    assert alert is not None
+    if to_worker(n, worker_phone(db, alert)) and under_duress(db, alert):
+        return "duress"
+    return None
+
+
+def locked(db: Session, notification_id: int) -> tuple[Notification, Alert]:
+    """The notification and its alert, locked in the house order (alert first)."""
+    alert_id = db.scalar(select(Notification.alert_id).where(Notification.id == notification_id))
+    if alert_id is None:
+        raise LookupError(f"no notification {notification_id}")
+    alert = alerts.get(db, alert_id, for_update=True)
+    n = db.get(Notification, notification_id, with_for_update=True)
+    assert n is not None
+    return n, alert
+
+
+# -- what came of a send ---------------------------------------------------------------------
+
+
+def _ours(n: Notification, item: Outgoing) -> bool:
+    return n.status == CLAIMED and n.attempts == item.attempt
+
+
+def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> None:
+    n, alert = locked(db, item.id)
+    now = utcnow()
+    if _ours(n, item):
+        n.status, n.lease_until, n.error = status, None, None
+    # Otherwise a status callback got here first (its news is newer than "queued").
+    n.provider_sid, n.updated_at = sid or n.provider_sid, now
+    if status == "outbox":
+        text = f"{describe(n)} kept in the outbox (no Twilio configured): {n.body}"
+    else:
+        text = f"{describe(n)}: {status}" + (f" ({sid})" if sid else "")
+    note(db, alert, "notification", text, notification=n.id, status=status, channel=n.channel)
+
+
+def record_skip(db: Session, item: Outgoing, why: str) -> None:
+    n, alert = locked(db, item.id)
+    if why == "duress" and _ours(n, item):
+        n.status, n.lease_until, n.updated_at = "cancelled", None, utcnow()
+        note(db, alert, "notification", f"{describe(n)} not sent: the worker is under duress")
+
+
+def record_failure(
+    db: Session, item: Outgoing, error: str, *, retry: bool, settings: Settings
+) -> bool:
+    """A send that failed: retried later with backoff, or given up. True if the next step
+    was brought forward."""
+    n, alert = locked(db, item.id)
+    if not _ours(n, item):
+        return False  # claimed again meanwhile; that attempt will report for itself
+    now = utcnow()
+    n.error, n.lease_until, n.updated_at = error, None, now
+    if to_worker(n, worker_phone(db, alert)) and under_duress(db, alert):
+        n.status = "cancelled"
+        note(db, alert, "notification", f"{describe(n)} failed; not retried: duress")
+        return False
+    if retry and n.attempts < settings.escalation_attempts:
+        wait = min(settings.escalation_retry_base_s * 2 ** (n.attempts - 1), 60.0)
+        n.status, n.next_attempt_at = PENDING, now + timedelta(seconds=wait)
+        text = f"{describe(n)} failed ({error}); trying again in {wait:.0f} s"
+        note(db, alert, "notification", text, notification=n.id, status="retrying")
+        return False
+    n.status = "error" if retry else "failed"
+    tries = f" after {n.attempts} tries" if n.attempts > 1 else ""
+    note(
+        db,
+        alert,
+        "notification",
+        f"{describe(n)} failed{tries}: {error}",
+        notification=n.id,
+        status=n.status,
+    )
+    return bring_next_step_forward(db, n, alert)
+
+
+def record_status(db: Session, n: Notification, alert: Alert, status: str, sid: str | None) -> bool:
+    """A delivery status from Twilio (both rows locked by the caller). True if the next step
+    was brought forward."""
+    if n.status == status:
+        return False
+    text = f"{describe(n)}: {status}"
+    if n.status in FINAL:
+        # Late news (a call completing after the 1 that acknowledged it): shown, not applied.
+        note(db, alert, "notification", text, notification=n.id, status=status)
+        return False
+    # A retry may be waiting after a timeout although Twilio had taken the message: its
+    # callback settles it, and the retry is not sent.
+    n.status, n.updated_at = status, utcnow()
+    n.provider_sid = n.provider_sid or sid
+    note(db, alert, "notification", text, notification=n.id, status=status)
+    if status in UNANSWERED:
+        return bring_next_step_forward(db, n, alert)
+    return False
+
+
+def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
+    """When nobody reached by a step can still answer, the next step need not wait. (The
+    alert lock held by every caller orders concurrent results for its notifications.)"""
+    if n.step_id is None:
+        return False
+    statuses = db.scalars(select(Notification.status).where(Notification.step_id == n.step_id))
+    if not all(s in UNANSWERED or s == "cancelled" for s in statuses):
+        return False
+    step = db.get(Step, n.step_id)
+    assert step is not None
+    nxt = db.scalar(
+        select(Step)
+        .where(
+            Step.escalation_id == step.escalation_id,
+            Step.state == "pending",
+            Step.position > step.position,
+        )
+        .order_by(Step.position)
+        .limit(1)
+        .with_for_update()
+    )
+    now = utcnow()
+    if nxt is None or nxt.due_at <= now:
+        return False
+    nxt.due_at = now
+    note(db, alert, "escalation_advanced", "Nobody reached at that step: going on now")
+    return True
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def acknowledge_by(db: Session, n: Notification, alert: Alert, via: str) -> bool:
+    """A recipient said they are handling it (pressed 1, replied to the SMS). False if the
+    alert was no longer waiting for anyone."""
+    if alert.state != AlertState.RAISED.value:
+        return False
+    n.status, n.updated_at = "acknowledged", utcnow()
+    actor = f"{n.recipient} ({n.address})"
+    alerts.acknowledge(db, alert.id, actor=actor, via=via)
+    return True
+
+
+def sms_sent_to(db: Session, number: str, alert_id: int | None) -> tuple[int | None, list[int]]:
+    """Which of our SMS to this number a reply answers: the one for `alert_id` if the reply
+    names it, else the latest whose alert still waits for someone (else the latest of all).
+    Also returns the other alerts texted to this number that still wait."""
+    rows = db.execute(
+        select(Notification.id, Notification.alert_id, Alert.state)
+        .join(Alert, Alert.id == Notification.alert_id)
+        .where(Notification.channel == "sms", Notification.address == number)
+        .order_by(Notification.id.desc())
+        .limit(200)
+    ).all()
+    waiting = [r for r in rows if r.state == AlertState.RAISED.value]
+    if alert_id is not None:
+        chosen = next((r for r in rows if r.alert_id == alert_id), None)
+    else:
+        chosen = waiting[0] if waiting else (rows[0] if rows else None)
+    others = sorted({r.alert_id for r in waiting} - ({chosen.alert_id} if chosen else set()))
+    return (chosen.id if chosen else None), others
