@@ -214,7 +214,8 @@ def test_two_processes_on_one_postgresql_send_each_notification_once(
     db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
 ) -> None:
     steps = policy(
-        "{channel: sms, to: [backup]}", "{after: 0.5, channel: voice, to: [Duty manager]}"
+        "{channel: sms, to: [backup, Emergency dispatch]}",
+        "{after: 0.5, channel: voice, to: [Duty manager]}",
     )
     with (
         escalating(tmp_path, db_url, mqtt_broker, fake, steps, name="a") as a,
@@ -231,12 +232,13 @@ def test_two_processes_on_one_postgresql_send_each_notification_once(
         badges = a.badges("badge-e6", 5)
         for badge, _ in badges:
             badge.raise_alert(type="red")
-        fake.wait_for_count("sms", 5, timeout=10)
+        fake.wait_for_count("sms", 10, timeout=10)
         fake.wait_for_count("call", 5, timeout=10)
         time.sleep(2.0)  # time for any duplicate to show itself
-        assert len(fake.messages) == 5 and len(fake.calls) == 5
+        assert len(fake.messages) == 10 and len(fake.calls) == 5
+        assert sorted(m.to or "" for m in fake.messages) == sorted([BACKUP, DISPATCH] * 5)
         with a.store.session() as db:
-            assert db.scalar(select(func.count()).select_from(Notification)) == 10
+            assert db.scalar(select(func.count()).select_from(Notification)) == 15
             assert db.scalar(select(func.count()).select_from(Escalation)) == 5
 
 
@@ -289,13 +291,21 @@ def test_a_failing_or_hanging_twilio_does_not_delay_other_alerts(
 def test_a_refused_number_or_a_busy_line_goes_on_to_the_next_step_at_once(
     db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
 ) -> None:
+    second = "+15005550103"
     steps = policy(
         "{channel: voice, to: [Duty manager]}",
-        "{after: 60, channel: sms, to: [backup]}",
+        "{after: 60, channel: sms, to: [backup, Housing backup 2]}",
         "{after: 60, channel: sms, to: [Emergency dispatch]}",
     )
-    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
-        fake.fail(BACKUP, status=400, code=21211)  # Twilio: not a valid phone number
+    contacts = f"""
+  - name: Housing backup 2
+    phone: "{second}"
+"""
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps, contacts=contacts) as svc:
+        # Twilio: not a valid phone number. Both SMS of the second step fail at once, on
+        # two sending threads: together they mean nobody at that step can answer.
+        fake.fail(BACKUP, status=400, code=21211)
+        fake.fail(second, status=400, code=21211)
         badge, _ = svc.badge("badge-e8")
         pk = alert_pk(svc, badge.raise_alert(type="red"))
         fake.wait_for_count("call", 1, timeout=5, to=DUTY)
@@ -304,9 +314,10 @@ def test_a_refused_number_or_a_busy_line_goes_on_to_the_next_step_at_once(
         for status in ("ringing", "busy"):
             r = signed_post(svc, f"/twilio/status/{n.id}", {"CallSid": "CA1", "CallStatus": status})
             assert r.status_code == 204
-        # Busy: the SMS step runs now, not in 60 s; Twilio refuses that number (400, not
+        # Busy: the SMS step runs now, not in 60 s; Twilio refuses both numbers (400, not
         # retried), so the dispatch SMS follows at once too.
         fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        fake.wait_for_count("sms", 1, timeout=5, to=second)
         fake.wait_for_count("sms", 1, timeout=5, to=DISPATCH)
         refused = notification_to(svc, pk, BACKUP)
         assert refused.status == "failed" and refused.attempts == 1
@@ -420,7 +431,11 @@ def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(
         fake.wait_for_count("call", 1, timeout=5)
         fake.wait_for_count("sms", 1, timeout=5)
         call = notification_to(svc, pk, DUTY)
-        wait_until(lambda: notification_to(svc, pk, DUTY).status == "queued", timeout=5)
+        wait_until(
+            lambda: [n.status for n in notifications(svc, pk)] == ["queued", "queued"],
+            timeout=5,
+            what="both sends recorded",
+        )
         before = len(timeline(svc, pk))
         attempts = [
             (f"/twilio/voice/{call.id}/gather", {"Digits": "1"}),
@@ -475,3 +490,122 @@ def test_a_step_that_reaches_nobody_does_not_hold_up_the_next(
         pk = alert_pk(svc, badge.raise_alert(type="red"))
         assert fake.wait_for_count("sms", 1, timeout=5)[0].to == DUTY
         assert any("sms to nobody reachable" in e.text for e in timeline(svc, pk))
+
+
+def test_under_duress_nothing_reaches_the_workers_phone_in_flight_retried_or_otherwise(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: voice, to: [worker]}",
+        "{channel: sms, to: [worker]}",
+        "{after: 30, channel: sms, to: [backup]}",
+        "{after: 60, channel: dispatch, to: [Emergency dispatch]}",
+    )
+    # Someone on the worker's own phone is also listed as backup staff for the team.
+    partner = f"""
+  - name: Worker's partner
+    phone: "{WORKER_PHONE}"
+    backup_for: [Housing]
+"""
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps, contacts=partner) as svc:
+        fake.fail(WORKER_PHONE, status=500, kind="call")  # the call keeps being retried
+        badge, b = svc.badge("badge-e16")
+        first = badge.raise_alert(type="red")
+        fake.wait_for_count("call", 2, timeout=5, to=WORKER_PHONE)  # a try, and a retry
+        fake.wait_for_count("sms", 1, timeout=5, to=WORKER_PHONE)
+        first_pk = alert_pk(svc, first)
+        second = badge.raise_alert(type="red")
+        second_pk = alert_pk(svc, second)
+        badge.wait_for("alert_received", alert_id=second, timeout=10)
+
+        # The worker keys the duress PIN on the second alert.
+        badge.cancel_alert(second, b.duress_pin)
+        badge.wait_for("alert_cancelled", alert_id=second, timeout=10)
+        wait_until(
+            lambda: "escalation_duress" in [e.kind for e in timeline(svc, second_pk)],
+            timeout=5,
+            what="the duress burst",
+        )
+        seen = len([r for r in fake.requests if r.to == WORKER_PHONE])
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        fake.wait_for_count("call", 1, timeout=5, to=DISPATCH)
+        time.sleep(2.0)  # retries of the first alert's call would have come by now
+        assert len([r for r in fake.requests if r.to == WORKER_PHONE]) == seen
+        assert all(n.status != "pending" for n in notifications(svc, first_pk))
+
+        # A reply from the worker's phone is not answered and takes nothing.
+        r = signed_post(svc, "/twilio/sms", {"From": WORKER_PHONE, "Body": "1"})
+        assert r.status_code == 200 and "<Message>" not in r.text
+        assert alert_state(svc, first_pk).state == "raised"
+        assert alert_state(svc, second_pk).state == "raised"
+
+
+def test_duress_after_someone_took_the_alert_still_notifies_every_level(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    steps = policy(
+        "{channel: console}",
+        "{after: 30, channel: sms, to: [backup]}",
+        "{after: 60, channel: dispatch, to: [Emergency dispatch]}",
+    )
+    with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
+        ops = svc.user("op-e17")
+        badge, b = svc.badge("badge-e17")
+        alert_id = badge.raise_alert(type="red")
+        pk = alert_pk(svc, alert_id)
+        assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+        wait_until(lambda: "escalation_stopped" in [e.kind for e in timeline(svc, pk)], timeout=5)
+        badge.cancel_alert(alert_id, b.duress_pin)
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        fake.wait_for_count("call", 1, timeout=5, to=DISPATCH)
+        # The burst runs once; later rounds wait for nobody, since someone has the alert.
+        time.sleep(1.0)
+        assert len(fake.requests) == 2
+
+
+def test_an_operator_taking_charge_cancels_a_retry_already_scheduled(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    with escalating(
+        tmp_path,
+        db_url,
+        mqtt_broker,
+        fake,
+        policy("{channel: sms, to: [backup]}"),
+        escalation_retry_base_s=1.5,
+    ) as svc:
+        ops = svc.user("op-e18")
+        fake.fail(BACKUP, status=503)
+        badge, _ = svc.badge("badge-e18")
+        pk = alert_pk(svc, badge.raise_alert(type="red"))
+        fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
+        wait_until(lambda: notification_to(svc, pk, BACKUP).status == "pending", timeout=5)
+        assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+        wait_until(lambda: notification_to(svc, pk, BACKUP).status == "cancelled", timeout=5)
+        time.sleep(2.0)  # past the retry's time
+        assert len(fake.requests) == 1
+
+
+def test_an_sms_reply_can_name_the_alert_it_takes(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    with escalating(
+        tmp_path, db_url, mqtt_broker, fake, policy("{channel: sms, to: [backup]}")
+    ) as svc:
+        one, _ = svc.badge("badge-e19a")
+        two, _ = svc.badge("badge-e19b")
+        first = alert_pk(svc, one.raise_alert(type="red"))
+        fake.wait_for_count("sms", 1, timeout=5)
+        second = alert_pk(svc, two.raise_alert(type="red"))
+        fake.wait_for_count("sms", 2, timeout=5)
+        notification_to(svc, second, BACKUP)
+
+        r = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": f"ack {first}"})
+        assert f"you are handling alert #{first}" in r.text and f"#{second}" in r.text
+        assert alert_state(svc, first).state == "acknowledged"
+        assert alert_state(svc, second).state == "raised"
+        # A bare "YES" takes the latest alert still waiting, not a taken one.
+        r = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": "YES"})
+        assert f"you are handling alert #{second}" in r.text
+        r = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": "yes"})
+        assert f"Alert #{second} is already acknowledged by Housing backup" in r.text

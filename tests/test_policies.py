@@ -79,6 +79,16 @@ def test_a_bad_file_is_refused_with_the_field_named(change: tuple[str, str], mes
     assert message in str(info.value)
 
 
+def test_a_repeating_policy_must_take_time() -> None:
+    quick = GOOD.replace("after: 90s", "after: 1").replace("after: 2m", "after: 1")
+    with pytest.raises(PolicyError) as info:
+        parse_file(quick)
+    assert "policies[0] (Red).repeat: a policy that repeats must wait at least 10 s" in str(
+        info.value
+    )
+    assert parse_file(quick.replace("repeat: 2", "repeat: 0"))
+
+
 def test_durations_are_seconds_or_units() -> None:
     steps = parse_file(GOOD).policies[0].steps
     assert [s.after for s in steps] == [0, 90, 120]
