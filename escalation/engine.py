@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +51,7 @@ class Engine:
     # -- lifecycle (monitor.api.Runner) ---------------------------------------------------
 
     def start(self) -> None:
+        self._warn_about_settings()
         if self.settings.escalation_default_policy:
             self.load_default_policy()
         with self.store.begin() as db:
@@ -64,6 +66,24 @@ class Engine:
         self._unsubscribe = [self.store.bus.subscribe(self._on_event, "alert.")]
         self._thread = threading.Thread(target=self._run, name="vigil-escalation", daemon=True)
         self._thread.start()
+
+    def _warn_about_settings(self) -> None:
+        s = self.settings
+        host = urlsplit(s.public_url).hostname or ""
+        if self.channels.twilio_configured and (
+            host in ("localhost", "") or host.startswith("127.")
+        ):
+            log.warning(
+                "VIGIL_PUBLIC_URL is %s: Twilio cannot reach it, so key presses, SMS replies "
+                "and delivery statuses will not arrive",
+                s.public_url,
+            )
+        if self.store.is_postgres and (Path(s.data_dir) / "webhook_secret").exists():
+            log.warning(
+                "the webhook key was generated in this replica's data_dir; set "
+                "VIGIL_WEBHOOK_SECRET to one value on every replica, or receivers will refuse "
+                "some replicas' webhooks"
+            )
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
