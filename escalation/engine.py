@@ -44,7 +44,7 @@ class Engine:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._unsubscribe: list[object] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self._count = threading.Lock()
         self._in_flight = 0  # handed to the pool and not finished: claims wait for room
 
@@ -87,14 +87,14 @@ class Engine:
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
-            unsubscribe()  # type: ignore[operator]
+            unsubscribe()
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._pool is not None:
             # Sends under way finish (each is bounded by its timeout) and record what they got;
-            # ones not started stay claimed and are sent again when their lease runs out.
+            # ones not started stay claimed, and go at this node's next start (reclaim).
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.channels.close()
 
@@ -196,7 +196,9 @@ class Engine:
                 alert = alerts.get(db, alert_id, for_update=True)
                 step = flows.claim_step(db, step_id)
                 if step is None:
-                    return True  # another replica has it, or ran it meanwhile: look again
+                    # Another replica holds it or ran it meanwhile: look again, in a moment.
+                    self._stopping.wait(0.01)
+                    return True
                 to_send = flows.run_step(db, step, alert, self.node, self.settings)
         except Exception as exc:
             log.exception("escalation step %s failed", step_id)
