@@ -1,4 +1,4 @@
-"""The console in a real browser (Debian's Chromium driven by Playwright)."""
+"""The console in real browsers: Debian's Chromium and Firefox ESR, driven by Playwright."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from monitor.users.models import Role
 from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -26,18 +34,26 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
+def _launch(p: Playwright, name: str) -> Browser:
+    if name == "chromium":
+        return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    # Debian's Firefox ESR, driven over WebDriver BiDi (Playwright's "moz-" channels):
+    # Playwright's own patched Firefox is not something the test command may download.
+    return p.firefox.launch(channel="moz-firefox", executable_path=FIREFOX)
+
+
+@pytest.fixture(scope="module", params=["chromium", "firefox"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Browser]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = _launch(p, request.param)
         yield b
         b.close()
 
 
 @pytest.fixture
-def browser(chromium: Browser) -> Iterator[BrowserContext]:
+def browser(engine: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile per test, closed after it (its pages stop reconnecting)."""
-    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    context = engine.new_context(viewport={"width": 1366, "height": 768})
     yield context
     context.close()
 
