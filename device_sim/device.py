@@ -326,8 +326,10 @@ class SimDevice:
 
     def _on_command(self, raw: bytes) -> None:
         command = Command.parse(raw)
-        self._log.append(command)
+        # React first: whoever waits for a command then finds its effect done (an alert
+        # confirmed is already out of the saved outbox).
         self._react(command)
+        self._log.append(command)
         for listener in list(self._listeners):
             listener(command)
 

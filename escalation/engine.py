@@ -59,8 +59,12 @@ class Engine:
                 log.warning("%d notifications were being sent when this node stopped", again)
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(
-            self.settings.escalation_senders, thread_name_prefix="vigil-notify"
+            self.settings.escalation_senders,
+            thread_name_prefix="vigil-notify",
+            initializer=self.channels.warm,
         )
+        for _ in range(self.settings.escalation_senders):
+            self._pool.submit(lambda: None)  # the threads start (and warm up) now
         # Local events only: the replica that made a change wakes; the others' ticks
         # would find nothing left to do anyway.
         self._unsubscribe = [self.store.bus.subscribe(self._on_event, "alert.")]

@@ -195,7 +195,7 @@ def run_step(
     if channel == "console":
         note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
     else:
-        detail = alerts.detail(db, alert)
+        detail = alerts.detail(db, alert, history=False)
         shielded = under_duress(db, alert)
         phone = worker_phone(db, alert) if shielded else ""
         skipped = []

@@ -88,6 +88,11 @@ class Channels:
             self._local.client = client
         return client
 
+    def warm(self) -> None:
+        """Make this thread's twilio Client now, not on its first, urgent, send."""
+        if self.twilio_configured:
+            self._twilio()
+
     def close(self) -> None:
         self.http.close()
 

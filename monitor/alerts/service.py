@@ -81,9 +81,12 @@ TRAIL_BEFORE = timedelta(minutes=15)
 TRAIL_POINTS = 500
 
 
-def detail(db: Session, alert: Alert) -> AlertDetail:
-    """The alert with everything an operator needs: worker, visit, evidence, recent trail."""
-    out = AlertDetail(**to_out(db, alert).model_dump(), timeline=timeline_of(db, alert.id))
+def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
+    """The alert with everything an operator needs: worker, visit, evidence, and (with
+    `history`) its timeline and recent trail, which a summary for a phone does without."""
+    out = AlertDetail(
+        **to_out(db, alert).model_dump(), timeline=timeline_of(db, alert.id) if history else []
+    )
     if alert.worker_id is not None:
         worker = db.get(Worker, alert.worker_id)
         if worker is not None:
@@ -116,6 +119,8 @@ def detail(db: Session, alert: Alert) -> AlertDetail:
             .order_by(Evidence.id)
         )
     ]
+    if not history:
+        return out
     out.trail = [
         TrailPoint.model_validate(f)
         for f in db.scalars(
