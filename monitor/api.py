@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor import headers
 from monitor.alerts.service import AlertNotFound
 from monitor.alerts.states import IllegalTransition
 from monitor.alerts.views import router as alerts_router
@@ -20,6 +21,7 @@ from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
+from monitor.users.throttle import SignInThrottle
 from monitor.users.views import router as auth_router
 from monitor.visits.views import router as visits_router
 
@@ -63,6 +65,10 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.runners = []
+    app.state.sign_in_throttle = SignInThrottle(
+        settings.signin_max_failures, settings.signin_window_s
+    )
+    headers.install(app, settings)
     for router in (
         auth_router,
         alerts_router,

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "", description="Signs access tokens; generated into data_dir when empty."
     )
     token_ttl_s: int = 8 * 3600
+    signin_max_failures: int = Field(
+        5, ge=1, description="Wrong passwords for one name before it must wait (per replica)."
+    )
+    signin_window_s: float = Field(
+        300.0, gt=0, description="The window failed sign-ins are counted over, and the wait."
+    )
 
     low_battery_pct: int = Field(15, ge=1, le=100)
     default_heartbeat_s: int = Field(300, ge=10)

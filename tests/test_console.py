@@ -54,8 +54,24 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Browser]:
 def browser(engine: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile per test, closed after it (its pages stop reconnecting)."""
     context = engine.new_context(viewport={"width": 1366, "height": 768})
+    # Anything the content security policy blocks is a broken console: collect it.
+    # (Chromium reports these on the console; Firefox over WebDriver BiDi does not.)
+    blocked: list[str] = []
+
+    def watch(page: Page) -> None:
+        page.on(
+            "console",
+            lambda m: (
+                blocked.append(m.text)
+                if "Content-Security-Policy" in m.text or "Content Security Policy" in m.text
+                else None
+            ),
+        )
+
+    context.on("page", watch)
     yield context
     context.close()
+    assert blocked == [], blocked
 
 
 @pytest.fixture
