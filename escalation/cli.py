@@ -9,6 +9,7 @@ import typer
 
 from escalation import policies
 from escalation.policies import PolicyError
+from monitor.audit.service import audit
 from monitor.cli import fail, open_store
 
 app = typer.Typer(help="Escalation policies and contacts.", no_args_is_help=True)
@@ -31,6 +32,14 @@ def load(path: FileArg) -> None:
     try:
         with store.begin() as db:
             policies.replace_all(db, parsed)
+            audit(
+                db,
+                "cli",
+                "policies_loaded",
+                str(path),
+                contacts=[c.name for c in parsed.contacts],
+                policies=[p.name for p in parsed.policies],
+            )
     finally:
         store.dispose()
     typer.echo(f"loaded {len(parsed.contacts)} contacts and {len(parsed.policies)} policies")

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from escalation import policies
 from escalation.models import Notification, NotificationOut, Policy
 from escalation.policies import ContactIn, PolicyError, PolicyIn
+from monitor.audit.service import audit
 from monitor.deps import CurrentUser, ReadSessionDep, SessionDep, Supervisor
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
@@ -35,6 +36,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: Supervisor)
         policies.put_policy(db, body)
     except PolicyError as exc:
         raise _refuse(exc) from exc
+    audit(db, f"user:{user.username}", "policy_changed", name, policy=body.model_dump(mode="json"))
     return body
 
 
@@ -42,6 +44,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: Supervisor)
 def delete_policy(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
+    audit(db, f"user:{user.username}", "policy_deleted", name)
     return Response(status_code=204)
 
 
@@ -58,6 +61,7 @@ def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: Superviso
         policies.put_contact(db, body)
     except PolicyError as exc:
         raise _refuse(exc) from exc
+    audit(db, f"user:{user.username}", "contact_changed", name, contact=body.model_dump())
     return body
 
 
@@ -69,6 +73,7 @@ def delete_contact(name: NamePath, db: SessionDep, user: Supervisor) -> Response
         raise HTTPException(409, f"policies still name {name!r}: {exc}") from exc
     if not found:
         raise HTTPException(404, f"no contact {name!r}")
+    audit(db, f"user:{user.username}", "contact_deleted", name)
     return Response(status_code=204)
 
 

@@ -14,6 +14,7 @@ from monitor import headers
 from monitor.alerts.service import AlertNotFound
 from monitor.alerts.states import IllegalTransition
 from monitor.alerts.views import router as alerts_router
+from monitor.audit.views import router as audit_router
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.views import router as devices_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     headers.install(app, settings)
     for router in (
         auth_router,
+        audit_router,
         alerts_router,
         workers_router,
         devices_router,

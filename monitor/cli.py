@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.audit.service import audit
 from monitor.config import Settings
 from monitor.db import Store
 
@@ -134,6 +135,7 @@ def user_add(
     try:
         with store.begin() as db:
             user = add_user(db, username, password, role_enum, full_name=full_name)
+            audit(db, "cli", "user_added", username, role=role_enum.value)
             typer.echo(f"user {user.username} added ({user.role})")
     except UserError as e:
         raise fail(str(e)) from e
@@ -209,6 +211,7 @@ def device_add(
                 kind=kind,
                 heartbeat_interval_s=heartbeat or settings().default_heartbeat_s,
             )
+            audit(db, "cli", "device_added", device.id, worker=worker)
     except DeviceError as e:
         raise fail(str(e)) from e
     typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
@@ -266,13 +269,14 @@ def sim(
     raise typer.Exit(run(argv))
 
 
-def _device_change(device_id: str, change: Callable[[Session], str]) -> None:
+def _device_change(device_id: str, action: str, change: Callable[[Session], str]) -> None:
     from monitor.devices.service import DeviceError
 
     store = open_store()
     try:
         with store.begin() as db:
             message = change(db)
+            audit(db, "cli", action, device_id)
     except DeviceError as e:
         raise fail(str(e)) from e
     typer.echo(message)
@@ -284,7 +288,11 @@ def device_disable(device_id: str) -> None:
     """Disable a device (lost, stolen, retired): its messages are refused from now on."""
     from monitor.devices.service import set_enabled
 
-    _device_change(device_id, lambda db: f"device {set_enabled(db, device_id, False).id} disabled")
+    _device_change(
+        device_id,
+        "device_disabled",
+        lambda db: f"device {set_enabled(db, device_id, False).id} disabled",
+    )
 
 
 @device_app.command("enable")
@@ -292,7 +300,11 @@ def device_enable(device_id: str) -> None:
     """Enable a device again."""
     from monitor.devices.service import set_enabled
 
-    _device_change(device_id, lambda db: f"device {set_enabled(db, device_id, True).id} enabled")
+    _device_change(
+        device_id,
+        "device_enabled",
+        lambda db: f"device {set_enabled(db, device_id, True).id} enabled",
+    )
 
 
 @device_app.command("rotate")
@@ -302,6 +314,7 @@ def device_rotate(device_id: str) -> None:
 
     _device_change(
         device_id,
+        "device_secret_rotated",
         lambda db: f"new secret for {device_id} (shown once):\n" + rotate_secret(db, device_id),
     )
 

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from monitor.audit.service import audit_now
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device
@@ -74,11 +75,23 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(*roles: Role) -> Callable[[User], User]:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def require(*roles: Role) -> Callable[..., User]:
     allowed = {r.value for r in roles}
 
-    def check(user: CurrentUser) -> User:
+    def check(user: CurrentUser, request: Request, store: StoreDep) -> User:
         if user.role not in allowed:
+            audit_now(
+                store,
+                f"user:{user.username}",
+                "permission_refused",
+                f"{request.method} {request.url.path}",
+                address=client_address(request),
+                role=user.role,
+            )
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"needs the role {' or '.join(sorted(allowed))}"
             )

@@ -1,6 +1,7 @@
 """Every table, imported in one place so metadata (and Alembic) sees the whole schema."""
 
 from monitor.alerts.models import Alert, AlertEvent
+from monitor.audit.models import AuditEntry
 from monitor.db import Base
 from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
 from monitor.evidence.models import Evidence
@@ -12,6 +13,7 @@ from monitor.visits.models import Visit
 __all__ = [
     "Alert",
     "AlertEvent",
+    "AuditEntry",
     "Base",
     "BatteryWarning",
     "Device",

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from monitor.deps import CurrentUser, SettingsDep, StoreDep
+from monitor.audit.service import audit_now
+from monitor.deps import CurrentUser, SettingsDep, StoreDep, client_address
 from monitor.security import make_token
 from monitor.users.models import Token, UserOut
 from monitor.users.service import authenticate
@@ -25,10 +26,11 @@ def sign_in(
     settings: SettingsDep,
 ) -> Token:
     limiter: SignInThrottle = request.app.state.sign_in_throttle
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     # Checked before the password: a refused attempt costs no argon2 time either.
     wait = limiter.wait_s(form.username, address)
     if wait > 0:
+        audit_now(store, form.username, "sign_in_throttled", address=address)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many failed sign-ins: try again later",
@@ -39,12 +41,14 @@ def sign_in(
         user = authenticate(db, form.username, form.password)
     if user is None:
         limiter.failed(form.username, address)
+        audit_now(store, form.username, "sign_in_failed", address=address)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
     limiter.succeeded(form.username)
+    audit_now(store, f"user:{user.username}", "sign_in", address=address)
     token = make_token(settings.secret_key, str(user.id), user.role, settings.token_ttl_s)
     return Token(access_token=token, expires_in=settings.token_ttl_s)
 

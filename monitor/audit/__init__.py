@@ -1,0 +1,1 @@
+"""The audit log: sign-ins, refused permissions and administrative changes, never edited."""

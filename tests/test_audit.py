@@ -1,0 +1,114 @@
+"""The audit log: sign-ins, refused permissions and administrative changes are written down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from monitor.audit.models import AuditEntry
+from monitor.cli import app
+from monitor.db import Store
+from monitor.users.models import Role
+from tests.support import PASSWORD, Running
+
+
+def entries(svc: Running, action: str) -> list[AuditEntry]:
+    with svc.store.session() as db:
+        return list(
+            db.scalars(
+                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+            )
+        )
+
+
+def test_sign_ins_and_refusals_are_logged(svc: Running) -> None:
+    ops = svc.user("olga")
+    wrong = {"username": "olga", "password": "not it at all"}
+    assert svc.http.post("/api/v1/auth/token", data=wrong).status_code == 401
+    for _ in range(svc.settings.signin_max_failures):
+        svc.http.post("/api/v1/auth/token", data=wrong)
+    assert svc.http.post("/api/v1/auth/token", data=wrong).status_code == 429
+
+    assert [e.actor for e in entries(svc, "sign_in")] == ["user:olga"]
+    failed = entries(svc, "sign_in_failed")
+    assert len(failed) == svc.settings.signin_max_failures
+    assert failed[0].actor == "olga" and failed[0].address  # the address it came from
+    assert len(entries(svc, "sign_in_throttled")) >= 1
+
+    # An operator reaching for a supervisor's page is refused, and that is written down.
+    assert svc.http.get("/api/v1/escalation/policies", headers=ops).status_code == 403
+    refused = entries(svc, "permission_refused")
+    assert [(e.actor, e.target) for e in refused] == [
+        ("user:olga", "GET /api/v1/escalation/policies")
+    ]
+    assert refused[0].details == {"role": "operator"}
+
+
+def test_administrative_changes_are_logged_and_only_admins_read_the_log(svc: Running) -> None:
+    boss = svc.user("sam", Role.SUPERVISOR)
+    admin = svc.user("ada", Role.ADMIN)
+    contact = {"name": "Duty manager", "phone": "+15005550102"}
+    r = svc.http.put("/api/v1/escalation/contacts/Duty manager", json=contact, headers=boss)
+    assert r.status_code == 200
+    policy = {"name": "P", "steps": [{"channel": "voice", "to": ["Duty manager"]}]}
+    assert (
+        svc.http.put("/api/v1/escalation/policies/P", json=policy, headers=boss).status_code == 200
+    )
+    assert svc.http.delete("/api/v1/escalation/policies/P", headers=boss).status_code == 204
+    # A refused change (the policy is invalid) leaves no entry: nothing changed.
+    bad = {"name": "Q", "steps": [{"channel": "sms", "to": ["Nobody"]}]}
+    assert svc.http.put("/api/v1/escalation/policies/Q", json=bad, headers=boss).status_code == 422
+
+    assert svc.http.get("/api/v1/audit", headers=boss).status_code == 403
+    log = svc.http.get("/api/v1/audit", headers=admin).json()
+    changes = [
+        (e["actor"], e["action"], e["target"])
+        for e in reversed(log)
+        if e["action"].startswith(("policy", "contact"))
+    ]
+    assert changes == [
+        ("user:sam", "contact_changed", "Duty manager"),
+        ("user:sam", "policy_changed", "P"),
+        ("user:sam", "policy_deleted", "P"),
+    ]
+    only = svc.http.get("/api/v1/audit", params={"action": "policy_changed"}, headers=admin)
+    assert [e["target"] for e in only.json()] == ["P"]
+    assert only.json()[0]["details"]["policy"]["steps"][0]["channel"] == "voice"
+    assert svc.http.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
+
+
+@pytest.fixture
+def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
+    return run
+
+
+def test_changes_made_at_the_command_line_are_logged(vigil) -> None:  # type: ignore[no-untyped-def]
+    vigil("user", "add", "root-admin", "--role", "admin", "--password", PASSWORD)
+    vigil("device", "add", "badge-a1")
+    vigil("device", "disable", "badge-a1")
+    vigil("device", "rotate", "badge-a1")
+    store = vigil.store()
+    try:
+        with store.session() as db:
+            got = [(e.actor, e.action, e.target) for e in db.scalars(select(AuditEntry))]
+    finally:
+        store.dispose()
+    assert got == [
+        ("cli", "user_added", "root-admin"),
+        ("cli", "device_added", "badge-a1"),
+        ("cli", "device_disabled", "badge-a1"),
+        ("cli", "device_secret_rotated", "badge-a1"),
+    ]
