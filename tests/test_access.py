@@ -1,0 +1,73 @@
+"""The access matrix: every signed-in route, as every role, against docs/security.md's table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from starlette.websockets import WebSocketDisconnect
+
+from monitor.users.models import Role
+from tests.support import Running
+
+TABLE = Path(__file__).parent.parent / "docs" / "security.md"
+ROW = re.compile(r"^\| `(GET|POST|PUT|DELETE) (/\S+)` \| (yes|no) \| (yes|no) \| (yes|no) \|$")
+ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+
+
+def permission_table() -> dict[tuple[str, str], dict[Role, bool]]:
+    table = {}
+    for line in TABLE.read_text().splitlines():
+        m = ROW.match(line)
+        if m:
+            table[(m[1], m[2])] = {role: m[3 + i] == "yes" for i, role in enumerate(ROLES)}
+    return table
+
+
+def signed_in_routes(svc: Running) -> set[tuple[str, str]]:
+    spec = svc.service.app.openapi()
+    return {
+        (method.upper(), path)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if any("OAuth2PasswordBearer" in s for s in op.get("security", []))
+    }
+
+
+def concrete(path: str) -> str:
+    # Ids that exist nowhere: an allowed role gets 404 or 422, never 403.
+    return re.sub(r"\{[a-z_]+\}", "999999", path)
+
+
+def test_the_table_lists_every_signed_in_route(svc: Running) -> None:
+    table = permission_table()
+    assert len(table) > 10, "the table in docs/security.md was not found"
+    assert set(table) == signed_in_routes(svc)
+
+
+def test_every_route_as_every_role(svc: Running) -> None:
+    tokens = {role: svc.user(f"matrix-{role.value}", role) for role in ROLES}
+    for (method, path), allowed in permission_table().items():
+        url = concrete(path)
+        body = {} if method in ("POST", "PUT") else None
+        anonymous = svc.http.request(method, url, json=body)
+        assert anonymous.status_code == 401, (method, path)
+        for role, may in allowed.items():
+            got = svc.http.request(method, url, json=body, headers=tokens[role]).status_code
+            if may:
+                assert got not in (401, 403), (method, path, role.value, got)
+            else:
+                assert got == 403, (method, path, role.value, got)
+
+
+def test_the_websocket_takes_every_role_and_refuses_no_token(svc: Running) -> None:
+    for role in ROLES:
+        token = svc.user(f"ws-{role.value}", role)["Authorization"].removeprefix("Bearer ")
+        with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+            assert '"kind": "snapshot"' in ws.receive_text()
+    with svc.http.websocket_connect("/ws?token=not-a-token") as ws:
+        try:
+            ws.receive_text()
+            raise AssertionError("a websocket without a valid token stayed open")
+        except WebSocketDisconnect as closed:
+            assert closed.code == 4401
