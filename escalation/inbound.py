@@ -20,7 +20,7 @@ from escalation.policies import WORKER
 from escalation.summary import ACK_DIGIT, REPEAT_DIGIT
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
-from monitor.deps import SessionDep, SettingsDep
+from monitor.deps import RowId, SessionDep, SettingsDep
 
 # "1", "ACK" or "YES", optionally naming the alert: "ACK 42" takes alert #42.
 ACK_REPLY = re.compile(r"^(?:1|ACK|YES)(?:\s+#?(\d{1,12}))?$", re.IGNORECASE)
@@ -71,7 +71,7 @@ def _taken_by(alert: Alert) -> str:
 
 @router.post("/voice/{notification_id}/gather", response_class=Response)
 def gather(
-    notification_id: int, form: SignedForm, db: SessionDep, settings: SettingsDep
+    notification_id: RowId, form: SignedForm, db: SessionDep, settings: SettingsDep
 ) -> Response:
     """The key a called person pressed (nothing pressed: Twilio does not call this)."""
     n, alert = _notification(db, notification_id)
@@ -123,7 +123,7 @@ def gather(
 
 @router.post("/status/{notification_id}", status_code=204, response_class=Response)
 def delivery_status(
-    notification_id: int, form: SignedForm, db: SessionDep, request: Request
+    notification_id: RowId, form: SignedForm, db: SessionDep, request: Request
 ) -> Response:
     status = form.get("MessageStatus") or form.get("CallStatus") or ""
     if not status:

@@ -39,7 +39,8 @@ def _seconds(value: Any) -> Any:
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=86400)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# Printable names: no control characters (and so no NUL, which PostgreSQL cannot store).
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class ContactIn(BaseModel):

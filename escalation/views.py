@@ -12,7 +12,7 @@ from escalation import policies
 from escalation.models import Notification, NotificationOut, Policy
 from escalation.policies import ContactIn, PolicyError, PolicyIn
 from monitor.audit.service import audit
-from monitor.deps import CurrentUser, ReadSessionDep, SessionDep, Supervisor
+from monitor.deps import CurrentUser, ReadSessionDep, RowId, SessionDep, Supervisor
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
 NamePath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -79,7 +79,7 @@ def delete_contact(name: NamePath, db: SessionDep, user: Supervisor) -> Response
 
 @router.get("/alerts/{alert_id}/notifications")
 def alert_notifications(
-    alert_id: Annotated[int, Path(ge=1)], db: ReadSessionDep, user: CurrentUser
+    alert_id: RowId, db: ReadSessionDep, user: CurrentUser
 ) -> list[NotificationOut]:
     rows = db.scalars(
         select(Notification).where(Notification.alert_id == alert_id).order_by(Notification.id)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DataError
 
 from monitor import headers
 from monitor.alerts.service import AlertNotFound
@@ -91,6 +92,16 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     @app.exception_handler(IllegalTransition)
     def _conflict(request: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    # A value no validator caught but the database cannot store (a NUL character in text,
+    # a number out of the column's range): the transaction is rolled back, nothing changed.
+    @app.exception_handler(DataError)
+    def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        log.warning("refused a value the database cannot store: %s", exc.orig)
+        return JSONResponse(
+            {"detail": "a value the database cannot store (a NUL character, a number too large)"},
+            status_code=422,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,10 @@ def get_read_db(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session
 
 ReadSessionDep = Annotated[Session, Depends(get_read_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# A row id in a URL: the primary keys are INTEGER, which PostgreSQL keeps in 32 bits, so a
+# larger number is refused as a bad id (422), never passed on to fail in the database.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def current_user(

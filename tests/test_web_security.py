@@ -49,3 +49,18 @@ def test_a_good_sign_in_clears_the_count(svc: Running) -> None:
     for _ in range(limit - 1):
         assert svc.http.post("/api/v1/auth/token", data=wrong).status_code == 401
     svc.login("forgetful")  # never blocked: the count started again after the good one
+
+
+def test_text_the_database_cannot_store_is_refused_with_the_field_named(svc: Running) -> None:
+    ops = svc.user("nul-op")
+    badge, _ = svc.badge("badge-nul")
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    pk = svc.http.get("/api/v1/alerts", headers=ops).json()[0]["id"]
+    r = svc.http.post(f"/api/v1/alerts/{pk}/notes", json={"text": "a\x00b"}, headers=ops)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "text"]
+    # A name with a NUL at sign-in is refused, not a server error, and still audited.
+    r = svc.http.post("/api/v1/auth/token", data={"username": "x\x00y", "password": "whatever1"})
+    assert r.status_code in (401, 422)
+    # An id too large for the database's integer columns is a bad id, not a server error.
+    assert svc.http.get(f"/api/v1/alerts/{2**31}", headers=ops).status_code == 422

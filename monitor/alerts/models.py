@@ -155,21 +155,25 @@ class AlertDetail(AlertOut):
     trail: list[TrailPoint] = []
 
 
+# PostgreSQL text cannot hold a NUL character: refuse it with the field's name.
+NO_NUL = r"^[^\x00]*$"
+
+
 class AuthoritiesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=200)
-    reference: str = Field("", max_length=200)
+    service: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    reference: str = Field("", max_length=200, pattern=NO_NUL)
 
 
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=4000, pattern=NO_NUL)
 
 
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Outcome
-    note: str | None = Field(None, max_length=4000)
+    note: str | None = Field(None, max_length=4000, pattern=NO_NUL)

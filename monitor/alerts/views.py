@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from monitor.alerts import service
 from monitor.alerts.models import Alert, AlertDetail, AlertOut, AuthoritiesIn, NoteIn, ResolveIn
 from monitor.alerts.states import ACTIVE_STATES
-from monitor.deps import CurrentUser, ReadSessionDep, SessionDep
+from monitor.deps import MAX_ROW_ID, CurrentUser, ReadSessionDep, RowId, SessionDep
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-AlertId = Annotated[int, Path(ge=1, le=2**62)]
+AlertId = RowId
 
 
 def _actor(user: CurrentUser) -> str:
@@ -27,7 +27,7 @@ def list_alerts(
     user: CurrentUser,
     state: Literal["active", "all"] = "active",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> list[AlertOut]:
     """Active alerts most urgent first, then oldest first; or every alert, newest first."""
     q = select(Alert)

@@ -17,13 +17,18 @@ def audit(
     db.add(
         AuditEntry(
             at=utcnow(),
-            actor=actor[:200],
+            actor=_storable(actor)[:200],
             action=action,
-            target=target[:300],
-            address=address[:64],
+            target=_storable(target)[:300],
+            address=_storable(address)[:64],
             details=details,
         )
     )
+
+
+def _storable(text: str) -> str:
+    # What was typed at sign-in is recorded as typed, but PostgreSQL text cannot hold NUL.
+    return text.replace("\x00", "\\0")
 
 
 def audit_now(

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service as alerts
-from monitor.deps import CurrentDevice, CurrentUser, SessionDep, SettingsDep, StoreDep
+from monitor.deps import CurrentDevice, CurrentUser, RowId, SessionDep, SettingsDep, StoreDep
 from monitor.evidence import service
 from monitor.evidence.models import Evidence, EvidenceOut
 
@@ -89,7 +89,7 @@ playback = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
 @playback.get("/{evidence_pk}/audio")
 def audio(
-    evidence_pk: Annotated[int, Path(ge=1, le=2**62)],
+    evidence_pk: RowId,
     db: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,

@@ -1,0 +1,36 @@
+"""Schemathesis against the OpenAPI spec: whatever is sent, the API answers below 500."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from monitor.users.models import Role
+from tests.support import Running
+
+
+def test_no_request_gets_a_server_error(svc: Running) -> None:
+    admin = svc.user("fuzz-admin", Role.ADMIN)  # every route is open to an admin
+    schema = schemathesis.openapi.from_asgi("/openapi.json", svc.service.app)
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 20
+    for operation in operations:
+
+        @settings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy())
+        def call(case: schemathesis.Case) -> None:
+            response = case.call(headers=admin)
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} query={case.query} "
+                    f"body={case.body!r:.200} -> {response.status_code} {response.text[:200]}"
+                )
+
+        call()
+    assert failures == []
