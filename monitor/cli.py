@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,7 +35,7 @@ app.add_typer(device_app, name="device")
 
 
 BROKER_RELOAD_HINT = (
-    "Run `vigil mosquitto-config` and send Mosquitto SIGHUP so the broker applies it."
+    "Run `vigil mosquitto-config --pid-file <mosquitto's pid file>` so the broker applies it."
 )
 
 
@@ -228,18 +229,39 @@ def mosquitto_config(
         int, typer.Option(help="Listener port in the generated mosquitto.conf.")
     ] = 1883,
     bind: Annotated[str, typer.Option(help="Listener address.")] = "0.0.0.0",
+    reload_pid: Annotated[
+        int | None, typer.Option(help="Send this Mosquitto process SIGHUP to load the files.")
+    ] = None,
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the Mosquitto process id from this file, then send SIGHUP."),
+    ] = None,
 ) -> None:
-    """Write Mosquitto's password file and ACL from the device registry (and a config)."""
+    """Write Mosquitto's password file and ACL from the device registry (and a config), and
+    with --reload-pid or --pid-file make the running broker load them: a disabled device or
+    an old secret is then refused at its next connect."""
     from monitor import broker
 
     s = settings()
     if not s.mqtt_password:
         raise fail("set VIGIL_MQTT_PASSWORD: the service account's password goes in the file")
+    if pid_file is not None:
+        try:
+            reload_pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError) as e:
+            raise fail(f"cannot read a process id from {pid_file}: {e}") from e
     store = open_store()
     with store.session() as db:
         files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind)
     typer.echo(f"wrote {files.passwords}, {files.acl} and {files.conf}")
-    typer.echo("Send Mosquitto SIGHUP to load them (kill -HUP <pid>).", err=True)
+    if reload_pid is None:
+        typer.echo("Send Mosquitto SIGHUP to load them (kill -HUP <pid>).", err=True)
+        return
+    try:
+        os.kill(reload_pid, signal.SIGHUP)
+    except OSError as e:
+        raise fail(f"could not signal Mosquitto (process {reload_pid}): {e}") from e
+    typer.echo(f"sent SIGHUP to Mosquitto (process {reload_pid}): it loads them now")
 
 
 @app.command()

@@ -169,3 +169,53 @@ def test_disable_enable_and_rotate(
 
     for verb in ("disable", "enable", "rotate"):
         assert "no device nope" in vigil("device", verb, "nope", ok=False).output
+
+
+def test_disabling_or_rotating_takes_effect_at_the_broker(  # type: ignore[no-untyped-def]
+    vigil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from device_sim.device import BrokerRefusedError, SimDevice
+    from monitor.broker import MosquittoProcess, free_port
+    from tests.support import wait_until
+
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
+    vigil("worker", "add", "Ola", "--cancel-pin", "2468", "--duress-pin", "1357")
+    secret = vigil("device", "add", "badge-b1", "--worker", "1").output.splitlines()[1].strip()
+    port = free_port()
+    out = tmp_path / "mq"
+    vigil("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1")
+    mosquitto = MosquittoProcess(out / "mosquitto.conf", port)
+    mosquitto.start()
+    assert mosquitto.proc is not None
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(f"{mosquitto.proc.pid}\n")
+
+    def connects(password: str) -> bool:
+        d = SimDevice("badge-b1", password, port=port)
+        try:
+            d.connect(timeout=5)
+        except (BrokerRefusedError, ConnectionRefusedError):
+            return False
+        d.disconnect()
+        return True
+
+    def reload() -> None:
+        args = ("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1")
+        assert "sent SIGHUP" in vigil(*args, "--pid-file", str(pid_file)).output
+
+    try:
+        assert connects(secret)
+        vigil("device", "disable", "badge-b1")
+        reload()
+        wait_until(lambda: not connects(secret), timeout=10, what="the disabled badge refused")
+        vigil("device", "enable", "badge-b1")
+        new = vigil("device", "rotate", "badge-b1").output.splitlines()[1].strip()
+        reload()
+        wait_until(lambda: connects(new), timeout=10, what="the new secret accepted")
+        assert not connects(secret)
+    finally:
+        mosquitto.stop()
+    missing = vigil(
+        "mosquitto-config", "--out", str(out), "--pid-file", str(tmp_path / "no"), ok=False
+    )
+    assert "cannot read a process id" in missing.output
