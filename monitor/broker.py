@@ -98,7 +98,43 @@ def write_auth_files(
     return passwords, acl
 
 
-def conf_text(port: int, out_dir: Path, passwords: Path, acl: Path, bind: str = "127.0.0.1") -> str:
+@dataclass(frozen=True)
+class TlsListener:
+    """A second listener for devices on untrusted networks: TLS with the server's
+    certificate, and optionally client certificates signed by `client_ca` as well as the
+    usual password."""
+
+    port: int
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    bind: str = "0.0.0.0"
+
+    def lines(self) -> list[str]:
+        out = [
+            "# TLS for devices: the same passwords and ACL apply (per_listener_settings false).",
+            f"listener {self.port} {self.bind}",
+            f"certfile {self.cert.resolve()}",
+            f"keyfile {self.key.resolve()}",
+            "tls_version tlsv1.2",
+        ]
+        if self.client_ca is not None:
+            out += [
+                f"cafile {self.client_ca.resolve()}",
+                "require_certificate true",
+                "use_identity_as_username false",
+            ]
+        return out
+
+
+def conf_text(
+    port: int,
+    out_dir: Path,
+    passwords: Path,
+    acl: Path,
+    bind: str = "127.0.0.1",
+    tls: TlsListener | None = None,
+) -> str:
     persist = out_dir / "persistence"
     persist.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -124,6 +160,8 @@ def conf_text(port: int, out_dir: Path, passwords: Path, acl: Path, bind: str = 
         "log_type warning",
         "log_type notice",
     ]
+    if tls is not None:
+        lines += tls.lines()
     if os.geteuid() == 0:
         # Started as root Mosquitto would drop to the `mosquitto` user, who cannot write
         # Vigil's data directory.
@@ -138,10 +176,11 @@ def write_config(
     service_user: str,
     service_password: str,
     bind: str = "127.0.0.1",
+    tls: TlsListener | None = None,
 ) -> BrokerFiles:
     passwords, acl = write_auth_files(db, out_dir, service_user, service_password)
     conf = out_dir / "mosquitto.conf"
-    _write_private(conf, conf_text(port, out_dir, passwords, acl, bind))
+    _write_private(conf, conf_text(port, out_dir, passwords, acl, bind, tls))
     return BrokerFiles(conf, passwords, acl)
 
 

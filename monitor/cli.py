@@ -236,6 +236,13 @@ def mosquitto_config(
         Path | None,
         typer.Option(help="Read the Mosquitto process id from this file, then send SIGHUP."),
     ] = None,
+    tls_port: Annotated[int | None, typer.Option(help="Add a TLS listener on this port.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="The TLS listener's certificate.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Its private key.")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="Also require client certificates signed by this CA."),
+    ] = None,
 ) -> None:
     """Write Mosquitto's password file and ACL from the device registry (and a config), and
     with --reload-pid or --pid-file make the running broker load them: a disabled device or
@@ -250,9 +257,17 @@ def mosquitto_config(
             reload_pid = int(pid_file.read_text().strip())
         except (OSError, ValueError) as e:
             raise fail(f"cannot read a process id from {pid_file}: {e}") from e
+    tls = None
+    if tls_port is not None or tls_cert is not None or tls_key is not None:
+        if tls_port is None or tls_cert is None or tls_key is None:
+            raise fail("a TLS listener needs --tls-port, --tls-cert and --tls-key together")
+        for path in (tls_cert, tls_key, tls_client_ca):
+            if path is not None and not path.is_file():
+                raise fail(f"no such file: {path}")
+        tls = broker.TlsListener(tls_port, tls_cert, tls_key, tls_client_ca, bind)
     store = open_store()
     with store.session() as db:
-        files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind)
+        files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind, tls)
     typer.echo(f"wrote {files.passwords}, {files.acl} and {files.conf}")
     if reload_pid is None:
         typer.echo("Send Mosquitto SIGHUP to load them (kill -HUP <pid>).", err=True)

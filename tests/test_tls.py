@@ -1,0 +1,122 @@
+"""The generated TLS listener, against a throwaway CA: devices connect over TLS with their
+password, and with client certificates required, only with one signed by the CA."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from typer.testing import CliRunner
+
+from monitor.broker import MosquittoProcess, free_port, wait_for_port
+from monitor.cli import app
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    """A CA, a server certificate for 127.0.0.1, and a client certificate, valid one day."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "1", "-subj", "/CN=Vigil test CA", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, cn in (("server", "127.0.0.1"), ("client", "badge-t1")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.crt", "-days", "1",
+                *(["-extfile", "san.ext"] if name == "server" else []), cwd=d)  # fmt: skip
+    return d
+
+
+def connect(port: int, password: str, ca: Path | None, cert: Path | None = None) -> str:
+    """'ok', or why the connection failed."""
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="badge-t1")
+    c.username_pw_set("badge-t1", password)
+    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if cert is not None:
+        context.load_cert_chain(str(cert), str(cert.with_suffix(".key")))
+    c.tls_set_context(context)
+    done = threading.Event()
+    result: list[str] = []
+
+    def on_connect(
+        client: mqtt.Client, userdata: object, flags: object, rc: object, props: object = None
+    ) -> None:
+        result.append("ok" if not getattr(rc, "is_failure", False) else f"refused: {rc}")
+        done.set()
+
+    c.on_connect = on_connect
+    try:
+        c.connect("127.0.0.1", port, keepalive=10)
+    except (ssl.SSLError, OSError) as e:
+        return f"tls: {e}"
+    c.loop_start()
+    done.wait(5)
+    c.loop_stop()
+    c.disconnect()
+    return result[0] if result else "no answer"
+
+
+@pytest.mark.parametrize("client_certs", [False, True])
+def test_devices_connect_over_the_generated_tls_listener(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_certs: bool
+) -> None:
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'tls.db'}")
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
+    runner = CliRunner()
+
+    def vigil(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    vigil("worker", "add", "Tia", "--cancel-pin", "2468", "--duress-pin", "1357")
+    secret = vigil("device", "add", "badge-t1", "--worker", "1").splitlines()[1].strip()
+    port, tls_port = free_port(), free_port()
+    out = tmp_path / "mq"
+    tls_args = ["--tls-port", str(tls_port), "--tls-cert", str(pki / "server.crt"),
+                "--tls-key", str(pki / "server.key")]  # fmt: skip
+    if client_certs:
+        tls_args += ["--tls-client-ca", str(pki / "ca.crt")]
+    vigil("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1",
+          *tls_args)  # fmt: skip
+    mosquitto = MosquittoProcess(out / "mosquitto.conf", port)
+    mosquitto.start()
+    try:
+        assert wait_for_port("127.0.0.1", tls_port, 10)
+        cert = pki / "client.crt" if client_certs else None
+        assert connect(tls_port, secret, pki / "ca.crt", cert) == "ok"
+        # The password still counts over TLS.
+        assert connect(tls_port, "wrong", pki / "ca.crt", cert).startswith("refused")
+        # A device that does not trust the CA will not talk to an impostor, nor to us.
+        assert connect(tls_port, secret, None, cert).startswith("tls")
+        if client_certs:
+            assert connect(tls_port, secret, pki / "ca.crt") != "ok"
+    finally:
+        mosquitto.stop()
+
+
+def test_a_tls_listener_needs_all_its_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'tls.db'}")
+    monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
+    result = CliRunner().invoke(
+        app, ["mosquitto-config", "--out", str(tmp_path), "--tls-port", "8883"]
+    )
+    assert (
+        result.exit_code == 1 and "--tls-port, --tls-cert and --tls-key together" in result.output
+    )
+    assert not (tmp_path / "mosquitto.conf").exists()
