@@ -29,6 +29,8 @@ PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:
 SERVICE_USER = "vigil-service"
 SERVICE_PASSWORD = "test-service-" + secrets.token_hex(8)
 PASSWORD = "correct horse battery"
+# Fuzz tests run this many times their usual examples: VIGIL_FUZZ_SCALE=50 for a long run.
+FUZZ_SCALE = max(1, int(os.environ.get("VIGIL_FUZZ_SCALE", "1")))
 
 
 def wait_until(

@@ -6,7 +6,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from monitor.users.models import Role
-from tests.support import Running
+from tests.support import FUZZ_SCALE, Running
 
 
 def test_no_request_gets_a_server_error(svc: Running) -> None:
@@ -18,7 +18,7 @@ def test_no_request_gets_a_server_error(svc: Running) -> None:
     for operation in operations:
 
         @settings(
-            max_examples=30,
+            max_examples=30 * FUZZ_SCALE,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

@@ -14,7 +14,7 @@ from monitor.evidence.models import Evidence
 from monitor.ingest.messages import Refusal, parse
 from monitor.ingest.models import RefusedMessage
 from monitor.visits.models import Visit
-from tests.support import Running, wait_until
+from tests.support import FUZZ_SCALE, Running, wait_until
 
 SUFFIXES = ["location", "heartbeat", "alert", "alert/cancel", "visit", "evidence"]
 
@@ -66,7 +66,7 @@ def test_random_payloads_change_nothing(svc: Running) -> None:
     sent = 0
 
     @settings(
-        max_examples=60,
+        max_examples=60 * FUZZ_SCALE,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.ingest.messages import SCHEMAS, TS_MAX, TS_MIN, Parsed, Refusal, parse
+from tests.support import FUZZ_SCALE
 
 ids = st.from_regex(r"^[A-Za-z0-9_-]{8,64}$", fullmatch=True)
 short_ids = st.from_regex(r"^[A-Za-z0-9_-]{1,64}$", fullmatch=True)
@@ -99,7 +100,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300 * FUZZ_SCALE)
 @given(
     topic=st.text(max_size=80) | st.sampled_from([f"vigil/v1/d/{s}" for s in VALID]),
     payload=st.binary(max_size=2000) | json_values.map(lambda v: json.dumps(v).encode()),
