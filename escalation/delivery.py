@@ -70,23 +70,16 @@ def worker_phone(db: Session, alert: Alert) -> str:
 def under_duress(db: Session, alert: Alert) -> bool:
     """This alert, or any other open alert of the same device, was raised or cancelled under
     duress: the worker's phone must stay silent for all of them."""
-    if alert.duress:
-        return True
-    return bool(
-        db.scalar(
-            select(
-                exists().where(
-                    Alert.device_id == alert.device_id,
-                    Alert.duress.is_(True),
-                    Alert.state.in_(ACTIVE),
-                )
-            )
-        )
-    )
+    return alert.duress or alerts.active_duress(db, alert.device_id)
 
 
 def to_worker(n: Notification, phone: str) -> bool:
     return n.recipient_kind == WORKER or (bool(phone) and n.address == phone)
+
+
+def silenced(db: Session, n: Notification, alert: Alert) -> bool:
+    """Whether this notification would reach the phone of a worker under duress."""
+    return to_worker(n, worker_phone(db, alert)) and under_duress(db, alert)
 
 
 def silence_worker(db: Session, alert: Alert) -> int:
@@ -169,7 +162,7 @@ def still_to_send(db: Session, item: Outgoing) -> str | None:
         return "its lease ran out while it waited"
     alert = db.get(Alert, n.alert_id)
     assert alert is not None
-    if to_worker(n, worker_phone(db, alert)) and under_duress(db, alert):
+    if silenced(db, n, alert):
         return "duress"
     return None
 
@@ -223,7 +216,7 @@ def record_failure(
         return False  # claimed again meanwhile; that attempt will report for itself
     now = utcnow()
     n.error, n.lease_until, n.updated_at = error, None, now
-    if to_worker(n, worker_phone(db, alert)) and under_duress(db, alert):
+    if silenced(db, n, alert):
         n.status = "cancelled"
         note(db, alert, "notification", f"{describe(n)} failed; not retried: duress")
         return False

@@ -111,7 +111,7 @@ class Engine:
 
     def load_default_policy(self) -> None:
         """Load the shipped policy into an empty store (never over anything stored)."""
-        parsed = policies.parse_file(Path(policies.DEFAULT_POLICY_FILE).read_text())
+        parsed = policies.parse_file(policies.DEFAULT_POLICY_FILE.read_text())
         try:
             with self.store.begin() as db:
                 if db.scalar(select(exists().where(Policy.id.isnot(None)))) or db.scalar(

@@ -57,10 +57,10 @@ def _label(esc: Escalation, position: int) -> str:
     return text + (f", round {position // n + 1}" if position >= n else "")
 
 
-def _recipients(db: Session, alert: Alert, names: list[str]) -> list[dict[str, str]]:
+def _recipients(
+    db: Session, worker: Worker | None, team: Team | None, names: list[str]
+) -> list[dict[str, str]]:
     """The step's `to` resolved to people and addresses, as they are now."""
-    worker = db.get(Worker, alert.worker_id) if alert.worker_id is not None else None
-    team = db.get(Team, worker.team_id) if worker is not None and worker.team_id else None
     out: list[dict[str, str]] = []
     for name in names:
         if name == WORKER:
@@ -95,7 +95,7 @@ def _snapshot(db: Session, alert: Alert, kind: str) -> tuple[str, dict[str, Any]
     if policy is None:
         return "", {"repeat": 0, "steps": CONSOLE_ONLY}
     steps = [
-        {"after": s.after, "channel": s.channel, "to": _recipients(db, alert, s.to)}
+        {"after": s.after, "channel": s.channel, "to": _recipients(db, worker, team, s.to)}
         for s in policy.steps
     ]
     if kind == AlertType.TEST.value:

@@ -58,13 +58,6 @@ def _wake(request: Request) -> None:
         engine.wake()
 
 
-def _silenced(db: Session, n: Notification, alert: Alert) -> bool:
-    """Under duress nothing answers the worker's phone, whatever it sends us."""
-    return delivery.to_worker(n, delivery.worker_phone(db, alert)) and delivery.under_duress(
-        db, alert
-    )
-
-
 def _taken_by(alert: Alert) -> str:
     return (alert.acknowledged_by or "an operator").replace("user:", "")
 
@@ -77,7 +70,7 @@ def gather(
     n, alert = _notification(db, notification_id)
     digits = form.get("Digits", "")[:16]
     actor = f"{n.recipient} ({n.address})"
-    if _silenced(db, n, alert):
+    if delivery.silenced(db, n, alert):
         alerts.record(
             db,
             alert,
@@ -153,7 +146,7 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
         return Response(str(reply), media_type=XML)
     n, alert = _notification(db, n_id)
     actor = f"{n.recipient} ({n.address})"
-    if _silenced(db, n, alert):
+    if delivery.silenced(db, n, alert):
         alerts.record(db, alert, "sms_reply", actor, f"{n.recipient} replied (duress: ignored)")
         return Response(str(MessagingResponse()), media_type=XML)  # no answer at all
     if match:

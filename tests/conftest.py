@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from typer.testing import CliRunner
 
+from monitor.cli import app
+from monitor.db import Store
 from tests.support import Broker, PgDatabases, Running, running, service_settings
 
 # CI runs the same examples every time: a red run must mean a change broke something.
@@ -55,3 +58,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def svc(db_url: str, mqtt_broker: Broker, tmp_path: Path) -> Iterator[Running]:
     with running(service_settings(tmp_path / "data", db_url, mqtt_broker), mqtt_broker) as r:
         yield r
+
+
+@pytest.fixture
+def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the `vigil` command on a SQLite store of the test's own (`vigil.store()`)."""
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.delenv("VIGIL_MQTT_PASSWORD", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
+        result = runner.invoke(app, list(args), input=input)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
+    return run

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from monitor.audit.models import AuditEntry
-from monitor.cli import app
-from monitor.db import Store
 from monitor.users.models import Role
 from tests.support import PASSWORD, Running
 
@@ -78,21 +72,6 @@ def test_administrative_changes_are_logged_and_only_admins_read_the_log(svc: Run
     assert [e["target"] for e in only.json()] == ["P"]
     assert only.json()[0]["details"]["policy"]["steps"][0]["channel"] == "voice"
     assert svc.http.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
-
-
-@pytest.fixture
-def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    runner = CliRunner()
-
-    def run(*args: str) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
-    return run
 
 
 def test_changes_made_at_the_command_line_are_logged(vigil) -> None:  # type: ignore[no-untyped-def]

@@ -7,30 +7,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
-from monitor.cli import app
-from monitor.db import Store
 from monitor.devices.models import Device
 from monitor.orgs.models import Worker
 from monitor.security import verify_device_secret, verify_secret
 from monitor.users.models import User
-
-
-@pytest.fixture
-def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.delenv("VIGIL_MQTT_PASSWORD", raising=False)
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
-        result = runner.invoke(app, list(args), input=input)
-        assert (result.exit_code == 0) == ok, result.output
-        return result
-
-    run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
-    return run
 
 
 def test_db_upgrade(vigil) -> None:  # type: ignore[no-untyped-def]

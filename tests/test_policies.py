@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from escalation.policies import DEFAULT_POLICY_FILE, PolicyError, parse_file
 from escalation.providers import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from monitor.cli import app
 from monitor.users.models import Role
 from tests.escalation_support import (
     CONTACTS,
@@ -92,20 +90,6 @@ def test_a_repeating_policy_must_take_time() -> None:
 def test_durations_are_seconds_or_units() -> None:
     steps = parse_file(GOOD).policies[0].steps
     assert [s.after for s in steps] == [0, 90, 120]
-
-
-@pytest.fixture
-def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    runner = CliRunner()
-
-    def run(*args: str, ok: bool = True):  # type: ignore[no-untyped-def]
-        result = runner.invoke(app, list(args))
-        assert (result.exit_code == 0) == ok, result.output
-        return result
-
-    return run
 
 
 def test_vigil_policy_load_dump_and_check(vigil, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,10 +11,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from typer.testing import CliRunner
 
 from monitor.broker import MosquittoProcess, free_port, wait_for_port
-from monitor.cli import app
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -68,21 +66,12 @@ def connect(port: int, password: str, ca: Path | None, cert: Path | None = None)
 
 
 @pytest.mark.parametrize("client_certs", [False, True])
-def test_devices_connect_over_the_generated_tls_listener(
-    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_certs: bool
+def test_devices_connect_over_the_generated_tls_listener(  # type: ignore[no-untyped-def]
+    vigil, pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_certs: bool
 ) -> None:
-    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'tls.db'}")
     monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
-    runner = CliRunner()
-
-    def vigil(*args: str) -> str:
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == 0, result.output
-        return result.output
-
     vigil("worker", "add", "Tia", "--cancel-pin", "2468", "--duress-pin", "1357")
-    secret = vigil("device", "add", "badge-t1", "--worker", "1").splitlines()[1].strip()
+    secret = vigil("device", "add", "badge-t1", "--worker", "1").output.splitlines()[1].strip()
     port, tls_port = free_port(), free_port()
     out = tmp_path / "mq"
     tls_args = ["--tls-port", str(tls_port), "--tls-cert", str(pki / "server.crt"),
@@ -107,15 +96,11 @@ def test_devices_connect_over_the_generated_tls_listener(
         mosquitto.stop()
 
 
-def test_a_tls_listener_needs_all_its_parts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_tls_listener_needs_all_its_parts(  # type: ignore[no-untyped-def]
+    vigil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("VIGIL_DATABASE_URL", f"sqlite:///{tmp_path / 'tls.db'}")
     monkeypatch.setenv("VIGIL_MQTT_PASSWORD", "service-pw-123456")
-    result = CliRunner().invoke(
-        app, ["mosquitto-config", "--out", str(tmp_path), "--tls-port", "8883"]
-    )
+    result = vigil("mosquitto-config", "--out", str(tmp_path), "--tls-port", "8883", ok=False)
     assert (
         result.exit_code == 1 and "--tls-port, --tls-cert and --tls-key together" in result.output
     )

@@ -282,7 +282,7 @@ def cancel_from_device(
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
             announce(db, "alert.duress", alert)
-        if state not in ACTIVE_STATES and not _active_duress(db, device.id):
+        if state not in ACTIVE_STATES and not active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue. (A resent copy of the
             # same message finds that alert active and raises no second one.)
@@ -314,7 +314,8 @@ def cancel_from_device(
     return "alert_cancelled"
 
 
-def _active_duress(db: Session, device_id: str) -> bool:
+def active_duress(db: Session, device_id: str) -> bool:
+    """Whether this device has an open alert raised or cancelled under duress."""
     return (
         db.scalar(
             select(Alert.id).where(
