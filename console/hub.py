@@ -1,6 +1,7 @@
 """The websocket hub: pushes alert changes to every signed-in console as they happen.
 
-Each browser has its own bounded send queue, so a slow or dead one never delays the others;
+Each console hears only of alerts within its user's scope (organisation or team). Each
+browser has its own bounded send queue, so a slow or dead one never delays the others;
 events carry a sequence number, and a console that reconnects with `since=<seq>` gets what it
 missed from a ring buffer (or a fresh snapshot when it was away too long).
 """
@@ -15,6 +16,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -29,6 +31,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.deps import CurrentUser
 from monitor.events import Event
+from monitor.orgs.scope import Scope
 from monitor.security import read_token
 from monitor.users.models import User
 
@@ -40,10 +43,27 @@ HISTORY = 5000
 PING_S = 20.0
 
 
+@dataclass(frozen=True)
+class Sent:
+    """An event as sent, with what decides who may hear it."""
+
+    seq: int
+    text: str
+    org_id: int | None
+    team_id: int | None
+    about_alert: bool
+
+    def for_scope(self, scope: Scope) -> bool:
+        if scope.service_wide:
+            return True
+        return self.about_alert and scope.admits(self.org_id, self.team_id)
+
+
 class Client:
-    def __init__(self, ws: WebSocket, expires: float) -> None:
+    def __init__(self, ws: WebSocket, expires: float, scope: Scope) -> None:
         self.ws = ws
         self.expires = expires
+        self.scope = scope
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
 
@@ -53,7 +73,7 @@ class Hub:
         self.store = store
         self.settings = settings
         self.clients: set[Client] = set()
-        self.history: deque[tuple[int, str]] = deque(maxlen=HISTORY)
+        self.history: deque[Sent] = deque(maxlen=HISTORY)
         self._seq = itertools.count(1)
         self.last_seq = 0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -80,28 +100,41 @@ class Hub:
             },
             default=str,
         )
-        self.history.append((seq, text))
+        alert = event.data.get("alert")
+        # An event about no alert in particular is for the whole service's people only.
+        sent = (
+            Sent(seq, text, alert.get("org_id"), alert.get("team_id"), True)
+            if isinstance(alert, dict)
+            else Sent(seq, text, None, None, False)
+        )
+        self.history.append(sent)
         for c in list(self.clients):
+            if not sent.for_scope(c.scope):
+                continue
             try:
                 c.queue.put_nowait(text)
             except asyncio.QueueFull:
                 # A console this far behind is sent a fresh snapshot instead of a backlog.
                 c.overflowed = True
 
-    def snapshot(self, seq: int) -> str:
+    def snapshot(self, seq: int, scope: Scope) -> str:
         """Active alerts now. `seq` is read on the event loop before the query, so any change
         committed meanwhile comes after it as an event (applying one twice is harmless)."""
         with self.store.session() as db:
             rows = db.scalars(
                 select(Alert)
-                .where(Alert.state.in_([s.value for s in ACTIVE_STATES]))
+                .where(
+                    Alert.state.in_([s.value for s in ACTIVE_STATES]),
+                    scope.covers(Alert.worker_id, Alert.org_id),
+                )
                 .order_by(Alert.priority, Alert.raised_at)
             )
             active = [a.model_dump(mode="json") for a in alerts.to_out_many(db, rows.all())]
         return json.dumps({"seq": seq, "epoch": self.epoch, "kind": "snapshot", "alerts": active})
 
-    def expiry_for(self, token: str) -> float | None:
-        """When the token expires, if it is valid and its user active; else None."""
+    def session_for(self, token: str) -> tuple[float, Scope] | None:
+        """When the token expires and what its user may see, if the token is valid and its
+        user active; else None."""
         claims = read_token(self.settings.secret_key, token)
         if claims is None:
             return None
@@ -109,19 +142,19 @@ class Hub:
             user = db.get(User, int(claims["sub"]))
             if user is None or not user.active:
                 return None
-            return float(claims["exp"])
+            return float(claims["exp"]), Scope(user.org_id, user.team_id)
 
     async def serve(self, ws: WebSocket) -> None:
         self.loop = asyncio.get_running_loop()
         token = ws.query_params.get("token", "")
-        expires = await asyncio.to_thread(self.expiry_for, token)
+        session = await asyncio.to_thread(self.session_for, token)
         # Accept first: a close before accepting reaches the browser as a bare HTTP 403,
         # and the console could not tell "sign in again" from "network trouble".
         await ws.accept()
-        if expires is None:
+        if session is None:
             await ws.close(code=4401, reason="not signed in")
             return
-        client = Client(ws, expires)
+        client = Client(ws, *session)
         self.clients.add(client)
         try:
             since = ws.query_params.get("since")
@@ -151,12 +184,14 @@ class Hub:
             after = int(since)
             if after == self.last_seq:
                 return
-            if after < self.last_seq and self.history and self.history[0][0] <= after + 1:
-                for seq, text in list(self.history):
-                    if seq > after:
-                        await client.ws.send_text(text)
+            if after < self.last_seq and self.history and self.history[0].seq <= after + 1:
+                for sent in list(self.history):
+                    if sent.seq > after and sent.for_scope(client.scope):
+                        await client.ws.send_text(sent.text)
                 return
-        await client.ws.send_text(await asyncio.to_thread(self.snapshot, self.last_seq))
+        await client.ws.send_text(
+            await asyncio.to_thread(self.snapshot, self.last_seq, client.scope)
+        )
 
     async def _send(self, client: Client) -> None:
         while True:
@@ -173,7 +208,7 @@ class Hub:
                 client.overflowed = False
                 while not client.queue.empty():
                     client.queue.get_nowait()
-                text = await asyncio.to_thread(self.snapshot, self.last_seq)
+                text = await asyncio.to_thread(self.snapshot, self.last_seq, client.scope)
             await client.ws.send_text(text)
 
 

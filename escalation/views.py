@@ -11,8 +11,10 @@ from sqlalchemy import delete, select
 from escalation import policies
 from escalation.models import Notification, NotificationOut, Policy
 from escalation.policies import ContactIn, PolicyError, PolicyIn
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
 from monitor.audit.service import audit
-from monitor.deps import CurrentUser, ReadSessionDep, RowId, SessionDep, Supervisor
+from monitor.deps import ReadSessionDep, RowId, ScopeDep, ServiceSupervisor, SessionDep
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
 NamePath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -23,12 +25,12 @@ def _refuse(exc: PolicyError) -> HTTPException:
 
 
 @router.get("/policies")
-def list_policies(db: ReadSessionDep, user: Supervisor) -> list[PolicyIn]:
+def list_policies(db: ReadSessionDep, user: ServiceSupervisor) -> list[PolicyIn]:
     return policies.stored_policies(db)
 
 
 @router.put("/policies/{name}")
-def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: Supervisor) -> PolicyIn:
+def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupervisor) -> PolicyIn:
     """Create or replace a policy. Running escalations keep the version they started with."""
     if body.name != name:
         raise HTTPException(422, f"the body names policy {body.name!r}, the URL {name!r}")
@@ -41,7 +43,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: Supervisor)
 
 
 @router.delete("/policies/{name}", status_code=204, response_class=Response)
-def delete_policy(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
+def delete_policy(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
     audit(db, f"user:{user.username}", "policy_deleted", name)
@@ -49,12 +51,14 @@ def delete_policy(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
 
 
 @router.get("/contacts")
-def list_contacts(db: ReadSessionDep, user: Supervisor) -> list[ContactIn]:
+def list_contacts(db: ReadSessionDep, user: ServiceSupervisor) -> list[ContactIn]:
     return policies.stored_contacts(db)
 
 
 @router.put("/contacts/{name}")
-def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: Supervisor) -> ContactIn:
+def put_contact(
+    name: NamePath, body: ContactIn, db: SessionDep, user: ServiceSupervisor
+) -> ContactIn:
     if body.name != name:
         raise HTTPException(422, f"the body names contact {body.name!r}, the URL {name!r}")
     try:
@@ -66,7 +70,7 @@ def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: Superviso
 
 
 @router.delete("/contacts/{name}", status_code=204, response_class=Response)
-def delete_contact(name: NamePath, db: SessionDep, user: Supervisor) -> Response:
+def delete_contact(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
     try:
         found = policies.delete_contact(db, name)
     except PolicyError as exc:
@@ -79,8 +83,9 @@ def delete_contact(name: NamePath, db: SessionDep, user: Supervisor) -> Response
 
 @router.get("/alerts/{alert_id}/notifications")
 def alert_notifications(
-    alert_id: RowId, db: ReadSessionDep, user: CurrentUser
+    alert_id: RowId, db: ReadSessionDep, scope: ScopeDep
 ) -> list[NotificationOut]:
+    alerts.check_in_scope(db, alert_id, scope)
     rows = db.scalars(
         select(Notification).where(Notification.alert_id == alert_id).order_by(Notification.id)
     )
@@ -90,13 +95,14 @@ def alert_notifications(
 @router.get("/outbox")
 def outbox(
     db: ReadSessionDep,
-    user: CurrentUser,
+    scope: ScopeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[NotificationOut]:
     """What would have been sent by SMS or call, had Twilio been configured (the demo)."""
     rows = db.scalars(
         select(Notification)
-        .where(Notification.status == "outbox")
+        .join(Alert, Alert.id == Notification.alert_id)
+        .where(Notification.status == "outbox", scope.covers(Alert.worker_id, Alert.org_id))
         .order_by(Notification.id.desc())
         .limit(limit)
     )

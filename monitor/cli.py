@@ -120,6 +120,13 @@ def user_add(
     username: str,
     role: Annotated[str, typer.Option(help="operator, supervisor or admin")] = "operator",
     full_name: Annotated[str, typer.Option()] = "",
+    org: Annotated[
+        str | None,
+        typer.Option(help="Limit the user to this organisation (default: the whole service)."),
+    ] = None,
+    team: Annotated[
+        str | None, typer.Option(help="Limit the user to this team of the organisation.")
+    ] = None,
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
     ] = "",
@@ -135,9 +142,12 @@ def user_add(
     store = open_store()
     try:
         with store.begin() as db:
-            user = add_user(db, username, password, role_enum, full_name=full_name)
-            audit(db, "cli", "user_added", username, role=role_enum.value)
-            typer.echo(f"user {user.username} added ({user.role})")
+            user = add_user(
+                db, username, password, role_enum, full_name=full_name, org=org, team=team
+            )
+            audit(db, "cli", "user_added", username, role=role_enum.value, org=org, team=team)
+            seen = f"team {team} of {org}" if team else org or "the whole service"
+            typer.echo(f"user {user.username} added ({user.role}, sees {seen})")
     except UserError as e:
         raise fail(str(e)) from e
 

@@ -14,6 +14,7 @@ from monitor.audit.service import audit_now
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device
+from monitor.orgs.scope import Scope
 from monitor.security import read_token, verify_device_secret
 from monitor.users.models import Role, User
 
@@ -83,11 +84,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def require(*roles: Role) -> Callable[..., User]:
+def require(*roles: Role, service_wide: bool = False) -> Callable[..., User]:
+    """One of `roles`; with `service_wide`, also not limited to one organisation (for what
+    is shared by every organisation: escalation policies, the audit log)."""
     allowed = {r.value for r in roles}
 
     def check(user: CurrentUser, request: Request, store: StoreDep) -> User:
+        refusal = None
         if user.role not in allowed:
+            refusal = f"needs the role {' or '.join(sorted(allowed))}"
+        elif service_wide and user.org_id is not None:
+            refusal = "needs an account of the whole service, not of one organisation"
+        if refusal is not None:
             audit_now(
                 store,
                 f"user:{user.username}",
@@ -96,15 +104,22 @@ def require(*roles: Role) -> Callable[..., User]:
                 address=client_address(request),
                 role=user.role,
             )
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"needs the role {' or '.join(sorted(allowed))}"
-            )
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
         return user
 
     return check
 
 
+def current_scope(user: CurrentUser) -> Scope:
+    return Scope(user.org_id, user.team_id)
+
+
+ScopeDep = Annotated[Scope, Depends(current_scope)]
 Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
+ServiceSupervisor = Annotated[
+    User, Depends(require(Role.SUPERVISOR, Role.ADMIN, service_wide=True))
+]
+ServiceAdmin = Annotated[User, Depends(require(Role.ADMIN, service_wide=True))]
 
 
 def current_device(

@@ -287,9 +287,16 @@ class Running:
         self.devices.append(d)
         return d
 
-    def user(self, username: str = "op1", role: Role = Role.OPERATOR) -> dict[str, str]:
+    def user(
+        self,
+        username: str = "op1",
+        role: Role = Role.OPERATOR,
+        *,
+        org: str | None = None,
+        team: str | None = None,
+    ) -> dict[str, str]:
         with self.store.begin() as db:
-            add_user(db, username, PASSWORD, role, full_name=username.title())
+            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
         return self.login(username)
 
     def login(self, username: str) -> dict[str, str]:

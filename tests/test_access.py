@@ -1,26 +1,35 @@
-"""The access matrix: every signed-in route, as every role, against docs/security.md's table."""
+"""The access matrix: every signed-in route, as every role, of the whole service and of one
+organisation, against docs/security.md's table."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from monitor.users.models import Role
-from tests.support import Running
+from tests.support import Running, add_badge
 
 TABLE = Path(__file__).parent.parent / "docs" / "security.md"
-ROW = re.compile(r"^\| `(GET|POST|PUT|DELETE) (/\S+)` \| (yes|no) \| (yes|no) \| (yes|no) \|$")
+ROW = re.compile(
+    r"^\| `(GET|POST|PUT|DELETE) (/\S+)` \| (yes|no) \| (yes|no) \| (yes|no) \| (yes|own|no) \|$"
+)
 ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+ORG = "Matrix Org"
 
 
-def permission_table() -> dict[tuple[str, str], dict[Role, bool]]:
+def permission_table(*, limited: bool = False) -> dict[tuple[str, str], dict[Role, bool]]:
+    """Which role may use which route; with `limited`, for accounts of one organisation."""
     table = {}
     for line in TABLE.read_text().splitlines():
         m = ROW.match(line)
         if m:
-            table[(m[1], m[2])] = {role: m[3 + i] == "yes" for i, role in enumerate(ROLES)}
+            table[(m[1], m[2])] = {
+                role: m[3 + i] == "yes" and not (limited and m[6] == "no")
+                for i, role in enumerate(ROLES)
+            }
     return table
 
 
@@ -45,9 +54,14 @@ def test_the_table_lists_every_signed_in_route(svc: Running) -> None:
     assert set(table) == signed_in_routes(svc)
 
 
-def test_every_route_as_every_role(svc: Running) -> None:
-    tokens = {role: svc.user(f"matrix-{role.value}", role) for role in ROLES}
-    for (method, path), allowed in permission_table().items():
+@pytest.mark.parametrize("limited", [False, True], ids=["whole-service", "one-organisation"])
+def test_every_route_as_every_role(svc: Running, limited: bool) -> None:
+    org = None
+    if limited:
+        add_badge(svc.store, "matrix-badge", org=ORG)  # makes the organisation
+        org = ORG
+    tokens = {role: svc.user(f"matrix-{role.value}", role, org=org) for role in ROLES}
+    for (method, path), allowed in permission_table(limited=limited).items():
         url = concrete(path)
         body = {} if method in ("POST", "PUT") else None
         anonymous = svc.http.request(method, url, json=body)

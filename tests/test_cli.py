@@ -59,6 +59,14 @@ def test_worker_and_device(vigil) -> None:  # type: ignore[no-untyped-def]
         (["device", "add", "badge-1", "--worker", "99"], "no worker 99"),
         (["user", "add", "amy", "--password", "short"], "at least 10"),
         (["user", "add", "amy", "--password", "long enough pw", "--role", "boss"], "role must be"),
+        (
+            ["user", "add", "amy", "--password", "long enough pw", "--org", "Nowhere"],
+            "no organisation",
+        ),
+        (
+            ["user", "add", "amy", "--password", "long enough pw", "--team", "Red"],
+            "needs its organisation",
+        ),
         (["mosquitto-config"], "VIGIL_MQTT_PASSWORD"),
     ],
 )
@@ -79,6 +87,25 @@ def test_user_add(vigil) -> None:  # type: ignore[no-untyped-def]
         assert user is not None and user.role == "supervisor"
         assert verify_secret(user.password_hash, "a good long one")
     vigil("user", "add", "lead", "--password", "a good long one", ok=False)
+
+
+def test_user_limited_to_an_organisation_or_team(vigil) -> None:  # type: ignore[no-untyped-def]
+    pins = ("--cancel-pin", "1357", "--duress-pin", "2468")
+    vigil("worker", "add", "Sam", "--org", "North Council", "--team", "Housing", *pins)
+    pw = ("--password", "a good long one")
+    out = vigil("user", "add", "lead", "--org", "North Council", *pw).output
+    assert "sees North Council" in out
+    out = vigil("user", "add", "tl", "--org", "North Council", "--team", "Housing", *pw).output
+    assert "sees team Housing of North Council" in out
+    refused = vigil(
+        "user", "add", "x", "--org", "North Council", "--team", "Nursing", *pw, ok=False
+    )
+    assert "no team 'Nursing' in North Council (known: Housing)" in refused.output
+    with vigil.store().session() as db:
+        users = {u.username: u for u in db.scalars(select(User))}
+        assert set(users) == {"lead", "tl"}
+        assert users["lead"].org_id is not None and users["lead"].team_id is None
+        assert users["tl"].org_id == users["lead"].org_id and users["tl"].team_id is not None
 
 
 def test_mosquitto_config_from_registry(

@@ -90,6 +90,7 @@ class AlertOut(BaseModel):
     org_id: int | None
     worker_id: int | None
     worker_name: str | None = None
+    team_id: int | None = None
     team: str | None = None
     device_id: str
     device_alert_id: str | None

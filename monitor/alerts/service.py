@@ -34,6 +34,7 @@ from monitor.events import emit
 from monitor.evidence.models import Evidence, EvidenceOut
 from monitor.ingest.messages import AlertMsg, Loc
 from monitor.orgs.models import Team, Worker
+from monitor.orgs.scope import Scope
 from monitor.visits.models import Visit
 
 
@@ -53,19 +54,19 @@ def to_out(db: Session, alert: Alert) -> AlertOut:
 def to_out_many(db: Session, alerts: Sequence[Alert]) -> list[AlertOut]:
     """Alerts as the API shows them, with worker names and teams in one query for all."""
     worker_ids = {a.worker_id for a in alerts if a.worker_id is not None}
-    names: dict[int, tuple[str, str | None]] = {}
+    names: dict[int, tuple[str, int | None, str | None]] = {}
     if worker_ids:
-        for worker_id, name, team in db.execute(
-            select(Worker.id, Worker.name, Team.name)
+        for worker_id, name, team_id, team in db.execute(
+            select(Worker.id, Worker.name, Worker.team_id, Team.name)
             .outerjoin(Team, Team.id == Worker.team_id)
             .where(Worker.id.in_(worker_ids))
         ):
-            names[worker_id] = (name, team)
+            names[worker_id] = (name, team_id, team)
     out = []
     for alert in alerts:
         row = AlertOut.model_validate(alert)
         if alert.worker_id in names:
-            row.worker_name, row.team = names[alert.worker_id]
+            row.worker_name, row.team_id, row.team = names[alert.worker_id]
         out.append(row)
     return out
 
@@ -161,6 +162,18 @@ def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
     if alert is None:
         raise AlertNotFound(f"no alert {alert_id}")
     return alert
+
+
+def check_in_scope(db: Session, alert_id: int, scope: Scope) -> None:
+    """Raise AlertNotFound for an alert outside `scope`: to a person who may not see it,
+    an alert of another organisation does not exist (a 403 would confirm that it does)."""
+    if scope.service_wide:
+        return
+    found = db.scalar(
+        select(Alert.id).where(Alert.id == alert_id, scope.covers(Alert.worker_id, Alert.org_id))
+    )
+    if found is None:
+        raise AlertNotFound(f"no alert {alert_id}")
 
 
 def find_device_alert(

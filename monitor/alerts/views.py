@@ -10,7 +10,14 @@ from sqlalchemy import select
 from monitor.alerts import service
 from monitor.alerts.models import Alert, AlertDetail, AlertOut, AuthoritiesIn, NoteIn, ResolveIn
 from monitor.alerts.states import ACTIVE_STATES
-from monitor.deps import MAX_ROW_ID, CurrentUser, ReadSessionDep, RowId, SessionDep
+from monitor.deps import (
+    MAX_ROW_ID,
+    CurrentUser,
+    ReadSessionDep,
+    RowId,
+    ScopeDep,
+    SessionDep,
+)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -24,13 +31,13 @@ def _actor(user: CurrentUser) -> str:
 @router.get("")
 def list_alerts(
     db: ReadSessionDep,
-    user: CurrentUser,
+    scope: ScopeDep,
     state: Literal["active", "all"] = "active",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> list[AlertOut]:
     """Active alerts most urgent first, then oldest first; or every alert, newest first."""
-    q = select(Alert)
+    q = select(Alert).where(scope.covers(Alert.worker_id, Alert.org_id))
     if state == "active":
         q = q.where(Alert.state.in_([s.value for s in ACTIVE_STATES])).order_by(
             Alert.priority, Alert.raised_at, Alert.id
@@ -41,33 +48,42 @@ def list_alerts(
 
 
 @router.get("/{alert_id}")
-def get_alert(alert_id: AlertId, db: ReadSessionDep, user: CurrentUser) -> AlertDetail:
+def get_alert(alert_id: AlertId, db: ReadSessionDep, scope: ScopeDep) -> AlertDetail:
+    service.check_in_scope(db, alert_id, scope)
     return service.detail(db, service.get(db, alert_id))
 
 
 @router.post("/{alert_id}/acknowledge")
-def acknowledge(alert_id: AlertId, db: SessionDep, user: CurrentUser) -> AlertOut:
+def acknowledge(alert_id: AlertId, db: SessionDep, user: CurrentUser, scope: ScopeDep) -> AlertOut:
     """Take charge of the alert: escalation stops and the worker hears help is coming."""
+    service.check_in_scope(db, alert_id, scope)
     alert = service.acknowledge(db, alert_id, actor=_actor(user), via="console")
     return service.to_out(db, alert)
 
 
 @router.post("/{alert_id}/notes", status_code=status.HTTP_201_CREATED)
-def add_note(alert_id: AlertId, body: NoteIn, db: SessionDep, user: CurrentUser) -> AlertOut:
+def add_note(
+    alert_id: AlertId, body: NoteIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
+) -> AlertOut:
+    service.check_in_scope(db, alert_id, scope)
     return service.to_out(db, service.add_note(db, alert_id, actor=_actor(user), text=body.text))
 
 
 @router.post("/{alert_id}/resolve")
-def resolve(alert_id: AlertId, body: ResolveIn, db: SessionDep, user: CurrentUser) -> AlertOut:
+def resolve(
+    alert_id: AlertId, body: ResolveIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
+) -> AlertOut:
+    service.check_in_scope(db, alert_id, scope)
     alert = service.resolve(db, alert_id, actor=_actor(user), outcome=body.outcome, note=body.note)
     return service.to_out(db, alert)
 
 
 @router.post("/{alert_id}/authorities", status_code=status.HTTP_201_CREATED)
 def authorities_called(
-    alert_id: AlertId, body: AuthoritiesIn, db: SessionDep, user: CurrentUser
+    alert_id: AlertId, body: AuthoritiesIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
 ) -> AlertOut:
     """Record that the emergency services were called: which, and their reference."""
+    service.check_in_scope(db, alert_id, scope)
     alert = service.record_authorities(
         db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
     )

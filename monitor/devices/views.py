@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from monitor.deps import ReadSessionDep, Supervisor
+from monitor.deps import ReadSessionDep, ScopeDep, Supervisor
 from monitor.devices.models import Device, DeviceOut
 from monitor.orgs.models import Worker
 from monitor.visits.models import Visit, VisitState
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
 @router.get("")
-def list_devices(db: ReadSessionDep, user: Supervisor) -> list[DeviceOut]:
+def list_devices(db: ReadSessionDep, user: Supervisor, scope: ScopeDep) -> list[DeviceOut]:
     """The fleet's health: online or not, battery, last seen, who carries it, open visit."""
     visits = {
         v.device_id: v
@@ -24,6 +24,7 @@ def list_devices(db: ReadSessionDep, user: Supervisor) -> list[DeviceOut]:
     for device, worker_name in db.execute(
         select(Device, Worker.name)
         .outerjoin(Worker, Worker.id == Device.worker_id)
+        .where(scope.covers(Device.worker_id))
         .order_by(Device.id)
     ):
         row = DeviceOut.model_validate(device)

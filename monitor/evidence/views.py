@@ -8,12 +8,25 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import FileResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service as alerts
-from monitor.deps import CurrentDevice, CurrentUser, RowId, SessionDep, SettingsDep, StoreDep
+from monitor.alerts.models import Alert
+from monitor.deps import (
+    CurrentDevice,
+    CurrentUser,
+    RowId,
+    ScopeDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from monitor.evidence import service
 from monitor.evidence.models import Evidence, EvidenceOut
+from monitor.orgs.scope import Scope
+from monitor.visits.models import Visit
 
 router = APIRouter(prefix="/api/v1/devices", tags=["evidence"])
 
@@ -84,6 +97,24 @@ AUDIO_TYPES = {
 }
 
 
+def _in_scope(db: Session, ev: Evidence, scope: Scope) -> bool:
+    """A clip belongs to the alert or visit it was recorded for; one tied to neither yet
+    is heard by the whole service's people only."""
+    if scope.service_wide:
+        return True
+    if ev.alert_id is not None:
+        q = select(Alert.id).where(
+            Alert.id == ev.alert_id, scope.covers(Alert.worker_id, Alert.org_id)
+        )
+    elif ev.visit_id is not None:
+        q = select(Visit.id).where(
+            Visit.id == ev.visit_id, scope.covers(Visit.worker_id, Visit.org_id)
+        )
+    else:
+        return False
+    return db.scalar(q) is not None
+
+
 playback = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
 
@@ -92,11 +123,12 @@ def audio(
     evidence_pk: RowId,
     db: SessionDep,
     user: CurrentUser,
+    scope: ScopeDep,
     settings: SettingsDep,
 ) -> FileResponse:
     """The uploaded recording, for playback in the console."""
     ev = db.get(Evidence, evidence_pk)
-    if ev is None or ev.stored_path is None:
+    if ev is None or ev.stored_path is None or not _in_scope(db, ev, scope):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no uploaded audio for this evidence")
     media = AUDIO_TYPES.get((ev.codec or "").lower(), "application/octet-stream")
     if ev.alert_id is not None:

@@ -26,7 +26,10 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
+    # No organisation: the person works for the monitoring centre and sees every customer.
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    # A team of that organisation: the person sees only that team's workers.
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -39,6 +42,7 @@ class UserOut(BaseModel):
     full_name: str
     role: Role
     org_id: int | None
+    team_id: int | None
 
 
 class Token(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.orgs.models import Organisation, Team
 from monitor.security import hash_secret, verify_secret
 from monitor.users.models import Role, User
 
@@ -22,24 +23,50 @@ def add_user(
     role: Role,
     *,
     full_name: str = "",
-    org_id: int | None = None,
+    org: str | None = None,
+    team: str | None = None,
 ) -> User:
+    """A new account. Without `org` it sees the whole service; with `org` (and `team`) only
+    that organisation (team). Both must exist already: a typo must not make an empty
+    organisation that its user then watches, seeing no alerts."""
     if len(password) < MIN_PASSWORD:
         raise UserError(f"passwords must be at least {MIN_PASSWORD} characters")
     if not username or len(username) > 100:
         raise UserError("username must be 1 to 100 characters")
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise UserError(f"user {username} already exists")
+    org_id, team_id = _placement(db, org, team)
     user = User(
         username=username,
         password_hash=hash_secret(password),
         role=role.value,
         full_name=full_name,
         org_id=org_id,
+        team_id=team_id,
     )
     db.add(user)
     db.flush()
     return user
+
+
+def _placement(db: Session, org: str | None, team: str | None) -> tuple[int | None, int | None]:
+    if org is None:
+        if team is not None:
+            raise UserError("a team needs its organisation too")
+        return None, None
+    org_row = db.scalar(select(Organisation).where(Organisation.name == org))
+    if org_row is None:
+        known = ", ".join(db.scalars(select(Organisation.name).order_by(Organisation.name)))
+        raise UserError(f"no organisation {org!r} (known: {known or 'none'})")
+    if team is None:
+        return org_row.id, None
+    team_row = db.scalar(select(Team).where(Team.org_id == org_row.id, Team.name == team))
+    if team_row is None:
+        known = ", ".join(
+            db.scalars(select(Team.name).where(Team.org_id == org_row.id).order_by(Team.name))
+        )
+        raise UserError(f"no team {team!r} in {org} (known: {known or 'none'})")
+    return org_row.id, team_row.id
 
 
 def authenticate(db: Session, username: str, password: str) -> User | None:

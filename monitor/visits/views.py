@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from monitor.deps import CurrentUser, ReadSessionDep
+from monitor.deps import ReadSessionDep, ScopeDep
 from monitor.visits.models import Visit, VisitOut, VisitState
 
 router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
@@ -16,12 +16,12 @@ router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
 @router.get("")
 def list_visits(
     db: ReadSessionDep,
-    user: CurrentUser,
+    scope: ScopeDep,
     state: Literal["open", "all"] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[VisitOut]:
     """Open visits soonest-due first, or every visit newest first."""
-    q = select(Visit)
+    q = select(Visit).where(scope.covers(Visit.worker_id, Visit.org_id))
     if state == "open":
         q = q.where(Visit.state == VisitState.OPEN.value).order_by(Visit.due_at)
     else:
