@@ -32,6 +32,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(worker_app, name="worker")
 app.add_typer(device_app, name="device")
+audit_app = typer.Typer(help="Proof of what happened: the incident log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 BROKER_RELOAD_HINT = (
@@ -113,6 +115,24 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision."""
     store = open_store()
     typer.echo(f"database is up to date: {store.engine.url.render_as_string(hide_password=True)}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check every incident's hash chain; name the first entry that does not fit."""
+    from monitor.alerts import chain
+
+    store = open_store()
+    with store.session() as db:
+        verdict = chain.verify(db)
+    if verdict.broken is not None:
+        raise fail(f"the incident log has been tampered with: {verdict.broken}")
+    typer.echo(
+        f"incident log intact: incidents {verdict.incidents}, entries {verdict.entries}\n"
+        f"digest of every chain's head: {verdict.digest}\n"
+        "(keep the digest somewhere else: a later one tells whether whole incidents or their "
+        "newest entries were removed)"
+    )
 
 
 @user_app.command("add")

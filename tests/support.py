@@ -71,10 +71,12 @@ class PgDatabases:
         upgrade(store)
         store.dispose()
 
-    def new(self) -> str:
+    def new(self, *, empty: bool = False) -> str:
+        """A migrated database; with `empty`, one with no schema at all."""
         name = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            template = "" if empty else f' TEMPLATE "{self.template}"'
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
         self.created.append(name)
         return self.url(name)
 

@@ -59,28 +59,36 @@ class Alert(Base):
 
 
 class AlertEvent(Base):
-    """One entry of an alert's timeline; entries are only ever added, never changed."""
+    """One entry of an alert's timeline; entries are only ever added, never changed, and
+    each carries the hash of the one before it (monitor/alerts/chain.py)."""
 
     __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("alert_id", "seq", name="uq_alert_events_alert_seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    # The entry's place in its incident's chain, from 1.
+    seq: Mapped[int]
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(200))
     text: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class AlertEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    seq: int
     at: datetime
     kind: str
     actor: str
     text: str
     data: dict[str, Any]
+    hash: str
 
 
 class AlertOut(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
+from monitor.alerts import chain
 from monitor.alerts.models import (
     Alert,
     AlertDetail,
@@ -43,8 +44,9 @@ class AlertNotFound(Exception):
 
 
 def record(db: Session, alert: Alert, kind: str, actor: str, text: str = "", **data: Any) -> None:
-    """Add an entry to the alert's timeline (entries are never edited)."""
-    db.add(AlertEvent(alert_id=alert.id, at=utcnow(), kind=kind, actor=actor, text=text, data=data))
+    """Add an entry to the end of the alert's timeline (entries are never edited)."""
+    entry = AlertEvent(alert_id=alert.id, at=utcnow(), kind=kind, actor=actor, text=text, data=data)
+    chain.append(db, alert, entry)
 
 
 def to_out(db: Session, alert: Alert) -> AlertOut:
@@ -73,7 +75,7 @@ def to_out_many(db: Session, alerts: Sequence[Alert]) -> list[AlertOut]:
 
 def timeline_of(db: Session, alert_id: int) -> list[AlertEventOut]:
     rows = db.scalars(
-        select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id)
+        select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.seq)
     )
     return [AlertEventOut.model_validate(r) for r in rows]
 
