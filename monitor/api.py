@@ -21,6 +21,8 @@ from monitor.db import Store
 from monitor.devices.views import router as devices_router
 from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
+from monitor.incidents.views import reports_router
+from monitor.incidents.views import router as incidents_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
 from monitor.users.throttle import SignInThrottle
@@ -81,6 +83,8 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         refused_router,
         evidence_router,
         playback_router,
+        incidents_router,
+        reports_router,
     ):
         app.include_router(router)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,6 +82,20 @@ class Settings(BaseSettings):
         description="Commands the broker has not acknowledged after this long are published again.",
     )
 
+    # The safety lead's reports (monitor/incidents).
+    ack_targets: str = Field(
+        "10:80,40:98.5",
+        description="Targets for taking charge of alerts: SECONDS:PERCENT pairs separated by "
+        "commas; 10:80,40:98.5 means 80 % within 10 s and 98.5 % within 40 s.",
+    )
+    test_alert_days: int = Field(
+        30, ge=1, le=3650, description="A device with no test alert for this long is listed."
+    )
+    pdf_font_dir: Path = Field(
+        Path("/usr/share/fonts/truetype/dejavu"),
+        description="Where DejaVu Sans is (Debian's fonts-dejavu-core), for PDF reports.",
+    )
+
     # Escalation (the `escalation` package reads these; monitor itself does not).
     public_url: str = Field(
         "http://127.0.0.1:8000",
@@ -115,6 +129,17 @@ class Settings(BaseSettings):
         "(the demo does).",
     )
 
+    @field_validator("ack_targets")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
+    @cached_property
+    def ack_target_list(self) -> list[tuple[float, float]]:
+        """(seconds, percent) pairs, shortest first."""
+        return parse_targets(self.ack_targets)
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -124,3 +149,21 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+
+def parse_targets(text: str) -> list[tuple[float, float]]:
+    """'10:80,40:98.5' as [(10.0, 80.0), (40.0, 98.5)]; a ValueError names what is wrong."""
+    targets = []
+    for part in text.split(","):
+        seconds, sep, percent = part.strip().partition(":")
+        try:
+            pair = (float(seconds), float(percent))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or not (0 < pair[0] < 86400 and 0 < pair[1] <= 100):
+            raise ValueError(
+                f"{part.strip()!r} is not SECONDS:PERCENT (seconds above 0 and below a day, "
+                "percent above 0 and at most 100)"
+            )
+        targets.append(pair)
+    return sorted(targets)

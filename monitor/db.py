@@ -55,6 +55,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for Vigil's access pattern on either database."""
     parsed = make_url(url)
@@ -76,6 +80,9 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # SQLite's own lower() folds only ASCII letters: searches must match "Élodie" when
+            # "élodie" is typed, as they do on PostgreSQL with a UTF-8 locale.
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:

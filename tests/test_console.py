@@ -232,6 +232,7 @@ def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: BrowserContex
     svc.user("olly", Role.OPERATOR)
     page = sign_in(browser, base, "olly")
     expect(page.locator("#tab-fleet")).to_be_hidden()
+    expect(page.locator("#tab-review")).to_be_hidden()
 
 
 def test_expired_session_returns_to_sign_in(
@@ -303,3 +304,70 @@ policies:
         page.goto(f"{base}/#alert={pk}")  # the link an SMS carries
         expect(page.locator("#d-title")).to_contain_text("Tom Reyes", timeout=5_000)
         expect(page.locator("#d-title")).to_contain_text(re.compile("man", re.IGNORECASE))
+
+
+def test_review_pages_for_the_safety_lead(svc: Running, browser: BrowserContext) -> None:
+    base = svc.serve_http()
+    op = svc.user("ola", Role.OPERATOR)
+    svc.user("lead", Role.SUPERVISOR)
+    nia, _ = svc.badge("badge-rv1", name="Nia <b>Okoro</b>", team="Housing")
+    tom, _ = svc.badge("badge-rv2", name="Tom Reyes", team="Nursing")
+    for i in range(3):  # a short trail before the alert
+        nia.send_location(lat=51.5 + i * 0.0005, lon=-0.12, acc=8, qos=1)
+    raised = [nia.raise_alert(type="red"), tom.raise_alert(type="test")]
+    for device, alert_id in zip((nia, tom), raised, strict=True):
+        device.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    first, second = (alert_pk(svc, a) for a in raised)
+    svc.http.post(f"/api/v1/alerts/{first}/acknowledge", headers=op)
+    svc.http.post(f"/api/v1/alerts/{first}/notes", json={"text": "Tenant ARRESTED"}, headers=op)
+    for pk, outcome in ((first, "genuine_emergency"), (second, "false_alarm")):
+        r = svc.http.post(f"/api/v1/alerts/{pk}/resolve", json={"outcome": outcome}, headers=op)
+        assert r.status_code == 200, r.text
+
+    page = sign_in(browser, base, "lead")
+    page.click("#tab-review")
+    expect(page.locator("#console")).to_be_hidden()
+    rows = page.locator("#incidents tbody tr")
+    expect(rows).to_have_count(2)
+    # Search in the notes: one incident left, its worker's name shown as text.
+    page.fill("#rv-filters input[name=q]", "arrested")
+    page.click("#rv-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Nia <b>Okoro</b>")
+    page.fill("#rv-filters input[name=q]", "")
+    page.select_option("#rv-filters select[name=type]", "test")
+    page.click("#rv-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Tom Reyes")
+    page.click("#rv-csv")
+    expect(page.locator("body")).to_have_attribute(
+        "data-downloaded", re.compile(r"^vigil-incidents-.*\.csv$")
+    )
+    page.select_option("#rv-filters select[name=type]", "")
+    page.select_option("#rv-filters select[name=outcome]", "genuine_emergency")
+    page.click("#rv-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+
+    rows.first.click()
+    expect(page.locator("#rv-title")).to_contain_text("Nia <b>Okoro</b>")
+    timeline = page.locator("#rv-timeline")
+    expect(timeline).to_contain_text("Tenant ARRESTED")
+    expect(timeline).to_contain_text("Resolved: genuine_emergency")
+    entries = svc.http.get(f"/api/v1/alerts/{first}", headers=op).json()["timeline"]
+    expect(timeline.locator("code.hash")).to_have_count(len(entries))
+    expect(timeline.locator("code.hash").last).to_have_text(entries[-1]["hash"])
+    expect(page.locator("#rv-head")).to_contain_text(f"entry {len(entries)}")
+    expect(page.locator("#rv-map")).to_have_attribute("data-points", re.compile(r"[2-9]|\d\d"))
+    page.click("#rv-pdf")
+    expect(page.locator("body")).to_have_attribute("data-downloaded", f"vigil-incident-{first}.pdf")
+    page.click("#rv-back")
+    expect(rows).to_have_count(1)
+
+    page.click("#rv-tab-reports")
+    expect(page.locator("#chart-weeks")).to_have_attribute("data-bars", "2")  # red and test
+    expect(page.locator("#chart-weeks rect.bar")).to_have_count(2)
+    expect(page.locator("#chart-targets")).to_have_attribute("data-targets", re.compile(r"met"))
+    expect(page.locator("#chart-targets rect.bar")).to_have_count(2)
+    expect(page.locator("#rv-card-false")).to_contain_text("50.0 %")
+    expect(page.locator("#rv-card-false")).to_contain_text("1 of 2")
+    expect(page.locator("#rv-stale")).to_contain_text(nia.device_id)

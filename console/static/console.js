@@ -33,9 +33,10 @@ function show(view) {
   $("#login").hidden = view !== "login";
   $("#console").hidden = view !== "alerts";
   $("#fleet").hidden = view !== "fleet";
+  $("#review").hidden = view !== "review";
   $("#logout").hidden = view === "login";
   $("#tabs").hidden = view === "login";
-  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-fleet", "fleet"]]) {
+  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-fleet", "fleet"], ["#tab-review", "review"]]) {
     $(id).classList.toggle("active", view === v);
     $(id).setAttribute("aria-pressed", String(view === v));
   }
@@ -43,6 +44,7 @@ function show(view) {
   clearInterval(state.fleetTimer);
   if (view === "fleet") { loadFleet(); state.fleetTimer = setInterval(loadFleet, 5000); }
   if (view === "alerts" && state.map) setTimeout(() => state.map.invalidateSize(), 0);
+  if (view === "review") openReview();  // review.js
 }
 
 function signOut(note) {
@@ -346,6 +348,7 @@ async function start() {
   } catch { return; }
   $("#who").textContent = `${state.me.full_name || state.me.username} (${state.me.role})`;
   $("#tab-fleet").hidden = !["supervisor", "admin"].includes(state.me.role);
+  $("#tab-review").hidden = $("#tab-fleet").hidden;
   show("alerts");
   connect();
   openLinked();

@@ -1,0 +1,1 @@
+"""The safety lead's review: incidents by filter and text, reports, and CSV and PDF exports."""

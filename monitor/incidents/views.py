@@ -1,0 +1,154 @@
+"""REST routes for the safety lead: the incident list and its CSV, one incident's PDF, reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy import select
+
+from monitor.alerts import service as alerts
+from monitor.alerts.models import NO_NUL
+from monitor.alerts.states import AlertState, AlertType, Outcome
+from monitor.db import utcnow
+from monitor.deps import MAX_ROW_ID, ReadSessionDep, RowId, ScopeDep, SettingsDep, Supervisor
+from monitor.incidents import export, pdf, queries, reports
+from monitor.incidents.models import IncidentOut, Report
+from monitor.incidents.queries import IncidentFilter
+from monitor.orgs.models import Organisation
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
+reports_router = APIRouter(prefix="/api/v1/reports", tags=["incidents"])
+
+# An export is made in memory: past this many rows, narrow the filters (a 422 says so).
+MAX_EXPORT_ROWS = 100_000
+Since = Annotated[datetime | None, Query(description="raised at or after (no offset: UTC)")]
+Until = Annotated[datetime | None, Query(description="raised before (no offset: UTC)")]
+Id = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # An offset that moves the first or last representable day out of range.
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} is out of range"
+        ) from None
+
+
+def period(since: Since = None, until: Until = None) -> tuple[datetime | None, datetime | None]:
+    start, end = _utc(since, "since"), _utc(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    return start, end
+
+
+Period = Annotated[tuple[datetime | None, datetime | None], Depends(period)]
+
+
+def incident_filter(
+    window: Period,
+    team: Id = None,
+    worker: Id = None,
+    type: AlertType | None = None,
+    outcome: Outcome | None = None,
+    state: AlertState | None = None,
+    duress: bool | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="text in the alert's or people's notes"),
+    ] = None,
+) -> IncidentFilter:
+    return IncidentFilter(
+        since=window[0],
+        until=window[1],
+        team_id=team,
+        worker_id=worker,
+        type=type,
+        outcome=outcome,
+        state=state,
+        duress=duress,
+        text=q or None,
+    )
+
+
+Filter = Annotated[IncidentFilter, Depends(incident_filter)]
+
+
+@router.get("")
+def list_incidents(
+    db: ReadSessionDep,
+    user: Supervisor,
+    scope: ScopeDep,
+    f: Filter,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+) -> list[IncidentOut]:
+    """Alerts matching every filter given, newest first, with their response times."""
+    return queries.find(db, scope, f, limit=limit, offset=offset)
+
+
+@router.get("/export.csv", response_class=Response)
+def export_csv(db: ReadSessionDep, user: Supervisor, scope: ScopeDep, f: Filter) -> Response:
+    """The same filters as the list, every matching incident as one CSV row."""
+    rows = queries.find(db, scope, f, limit=MAX_EXPORT_ROWS + 1)
+    if len(rows) > MAX_EXPORT_ROWS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"more than {MAX_EXPORT_ROWS} incidents match: narrow the filters",
+        )
+    name = f"vigil-incidents-{utcnow():%Y%m%dT%H%M%SZ}.csv"
+    return Response(
+        export.to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/{alert_id}/report.pdf", response_class=Response)
+def incident_pdf(
+    alert_id: RowId, db: ReadSessionDep, user: Supervisor, scope: ScopeDep, settings: SettingsDep
+) -> Response:
+    """One incident as a PDF: facts, positions, evidence hashes, the hash-chained timeline."""
+    alerts.check_in_scope(db, alert_id, scope)
+    alert = alerts.get(db, alert_id)
+    org = (
+        db.scalar(select(Organisation.name).where(Organisation.id == alert.org_id))
+        if alert.org_id is not None
+        else None
+    )
+    body = pdf.render(
+        alerts.detail(db, alert),
+        org=org,
+        ack_s=queries.seconds(alert.raised_at, queries.answered_at(alert)),
+        resolve_s=queries.seconds(alert.raised_at, alert.resolved_at),
+        exported_by=f"user:{user.username}",
+        now=utcnow(),
+        font_dir=settings.pdf_font_dir,
+    )
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="vigil-incident-{alert_id}.pdf"'},
+    )
+
+
+@reports_router.get("")
+def report(
+    db: ReadSessionDep, user: Supervisor, scope: ScopeDep, settings: SettingsDep, window: Period
+) -> Report:
+    """Alerts per week, false alarms, response times against the targets, devices not
+    tested lately, low-battery warnings: over alerts raised in the period."""
+    return reports.build(
+        db,
+        scope,
+        since=window[0],
+        until=window[1],
+        targets=settings.ack_target_list,
+        test_days=settings.test_alert_days,
+        now=utcnow(),
+    )
