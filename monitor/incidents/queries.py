@@ -77,16 +77,23 @@ def seconds(start: datetime, end: datetime | None) -> float | None:
     return None if end is None else (end - start).total_seconds()
 
 
+# Workers' names are looked up for this many incidents at a time: an export's thousands of
+# rows would otherwise make one IN list longer than SQLite takes.
+NAMES_BATCH = 1000
+
+
 def with_timings(db: Session, found: list[Alert]) -> list[IncidentOut]:
     out = []
-    for alert, row in zip(found, alerts.to_out_many(db, found), strict=True):
-        out.append(
-            IncidentOut(
-                **row.model_dump(),
-                time_to_acknowledge_s=seconds(alert.raised_at, answered_at(alert)),
-                time_to_resolve_s=seconds(alert.raised_at, alert.resolved_at),
+    for start in range(0, len(found), NAMES_BATCH):
+        batch = found[start : start + NAMES_BATCH]
+        for alert, row in zip(batch, alerts.to_out_many(db, batch), strict=True):
+            out.append(
+                IncidentOut(
+                    **row.model_dump(),
+                    time_to_acknowledge_s=seconds(alert.raised_at, answered_at(alert)),
+                    time_to_resolve_s=seconds(alert.raised_at, alert.resolved_at),
+                )
             )
-        )
     return out
 
 
