@@ -19,6 +19,7 @@ from monitor.audit.views import router as audit_router
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.views import router as devices_router
+from monitor.evidence import storage
 from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
 from monitor.incidents.views import reports_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.evidence_store = storage.from_settings(settings)
     app.state.runners = []
     app.state.sign_in_throttle = SignInThrottle(
         settings.signin_max_failures, settings.signin_window_s

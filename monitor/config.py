@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +65,25 @@ class Settings(BaseSettings):
     visit_grace_s: int = Field(120, ge=0)
     max_payload_bytes: int = 16 * 1024
     max_evidence_bytes: int = 64 * 1024 * 1024
+    evidence_store: Literal["local", "s3"] = Field(
+        "local",
+        description="Where uploaded evidence is kept: `local` (data_dir/evidence) or `s3` "
+        "(S3-compatible object storage; credentials from boto3's usual chain).",
+    )
+    evidence_s3_bucket: str = Field("", description="The bucket, for evidence_store s3.")
+    evidence_s3_endpoint_url: str = Field(
+        "", description="The object store's URL; empty means AWS S3 itself."
+    )
+    evidence_s3_region: str = Field("", description="Its region; empty: boto3's own setting.")
+    evidence_s3_prefix: str = Field(
+        "", description="Put before every object key, e.g. vigil/evidence/."
+    )
+    evidence_retention_days: int = Field(
+        90,
+        ge=1,
+        description="Clips are deleted by `vigil evidence purge` this long after their "
+        "incident closed (never while it is on hold).",
+    )
 
     telemetry_batch_max: int = Field(
         500, ge=1, description="Location/heartbeat rows per transaction at most."
@@ -128,6 +148,12 @@ class Settings(BaseSettings):
         description="Load the default policy shipped with Vigil when no policy is stored "
         "(the demo does).",
     )
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.evidence_store == "s3" and not self.evidence_s3_bucket:
+            raise ValueError("VIGIL_EVIDENCE_S3_BUCKET must be set when VIGIL_EVIDENCE_STORE is s3")
+        return self
 
     @field_validator("ack_targets")
     @classmethod

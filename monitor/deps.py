@@ -14,6 +14,7 @@ from monitor.audit.service import audit_now
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device
+from monitor.evidence.storage import EvidenceStore
 from monitor.orgs.scope import Scope
 from monitor.security import read_token, verify_device_secret
 from monitor.users.models import Role, User
@@ -53,6 +54,14 @@ def get_read_db(store: Annotated[Store, Depends(get_store)]) -> Iterator[Session
 
 ReadSessionDep = Annotated[Session, Depends(get_read_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_evidence_store(request: Request) -> EvidenceStore:
+    evidence: EvidenceStore = request.app.state.evidence_store
+    return evidence
+
+
+EvidenceStoreDep = Annotated[EvidenceStore, Depends(get_evidence_store)]
 # A row id in a URL: the primary keys are INTEGER, which PostgreSQL keeps in 32 bits, so a
 # larger number is refused as a bad id (422), never passed on to fail in the database.
 MAX_ROW_ID = 2**31 - 1

@@ -4,7 +4,7 @@ from monitor.alerts.models import Alert, AlertEvent
 from monitor.audit.models import AuditEntry
 from monitor.db import Base
 from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
-from monitor.evidence.models import Evidence
+from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
 from monitor.users.models import User
@@ -19,6 +19,7 @@ __all__ = [
     "Device",
     "DeviceCommand",
     "Evidence",
+    "EvidenceCustody",
     "LocationFix",
     "Organisation",
     "RefusedMessage",

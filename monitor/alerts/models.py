@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.alerts.states import AlertState, AlertType, Outcome
@@ -48,6 +48,11 @@ class Alert(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     outcome: Mapped[str | None] = mapped_column(String(32))
     cancelled_at: Mapped[datetime | None]
+    # On hold (under investigation): its evidence is kept whatever the retention period.
+    hold: Mapped[bool] = mapped_column(default=False, server_default=false())
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    held_at: Mapped[datetime | None]
+    held_by: Mapped[str | None] = mapped_column(String(200))
 
     @property
     def state_enum(self) -> AlertState:
@@ -121,6 +126,10 @@ class AlertOut(BaseModel):
     resolved_by: str | None
     outcome: Outcome | None
     cancelled_at: datetime | None
+    hold: bool
+    hold_reason: str | None
+    held_at: datetime | None
+    held_by: str | None
 
 
 class WorkerBrief(BaseModel):
@@ -186,3 +195,10 @@ class ResolveIn(BaseModel):
 
     outcome: Outcome
     note: str | None = Field(None, max_length=4000, pattern=NO_NUL)
+
+
+class HoldIn(BaseModel):
+    # A reason of spaces only is no reason.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=1000, pattern=NO_NUL)

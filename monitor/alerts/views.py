@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
 
-from monitor.alerts import service
-from monitor.alerts.models import Alert, AlertDetail, AlertOut, AuthoritiesIn, NoteIn, ResolveIn
+from monitor.alerts import holds, service
+from monitor.alerts.models import (
+    Alert,
+    AlertDetail,
+    AlertOut,
+    AuthoritiesIn,
+    HoldIn,
+    NoteIn,
+    ResolveIn,
+)
 from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import (
     MAX_ROW_ID,
@@ -17,6 +25,8 @@ from monitor.deps import (
     RowId,
     ScopeDep,
     SessionDep,
+    Supervisor,
+    client_address,
 )
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -87,4 +97,37 @@ def authorities_called(
     alert = service.record_authorities(
         db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
     )
+    return service.to_out(db, alert)
+
+
+@router.post("/{alert_id}/hold")
+def place_hold(
+    alert_id: AlertId,
+    body: HoldIn,
+    request: Request,
+    db: SessionDep,
+    user: Supervisor,
+    scope: ScopeDep,
+) -> AlertOut:
+    """Put the incident on hold (under investigation): its evidence is never purged."""
+    service.check_in_scope(db, alert_id, scope)
+    try:
+        alert = holds.place(
+            db, alert_id, actor=_actor(user), reason=body.reason, address=client_address(request)
+        )
+    except holds.HoldConflict as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+    return service.to_out(db, alert)
+
+
+@router.delete("/{alert_id}/hold")
+def release_hold(
+    alert_id: AlertId, request: Request, db: SessionDep, user: Supervisor, scope: ScopeDep
+) -> AlertOut:
+    """Release the hold: the incident's evidence follows the retention period again."""
+    service.check_in_scope(db, alert_id, scope)
+    try:
+        alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
+    except holds.HoldConflict as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
     return service.to_out(db, alert)

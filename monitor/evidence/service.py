@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime
-from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts import service as alerts
@@ -15,7 +12,9 @@ from monitor.alerts.models import Alert
 from monitor.db import utcnow
 from monitor.devices.models import Device
 from monitor.events import emit
-from monitor.evidence.models import Evidence
+from monitor.evidence import custody
+from monitor.evidence.models import Evidence, EvidenceCustody
+from monitor.evidence.storage import EvidenceStore
 from monitor.ingest.messages import EvidenceMsg
 from monitor.visits.models import Visit
 
@@ -75,9 +74,7 @@ def announce(db: Session, ev: Evidence, what: str) -> None:
     )
 
 
-def reference(
-    db: Session, *, device: Device, msg: EvidenceMsg, received_at: datetime, store_dir: Path
-) -> Evidence:
+def reference(db: Session, *, device: Device, msg: EvidenceMsg, received_at: datetime) -> Evidence:
     """Record a device's evidence message. Raises EvidenceRefused on a hash mismatch."""
     ev = _find(db, device.id, msg.id)
     digest = msg.sha256.lower()
@@ -135,38 +132,32 @@ def link_to_visit(db: Session, device_id: str, device_visit_id: str) -> None:
         ev.visit_id = visit_id
 
 
-def discard_upload(db: Session, device_id: str, evidence_id: str, store_dir: Path) -> None:
+def discard_upload(db: Session, device_id: str, evidence_id: str, store: EvidenceStore) -> None:
+    """Forget an upload its evidence message disowned (another sha256): the bytes were never
+    evidence of anything, so they go, with their record and its custody."""
     ev = _find(db, device_id, evidence_id)
     if ev is None:
         return
     if ev.stored_path:
-        (store_dir / ev.stored_path).unlink(missing_ok=True)
+        store.delete(ev.stored_path)
+    db.execute(delete(EvidenceCustody).where(EvidenceCustody.evidence_pk == ev.id))
     db.delete(ev)
 
 
-def save_bytes(store_dir: Path, device_id: str, data: bytes) -> str:
-    """Write uploaded bytes durably, before any transaction opens; returns the relative path.
-
-    Named at random: an evidence id is any text, and two clips may have the same digest.
-    """
-    rel = Path(device_id) / f"{uuid.uuid4().hex}.bin"
-    path = store_dir / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return str(rel)
-
-
 def record_upload(
-    db: Session, *, device: Device, evidence_id: str, digest: str, size: int, rel: str
+    db: Session,
+    *,
+    device: Device,
+    evidence_id: str,
+    digest: str,
+    size: int,
+    key: str,
+    where: str,
 ) -> tuple[Evidence, bool]:
-    """Record saved bytes against the evidence, checked against the sha256 the device declared
-    (if it has). Returns (evidence, False) when the same bytes were already uploaded, in which
-    case the file at `rel` is not needed. Raises EvidenceRefused on a mismatch."""
+    """Record bytes saved in the evidence store under `key` (at `where`) against the
+    evidence, checked against the sha256 the device declared (if it has). Returns
+    (evidence, False) when the same bytes were already uploaded, in which case the object
+    at `key` is not needed. Raises EvidenceRefused on a mismatch."""
     ev = _find(db, device.id, evidence_id)
     if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
         raise EvidenceRefused(
@@ -181,10 +172,13 @@ def record_upload(
         db.add(ev)
     ev.uploaded_at = utcnow()
     ev.uploaded_sha256 = digest
-    ev.stored_path = rel
+    ev.stored_path = key
     if ev.size_bytes is None:
         ev.size_bytes = size
     db.flush()
+    custody.record(
+        db, ev, f"device:{device.id}", "uploaded", sha256=digest, bytes=size, where=where
+    )
     if ev.sha256 is not None:
         announce(db, ev, "uploaded and verified")
     return ev, True

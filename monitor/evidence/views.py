@@ -1,13 +1,14 @@
-"""The device's evidence upload: PUT the bytes, checked against the declared sha256."""
+"""Evidence routes: the device's upload (checked against the declared sha256), playback
+and each clip's chain of custody."""
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path as FsPath
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -17,16 +18,22 @@ from monitor.alerts.models import Alert
 from monitor.deps import (
     CurrentDevice,
     CurrentUser,
+    EvidenceStoreDep,
+    ReadSessionDep,
     RowId,
     ScopeDep,
     SessionDep,
     SettingsDep,
     StoreDep,
+    Supervisor,
+    client_address,
 )
-from monitor.evidence import service
-from monitor.evidence.models import Evidence, EvidenceOut
+from monitor.evidence import custody, service, storage
+from monitor.evidence.models import CustodyOut, Evidence, EvidenceOut
 from monitor.orgs.scope import Scope
 from monitor.visits.models import Visit
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/devices", tags=["evidence"])
 
@@ -42,6 +49,7 @@ async def upload(
     device: CurrentDevice,
     settings: SettingsDep,
     store: StoreDep,
+    evidence: EvidenceStoreDep,
 ) -> EvidenceOut:
     """Upload a recording's bytes (HTTP Basic auth: DEVICE and its secret)."""
     limit = settings.max_evidence_bytes
@@ -58,11 +66,13 @@ async def upload(
     if not data:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no bytes in the request body")
 
-    store_dir = FsPath(settings.evidence_dir)
     digest = hashlib.sha256(data).hexdigest()
+    key = storage.new_key(device.id)
 
     def keep() -> EvidenceOut:
-        rel = service.save_bytes(store_dir, device.id, data)
+        # The bytes are stored before the transaction that records them: a record never
+        # points at bytes that are not there.
+        evidence.put(key, data)
         kept = False
         try:
             with store.begin() as db:
@@ -72,19 +82,33 @@ async def upload(
                     evidence_id=evidence_id,
                     digest=digest,
                     size=len(data),
-                    rel=rel,
+                    key=key,
+                    where=evidence.describe(key),
                 )
                 out = EvidenceOut.model_validate(ev)
             kept = fresh  # only once committed
             return out
         finally:
             if not kept:
-                (store_dir / rel).unlink(missing_ok=True)
+                _forget(evidence, key)
 
     try:
         return await run_in_threadpool(keep)
     except service.EvidenceRefused as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
+    except storage.StoreUnavailable as e:
+        log.error("evidence upload from %s not stored: %s", device.id, e)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the evidence store is unavailable: upload again"
+        ) from e
+
+
+def _forget(evidence: storage.EvidenceStore, key: str) -> None:
+    """Remove bytes no record points at; failing that, say so (nothing else will find them)."""
+    try:
+        evidence.delete(key)
+    except Exception:
+        log.exception("could not delete unrecorded evidence at %s", evidence.describe(key))
 
 
 AUDIO_TYPES = {
@@ -118,21 +142,49 @@ def _in_scope(db: Session, ev: Evidence, scope: Scope) -> bool:
 playback = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])
 
 
+def _visible(db: Session, evidence_pk: int, scope: Scope, unknown: str) -> Evidence:
+    ev = db.get(Evidence, evidence_pk)
+    if ev is None or not _in_scope(db, ev, scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, unknown)
+    return ev
+
+
 @playback.get("/{evidence_pk}/audio")
 def audio(
     evidence_pk: RowId,
+    request: Request,
     db: SessionDep,
     user: CurrentUser,
     scope: ScopeDep,
-    settings: SettingsDep,
-) -> FileResponse:
+    evidence: EvidenceStoreDep,
+) -> StreamingResponse:
     """The uploaded recording, for playback in the console."""
-    ev = db.get(Evidence, evidence_pk)
-    if ev is None or ev.stored_path is None or not _in_scope(db, ev, scope):
+    ev = _visible(db, evidence_pk, scope, "no uploaded audio for this evidence")
+    if ev.purged_at is not None:
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            f"the audio was deleted on {ev.purged_at:%Y-%m-%d} under the retention policy; "
+            "its record and sha256 are kept",
+        )
+    if ev.stored_path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no uploaded audio for this evidence")
+    try:
+        opened = evidence.open(ev.stored_path)
+    except storage.MissingObject as e:
+        log.error("%s: %s", custody.label(ev), e)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "the uploaded audio is missing from the evidence store"
+        ) from e
+    except storage.StoreUnavailable as e:
+        log.error("%s: %s", custody.label(ev), e)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the evidence store is unavailable: try again"
+        ) from e
     media = AUDIO_TYPES.get((ev.codec or "").lower(), "application/octet-stream")
+    # Every access to evidence is on the record (who, when, which clip), committed before
+    # the first byte goes out; a clip of an alert is on the alert's timeline too.
+    custody.record(db, ev, f"user:{user.username}", "played", address=client_address(request))
     if ev.alert_id is not None:
-        # Every access to evidence is on the record: who, when, which clip.
         alert = alerts.get(db, ev.alert_id)
         alerts.record(
             db,
@@ -142,4 +194,17 @@ def audio(
             f"Audio {ev.evidence_id} played or downloaded",
             evidence=ev.evidence_id,
         )
-    return FileResponse(FsPath(settings.evidence_dir) / ev.stored_path, media_type=media)
+    return StreamingResponse(
+        opened.chunks(), media_type=media, headers={"Content-Length": str(opened.size)}
+    )
+
+
+@playback.get("/{evidence_pk}/custody")
+def custody_of(
+    evidence_pk: RowId, db: ReadSessionDep, user: Supervisor, scope: ScopeDep
+) -> CustodyOut:
+    """The clip's chain of custody: its upload, every playback, check and deletion."""
+    ev = _visible(db, evidence_pk, scope, f"no evidence {evidence_pk}")
+    return CustodyOut(
+        evidence=EvidenceOut.model_validate(ev), entries=custody.entries(db, evidence_pk)
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import queue
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
@@ -23,6 +22,7 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
+from monitor.evidence import storage
 from monitor.ingest import failures, refusals, waiting
 from monitor.ingest.items import Item, ItemWorker, Stopping, device_refusal
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
@@ -41,6 +41,7 @@ class UrgentWorker(ItemWorker):
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-urgent", store, settings)
+        self.evidence_store = storage.from_settings(settings)
 
     def run(self) -> None:
         while not self._stop_flag.is_set():
@@ -260,14 +261,11 @@ class UrgentWorker(ItemWorker):
         return []
 
     def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item) -> list[Direct]:
-        store_dir = Path(self.settings.evidence_dir)
         try:
-            evidence.reference(
-                db, device=device, msg=msg, received_at=item.received_at, store_dir=store_dir
-            )
+            evidence.reference(db, device=device, msg=msg, received_at=item.received_at)
         except evidence.EvidenceRefused as why:
             if why.discard_upload:
-                evidence.discard_upload(db, device.id, msg.id, store_dir)
+                evidence.discard_upload(db, device.id, msg.id, self.evidence_store)
             refused = item.refuse("evidence_mismatch", str(why))
             return self._refuse(db, refused)
         return []
