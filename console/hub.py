@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 QUEUE_LIMIT = 1000
 HISTORY = 5000
+ACTIVE_VALUES = frozenset(s.value for s in ACTIVE_STATES)
 PING_S = 20.0
 
 
@@ -90,17 +91,22 @@ class Hub:
     def _fan_out(self, event: Event) -> None:
         seq = next(self._seq)
         self.last_seq = seq
+        data = dict(event.data)
+        alert = data.get("alert")
+        if isinstance(alert, dict) and alert.get("state") not in ACTIVE_VALUES:
+            # Once an alert is over, where the worker was is no business of a console
+            # (docs/privacy.md); the incident's page still shows it to whom it may.
+            data["alert"] = alert = {**alert, "lat": None, "lon": None, "acc": None}
         text = json.dumps(
             {
                 "seq": seq,
                 "epoch": self.epoch,
                 "kind": event.kind,
                 "at": event.at.isoformat(),
-                **event.data,
+                **data,
             },
             default=str,
         )
-        alert = event.data.get("alert")
         # An event about no alert in particular is for the whole service's people only.
         sent = (
             Sent(seq, text, alert.get("org_id"), alert.get("team_id"), True)

@@ -36,6 +36,8 @@ audit_app = typer.Typer(help="Proof of what happened: the incident log.", no_arg
 app.add_typer(audit_app, name="audit")
 evidence_app = typer.Typer(help="Audio evidence: checks and retention.", no_args_is_help=True)
 app.add_typer(evidence_app, name="evidence")
+locations_app = typer.Typer(help="Location history.", no_args_is_help=True)
+app.add_typer(locations_app, name="locations")
 
 
 BROKER_RELOAD_HINT = (
@@ -135,6 +137,35 @@ def audit_verify() -> None:
         "(keep the digest somewhere else: a later one tells whether whole incidents or their "
         "newest entries were removed)"
     )
+
+
+@locations_app.command("purge")
+def locations_purge(
+    dry_run: Annotated[bool, typer.Option(help="Count what would go; delete nothing.")] = False,
+) -> None:
+    """Delete location history outside alerts and visits older than the retention time
+    (the service also does this every VIGIL_LOCATION_PURGE_EVERY_S)."""
+    from datetime import timedelta
+
+    from monitor.db import utcnow
+    from monitor.privacy import retention
+
+    s = settings()
+    if s.location_retention_days == 0:
+        raise fail("VIGIL_LOCATION_RETENTION_DAYS is 0: location history is kept for ever")
+    store = open_store()
+    keep, now = timedelta(days=s.location_retention_days), utcnow()
+    deleted = 0
+    with store.session() as reading:
+        for ids in retention.expired_batches(reading, now, keep):
+            if dry_run:
+                deleted += len(ids)
+                continue
+            with store.begin() as db:
+                deleted += retention.delete_fixes(db, ids)
+                audit(db, "cli", "locations_purged", f"{len(ids)} fixes", days=keep.days)
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb} {deleted} location fixes older than {s.location_retention_days} days")
 
 
 @evidence_app.command("verify")

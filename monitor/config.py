@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     )
 
     low_battery_pct: int = Field(15, ge=1, le=100)
+    # Privacy (docs/privacy.md).
+    location_retention_days: float = Field(
+        7,
+        ge=0,
+        description="Location history outside alerts and visits is deleted after this many "
+        "days; 0 keeps it for ever.",
+    )
+    location_purge_every_s: float = Field(
+        3600, gt=0, description="How often the scheduler deletes expired location history."
+    )
+    supervisor_positions: Literal["always", "active"] = Field(
+        "always",
+        description="Supervisors and admins see positions `always`, or, like operators, only "
+        "while the worker has an active alert or an open visit (`active`).",
+    )
     default_heartbeat_s: int = Field(300, ge=10)
     visit_grace_s: int = Field(120, ge=0)
     max_payload_bytes: int = 16 * 1024

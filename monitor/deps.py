@@ -119,8 +119,9 @@ def require(*roles: Role, service_wide: bool = False) -> Callable[..., User]:
     return check
 
 
-def current_scope(user: CurrentUser) -> Scope:
-    return Scope(user.org_id, user.team_id)
+def current_scope(user: CurrentUser, settings: SettingsDep) -> Scope:
+    positions_always = user.role != Role.OPERATOR and settings.supervisor_positions == "always"
+    return Scope(user.org_id, user.team_id, positions_always)
 
 
 ScopeDep = Annotated[Scope, Depends(current_scope)]

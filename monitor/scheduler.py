@@ -1,4 +1,5 @@
-"""Durable timers: visit deadlines, overdue visits, silent devices, unsent commands.
+"""Durable timers: visit deadlines, overdue visits, silent devices, unsent commands, and
+the deletion of expired location history.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
 unsent command), not a timer in memory: after a restart the first tick finds whatever fell
@@ -24,6 +25,7 @@ from monitor.devices import service as devices
 from monitor.devices.models import Device, DeviceCommand
 from monitor.ingest import waiting
 from monitor.ingest.models import WaitingMessage
+from monitor.privacy import retention
 from monitor.visits import service as visits
 from monitor.visits.models import Visit, VisitState
 
@@ -50,6 +52,7 @@ class Scheduler(threading.Thread):
         self._can_send = can_send
         self._last_try: dict[int, float] = {}
         self._stop_flag = threading.Event()
+        self._next_purge = 0.0
 
     def stop(self) -> None:
         self._stop_flag.set()
@@ -117,6 +120,26 @@ class Scheduler(threading.Thread):
             )
         self._mark_sent()
         self._resend_unsent()
+        if self.settings.location_retention_days > 0 and time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + self.settings.location_purge_every_s
+            self._purge_locations()
+
+    def _purge_locations(self) -> None:
+        keep = timedelta(days=self.settings.location_retention_days)
+        now, deleted = utcnow(), 0
+        try:
+            # Found with one session, deleted a batch per transaction: a first purge of a
+            # large backlog never holds a long transaction over the telemetry writers.
+            with self.store.session() as reading:
+                for ids in retention.expired_batches(reading, now, keep):
+                    if self._stop_flag.is_set():
+                        break
+                    with self.store.begin() as db:
+                        deleted += retention.delete_fixes(db, ids)
+        except Exception:
+            log.exception("deleting expired location history failed; will try again")
+        if deleted:
+            log.info("deleted %d location fixes older than the retention time", deleted)
 
     def _each(self, what: str, key: Any, action: Callable[[Session, Any], object]) -> None:
         # One item that fails must not hold up the others due in the same tick.

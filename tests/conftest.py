@@ -41,17 +41,29 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         b.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def _database(request: pytest.FixtureRequest, tmp_path: Path, *, empty: bool) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'vigil.db'}"
         return
     dbs: PgDatabases = request.getfixturevalue("pg")
-    url = dbs.new()
+    url = dbs.new(empty=empty)
     try:
         yield url
     finally:
         dbs.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own: on PostgreSQL a copy of the migrated template, on
+    SQLite a new file (the service migrates it as it opens it)."""
+    yield from _database(request, tmp_path, empty=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with no schema at all, for migrations."""
+    yield from _database(request, tmp_path, empty=True)
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ def test_acknowledge_and_resolve_tell_the_device(svc: Running) -> None:
         "raised",
         "acknowledged",
         "note",
+        "positions",
         "resolved",
     ]
     assert kinds[1] == "escalation_started" and "escalation_stopped" in kinds

@@ -4,7 +4,6 @@ names the first entry changed or removed behind its back."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from monitor.cli import app
 from monitor.db import Store, UTCDateTime
 from monitor.migrate import upgrade
 from monitor.users.models import Role
-from tests.support import PgDatabases, Running
+from tests.escalation_support import load
+from tests.support import Running, wait_until
 
 
 def verify(url: str, monkeypatch: pytest.MonkeyPatch, *, ok: bool = True) -> str:
@@ -72,16 +72,92 @@ def test_timeline_entries_are_chained_and_verified(
     assert f"incident log intact: incidents 1, entries {len(timeline)}" in out
 
 
+DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
+AUDIO = b"OggS" + bytes(range(200))
+
+
+def test_a_whole_incident_is_in_its_timeline_in_order(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(svc, DEFAULT_POLICY.read_text())
+    badge, b = svc.badge("whole")
+    device_alert = badge.raise_alert(type="red", note="stairwell B")
+    badge.wait_for("alert_received", alert_id=device_alert, timeout=10)
+    badge.send_evidence("clip-w", alert_id=device_alert, data=AUDIO)
+    with svc.store.session() as db:
+        pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == device_alert))
+    base = f"/api/v1/alerts/{pk}"
+    sup = svc.user("whole-lead", Role.SUPERVISOR)
+
+    def kinds() -> list[str]:
+        return [e["kind"] for e in svc.http.get(base, headers=sup).json()["timeline"]]
+
+    wait_until(
+        lambda: {"evidence", "notification"} <= set(kinds()),
+        timeout=15,
+        what="the clip and the backup's SMS in the timeline",
+    )
+    r = svc.http.put(
+        f"/api/v1/devices/{b.device_id}/evidence/clip-w",
+        content=AUDIO,
+        auth=(b.device_id, b.secret),
+    )
+    assert r.status_code == 200
+    assert svc.http.post(f"{base}/acknowledge", headers=sup).status_code == 200
+    svc.http.post(f"{base}/notes", json={"text": "police on the way"}, headers=sup)
+    svc.http.post(
+        f"{base}/authorities", json={"service": "police", "reference": "CAD-9"}, headers=sup
+    )
+    body = {"outcome": "genuine_emergency", "note": "worker safe"}
+    assert svc.http.post(f"{base}/resolve", json=body, headers=sup).status_code == 200
+    wait_until(lambda: "escalation_stopped" in kinds(), timeout=10, what="escalation to stop")
+
+    timeline = svc.http.get(base, headers=sup).json()["timeline"]
+    order = [e["kind"] for e in timeline]
+    steps = [
+        "raised",
+        "escalation_started",
+        "notification",
+        "acknowledged",
+        "note",
+        "authorities_called",
+        "positions",
+        "resolved",
+    ]
+    firsts = [order.index(k) for k in steps]
+    assert firsts == sorted(firsts), order
+    assert "evidence" in order and "escalation_stopped" in order
+    ats = [e["at"] for e in timeline]
+    assert ats == sorted(ats)
+    by_kind = {e["kind"]: e for e in timeline}
+    raised = by_kind["raised"]["data"]
+    assert raised["device_ts"] and raised["received_at"] and raised["loc"]["lat"]
+    assert by_kind["acknowledged"]["actor"] == "user:whole-lead"
+    assert by_kind["acknowledged"]["data"] == {"via": "console"}
+    assert by_kind["authorities_called"]["data"] == {"service": "police", "reference": "CAD-9"}
+    assert by_kind["resolved"]["data"]["outcome"] == "genuine_emergency"
+    fixes = by_kind["positions"]["data"]["fixes"]
+    assert fixes and all(f["device_ts"] <= by_kind["resolved"]["at"] for f in fixes)
+    sms = [e for e in timeline if e["kind"] == "notification"]
+    assert sms and all("status" in e["data"] for e in sms)
+    assert "incident log intact" in verify(svc.settings.database_url, monkeypatch)
+
+
+def the_note(svc: Running, alert_id: int) -> tuple[int, int]:
+    """The row id and chain position of the incident's note."""
+    with svc.store.session() as db:
+        note = db.scalar(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id, AlertEvent.kind == "note")
+        )
+        assert note is not None
+        return note.id, note.seq
+
+
 def test_a_changed_entry_is_caught_and_named(svc: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     pk = an_incident(svc)
     url = svc.settings.database_url
     before = digest(verify(url, monkeypatch))
-    with svc.store.session() as db:
-        note = db.scalar(
-            select(AlertEvent).where(AlertEvent.alert_id == pk, AlertEvent.kind == "note")
-        )
-        assert note is not None
-        note_id, note_seq = note.id, note.seq
+    note_id, note_seq = the_note(svc, pk)
 
     # Someone with database access rewrites what the operator wrote.
     with svc.store.engine.begin() as conn:
@@ -132,12 +208,8 @@ def test_an_entry_moved_to_another_incident_is_caught(
     svc: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = an_incident(svc), an_incident(svc)
+    note_id, _ = the_note(svc, first)
     with svc.store.session() as db:
-        note = db.scalar(
-            select(AlertEvent).where(AlertEvent.alert_id == first, AlertEvent.kind == "note")
-        )
-        assert note is not None
-        note_id = note.id
         top = db.scalar(select(sa.func.max(AlertEvent.seq)).where(AlertEvent.alert_id == second))
     with svc.store.engine.begin() as conn:
         conn.execute(
@@ -147,19 +219,6 @@ def test_an_entry_moved_to_another_incident_is_caught(
         )
     out = verify(svc.settings.database_url, monkeypatch, ok=False)
     assert f"alert {first}, entry" in out
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    dbs: PgDatabases = request.getfixturevalue("pg")
-    url = dbs.new(empty=True)
-    try:
-        yield url
-    finally:
-        dbs.drop(url)
 
 
 def test_the_migration_chains_entries_already_stored(

@@ -72,9 +72,18 @@ def _heads(db: Session) -> dict[int, tuple[int, str]]:
 @event.listens_for(Session, "after_transaction_end")
 def _forget_heads(db: Session, transaction: SessionTransaction) -> None:
     # A head remembered from a transaction that ended may since have moved on (committed
-    # by another writer) or never have been stored (rolled back): read it again next time.
-    if transaction.parent is None:
-        db.info.pop("chain_heads", None)
+    # by another writer) or never have been stored (rolled back, a savepoint's included):
+    # read it again next time.
+    db.info.pop("chain_heads", None)
+
+
+def begin(db: Session, alert: Alert) -> None:
+    """Note that `alert` was inserted by this transaction: its chain is empty, so its first
+    entry needs neither the lock nor the look-up (two round trips off the alert path)."""
+    _heads(db)[alert.id] = (
+        0,
+        genesis(alert.id, alert.device_id, alert.device_alert_id, alert.raised_at),
+    )
 
 
 def append(db: Session, alert: Alert, entry: AlertEvent) -> None:

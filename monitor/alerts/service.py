@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import false, select, true
 from sqlalchemy.orm import Session
 
 from monitor.alerts import chain
@@ -84,6 +84,37 @@ TRAIL_BEFORE = timedelta(minutes=15)
 TRAIL_POINTS = 500
 
 
+def trail_of(db: Session, alert: Alert) -> list[TrailPoint]:
+    """The incident's positions: the device's fixes from TRAIL_BEFORE before it was raised
+    until it closed (or now)."""
+    closed = alert.resolved_at or alert.cancelled_at
+    return [
+        TrailPoint.model_validate(f)
+        for f in db.scalars(
+            select(LocationFix)
+            .where(
+                LocationFix.device_id == alert.device_id,
+                LocationFix.device_ts >= alert.raised_at - TRAIL_BEFORE,
+                # Where the worker went after the incident is none of its business.
+                LocationFix.device_ts <= closed if closed is not None else true(),
+            )
+            .order_by(LocationFix.device_ts)
+            .limit(TRAIL_POINTS)
+        )
+    ]
+
+
+def _seal_positions(db: Session, alert: Alert) -> None:
+    """Write the incident's positions into its timeline as it closes, so the hash chain
+    covers where the worker was as well as what was done."""
+    points = trail_of(db, alert)
+    if points:
+        first, last = points[0].device_ts, points[-1].device_ts
+        text = f"{len(points)} positions from {first:%H:%M:%S} to {last:%H:%M:%S} UTC"
+        fixes = [p.model_dump(mode="json") for p in points]
+        record(db, alert, "positions", "system", text, fixes=fixes)
+
+
 def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
     """The alert with everything an operator needs: worker, visit, evidence, and (with
     `history`) its timeline and recent trail, which a summary for a phone does without."""
@@ -124,18 +155,7 @@ def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
     ]
     if not history:
         return out
-    out.trail = [
-        TrailPoint.model_validate(f)
-        for f in db.scalars(
-            select(LocationFix)
-            .where(
-                LocationFix.device_id == alert.device_id,
-                LocationFix.device_ts >= alert.raised_at - TRAIL_BEFORE,
-            )
-            .order_by(LocationFix.device_ts)
-            .limit(TRAIL_POINTS)
-        )
-    ]
+    out.trail = trail_of(db, alert)
     return out
 
 
@@ -220,6 +240,7 @@ def raise_from_device(
     _place(alert, msg.loc)
     db.add(alert)
     db.flush()
+    chain.begin(db, alert)
     record(
         db,
         alert,
@@ -272,6 +293,7 @@ def raise_by_service(
     )
     db.add(alert)
     db.flush()
+    chain.begin(db, alert)
     record(db, alert, "raised", "system", text, **data)
     announce(db, "alert.raised", alert)
     _ask_position(db, alert)
@@ -322,6 +344,7 @@ def cancel_from_device(
         check_transition(state, AlertState.CANCELLED)
         alert.state = AlertState.CANCELLED.value
         alert.cancelled_at = utcnow()
+        _seal_positions(db, alert)
         record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
         announce(db, "alert.cancelled", alert)
     # An alert that is already over is answered as cancelled too: the device only needs to
@@ -371,6 +394,7 @@ def resolve(
     alert.resolved_at = utcnow()
     alert.resolved_by = actor
     alert.outcome = outcome.value
+    _seal_positions(db, alert)
     record(
         db,
         alert,

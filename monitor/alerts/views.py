@@ -28,6 +28,7 @@ from monitor.deps import (
     Supervisor,
     client_address,
 )
+from monitor.privacy import positions
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -54,13 +55,15 @@ def list_alerts(
         )
     else:
         q = q.order_by(Alert.raised_at.desc(), Alert.id.desc())
-    return service.to_out_many(db, db.scalars(q.limit(limit).offset(offset)).all())
+    rows = service.to_out_many(db, db.scalars(q.limit(limit).offset(offset)).all())
+    return [positions.alert(a, scope.positions_always) for a in rows]
 
 
 @router.get("/{alert_id}")
 def get_alert(alert_id: AlertId, db: ReadSessionDep, scope: ScopeDep) -> AlertDetail:
     service.check_in_scope(db, alert_id, scope)
-    return service.detail(db, service.get(db, alert_id))
+    detail = service.detail(db, service.get(db, alert_id))
+    return positions.alert(detail, scope.positions_always)
 
 
 @router.post("/{alert_id}/acknowledge")
@@ -68,7 +71,7 @@ def acknowledge(alert_id: AlertId, db: SessionDep, user: CurrentUser, scope: Sco
     """Take charge of the alert: escalation stops and the worker hears help is coming."""
     service.check_in_scope(db, alert_id, scope)
     alert = service.acknowledge(db, alert_id, actor=_actor(user), via="console")
-    return service.to_out(db, alert)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.post("/{alert_id}/notes", status_code=status.HTTP_201_CREATED)
@@ -76,7 +79,8 @@ def add_note(
     alert_id: AlertId, body: NoteIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
 ) -> AlertOut:
     service.check_in_scope(db, alert_id, scope)
-    return service.to_out(db, service.add_note(db, alert_id, actor=_actor(user), text=body.text))
+    alert = service.add_note(db, alert_id, actor=_actor(user), text=body.text)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.post("/{alert_id}/resolve")
@@ -85,7 +89,7 @@ def resolve(
 ) -> AlertOut:
     service.check_in_scope(db, alert_id, scope)
     alert = service.resolve(db, alert_id, actor=_actor(user), outcome=body.outcome, note=body.note)
-    return service.to_out(db, alert)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.post("/{alert_id}/authorities", status_code=status.HTTP_201_CREATED)
@@ -97,7 +101,7 @@ def authorities_called(
     alert = service.record_authorities(
         db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
     )
-    return service.to_out(db, alert)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.post("/{alert_id}/hold")
@@ -117,7 +121,7 @@ def place_hold(
         )
     except holds.HoldConflict as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-    return service.to_out(db, alert)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.delete("/{alert_id}/hold")
@@ -130,4 +134,4 @@ def release_hold(
         alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
     except holds.HoldConflict as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-    return service.to_out(db, alert)
+    return positions.alert(service.to_out(db, alert), scope.positions_always)

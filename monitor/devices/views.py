@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from monitor.alerts.models import Alert
+from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import ReadSessionDep, ScopeDep, Supervisor
 from monitor.devices.models import Device, DeviceOut
 from monitor.orgs.models import Worker
+from monitor.privacy import positions
 from monitor.visits.models import Visit, VisitState
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -20,17 +23,23 @@ def list_devices(db: ReadSessionDep, user: Supervisor, scope: ScopeDep) -> list[
         v.device_id: v
         for v in db.scalars(select(Visit).where(Visit.state == VisitState.OPEN.value))
     }
-    out = []
-    for device, worker_name in db.execute(
+    rows = db.execute(
         select(Device, Worker.name)
         .outerjoin(Worker, Worker.id == Device.worker_id)
         .where(scope.covers(Device.worker_id))
         .order_by(Device.id)
-    ):
+    ).all()
+    # Devices whose worker has an active alert: few, whatever the size of the fleet.
+    alerting = set(
+        db.scalars(select(Alert.device_id).where(Alert.state.in_([s.value for s in ACTIVE_STATES])))
+    )
+    out = []
+    for device, worker_name in rows:
         row = DeviceOut.model_validate(device)
         row.worker_name = worker_name
         visit = visits.get(device.id)
         if visit is not None:
             row.visit_note, row.visit_due_at = visit.note, visit.due_at
-        out.append(row)
+        active = visit is not None or device.id in alerting
+        out.append(positions.device(row, scope.positions_always, active))
     return out

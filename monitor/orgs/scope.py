@@ -19,6 +19,8 @@ class Scope:
 
     org_id: int | None = None
     team_id: int | None = None
+    # Whether positions are shown whatever the state of the alert or visit (docs/privacy.md).
+    positions_always: bool = True
 
     @property
     def service_wide(self) -> bool:

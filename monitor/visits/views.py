@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from monitor.deps import ReadSessionDep, ScopeDep
+from monitor.privacy import positions
 from monitor.visits.models import Visit, VisitOut, VisitState
 
 router = APIRouter(prefix="/api/v1/visits", tags=["visits"])
@@ -26,4 +27,7 @@ def list_visits(
         q = q.where(Visit.state == VisitState.OPEN.value).order_by(Visit.due_at)
     else:
         q = q.order_by(Visit.started_at.desc())
-    return [VisitOut.model_validate(v) for v in db.scalars(q.limit(limit))]
+    return [
+        positions.visit(VisitOut.model_validate(v), scope.positions_always)
+        for v in db.scalars(q.limit(limit))
+    ]

@@ -1,0 +1,1 @@
+"""Privacy: how long location history is kept, and who sees a worker's position when."""

@@ -1,0 +1,50 @@
+"""Who sees a worker's position when: operators only while the worker has an active alert
+or an open visit; supervisors and admins always, or the same as operators if so configured."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from monitor.alerts.models import AlertDetail, AlertEventOut, AlertOut
+from monitor.alerts.states import ACTIVE_STATES
+from monitor.devices.models import DeviceOut
+from monitor.visits.models import VisitOut, VisitState
+
+# Keys of timeline entries' data that hold positions: a "raised" entry's `loc`, a
+# "positions" entry's `fixes`.
+_POSITION_KEYS = frozenset({"loc", "lat", "lon", "acc", "fixes"})
+
+A = TypeVar("A", bound=AlertOut)
+
+
+def alert(out: A, always: bool) -> A:
+    """The alert as this person may see it: without positions once it is over, unless
+    `always`. An alert's position stays in the store for the incident record."""
+    if always or out.state in ACTIVE_STATES:
+        return out
+    out.lat = out.lon = out.acc = None
+    if isinstance(out, AlertDetail):
+        out.trail = []
+        out.timeline = [_without_position(e) for e in out.timeline]
+    return out
+
+
+def _without_position(entry: AlertEventOut) -> AlertEventOut:
+    if not _POSITION_KEYS & entry.data.keys():
+        return entry
+    data: dict[str, Any] = {k: v for k, v in entry.data.items() if k not in _POSITION_KEYS}
+    return entry.model_copy(update={"data": data})
+
+
+def visit(out: VisitOut, always: bool) -> VisitOut:
+    if not always and out.state != VisitState.OPEN:
+        out.lat = out.lon = None
+    return out
+
+
+def device(out: DeviceOut, always: bool, active: bool) -> DeviceOut:
+    """A device's last fix, where `active` says its worker has an active alert or open
+    visit."""
+    if not always and not active:
+        out.last_lat = out.last_lon = out.last_acc = None
+    return out
