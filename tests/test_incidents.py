@@ -507,3 +507,36 @@ def test_an_organisation_sees_only_its_own(svc: Running, fleet: Fleet) -> None:
         f"/api/v1/incidents/{ours_pk}/report.pdf",
     ):
         assert svc.http.get(url, headers=operator).status_code == 403, url
+
+
+def test_exports_follow_holds_purges_and_who_may_see_positions(svc: Running, fleet: Fleet) -> None:
+    lead = svc.user("lead", Role.SUPERVISOR, org=ORG)
+    pk = fleet.alerts[1]
+    r = svc.http.post(
+        f"/api/v1/alerts/{pk}/hold", json={"reason": "Police investigation 4471"}, headers=lead
+    )
+    assert r.status_code == 200, r.text
+    with svc.store.begin() as db:
+        db.execute(
+            update(Evidence).where(Evidence.evidence_id == "clip-77").values(purged_at=at(12))
+        )
+    text = _pdf_text(svc.http.get(f"/api/v1/incidents/{pk}/report.pdf", headers=lead).content)
+    assert "Police investigation 4471" in text and "On hold" in text
+    assert "audio deleted 2025-03-12 09:00:00.000 UTC" in text and CLIP_SHA in text
+    rows = csv.DictReader(
+        io.StringIO(svc.http.get("/api/v1/incidents/export.csv", headers=lead).text)
+    )
+    assert {int(row["id"]): row["hold"] for row in rows}[pk] == "true"
+
+    # Supervisors who see positions only while an alert is active (docs/privacy.md) get none
+    # of an incident that is over, in the list, the CSV or the PDF.
+    svc.restart(supervisor_positions="active")
+    listed = {r["id"]: r for r in _list(svc, lead)}
+    assert (listed[pk]["lat"], listed[pk]["lon"], listed[pk]["acc"]) == (None, None, None)
+    rows = csv.DictReader(
+        io.StringIO(svc.http.get("/api/v1/incidents/export.csv", headers=lead).text)
+    )
+    assert {int(row["id"]): row["lat"] for row in rows}[pk] == ""
+    text = _pdf_text(svc.http.get(f"/api/v1/incidents/{pk}/report.pdf", headers=lead).content)
+    assert "Withheld: positions are shown only while an alert is active." in text
+    assert "51.50" not in text and CLIP_SHA in text

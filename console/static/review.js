@@ -179,14 +179,17 @@ async function openIncident(id) {
     ["To resolve", seconds(listed.time_to_resolve_s)],
     ["Cancelled", when(a.cancelled_at)], ["State", a.state], ["Outcome", OUTCOMES[a.outcome] || ""],
     ["Position", a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)} (±${a.acc ?? "?"} m)` : ""],
-    ["Visit", a.visit ? a.visit.note || "(no note)" : ""], ["Worker's note", a.note || ""]];
+    ["Visit", a.visit ? a.visit.note || "(no note)" : ""], ["Worker's note", a.note || ""],
+    ["On hold", a.hold ? `since ${when(a.held_at)} by ${(a.held_by || "").replace(/^user:/, "")}: ${a.hold_reason || ""}` : ""]];
   $("#rv-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   drawIncidentMap(a);
   $("#rv-evidence").replaceChildren(...(a.evidence.length ? a.evidence.map((ev) => {
     const li = el("li");
     li.append(el("strong", ev.evidence_id), ` ${ev.kind || ""} ${ev.duration_ms ? `${(ev.duration_ms / 1000).toFixed(1)} s` : ""}`,
       el("code", ev.sha256 ? `sha256 ${ev.sha256}` : "sha256 not declared yet", "hash"));
-    if (ev.uploaded_at) {
+    if (ev.purged_at) {
+      li.append(el("span", `audio deleted ${when(ev.purged_at)} under the retention policy`, "note"));
+    } else if (ev.uploaded_at) {
       // Fetched only when asked for: each playback is on the record (console.js).
       const listen = el("button", "Listen");
       listen.type = "button";

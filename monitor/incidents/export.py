@@ -31,6 +31,7 @@ COLUMNS = (
     "resolved_by",
     "time_to_resolve_s",
     "cancelled_at",
+    "hold",
     "note",
 )
 # What people typed (names, notes) could start a formula in a spreadsheet that opens the

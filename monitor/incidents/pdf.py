@@ -104,6 +104,7 @@ class IncidentPdf(FPDF):
 def render(
     a: AlertDetail,
     *,
+    positions_withheld: bool = False,
     org: str | None,
     ack_s: float | None,
     resolve_s: float | None,
@@ -141,11 +142,17 @@ def render(
     pdf.row("State", a.state.value)
     pdf.row("Outcome", a.outcome.value if a.outcome else "(none yet)")
     pdf.row("Worker's note", a.note or "")
+    if a.hold:
+        pdf.row("On hold", f"since {when(a.held_at)} by {a.held_by or ''}: {a.hold_reason or ''}")
     if a.visit is not None:
         pdf.row("Visit", f"{a.visit.note or '(no note)'}, due {when(a.visit.due_at)}")
 
     pdf.heading("Position")
-    if a.lat is not None and a.lon is not None:
+    if positions_withheld:
+        # VIGIL_SUPERVISOR_POSITIONS=active: the exporter may not see where the worker was
+        # once the alert is over (docs/privacy.md), in a PDF or anywhere else.
+        pdf.line_of("Withheld: positions are shown only while an alert is active.")
+    elif a.lat is not None and a.lon is not None:
         acc = f" within {a.acc:.0f} m" if a.acc is not None else ""
         pdf.row("With the alert", f"{a.lat:.6f}, {a.lon:.6f}{acc}")
     else:
@@ -173,6 +180,12 @@ def render(
             size=8,
         )
         pdf.line_of(f"sha256 {ev.sha256 or '(not declared yet)'}", "mono", size=7.5)
+        if ev.purged_at is not None:
+            pdf.line_of(
+                f"audio deleted {when(ev.purged_at)} under the retention policy; "
+                "the record and its sha256 are kept",
+                size=8,
+            )
 
     pdf.heading(f"Timeline ({len(a.timeline)} entries)")
     pdf.line_of(

@@ -17,6 +17,7 @@ from monitor.incidents import export, pdf, queries, reports
 from monitor.incidents.models import IncidentOut, Report
 from monitor.incidents.queries import IncidentFilter
 from monitor.orgs.models import Organisation
+from monitor.privacy import positions
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 reports_router = APIRouter(prefix="/api/v1/reports", tags=["incidents"])
@@ -89,7 +90,8 @@ def list_incidents(
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> list[IncidentOut]:
     """Alerts matching every filter given, newest first, with their response times."""
-    return queries.find(db, scope, f, limit=limit, offset=offset)
+    rows = queries.find(db, scope, f, limit=limit, offset=offset)
+    return [positions.alert(r, scope.positions_always) for r in rows]
 
 
 @router.get("/export.csv", response_class=Response)
@@ -103,7 +105,7 @@ def export_csv(db: ReadSessionDep, user: Supervisor, scope: ScopeDep, f: Filter)
         )
     name = f"vigil-incidents-{utcnow():%Y%m%dT%H%M%SZ}.csv"
     return Response(
-        export.to_csv(rows),
+        export.to_csv([positions.alert(r, scope.positions_always) for r in rows]),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -121,8 +123,12 @@ def incident_pdf(
         if alert.org_id is not None
         else None
     )
+    detail = alerts.detail(db, alert)
+    had = detail.lat is not None or bool(detail.trail)
+    shown = positions.alert(detail, scope.positions_always)  # may take the positions out
     body = pdf.render(
-        alerts.detail(db, alert),
+        shown,
+        positions_withheld=had and shown.lat is None and not shown.trail,
         org=org,
         ack_s=queries.seconds(alert.raised_at, queries.answered_at(alert)),
         resolve_s=queries.seconds(alert.raised_at, alert.resolved_at),
