@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
@@ -66,6 +67,19 @@ EvidenceStoreDep = Annotated[EvidenceStore, Depends(get_evidence_store)]
 # larger number is refused as a bad id (422), never passed on to fail in the database.
 MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+def as_utc(value: datetime | None, name: str) -> datetime | None:
+    """A time from a query string, in UTC: one without an offset is taken to be UTC (the
+    store refuses naive times), one too near the ends of the calendar is a 422."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} is out of range"
+        ) from None
 
 
 def current_user(

@@ -72,6 +72,12 @@ def test_administrative_changes_are_logged_and_only_admins_read_the_log(svc: Run
     assert [e["target"] for e in only.json()] == ["P"]
     assert only.json()[0]["details"]["policy"]["steps"][0]["channel"] == "voice"
     assert svc.http.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
+    # A time without an offset is UTC; one past the end of the calendar is refused, not a 500.
+    for since, found in (("2000-01-01T00:00:00", True), ("2999-01-01T00:00:00", False)):
+        r = svc.http.get("/api/v1/audit", params={"since": since}, headers=admin)
+        assert r.status_code == 200 and bool(r.json()) == found, since
+    late = {"since": "9999-12-31T23:00:00-05:00"}
+    assert svc.http.get("/api/v1/audit", params=late, headers=admin).status_code == 422
 
 
 def test_changes_made_at_the_command_line_are_logged(vigil) -> None:  # type: ignore[no-untyped-def]

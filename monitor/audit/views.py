@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from monitor.audit.models import AuditEntry, AuditEntryOut
-from monitor.deps import ReadSessionDep, ServiceAdmin
+from monitor.deps import ReadSessionDep, ServiceAdmin, as_utc
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -30,5 +30,5 @@ def audit_log(
     if actor:
         q = q.where(AuditEntry.actor == actor)
     if since:
-        q = q.where(AuditEntry.at >= since)
+        q = q.where(AuditEntry.at >= as_utc(since, "since"))
     return [AuditEntryOut.model_validate(e) for e in db.scalars(q)]

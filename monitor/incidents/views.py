@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
@@ -12,7 +12,15 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import NO_NUL
 from monitor.alerts.states import AlertState, AlertType, Outcome
 from monitor.db import utcnow
-from monitor.deps import MAX_ROW_ID, ReadSessionDep, RowId, ScopeDep, SettingsDep, Supervisor
+from monitor.deps import (
+    MAX_ROW_ID,
+    ReadSessionDep,
+    RowId,
+    ScopeDep,
+    SettingsDep,
+    Supervisor,
+    as_utc,
+)
 from monitor.incidents import export, pdf, queries, reports
 from monitor.incidents.models import IncidentOut, Report
 from monitor.incidents.queries import IncidentFilter
@@ -29,20 +37,8 @@ Until = Annotated[datetime | None, Query(description="raised before (no offset: 
 Id = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
-def _utc(value: datetime | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError:
-        # An offset that moves the first or last representable day out of range.
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} is out of range"
-        ) from None
-
-
 def period(since: Since = None, until: Until = None) -> tuple[datetime | None, datetime | None]:
-    start, end = _utc(since, "since"), _utc(until, "until")
+    start, end = as_utc(since, "since"), as_utc(until, "until")
     if start is not None and end is not None and start >= end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
     return start, end
