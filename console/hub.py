@@ -107,12 +107,10 @@ class Hub:
             },
             default=str,
         )
-        # An event about no alert in particular is for the whole service's people only.
-        sent = (
-            Sent(seq, text, alert.get("org_id"), alert.get("team_id"), True)
-            if isinstance(alert, dict)
-            else Sent(seq, text, None, None, False)
-        )
+        # An event carries the whole alert, or else (a position, a clip) its organisation
+        # and team; one about no alert in particular is for the whole service's people only.
+        about = alert if isinstance(alert, dict) else data
+        sent = Sent(seq, text, about.get("org_id"), about.get("team_id"), "org_id" in about)
         self.history.append(sent)
         for c in list(self.clients):
             if not sent.for_scope(c.scope):

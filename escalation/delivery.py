@@ -192,11 +192,15 @@ def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> No
         n.status, n.lease_until, n.error = status, None, None
     # Otherwise a status callback got here first (its news is newer than "queued").
     n.provider_sid, n.updated_at = sid or n.provider_sid, now
+    data: dict[str, Any] = {"notification": n.id, "status": status, "channel": n.channel}
     if status == "outbox":
-        text = f"{describe(n)} kept in the outbox (no Twilio configured): {n.body}"
+        text = f"{describe(n)} kept in the outbox (no Twilio configured)"
+        # In data, not the text: it holds the worker's position, which not everyone may see
+        # once the alert is over (monitor/privacy/positions.py).
+        data["body"] = n.body
     else:
         text = f"{describe(n)}: {status}" + (f" ({sid})" if sid else "")
-    note(db, alert, "notification", text, notification=n.id, status=status, channel=n.channel)
+    note(db, alert, "notification", text, **data)
 
 
 def record_skip(db: Session, item: Outgoing, why: str) -> None:

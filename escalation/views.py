@@ -15,6 +15,8 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.audit.service import audit
 from monitor.deps import ReadSessionDep, RowId, ScopeDep, ServiceSupervisor, SessionDep
+from monitor.orgs.scope import Scope
+from monitor.privacy import positions
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
 NamePath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -86,10 +88,13 @@ def alert_notifications(
     alert_id: RowId, db: ReadSessionDep, scope: ScopeDep
 ) -> list[NotificationOut]:
     alerts.check_in_scope(db, alert_id, scope)
-    rows = db.scalars(
-        select(Notification).where(Notification.alert_id == alert_id).order_by(Notification.id)
+    rows = db.execute(
+        select(Notification, Alert.state)
+        .join(Alert, Alert.id == Notification.alert_id)
+        .where(Notification.alert_id == alert_id)
+        .order_by(Notification.id)
     )
-    return [NotificationOut.model_validate(n) for n in rows]
+    return [_shown(n, state, scope) for n, state in rows]
 
 
 @router.get("/outbox")
@@ -99,11 +104,17 @@ def outbox(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[NotificationOut]:
     """What would have been sent by SMS or call, had Twilio been configured (the demo)."""
-    rows = db.scalars(
-        select(Notification)
+    rows = db.execute(
+        select(Notification, Alert.state)
         .join(Alert, Alert.id == Notification.alert_id)
         .where(Notification.status == "outbox", scope.covers(Alert.worker_id, Alert.org_id))
         .order_by(Notification.id.desc())
         .limit(limit)
     )
-    return [NotificationOut.model_validate(n) for n in rows]
+    return [_shown(n, state, scope) for n, state in rows]
+
+
+def _shown(n: Notification, alert_state: str, scope: Scope) -> NotificationOut:
+    out = NotificationOut.model_validate(n)
+    out.body = positions.message(out.body, alert_state, scope.positions_always)
+    return out

@@ -157,13 +157,15 @@ def locations_purge(
     keep, now = timedelta(days=s.location_retention_days), utcnow()
     deleted = 0
     with store.session() as reading:
-        for ids in retention.expired_batches(reading, now, keep):
+        for batch in retention.expired(reading, now, keep):
             if dry_run:
-                deleted += len(ids)
+                deleted += len(batch.doomed)
                 continue
-            with store.begin() as db:
-                deleted += retention.delete_fixes(db, ids)
-                audit(db, "cli", "locations_purged", f"{len(ids)} fixes", days=keep.days)
+            if batch.doomed:
+                with store.begin() as db:
+                    n = retention.delete_fixes(db, batch.doomed)
+                    audit(db, "cli", "locations_purged", f"{n} fixes", days=keep.days)
+                deleted += n
     verb = "would delete" if dry_run else "deleted"
     typer.echo(f"{verb} {deleted} location fixes older than {s.location_retention_days} days")
 

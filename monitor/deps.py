@@ -116,7 +116,7 @@ def require(*roles: Role, service_wide: bool = False) -> Callable[..., User]:
         refusal = None
         if user.role not in allowed:
             refusal = f"needs the role {' or '.join(sorted(allowed))}"
-        elif service_wide and user.org_id is not None:
+        elif service_wide and (user.org_id is not None or user.team_id is not None):
             refusal = "needs an account of the whole service, not of one organisation"
         if refusal is not None:
             audit_now(

@@ -53,6 +53,9 @@ class Scheduler(threading.Thread):
         self._last_try: dict[int, float] = {}
         self._stop_flag = threading.Event()
         self._next_purge = 0.0
+        self._purging: threading.Thread | None = None
+        # Every fix up to this id is deleted or kept for good (retention.expired).
+        self._settled = 0
 
     def stop(self) -> None:
         self._stop_flag.set()
@@ -64,6 +67,8 @@ class Scheduler(threading.Thread):
             except Exception:
                 log.exception("scheduler tick failed; trying again")
             self._stop_flag.wait(self.settings.scheduler_tick_s)
+        if self._purging is not None:
+            self._purging.join()  # it stops after its current batch: before the store closes
 
     def tick(self) -> None:
         now = utcnow()
@@ -122,7 +127,13 @@ class Scheduler(threading.Thread):
         self._resend_unsent()
         if self.settings.location_retention_days > 0 and time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + self.settings.location_purge_every_s
-            self._purge_locations()
+            # On a thread of its own: a long first purge must not hold up overdue visits
+            # and silent devices, which this thread raises alerts for.
+            if self._purging is None or not self._purging.is_alive():
+                self._purging = threading.Thread(
+                    target=self._purge_locations, name="vigil-retention", daemon=True
+                )
+                self._purging.start()
 
     def _purge_locations(self) -> None:
         keep = timedelta(days=self.settings.location_retention_days)
@@ -131,11 +142,12 @@ class Scheduler(threading.Thread):
             # Found with one session, deleted a batch per transaction: a first purge of a
             # large backlog never holds a long transaction over the telemetry writers.
             with self.store.session() as reading:
-                for ids in retention.expired_batches(reading, now, keep):
+                for batch in retention.expired(reading, now, keep, after=self._settled):
                     if self._stop_flag.is_set():
                         break
                     with self.store.begin() as db:
-                        deleted += retention.delete_fixes(db, ids)
+                        deleted += retention.delete_fixes(db, batch.doomed)
+                    self._settled = batch.settled
         except Exception:
             log.exception("deleting expired location history failed; will try again")
         if deleted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +14,13 @@ from sqlalchemy import func, select
 from device_sim.device import SimDevice
 from monitor.alerts.models import Alert
 from monitor.devices.models import LocationFix
+from monitor.privacy import positions, retention
 from monitor.users.models import Role
 from monitor.visits.models import Visit
+from tests.escalation_support import load
 from tests.support import Running, add_badge, wait_until
 
+DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 
@@ -100,6 +104,22 @@ def test_the_scheduler_deletes_expired_history_and_keeps_alerts_and_visits(
     svc.restart(location_purge_every_s=0.2)
     kept = set(fixes) - DELETED
     wait_until(lambda: _left(svc, fixes) == kept, timeout=10, what="the expired fixes to go")
+
+
+def test_kept_history_is_not_walked_again(svc: Running) -> None:
+    """The scheduler starts each purge where the last one settled everything before it."""
+    svc.stop()
+    fixes = _history(svc)
+    keep = timedelta(days=7)
+    with svc.store.session() as db:
+        first = list(retention.expired(db, NOW, keep))
+        assert {pk for b in first for pk in b.doomed} == {fixes[n] for n in DELETED}
+        settled = first[-1].settled
+        assert list(retention.expired(db, NOW, keep, after=settled)) == []
+    # Two days on, the fix that was recent has expired: it alone is found.
+    with svc.store.session() as db:
+        (later,) = retention.expired(db, NOW + 2 * DAY, keep, after=settled)
+        assert later.doomed == [fixes["recent"]]
 
 
 def test_the_purge_command(svc: Running, vigil: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,3 +262,32 @@ def test_the_console_hears_no_position_of_an_alert_that_is_over(svc: Running) ->
             if msg.get("kind") == "alert.resolved":
                 assert msg["alert"]["lat"] is None and msg["alert"]["lon"] is None
                 break
+
+
+def test_messages_sent_say_where_and_are_withheld_with_the_position(svc: Running) -> None:
+    load(svc, DEFAULT_POLICY.read_text())
+    badge, _ = svc.badge("pos-sms")  # a Housing worker: the default policy texts the backup
+    device_alert = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=device_alert, timeout=10)
+    with svc.store.session() as db:
+        pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == device_alert))
+    op = svc.user("sms-op", Role.OPERATOR)
+    url = f"/api/v1/escalation/alerts/{pk}/notifications"
+    (sms,) = wait_until(
+        lambda: [n for n in svc.http.get(url, headers=op).json() if n["channel"] == "sms"],
+        timeout=10,
+        what="the backup's SMS",
+    )
+    assert sms["status"] == "outbox" and sms["body"] != positions.WITHHELD
+    svc.http.post(f"/api/v1/alerts/{pk}/resolve", json={"outcome": "test"}, headers=op)
+
+    sup = svc.user("sms-sup", Role.SUPERVISOR)
+    for who, shown in ((op, False), (sup, True)):
+        (after,) = [n for n in svc.http.get(url, headers=who).json() if n["channel"] == "sms"]
+        assert (after["body"] == sms["body"]) is shown
+        assert (after["body"] == positions.WITHHELD) is not shown
+        outbox = svc.http.get("/api/v1/escalation/outbox", headers=who).json()
+        assert [n["body"] for n in outbox if n["id"] == sms["id"]] == [after["body"]]
+        timeline = svc.http.get(f"/api/v1/alerts/{pk}", headers=who).json()["timeline"]
+        (entry,) = [e for e in timeline if e["data"].get("notification") == sms["id"]]
+        assert ("body" in entry["data"]) is shown and sms["body"] not in entry["text"]

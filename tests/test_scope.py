@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from device_sim.device import SimDevice
 from monitor.alerts.models import Alert, AlertEvent
+from monitor.devices.models import LocationFix
 from monitor.users.models import Role
 from tests.escalation_support import load
 from tests.support import Badge, Running, wait_until
@@ -196,6 +197,12 @@ def _alert_messages(ws: Any, until_device: str) -> list[dict[str, Any]]:
                 return seen
 
 
+def _fixes(svc: Running, device_id: str) -> int:
+    with svc.store.session() as db:
+        mine = LocationFix.device_id == device_id
+        return db.scalar(select(func.count()).select_from(LocationFix).where(mine)) or 0
+
+
 def test_a_team_console_hears_only_its_team(svc: Running) -> None:
     south = _place(svc, "ws-south", SOUTH, "Housing")
     mine = _place(svc, "ws-mine", NORTH, "Housing")
@@ -231,6 +238,22 @@ def test_a_team_console_hears_only_its_team(svc: Running) -> None:
             own.badge.device_id,
             mine.badge.device_id,
         }
+
+        # Alerting workers move: the console follows its own team's, and only theirs.
+        for placed in (south, other_team):
+            placed.device.send_location()
+        wait_until(
+            lambda: all(_fixes(svc, p.badge.device_id) >= 2 for p in (south, other_team)),
+            timeout=10,
+            what="the other workers' positions to be stored",
+        )
+        mine.device.send_location()
+        while True:
+            msg = json.loads(ws.receive_text())
+            if msg.get("kind") == "alert.position":
+                assert msg["device_id"] == mine.badge.device_id
+                assert msg["alert_ids"] == [mine.alert]
+                break
 
     # A console catching up after a reconnect is replayed its own events only.
     with svc.http.websocket_connect(f"/ws?token={token}&since={since}&epoch={epoch}") as ws:

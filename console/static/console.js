@@ -253,6 +253,7 @@ async function select(id) {
     li.append(el("time", new Date(t.at).toLocaleTimeString()));
     if (t.data?.status) li.append(el("span", t.data.status, `status ${t.data.status}`));
     li.append(esc ? t.text : `${t.text || t.kind} (${t.actor.replace(/^user:/, "")})`);
+    if (t.data?.body) li.append(el("q", t.data.body));  // what an outbox message said
     return li;
   }));
   drawMap(a);

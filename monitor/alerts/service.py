@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,30 +85,30 @@ TRAIL_BEFORE = timedelta(minutes=15)
 TRAIL_POINTS = 500
 
 
-def trail_of(db: Session, alert: Alert) -> list[TrailPoint]:
-    """The incident's positions: the device's fixes from TRAIL_BEFORE before it was raised
-    until it closed (or now)."""
+def trail_of(db: Session, alert: Alert, newest: int | None = TRAIL_POINTS) -> list[TrailPoint]:
+    """The incident's positions, oldest first: the device's fixes from TRAIL_BEFORE before
+    it was raised until it closed (or now); only the `newest` so many, where the worker is
+    now mattering most, or every one (None)."""
     closed = alert.resolved_at or alert.cancelled_at
-    return [
-        TrailPoint.model_validate(f)
-        for f in db.scalars(
-            select(LocationFix)
-            .where(
-                LocationFix.device_id == alert.device_id,
-                LocationFix.device_ts >= alert.raised_at - TRAIL_BEFORE,
-                # Where the worker went after the incident is none of its business.
-                LocationFix.device_ts <= closed if closed is not None else true(),
-            )
-            .order_by(LocationFix.device_ts)
-            .limit(TRAIL_POINTS)
+    q = (
+        select(LocationFix)
+        .where(
+            LocationFix.device_id == alert.device_id,
+            LocationFix.device_ts >= alert.raised_at - TRAIL_BEFORE,
+            # Where the worker went after the incident is none of its business.
+            LocationFix.device_ts <= closed if closed is not None else true(),
         )
-    ]
+        .order_by(LocationFix.device_ts.desc())
+    )
+    if newest is not None:
+        q = q.limit(newest)
+    return [TrailPoint.model_validate(f) for f in reversed(db.scalars(q).all())]
 
 
 def _seal_positions(db: Session, alert: Alert) -> None:
     """Write the incident's positions into its timeline as it closes, so the hash chain
     covers where the worker was as well as what was done."""
-    points = trail_of(db, alert)
+    points = trail_of(db, alert, newest=None)
     if points:
         first, last = points[0].device_ts, points[-1].device_ts
         text = f"{len(points)} positions from {first:%H:%M:%S} to {last:%H:%M:%S} UTC"
@@ -408,18 +409,35 @@ def resolve(
     return alert
 
 
-def active_for_devices(db: Session, device_ids: list[str]) -> dict[str, list[int]]:
+@dataclass
+class Alerting:
+    """A device's active alerts, with what decides who may hear of them (the console's
+    scopes): the organisation and the worker's team."""
+
+    alert_ids: list[int]
+    org_id: int | None
+    team_id: int | None
+
+
+def active_for_devices(db: Session, device_ids: list[str]) -> dict[str, Alerting]:
     """The active alerts of each of these devices that has any."""
     if not device_ids:
         return {}
-    found: dict[str, list[int]] = {}
-    for device_id, alert_id in db.execute(
-        select(Alert.device_id, Alert.id).where(
-            Alert.device_id.in_(device_ids), Alert.state.in_([s.value for s in ACTIVE_STATES])
-        )
+    found: dict[str, Alerting] = {}
+    for device_id, alert_id, org_id, team_id in db.execute(
+        select(Alert.device_id, Alert.id, Alert.org_id, Worker.team_id)
+        .outerjoin(Worker, Worker.id == Alert.worker_id)
+        .where(Alert.device_id.in_(device_ids), Alert.state.in_([s.value for s in ACTIVE_STATES]))
     ):
-        found.setdefault(device_id, []).append(alert_id)
+        found.setdefault(device_id, Alerting([], org_id, team_id)).alert_ids.append(alert_id)
     return found
+
+
+def scope_keys(db: Session, alert: Alert) -> dict[str, int | None]:
+    """What the console needs to tell who may hear of an event about `alert` that does not
+    carry the whole alert."""
+    worker = db.get(Worker, alert.worker_id) if alert.worker_id is not None else None
+    return {"org_id": alert.org_id, "team_id": worker.team_id if worker else None}
 
 
 def record_authorities(

@@ -52,9 +52,11 @@ def _link(db: Session, ev: Evidence) -> None:
 
 def announce(db: Session, ev: Evidence, what: str) -> None:
     db.flush()
+    scope: dict[str, int | None] = {}
     if ev.alert_id is not None:
         alert = db.get(Alert, ev.alert_id)
         assert alert is not None
+        scope = alerts.scope_keys(db, alert)
         alerts.record(
             db,
             alert,
@@ -71,6 +73,7 @@ def announce(db: Session, ev: Evidence, what: str) -> None:
         evidence_id=ev.id,
         alert_id=ev.alert_id,
         visit_id=ev.visit_id,
+        **scope,
     )
 
 

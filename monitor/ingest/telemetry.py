@@ -235,12 +235,14 @@ class TelemetryWriter(ItemWorker):
             metrics.TELEMETRY_BATCH.observe(len(fixes))
         if moved:
             # Operators follow an alerting worker's position live; others' stay private.
-            for device_id, alert_ids in alerts.active_for_devices(db, list(moved)).items():
+            for device_id, alerting in alerts.active_for_devices(db, list(moved)).items():
                 emit(
                     db,
                     "alert.position",
                     device_id=device_id,
-                    alert_ids=alert_ids,
+                    alert_ids=alerting.alert_ids,
+                    org_id=alerting.org_id,
+                    team_id=alerting.team_id,
                     **moved[device_id],
                 )
         return replies

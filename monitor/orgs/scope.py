@@ -24,7 +24,9 @@ class Scope:
 
     @property
     def service_wide(self) -> bool:
-        return self.org_id is None
+        # A team alone still limits: a row made by hand with a team and no organisation
+        # must not see everything.
+        return self.org_id is None and self.team_id is None
 
     def covers(
         self,
@@ -33,20 +35,20 @@ class Scope:
     ) -> ColumnElement[bool]:
         """A filter keeping the rows, about the worker in `worker_id`, this scope covers.
         `org_id` is the row's own organisation column, where it has one."""
-        if self.org_id is None:
-            return true()
         if self.team_id is not None:
             return worker_id.in_(select(Worker.id).where(Worker.team_id == self.team_id))
+        if self.org_id is None:
+            return true()
         if org_id is not None:
             return org_id == self.org_id
         return worker_id.in_(select(Worker.id).where(Worker.org_id == self.org_id))
 
     def admits(self, org_id: int | None, team_id: int | None) -> bool:
         """The same rule, for a row already read (an alert pushed to a console)."""
-        if self.org_id is None:
-            return True
         if self.team_id is not None:
             return team_id == self.team_id
+        if self.org_id is None:
+            return True
         return org_id == self.org_id
 
 

@@ -11,8 +11,10 @@ from monitor.devices.models import DeviceOut
 from monitor.visits.models import VisitOut, VisitState
 
 # Keys of timeline entries' data that hold positions: a "raised" entry's `loc`, a
-# "positions" entry's `fixes`.
-_POSITION_KEYS = frozenset({"loc", "lat", "lon", "acc", "fixes"})
+# "positions" entry's `fixes`, an outbox message's `body` (its summary says where).
+_POSITION_KEYS = frozenset({"loc", "lat", "lon", "acc", "fixes", "body"})
+# What a message shows in place of its text once the alert is over, to whom may not see it.
+WITHHELD = "(withheld once the alert is over: it gives the worker's position)"
 
 A = TypeVar("A", bound=AlertOut)
 
@@ -34,6 +36,11 @@ def _without_position(entry: AlertEventOut) -> AlertEventOut:
         return entry
     data: dict[str, Any] = {k: v for k, v in entry.data.items() if k not in _POSITION_KEYS}
     return entry.model_copy(update={"data": data})
+
+
+def message(body: str, alert_state: str, always: bool) -> str:
+    """An SMS, call or webhook text as sent, or WITHHELD."""
+    return body if always or alert_state in ACTIVE_STATES else WITHHELD
 
 
 def visit(out: VisitOut, always: bool) -> VisitOut:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -19,22 +20,29 @@ BATCH = 5000
 Window = tuple[datetime, datetime | None]  # from, to (None: still open)
 
 
-def expired_batches(
-    db: Session, now: datetime, keep: timedelta, batch: int = BATCH
-) -> Iterator[list[int]]:
-    """Ids of fixes received before the retention time that belong to no alert and no
-    visit, a batch at a time, oldest first.
+@dataclass
+class Batch:
+    doomed: list[int]  # ids of fixes to delete
+    settled: int  # every fix up to this id is deleted with this batch or kept for good
+
+
+def expired(
+    db: Session, now: datetime, keep: timedelta, after: int = 0, batch: int = BATCH
+) -> Iterator[Batch]:
+    """The fixes, after id `after`, received before the retention time that belong to no
+    alert and no visit, a batch at a time, oldest first.
 
     An alert keeps the trail its page shows (from TRAIL_BEFORE before it was raised) until
     it is resolved or cancelled; a visit keeps its fixes from start to end; open ones keep
-    theirs whatever their age. Age counts from when the fix was received: a device's clock
-    may be wrong, the service's is not. The windows are compared here rather than in SQL,
-    where date arithmetic differs between SQLite and PostgreSQL.
+    theirs whatever their age. A fix kept once is kept for good: a window that covers it now
+    still will when it closes. Age counts from when the fix was received: a device's clock
+    may be wrong, the service's is not. Windows are compared here rather than in SQL, whose
+    date arithmetic differs between SQLite and PostgreSQL.
 
-    Fixes are walked in id order, which is the order they were stored, and the walk stops at
-    the first one still within the retention time; so the scan is of the expired prefix, by
-    primary key, and no index on time is needed."""
-    cutoff, after = now - keep, 0
+    Fixes are walked in id order, the order they were stored, and the walk stops at the
+    first one still within the retention time. A caller that remembers `settled` starts
+    the next walk there, so kept history is not read again and again."""
+    cutoff = now - keep
     while True:
         rows = db.execute(
             select(
@@ -47,7 +55,11 @@ def expired_batches(
             .order_by(LocationFix.id)
             .limit(batch)
         ).all()
-        old = [r for r in rows if r.received_at < cutoff]
+        old = []
+        for r in rows:
+            if r.received_at >= cutoff:
+                break
+            old.append(r)
         if not old:
             return
         windows = _windows(db, {r.device_id for r in old})
@@ -56,10 +68,10 @@ def expired_batches(
             for r in old
             if not any(_within(r.device_ts, w) for w in windows.get(r.device_id, ()))
         ]
-        yield doomed
+        after = old[-1].id
+        yield Batch(doomed, after)
         if len(old) < len(rows) or len(rows) < batch:
             return
-        after = rows[-1].id
 
 
 def _windows(db: Session, device_ids: set[str]) -> dict[str, list[Window]]:
