@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from monitor.alerts import holds, service
 from monitor.alerts.models import (
@@ -28,6 +29,7 @@ from monitor.deps import (
     Supervisor,
     client_address,
 )
+from monitor.orgs.scope import Scope
 from monitor.privacy import positions
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -37,6 +39,11 @@ AlertId = RowId
 
 def _actor(user: CurrentUser) -> str:
     return f"user:{user.username}"
+
+
+def _shown(db: Session, alert: Alert, scope: Scope) -> AlertOut:
+    """The alert as the person who acted on it may see it (docs/privacy.md)."""
+    return positions.alert(service.to_out(db, alert), scope.positions_always)
 
 
 @router.get("")
@@ -71,7 +78,7 @@ def acknowledge(alert_id: AlertId, db: SessionDep, user: CurrentUser, scope: Sco
     """Take charge of the alert: escalation stops and the worker hears help is coming."""
     service.check_in_scope(db, alert_id, scope)
     alert = service.acknowledge(db, alert_id, actor=_actor(user), via="console")
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
 
 
 @router.post("/{alert_id}/notes", status_code=status.HTTP_201_CREATED)
@@ -80,7 +87,7 @@ def add_note(
 ) -> AlertOut:
     service.check_in_scope(db, alert_id, scope)
     alert = service.add_note(db, alert_id, actor=_actor(user), text=body.text)
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
 
 
 @router.post("/{alert_id}/resolve")
@@ -89,7 +96,7 @@ def resolve(
 ) -> AlertOut:
     service.check_in_scope(db, alert_id, scope)
     alert = service.resolve(db, alert_id, actor=_actor(user), outcome=body.outcome, note=body.note)
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
 
 
 @router.post("/{alert_id}/authorities", status_code=status.HTTP_201_CREATED)
@@ -101,7 +108,7 @@ def authorities_called(
     alert = service.record_authorities(
         db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
     )
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
 
 
 @router.post("/{alert_id}/hold")
@@ -121,7 +128,7 @@ def place_hold(
         )
     except holds.HoldConflict as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
 
 
 @router.delete("/{alert_id}/hold")
@@ -134,4 +141,4 @@ def release_hold(
         alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
     except holds.HoldConflict as e:
         raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
-    return positions.alert(service.to_out(db, alert), scope.positions_always)
+    return _shown(db, alert, scope)
