@@ -65,6 +65,53 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    broker_port: int
+    password: str  # the service account's, at the broker
+    http_port: int
+    started: float  # time.perf_counter() when `vigil serve` was started
+
+
+@contextlib.contextmanager
+def serving(
+    store: Store, workdir: Path, url: str, env_extra: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """A private Mosquitto configured from the store's registry, and `vigil serve` on both,
+    started but not waited for; its output goes to `workdir/serve.log`."""
+    password = secrets.token_urlsafe(16)
+    port = broker.free_port()
+    with store.session() as db:
+        files = broker.write_config(db, workdir / "broker", port, SERVICE_USER, password)
+    mosq = broker.MosquittoProcess(files.conf, port)
+    mosq.start()
+    http_port = broker.free_port()
+    env = {
+        **os.environ,
+        "VIGIL_DATA_DIR": str(workdir / "data"),
+        "VIGIL_DATABASE_URL": url,
+        "VIGIL_MQTT_PORT": str(port),
+        "VIGIL_MQTT_USERNAME": SERVICE_USER,
+        "VIGIL_MQTT_PASSWORD": password,
+        "VIGIL_HTTP_PORT": str(http_port),
+        "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
+        **(env_extra or {}),
+    }
+    log = open(workdir / "serve.log", "wb")  # noqa: SIM115
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        yield Served(proc, port, password, http_port, started)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+        mosq.stop()
+
+
 @contextlib.contextmanager
 def rig(
     kind: str,
@@ -97,41 +144,19 @@ def rig(
         if policy_yaml is not None:
             with store.begin() as db:
                 policies.replace_all(db, policies.parse_file(policy_yaml))
-        service_password = secrets.token_urlsafe(16)
-        port = broker.free_port()
-        with store.session() as db:
-            files = broker.write_config(
-                db, workdir / "broker", port, SERVICE_USER, service_password
-            )
-        mosq = broker.MosquittoProcess(files.conf, port)
-        mosq.start()
-        http_port = broker.free_port()
-        env = {
-            **os.environ,
-            "VIGIL_DATA_DIR": str(workdir / "data"),
-            "VIGIL_DATABASE_URL": url,
-            "VIGIL_MQTT_PORT": str(port),
-            "VIGIL_MQTT_USERNAME": SERVICE_USER,
-            "VIGIL_MQTT_PASSWORD": service_password,
-            "VIGIL_HTTP_PORT": str(http_port),
-            "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
-            **(env_extra or {}),
-        }
-        log = open(workdir / "serve.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
         try:
-            if not broker.wait_for_port("127.0.0.1", http_port, 60):
-                raise RuntimeError((workdir / "serve.log").read_text())
-            time.sleep(1.0)  # MQTT sessions up
-            yield Rig(workdir, url, store, port, service_password, http_port, creds)
+            with serving(store, workdir, url, env_extra) as served:
+                if not broker.wait_for_port("127.0.0.1", served.http_port, 60):
+                    raise RuntimeError((workdir / "serve.log").read_text())
+                time.sleep(1.0)  # MQTT sessions up
+                yield Rig(
+                    workdir,
+                    url,
+                    store,
+                    served.broker_port,
+                    served.password,
+                    served.http_port,
+                    creds,
+                )
         finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
-            mosq.stop()
             store.dispose()

@@ -7,10 +7,7 @@ devices and location rows, and how much memory it holds once up (no device conne
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -19,8 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from bench.harness import SERVICE_USER, database
-from monitor import broker
+from bench.harness import database, serving
 from monitor.db import Store
 from monitor.devices.models import Device, LocationFix
 from monitor.migrate import upgrade
@@ -85,49 +81,23 @@ def main() -> None:
         t = time.perf_counter()
         fill(store, args.devices, args.locations)
         filled = time.perf_counter() - t
-        password = secrets.token_urlsafe(16)
-        port = broker.free_port()
-        with store.session() as db:
-            files = broker.write_config(db, workdir / "broker", port, SERVICE_USER, password)
-        mosq = broker.MosquittoProcess(files.conf, port)
-        mosq.start()
-        http_port = broker.free_port()
-        env = {
-            **os.environ,
-            "VIGIL_DATA_DIR": str(workdir / "data"),
-            "VIGIL_DATABASE_URL": url,
-            "VIGIL_MQTT_PORT": str(port),
-            "VIGIL_MQTT_USERNAME": SERVICE_USER,
-            "VIGIL_MQTT_PASSWORD": password,
-            "VIGIL_HTTP_PORT": str(http_port),
-            "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
-        }
-        log = open(workdir / "serve.log", "wb")  # noqa: SIM115
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve"], env=env, stdout=log, stderr=log
-        )
         try:
-            up = None
-            while time.perf_counter() - start < 300 and proc.poll() is None:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{http_port}/healthz", timeout=1
-                    ) as r:
-                        if r.status == 200:
-                            up = time.perf_counter() - start
-                            break
-                except OSError:
-                    time.sleep(0.05)
-            if up is None:
-                raise RuntimeError((workdir / "serve.log").read_text()[-2000:])
-            time.sleep(args.settle)
-            rss = rss_mb(proc.pid)
+            with serving(store, workdir, url) as served:
+                up = None
+                while time.perf_counter() - served.started < 300 and served.proc.poll() is None:
+                    try:
+                        url_ = f"http://127.0.0.1:{served.http_port}/healthz"
+                        with urllib.request.urlopen(url_, timeout=1) as r:
+                            if r.status == 200:
+                                up = time.perf_counter() - served.started
+                                break
+                    except OSError:
+                        time.sleep(0.05)
+                if up is None:
+                    raise RuntimeError((workdir / "serve.log").read_text()[-2000:])
+                time.sleep(args.settle)
+                rss = rss_mb(served.proc.pid)
         finally:
-            proc.terminate()
-            proc.wait(30)
-            log.close()
-            mosq.stop()
             store.dispose()
 
     print(f"database={args.db} devices={args.devices} locations={args.locations}")
