@@ -42,6 +42,9 @@ QUEUE_LIMIT = 1000
 HISTORY = 5000
 ACTIVE_VALUES = frozenset(s.value for s in ACTIVE_STATES)
 PING_S = 20.0
+# How often an open console's user is looked up again: a user disabled, or moved to another
+# organisation, stops getting what they may no longer see within this long.
+RECHECK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,12 @@ class Sent:
 
 
 class Client:
-    def __init__(self, ws: WebSocket, expires: float, scope: Scope) -> None:
+    def __init__(self, ws: WebSocket, token: str, expires: float, scope: Scope) -> None:
         self.ws = ws
+        self.token = token
         self.expires = expires
         self.scope = scope
+        self.recheck_at = time.monotonic() + RECHECK_S
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
 
@@ -148,6 +153,15 @@ class Hub:
                 return None
             return float(claims["exp"]), Scope(user.org_id, user.team_id)
 
+    async def _still_signed_in(self, client: Client) -> bool:
+        client.recheck_at = time.monotonic() + RECHECK_S
+        session = await asyncio.to_thread(self.session_for, client.token)
+        if session is None:
+            await client.ws.close(code=4401, reason="signed out")
+            return False
+        client.scope = session[1]
+        return True
+
     async def serve(self, ws: WebSocket) -> None:
         self.loop = asyncio.get_running_loop()
         token = ws.query_params.get("token", "")
@@ -158,7 +172,7 @@ class Hub:
         if session is None:
             await ws.close(code=4401, reason="not signed in")
             return
-        client = Client(ws, *session)
+        client = Client(ws, token, *session)
         self.clients.add(client)
         try:
             since = ws.query_params.get("since")
@@ -202,9 +216,11 @@ class Hub:
             if time.time() >= client.expires:
                 await client.ws.close(code=4401, reason="session expired")
                 return
+            if time.monotonic() >= client.recheck_at and not await self._still_signed_in(client):
+                return
             try:
                 # Wake for the token's expiry too, so an expired session ends on time.
-                wait = min(PING_S, max(0.05, client.expires - time.time()))
+                wait = min(PING_S, RECHECK_S, max(0.05, client.expires - time.time()))
                 text = await asyncio.wait_for(client.queue.get(), wait)
             except TimeoutError:
                 text = '{"kind":"heartbeat"}'

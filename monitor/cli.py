@@ -231,6 +231,32 @@ def evidence_purge(
     typer.echo(f"{verb} {purged} clips (retention {days} days)")
 
 
+def _user_active(username: str, active: bool) -> None:
+    from monitor.users.service import UserError, set_active
+
+    store = open_store()
+    try:
+        with store.begin() as db:
+            set_active(db, username, active)
+            audit(db, "cli", "user_enabled" if active else "user_disabled", username)
+    except UserError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"user {username} {'enabled' if active else 'disabled'}")
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a user (left, or a password to be reset): sign-in, the API and the console
+    refuse them at once; an open console is closed within a minute."""
+    _user_active(username, False)
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a user again."""
+    _user_active(username, True)
+
+
 @user_app.command("add")
 def user_add(
     username: str,

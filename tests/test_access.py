@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
+from typer.testing import CliRunner
 
+from console import hub
+from monitor.cli import app
 from monitor.users.models import Role
-from tests.support import Running, add_badge
+from tests.support import PASSWORD, Running, add_badge
 
 TABLE = Path(__file__).parent.parent / "docs" / "security.md"
 ROW = re.compile(
@@ -85,3 +88,34 @@ def test_the_websocket_takes_every_role_and_refuses_no_token(svc: Running) -> No
             raise AssertionError("a websocket without a valid token stayed open")
         except WebSocketDisconnect as closed:
             assert closed.code == 4401
+
+
+def test_a_disabled_user_is_refused_everywhere_at_once(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub, "RECHECK_S", 0.3)
+    monkeypatch.setenv("VIGIL_DATABASE_URL", svc.settings.database_url)
+    headers = svc.user("leaver", Role.SUPERVISOR)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    cli = CliRunner()
+    with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+        assert '"kind": "snapshot"' in ws.receive_text()
+        done = cli.invoke(app, ["user", "disable", "leaver"])
+        assert done.exit_code == 0 and "user leaver disabled" in done.output
+        # The open console is closed at its next look-up of the user.
+        try:
+            while True:
+                ws.receive_text()
+        except WebSocketDisconnect as closed:
+            assert closed.code == 4401
+    assert svc.http.get("/api/v1/alerts", headers=headers).status_code == 401
+    r = svc.http.post("/api/v1/auth/token", data={"username": "leaver", "password": PASSWORD})
+    assert r.status_code == 401
+    assert cli.invoke(app, ["user", "enable", "leaver"]).exit_code == 0
+    assert svc.http.get("/api/v1/alerts", headers=headers).status_code == 200
+    assert cli.invoke(app, ["user", "disable", "nobody"]).exit_code == 1
+    log = svc.http.get("/api/v1/audit", headers=svc.user("boss", Role.ADMIN)).json()
+    assert [e["action"] for e in log if e["target"] == "leaver"][:2] == [
+        "user_enabled",
+        "user_disabled",
+    ]

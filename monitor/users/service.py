@@ -69,6 +69,14 @@ def _placement(db: Session, org: str | None, team: str | None) -> tuple[int | No
     return org_row.id, team_row.id
 
 
+def set_active(db: Session, username: str, active: bool) -> User:
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user {username}")
+    user.active = active
+    return user
+
+
 def authenticate(db: Session, username: str, password: str) -> User | None:
     user = db.scalar(select(User).where(User.username == username, User.active.is_(True)))
     if user is None or not verify_secret(user.password_hash, password):
