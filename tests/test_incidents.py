@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.alerts.states import AlertState, AlertType, priority
+from monitor.audit.models import AuditEntry
 from monitor.config import Settings
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.evidence.models import Evidence
@@ -407,6 +408,14 @@ def test_csv_export_holds_the_filtered_rows(
     cancelled = {int(row["id"]): row for row in rows}[fleet.alerts[5]]
     assert cancelled["outcome"] == "" and cancelled["time_to_acknowledge_s"] == ""
     assert cancelled["state"] == "cancelled"
+    (taken,) = _audited(svc, "incidents_exported")
+    assert taken.actor == "user:lead" and taken.target == f"{len(rows)} incidents"
+    assert taken.details["filters"]["team_id"] == fleet.teams["Housing"]
+
+
+def _audited(svc: Running, action: str) -> list[AuditEntry]:
+    with svc.store.session() as db:
+        return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action)))
 
 
 def _pdf_text(body: bytes) -> str:
@@ -421,6 +430,8 @@ def test_pdf_export_of_one_incident(svc: Running, fleet: Fleet) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
     assert r.headers["content-disposition"] == f'attachment; filename="vigil-incident-{pk}.pdf"'
+    (taken,) = _audited(svc, "incident_exported")
+    assert (taken.actor, taken.target) == ("user:lead", f"alert {pk}")
     text = _pdf_text(r.content)
     for expected in (
         f"Incident report #{pk}",

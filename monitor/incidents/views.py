@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 
 from monitor.alerts import service as alerts
 from monitor.alerts.models import NO_NUL
 from monitor.alerts.states import AlertState, AlertType, Outcome
+from monitor.audit.service import audit_now
 from monitor.db import utcnow
 from monitor.deps import (
     MAX_ROW_ID,
@@ -18,8 +20,10 @@ from monitor.deps import (
     RowId,
     ScopeDep,
     SettingsDep,
+    StoreDep,
     Supervisor,
     as_utc,
+    client_address,
 )
 from monitor.incidents import export, pdf, queries, reports
 from monitor.incidents.models import IncidentOut, Report
@@ -91,7 +95,14 @@ def list_incidents(
 
 
 @router.get("/export.csv", response_class=Response)
-def export_csv(db: ReadSessionDep, user: Supervisor, scope: ScopeDep, f: Filter) -> Response:
+def export_csv(
+    db: ReadSessionDep,
+    user: Supervisor,
+    scope: ScopeDep,
+    f: Filter,
+    store: StoreDep,
+    request: Request,
+) -> Response:
     """The same filters as the list, every matching incident as one CSV row."""
     rows = queries.find(db, scope, f, limit=MAX_EXPORT_ROWS + 1)
     if len(rows) > MAX_EXPORT_ROWS:
@@ -99,6 +110,19 @@ def export_csv(db: ReadSessionDep, user: Supervisor, scope: ScopeDep, f: Filter)
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"more than {MAX_EXPORT_ROWS} incidents match: narrow the filters",
         )
+    # Personal data leaving the service: who took it, and which.
+    audit_now(
+        store,
+        f"user:{user.username}",
+        "incidents_exported",
+        f"{len(rows)} incidents",
+        address=client_address(request),
+        filters={
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in dataclasses.asdict(f).items()
+            if v is not None
+        },
+    )
     name = f"vigil-incidents-{utcnow():%Y%m%dT%H%M%SZ}.csv"
     return Response(
         export.to_csv([positions.alert(r, scope.positions_always) for r in rows]),
@@ -109,7 +133,13 @@ def export_csv(db: ReadSessionDep, user: Supervisor, scope: ScopeDep, f: Filter)
 
 @router.get("/{alert_id}/report.pdf", response_class=Response)
 def incident_pdf(
-    alert_id: RowId, db: ReadSessionDep, user: Supervisor, scope: ScopeDep, settings: SettingsDep
+    alert_id: RowId,
+    db: ReadSessionDep,
+    user: Supervisor,
+    scope: ScopeDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    request: Request,
 ) -> Response:
     """One incident as a PDF: facts, positions, evidence hashes, the hash-chained timeline."""
     alerts.check_in_scope(db, alert_id, scope)
@@ -131,6 +161,13 @@ def incident_pdf(
         exported_by=f"user:{user.username}",
         now=utcnow(),
         font_dir=settings.pdf_font_dir,
+    )
+    audit_now(
+        store,
+        f"user:{user.username}",
+        "incident_exported",
+        f"alert {alert_id}",
+        address=client_address(request),
     )
     return Response(
         body,
