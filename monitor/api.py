@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 
 from monitor import headers
+from monitor.alerts.holds import HoldConflict
 from monitor.alerts.service import AlertNotFound
 from monitor.alerts.states import IllegalTransition
 from monitor.alerts.views import router as alerts_router
@@ -95,9 +96,11 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
     def _not_found(request: Request, exc: AlertNotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @app.exception_handler(IllegalTransition)
-    def _conflict(request: Request, exc: IllegalTransition) -> JSONResponse:
+    def _conflict(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    app.add_exception_handler(IllegalTransition, _conflict)
+    app.add_exception_handler(HoldConflict, _conflict)
 
     # A value no validator caught but the database cannot store (a NUL character in text,
     # a number out of the column's range): the transaction is rolled back, nothing changed.

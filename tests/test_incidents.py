@@ -23,7 +23,7 @@ from monitor.audit.models import AuditEntry
 from monitor.config import Settings
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.evidence.models import Evidence
-from monitor.incidents import pdf, queries, reports
+from monitor.incidents import pdf, reports
 from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
 from monitor.users.models import Role
@@ -384,7 +384,7 @@ def test_csv_export_holds_the_filtered_rows(
     svc: Running, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lead = svc.user("lead", Role.SUPERVISOR, org=ORG)
-    monkeypatch.setattr(queries, "NAMES_BATCH", 3)  # several batches of names, even here
+    monkeypatch.setattr(alerts, "NAMES_BATCH", 3)  # several batches of names, even here
     query = {**PERIOD, "team": fleet.teams["Housing"]}
     r = svc.http.get("/api/v1/incidents/export.csv", params=query, headers=lead)
     assert r.status_code == 200, r.text

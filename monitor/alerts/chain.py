@@ -43,6 +43,10 @@ def genesis(alert_id: int, device_id: str, device_alert_id: str | None, raised_a
     return hashlib.sha256(_canonical(ident)).hexdigest()
 
 
+def _start(alert: Alert) -> str:
+    return genesis(alert.id, alert.device_id, alert.device_alert_id, alert.raised_at)
+
+
 def entry_hash(
     prev_hash: str,
     alert_id: int,
@@ -80,10 +84,7 @@ def _forget_heads(db: Session, transaction: SessionTransaction) -> None:
 def begin(db: Session, alert: Alert) -> None:
     """Note that `alert` was inserted by this transaction: its chain is empty, so its first
     entry needs neither the lock nor the look-up (two round trips off the alert path)."""
-    _heads(db)[alert.id] = (
-        0,
-        genesis(alert.id, alert.device_id, alert.device_alert_id, alert.raised_at),
-    )
+    _heads(db)[alert.id] = (0, _start(alert))
 
 
 def append(db: Session, alert: Alert, entry: AlertEvent) -> None:
@@ -100,10 +101,7 @@ def append(db: Session, alert: Alert, entry: AlertEvent) -> None:
             .order_by(AlertEvent.seq.desc())
             .limit(1)
         ).first()
-        if last is None:
-            head = (0, genesis(alert.id, alert.device_id, alert.device_alert_id, alert.raised_at))
-        else:
-            head = (last.seq, last.hash)
+        head = (0, _start(alert)) if last is None else (last.seq, last.hash)
     seq, prev = head[0] + 1, head[1]
     entry.seq, entry.prev_hash = seq, prev
     entry.hash = entry_hash(
@@ -129,7 +127,7 @@ def verify(db: Session) -> Verdict:
     incidents = entries = 0
     for alert, events in _incidents(db):
         incidents += 1
-        prev = genesis(alert.id, alert.device_id, alert.device_alert_id, alert.raised_at)
+        prev = _start(alert)
         for expected_seq, ev in enumerate(events, start=1):
             entries += 1
             where = f"alert {alert.id}, entry {expected_seq} (row {ev.id}, {ev.kind})"

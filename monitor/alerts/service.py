@@ -54,15 +54,20 @@ def to_out(db: Session, alert: Alert) -> AlertOut:
     return to_out_many(db, [alert])[0]
 
 
+# Workers looked up at a time: an export's thousands of alerts would otherwise make one IN
+# list longer than SQLite takes.
+NAMES_BATCH = 1000
+
+
 def to_out_many(db: Session, alerts: Sequence[Alert]) -> list[AlertOut]:
-    """Alerts as the API shows them, with worker names and teams in one query for all."""
-    worker_ids = {a.worker_id for a in alerts if a.worker_id is not None}
+    """Alerts as the API shows them, with worker names and teams in a query for a thousand."""
+    worker_ids = sorted({a.worker_id for a in alerts if a.worker_id is not None})
     names: dict[int, tuple[str, int | None, str | None]] = {}
-    if worker_ids:
+    for start in range(0, len(worker_ids), NAMES_BATCH):
         for worker_id, name, team_id, team in db.execute(
             select(Worker.id, Worker.name, Worker.team_id, Team.name)
             .outerjoin(Team, Team.id == Worker.team_id)
-            .where(Worker.id.in_(worker_ids))
+            .where(Worker.id.in_(worker_ids[start : start + NAMES_BATCH]))
         ):
             names[worker_id] = (name, team_id, team)
     out = []
@@ -187,15 +192,21 @@ def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
     return alert
 
 
-def check_in_scope(db: Session, alert_id: int, scope: Scope) -> None:
-    """Raise AlertNotFound for an alert outside `scope`: to a person who may not see it,
-    an alert of another organisation does not exist (a 403 would confirm that it does)."""
+def in_scope(db: Session, alert_id: int, scope: Scope) -> bool:
+    """Whether the alert exists within `scope` (for the whole service: whether it exists,
+    or not even that is looked up)."""
     if scope.service_wide:
-        return
+        return True
     found = db.scalar(
         select(Alert.id).where(Alert.id == alert_id, scope.covers(Alert.worker_id, Alert.org_id))
     )
-    if found is None:
+    return found is not None
+
+
+def check_in_scope(db: Session, alert_id: int, scope: Scope) -> None:
+    """Raise AlertNotFound for an alert outside `scope`: to a person who may not see it,
+    an alert of another organisation does not exist (a 403 would confirm that it does)."""
+    if not in_scope(db, alert_id, scope):
         raise AlertNotFound(f"no alert {alert_id}")
 
 

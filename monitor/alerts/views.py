@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -122,12 +122,9 @@ def place_hold(
 ) -> AlertOut:
     """Put the incident on hold (under investigation): its evidence is never purged."""
     service.check_in_scope(db, alert_id, scope)
-    try:
-        alert = holds.place(
-            db, alert_id, actor=_actor(user), reason=body.reason, address=client_address(request)
-        )
-    except holds.HoldConflict as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+    alert = holds.place(
+        db, alert_id, actor=_actor(user), reason=body.reason, address=client_address(request)
+    )
     return _shown(db, alert, scope)
 
 
@@ -137,8 +134,5 @@ def release_hold(
 ) -> AlertOut:
     """Release the hold: the incident's evidence follows the retention period again."""
     service.check_in_scope(db, alert_id, scope)
-    try:
-        alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
-    except holds.HoldConflict as e:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+    alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
     return _shown(db, alert, scope)

@@ -83,7 +83,7 @@ def decide(db: Session, ev: Evidence, cutoff: datetime, *, lock: bool) -> tuple[
         if alert.hold:
             return f"alert {alert.id}", f"alert {alert.id} is on hold: {alert.hold_reason}"
         end = alert.resolved_at or alert.cancelled_at
-        if alert.state in {s.value for s in ACTIVE_STATES} or end is None:
+        if alert.state in ACTIVE_STATES or end is None:
             return f"alert {alert.id}", f"alert {alert.id} is still open"
         closed.append(end)
     if visit is not None:

@@ -54,8 +54,7 @@ def announce(db: Session, ev: Evidence, what: str) -> None:
     db.flush()
     scope: dict[str, int | None] = {}
     if ev.alert_id is not None:
-        alert = db.get(Alert, ev.alert_id)
-        assert alert is not None
+        alert = alerts.get(db, ev.alert_id)
         scope = alerts.scope_keys(db, alert)
         alerts.record(
             db,

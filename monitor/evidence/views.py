@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerts import service as alerts
-from monitor.alerts.models import Alert
 from monitor.deps import (
     CurrentDevice,
     CurrentUser,
@@ -66,10 +65,12 @@ async def upload(
     if not data:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no bytes in the request body")
 
-    digest = hashlib.sha256(data).hexdigest()
     key = storage.new_key(device.id)
 
     def keep() -> EvidenceOut:
+        # Hashed here, on a worker thread: up to VIGIL_MAX_EVIDENCE_BYTES on the event loop
+        # would hold up the alert routes and every console meanwhile.
+        digest = hashlib.sha256(data).hexdigest()
         # The bytes are stored before the transaction that records them: a record never
         # points at bytes that are not there.
         evidence.put(key, data)
@@ -127,16 +128,13 @@ def _in_scope(db: Session, ev: Evidence, scope: Scope) -> bool:
     if scope.service_wide:
         return True
     if ev.alert_id is not None:
-        q = select(Alert.id).where(
-            Alert.id == ev.alert_id, scope.covers(Alert.worker_id, Alert.org_id)
-        )
-    elif ev.visit_id is not None:
+        return alerts.in_scope(db, ev.alert_id, scope)
+    if ev.visit_id is not None:
         q = select(Visit.id).where(
             Visit.id == ev.visit_id, scope.covers(Visit.worker_id, Visit.org_id)
         )
-    else:
-        return False
-    return db.scalar(q) is not None
+        return db.scalar(q) is not None
+    return False
 
 
 playback = APIRouter(prefix="/api/v1/evidence", tags=["evidence"])

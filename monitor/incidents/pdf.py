@@ -16,7 +16,7 @@ from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
 from monitor.alerts.models import AlertDetail
-from monitor.alerts.states import AlertState
+from monitor.alerts.states import ACTIVE_STATES
 
 FONTS = {
     ("sans", ""): "DejaVuSans.ttf",
@@ -204,7 +204,7 @@ def render(
         head = a.timeline[-1]
         pdf.line_of(f"Head of the chain: entry {head.seq}", style="B")
         pdf.line_of(f"head {head.hash}", "mono", size=7.5)
-    if a.state in (AlertState.RAISED, AlertState.ACKNOWLEDGED):
+    if a.state in ACTIVE_STATES:
         pdf.line_of("The incident was still open when this report was made.", size=8)
     if pdf.replaced:
         pdf.ln(2)

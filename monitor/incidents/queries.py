@@ -12,7 +12,6 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.alerts.states import AlertState, AlertType, Outcome
 from monitor.incidents.models import IncidentOut
-from monitor.orgs.models import Worker
 from monitor.orgs.scope import Scope
 
 # The timeline entries whose text a person typed: notes, a resolution's note, the
@@ -42,7 +41,7 @@ def incident_query(scope: Scope, f: IncidentFilter) -> Select[Alert]:
         q = q.where(Alert.raised_at < f.until)
     if f.team_id is not None:
         # The team as it is now, as scopes are: a worker's history moves with them.
-        q = q.where(Alert.worker_id.in_(select(Worker.id).where(Worker.team_id == f.team_id)))
+        q = q.where(Scope(team_id=f.team_id).covers(Alert.worker_id))
     if f.worker_id is not None:
         q = q.where(Alert.worker_id == f.worker_id)
     if f.type is not None:
@@ -77,24 +76,15 @@ def seconds(start: datetime, end: datetime | None) -> float | None:
     return None if end is None else (end - start).total_seconds()
 
 
-# Workers' names are looked up for this many incidents at a time: an export's thousands of
-# rows would otherwise make one IN list longer than SQLite takes.
-NAMES_BATCH = 1000
-
-
 def with_timings(db: Session, found: list[Alert]) -> list[IncidentOut]:
-    out = []
-    for start in range(0, len(found), NAMES_BATCH):
-        batch = found[start : start + NAMES_BATCH]
-        for alert, row in zip(batch, alerts.to_out_many(db, batch), strict=True):
-            out.append(
-                IncidentOut(
-                    **row.model_dump(),
-                    time_to_acknowledge_s=seconds(alert.raised_at, answered_at(alert)),
-                    time_to_resolve_s=seconds(alert.raised_at, alert.resolved_at),
-                )
-            )
-    return out
+    return [
+        IncidentOut(
+            **row.model_dump(),
+            time_to_acknowledge_s=seconds(alert.raised_at, answered_at(alert)),
+            time_to_resolve_s=seconds(alert.raised_at, alert.resolved_at),
+        )
+        for alert, row in zip(found, alerts.to_out_many(db, found), strict=True)
+    ]
 
 
 def find(
