@@ -1,14 +1,14 @@
 """SimDevice: one simulated badge or phone app speaking protocol v1 to the letter.
 
-Alerts go through a store-and-forward outbox and are resent with the same id until the service
-answers `alert_received`; commands are recorded and can be waited for.
+Alerts go through a store-and-forward outbox and are resent with the same id, on a timer of
+the network loop, until the service answers `alert_received`; commands are recorded and can be
+waited for.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from device_sim import messages
 from device_sim.commands import Command, CommandListener, CommandLog
 from device_sim.link import BrokerRefusedError, DeviceLink
+from device_sim.netloop import NetLoop, Timer
 from device_sim.protocol import (
     ALERT,
     ALERT_CANCEL,
@@ -48,7 +49,11 @@ DEFAULT_POSITION = (51.5072, -0.1276)
 
 
 class SimDevice:
-    """A simulated device. Methods are safe to call from any thread."""
+    """A simulated device. Methods are safe to call from any thread.
+
+    With `loop` it runs on that shared NetLoop (a fleet's); without, on a loop of its own.
+    `bind_address` is the local address it connects from (127.0.0.x widens the port range).
+    """
 
     def __init__(
         self,
@@ -65,6 +70,8 @@ class SimDevice:
         *,
         keepalive: int = 30,
         fw: str = "1.4.2",
+        loop: NetLoop | None = None,
+        bind_address: str = "",
     ) -> None:
         if alert_retry_s <= 0:
             raise ValueError("alert_retry_s must be > 0")
@@ -95,12 +102,12 @@ class SimDevice:
             protocol,
             keepalive,
             on_connack=self._state.mark_all_unsent,
-            on_ready=self._wake_resender,
+            on_ready=self._on_ready,
             on_message=self._on_command,
+            loop=loop,
+            bind_address=bind_address,
         )
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._resender: threading.Thread | None = None
+        self._resend: Timer | None = None  # touched on the loop's thread only
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -131,11 +138,6 @@ class SimDevice:
         if self._link.running:
             raise RuntimeError(f"{self.device_id} is already connected or connecting")
         self._link.start()
-        self._stop.clear()
-        self._resender = threading.Thread(
-            target=self._resend_loop, name=f"sim-{self.device_id}-outbox", daemon=True
-        )
-        self._resender.start()
         if not wait:
             return
         try:
@@ -144,9 +146,10 @@ class SimDevice:
             self._stop_background(send_disconnect=True)
             raise
 
-    def wait_connected(self, timeout: float = 10.0) -> None:
-        """Block until the (background) connection is up, e.g. after a broker restart."""
-        self._link.wait_ready(timeout, fail_on_refusal=False)
+    def wait_connected(self, timeout: float = 10.0, *, fail_on_refusal: bool = False) -> None:
+        """Block until the (background) connection is up, e.g. after a broker restart; with
+        fail_on_refusal, raise BrokerRefusedError as soon as the broker refuses it."""
+        self._link.wait_ready(timeout, fail_on_refusal=fail_on_refusal)
 
     def disconnect(self, timeout: float = 2.0, *, announce_offline: bool = False) -> None:
         """Disconnect cleanly: the broker keeps the session and does not publish the last will.
@@ -163,15 +166,15 @@ class SimDevice:
         self._link.drain(timeout)
         self._stop_background(send_disconnect=True)
         self._state.save()
-        log.info("%s disconnected", self.device_id)
+        log.debug("%s disconnected", self.device_id)
 
     def kill(self) -> None:
         """Drop the connection without DISCONNECT, like a crash or lost signal: the broker
-        publishes the last will. Takes up to a second; connect() works again afterwards."""
+        publishes the last will. connect() works again afterwards."""
         if not self._link.running:
             return
+        self._cancel_resend()
         self._link.kill()
-        self._stop_resender()
         log.info("%s killed (connection dropped without DISCONNECT)", self.device_id)
 
     # --- device to service ------------------------------------------------------------------
@@ -212,7 +215,8 @@ class SimDevice:
         self._state.add_alert(alert_id, self._encode(body))
         log.debug("%s raised %s alert %s", self.device_id, type, alert_id)
         self._send_due_alerts()
-        self._wake.set()
+        if self._link.running:
+            self._link.loop.call_soon(self._arm_resend)
         return alert_id
 
     @property
@@ -316,7 +320,8 @@ class SimDevice:
         return self._log.wait_for(type, timeout, match)
 
     def add_listener(self, listener: CommandListener) -> None:
-        """Call `listener` with every command, on the MQTT network thread: keep it short."""
+        """Call `listener` with every command, on the network loop's thread (shared by a
+        whole fleet): keep it short and never block in it."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: CommandListener) -> None:
@@ -341,35 +346,41 @@ class SimDevice:
         elif command.type == LOCATE:
             self.send_location(qos=1)
 
-    def _wake_resender(self) -> None:
-        self._wake.set()
+    def _on_ready(self) -> None:
+        # On the loop: connected and subscribed, so the outbox goes out now.
+        self._send_due_alerts()
+        self._arm_resend()
 
-    def _resend_loop(self) -> None:
-        while not self._stop.is_set():
-            # Clear first: a wake-up arriving while we work is then not lost.
-            self._wake.clear()
-            wait: float | None = None
-            if self.connected:
-                self._send_due_alerts()
-                wait = self._state.seconds_to_next_due(time.monotonic(), self.alert_retry_s)
-            self._wake.wait(wait)
+    def _arm_resend(self) -> None:
+        # On the loop: one timer per device, for the next alert due to go out again.
+        if self._resend is not None:
+            self._resend.cancel()
+            self._resend = None
+        if not self.connected or not self._link.running:
+            return  # the next (re)connect sends the outbox and arms the timer again
+        wait = self._state.seconds_to_next_due(time.monotonic(), self.alert_retry_s)
+        if wait is not None:
+            self._resend = self._link.loop.call_later(wait, self._on_resend_due)
+
+    def _on_resend_due(self) -> None:
+        self._resend = None
+        self._send_due_alerts()
+        self._arm_resend()
+
+    def _cancel_resend(self) -> None:
+        timer = self._resend
+        if timer is not None:
+            timer.cancel()
 
     def _send_due_alerts(self) -> None:
         if not self.connected:
-            return  # held in the outbox; the next (re)connect wakes the resender
+            return  # held in the outbox; the next (re)connect sends it
         for pending in self._state.take_due(time.monotonic(), self.alert_retry_s):
             self._link.publish(topic(self.device_id, ALERT), pending.payload, 1)
 
     def _stop_background(self, *, send_disconnect: bool) -> None:
+        self._cancel_resend()
         self._link.stop(send_disconnect=send_disconnect)
-        self._stop_resender()
-
-    def _stop_resender(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._resender is not None and self._resender is not threading.current_thread():
-            self._resender.join()
-        self._resender = None
 
     def _loc(
         self,

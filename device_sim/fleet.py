@@ -1,4 +1,5 @@
-"""Fleet: many simulated workers and their devices, driven by one simulation thread."""
+"""Fleet: many simulated workers and their devices on one shared network loop, driven by one
+simulation thread."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ from pathlib import Path
 
 from device_sim.credentials import DeviceCredentials
 from device_sim.device import DEFAULT_POSITION, SimDevice
+from device_sim.netloop import NetLoop
 from device_sim.route import Walker
 from device_sim.worker import Behaviour, SimWorker
 
 log = logging.getLogger(__name__)
 
+# Connections being opened at once: the broker's listen backlog drops more, and a dropped
+# SYN would hold the shared loop for a second in paho's (blocking) connect.
+CONNECT_WINDOW = 64
+
 
 class Fleet:
     """Devices that walk, report, run visits and raise alerts at the configured rates.
 
-    Each device has its own paho client and network thread; all behaviour runs on one
-    simulation thread that steps every worker a few times per reporting interval.
+    Every device's paho client runs on one shared NetLoop (one network thread for the
+    fleet); all behaviour runs on one simulation thread that steps every worker a few times
+    per reporting interval. `bind_addresses`, if given, are the local addresses devices
+    connect from, in turn (127.0.0.x on loopback: a port range per address).
     """
 
     def __init__(
@@ -44,6 +52,8 @@ class Fleet:
         cancel_after_s: tuple[float, float] = (15.0, 90.0),
         visit_duration_s: tuple[int, int] = (600, 2400),
         connect_timeout_s: float = 10.0,
+        keepalive: int = 30,
+        bind_addresses: tuple[str, ...] = (),
     ) -> None:
         if not devices:
             raise ValueError("a fleet needs at least one device")
@@ -65,8 +75,9 @@ class Fleet:
         # Several steps per interval keep reports on time; never slower than 1 Hz for walking.
         self.tick_s = max(0.05, min(1.0, location_every_s / 5, heartbeat_every_s / 5))
         rng = random.Random(seed)
+        self.loop = NetLoop("sim-fleet-net")
         self._workers: list[SimWorker] = []
-        for cred in devices:
+        for n, cred in enumerate(devices):
             # One generator per worker, seeded from the fleet's, so a seed fixes each route.
             own = random.Random(rng.getrandbits(64))
             device = SimDevice(
@@ -79,6 +90,9 @@ class Fleet:
                 duress_pin=cred.duress_pin,
                 alert_retry_s=alert_retry_s,
                 state_dir=state_dir,
+                keepalive=keepalive,
+                loop=self.loop,
+                bind_address=bind_addresses[n % len(bind_addresses)] if bind_addresses else "",
             )
             walker = Walker(own, place, radius_m)
             self._workers.append(SimWorker(device, cred.kind, own, self.behaviour, walker))
@@ -104,15 +118,25 @@ class Fleet:
         """Connect every device (raising if the broker refuses one), then start simulating."""
         if self._thread is not None:
             raise RuntimeError("fleet already started")
-        connected: list[SimDevice] = []
+        if not self.loop.running:
+            self.loop.start()
+        devices = self.devices
+        started = time.monotonic()
         try:
-            for device in self.devices:
-                device.connect(timeout=self.connect_timeout_s)
-                connected.append(device)
+            # A sliding window: device i+W starts connecting once device i is connected.
+            for device in devices[:CONNECT_WINDOW]:
+                device.connect(wait=False)
+            for i, device in enumerate(devices):
+                device.wait_connected(self.connect_timeout_s, fail_on_refusal=True)
+                if i + CONNECT_WINDOW < len(devices):
+                    devices[i + CONNECT_WINDOW].connect(wait=False)
+                if (i + 1) % 1000 == 0:
+                    log.info("%d of %d devices connected", i + 1, len(devices))
         except Exception:
-            for device in connected:
-                device.disconnect(timeout=0.5)
+            self._disconnect_all(timeout=0.5)
+            self.loop.stop()
             raise
+        log.info("%d devices connected in %.1f s", len(devices), time.monotonic() - started)
         self._stop.clear()
         now = time.monotonic()
         for worker in self._workers:
@@ -133,11 +157,15 @@ class Fleet:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        # In parallel: each clean disconnect may wait briefly for QoS 1 acknowledgements.
-        with ThreadPoolExecutor(max_workers=min(16, len(self._workers))) as pool:
-            list(pool.map(lambda d: d.disconnect(), self.devices))
+        self._disconnect_all(timeout=2.0)
+        self.loop.stop()
         self._requested.clear()
         log.info("fleet stopped")
+
+    def _disconnect_all(self, timeout: float) -> None:
+        # In parallel: each clean disconnect may wait briefly for QoS 1 acknowledgements.
+        with ThreadPoolExecutor(max_workers=min(16, len(self._workers))) as pool:
+            list(pool.map(lambda d: d.disconnect(timeout), self.devices))
 
     def request_stop(self) -> None:
         """Ask run_forever() to return; safe from a signal handler or another thread."""
