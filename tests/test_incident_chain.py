@@ -292,3 +292,42 @@ def test_the_migration_chains_entries_already_stored(
         assert "incident log intact: incidents 1, entries 3" in out
     finally:
         store.dispose()
+
+
+def test_the_head_is_kept_across_flushes_and_dropped_with_a_savepoint(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries added in one transaction look the head up once, however often the session
+    flushes between them; one whose savepoint rolled back leaves no trace in the chain."""
+    from monitor.alerts import service as alerts
+
+    badge, _ = svc.badge("heads")
+    device_alert = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=device_alert, timeout=10)
+    looked_up: list[str] = []
+
+    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if "alert_events.seq" in statement and statement.lstrip().startswith("SELECT"):
+            looked_up.append(statement)
+
+    with svc.store.begin() as db:
+        # This session's statements only: the escalation engine writes timelines meanwhile.
+        sa.event.listen(db.connection(), "before_cursor_execute", count)
+        alert = db.scalar(select(Alert).where(Alert.device_alert_id == device_alert))
+        assert alert is not None
+        for i in range(3):
+            alerts.record(db, alert, "note", "system", f"note {i}")
+            db.flush()
+        assert len(looked_up) == 1
+        savepoint = db.begin_nested()
+        alerts.record(db, alert, "note", "system", "rolled back")
+        db.flush()
+        savepoint.rollback()
+        alerts.record(db, alert, "note", "system", "after the savepoint")
+        sa.event.remove(db.connection(), "before_cursor_execute", count)
+    with svc.store.session() as db:
+        texts = db.scalars(
+            select(AlertEvent.text).where(AlertEvent.alert_id == alert.id).order_by(AlertEvent.seq)
+        ).all()
+    assert "rolled back" not in texts and texts[-1] == "after the savepoint"
+    assert "incident log intact" in verify(svc.settings.database_url, monkeypatch)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
 
 from monitor.alerts.models import Alert, AlertEvent
 
@@ -75,6 +75,10 @@ def _heads(db: Session) -> dict[int, tuple[int, str]]:
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_heads(db: Session, transaction: SessionTransaction) -> None:
+    # Every flush runs in a subtransaction of its own; its end changes nothing stored, and
+    # forgetting there would cost the next entry the lock and look-up again.
+    if transaction.origin is SessionTransactionOrigin.SUBTRANSACTION:
+        return
     # A head remembered from a transaction that ended may since have moved on (committed
     # by another writer) or never have been stored (rolled back, a savepoint's included):
     # read it again next time.
