@@ -1,21 +1,34 @@
-"""Command line for a simulated fleet: `python -m device_sim --host H --port P --credentials F`."""
+"""Command line for a simulated fleet: `python -m device_sim --host H --port P --credentials F`,
+in one process or spread over several (`--processes N`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any, Protocol
 
 from device_sim.credentials import DeviceCredentials, load_credentials
 from device_sim.device import DEFAULT_POSITION
 from device_sim.fleet import Fleet
 
 log = logging.getLogger(__name__)
+
+
+class StopEvent(Protocol):
+    """A threading.Event or a multiprocessing one: all run_fleet needs of it."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class ReadyEvent(Protocol):
+    def set(self) -> None: ...
 
 
 def run_fleet(
@@ -33,10 +46,14 @@ def run_fleet(
     protocol: int = 5,
     state_dir: Path | None = None,
     duration_s: float | None = None,
-    stop_event: threading.Event | None = None,
+    stop_event: StopEvent | None = None,
+    ready_event: ReadyEvent | None = None,
+    keepalive: int = 30,
+    bind_addresses: tuple[str, ...] = (),
 ) -> int:
     """Run a fleet until Ctrl-C, SIGTERM, `stop_event` or `duration_s`; 0 on a clean stop,
-    1 if the broker could not be reached or refused a device."""
+    1 if the broker could not be reached or refused a device. `ready_event` is set once every
+    device is connected."""
     fleet = Fleet(
         credentials,
         host,
@@ -50,6 +67,8 @@ def run_fleet(
         seed=seed,
         protocol=protocol,
         state_dir=state_dir,
+        keepalive=keepalive,
+        bind_addresses=bind_addresses,
     )
     done = threading.Event()
     if stop_event is not None:
@@ -65,7 +84,7 @@ def run_fleet(
         threading.Thread(target=relay, name="sim-fleet-stop", daemon=True).start()
     with _stop_on_signals(fleet):
         try:
-            fleet.run_forever(duration_s)
+            fleet.run_forever(duration_s, None if ready_event is None else ready_event.set)
         except (OSError, TimeoutError) as exc:  # BrokerRefusedError is an OSError
             log.error("device simulator: %s", exc)
             return 1
@@ -134,8 +153,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, help="keep each device's alert outbox here")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--seed", type=int, help="random seed, for repeatable routes and events")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="spread the fleet over N processes, each with one network loop (default 1;"
+        " one process drives about 10,000 devices at a location every 10 s)",
+    )
+    p.add_argument(
+        "--source-addresses",
+        type=parse_addresses,
+        default=(),
+        metavar="A,B,...",
+        help="local addresses to connect from, in turn (127.0.0.x on loopback: each adds a"
+        " range of source ports)",
+    )
+    p.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive")
     p.add_argument("-v", "--verbose", action="store_true", help="log every message sent")
     return p
+
+
+def parse_addresses(text: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in text.split(",") if a.strip())
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files limit to the hard limit (children inherit it): each
+    device holds a socket. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+    return int(soft)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -154,10 +207,20 @@ def run(argv: list[str] | None = None) -> int:
     if not credentials:
         log.error("%s lists no devices", args.credentials)
         return 2
-    return run_fleet(
-        credentials,
-        args.host,
-        args.port,
+    if args.processes < 1:
+        log.error("--processes must be at least 1")
+        return 2
+    limit = raise_open_files_limit()
+    # A socket per device, plus a few for the process itself.
+    if len(credentials) // args.processes + 64 > limit:
+        log.warning(
+            "%d devices over %d process(es) need more open files than the limit of %d:"
+            " use more --processes",
+            len(credentials),
+            args.processes,
+            limit,
+        )
+    options: dict[str, Any] = dict(
         place=args.place,
         alert_rate_per_hour=args.alert_rate,
         visit_rate_per_hour=args.visit_rate,
@@ -168,4 +231,13 @@ def run(argv: list[str] | None = None) -> int:
         protocol=args.protocol,
         state_dir=args.state_dir,
         duration_s=args.duration,
+        keepalive=args.keepalive,
+        bind_addresses=args.source_addresses,
     )
+    if args.processes > 1:
+        from device_sim.processes import run_fleet_processes
+
+        return run_fleet_processes(
+            credentials, args.host, args.port, args.processes, verbose=args.verbose, **options
+        )
+    return run_fleet(credentials, args.host, args.port, **options)

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,9 +172,14 @@ class Fleet:
         """Ask run_forever() to return; safe from a signal handler or another thread."""
         self._requested.set()
 
-    def run_forever(self, duration_s: float | None = None) -> None:
-        """Start, run until request_stop() (or Ctrl-C, or `duration_s`), then stop cleanly."""
+    def run_forever(
+        self, duration_s: float | None = None, on_started: Callable[[], None] | None = None
+    ) -> None:
+        """Start, run until request_stop() (or Ctrl-C, or `duration_s`), then stop cleanly;
+        `on_started` is called once every device is connected."""
         self.start()
+        if on_started is not None:
+            on_started()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         try:
             # Short waits keep the main thread responsive to signals.
