@@ -15,38 +15,36 @@ import multiprocessing
 import subprocess
 import threading
 import time
+from multiprocessing.synchronize import Event
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
+from bench.flood import flood
 from bench.harness import SERVICE_USER, rig
 from monitor.devices.models import LocationFix
 
 
-def publish(port: int, password: str, devices: int, first: int, count: int, index: int) -> None:
-    """One publisher process: `count` locations, waiting for every PUBACK."""
-    c = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}"
-    )
-    c.username_pw_set(SERVICE_USER, password)
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    last = None
-    for n in range(first, first + count):
-        body = {
-            "v": 1,
-            "ts": int(time.time() * 1000),
-            "loc": {"lat": 51.5 + (n % 100) * 1e-4, "lon": -0.12, "acc": 5, "src": "gps"},
-            "batt": 80,
-        }
-        last = c.publish(f"vigil/v1/load-{n % devices:05d}/location", json.dumps(body), qos=1)
-    if last is not None:
-        last.wait_for_publish(120)
-    c.loop_stop()
-    c.disconnect()
+def publish(
+    port: int, password: str, devices: int, first: int, count: int, index: int, go: Event
+) -> None:
+    """One publisher process: `count` locations, encoded before `go`, then sent on one
+    connection as fast as the broker takes them, waiting for every PUBACK."""
+    now = int(time.time() * 1000)
+    messages = [
+        (
+            f"vigil/v1/load-{n % devices:05d}/location",
+            json.dumps(
+                {
+                    "v": 1,
+                    "ts": now + n,
+                    "loc": {"lat": 51.5 + (n % 100) * 1e-4, "lon": -0.12, "acc": 5, "src": "gps"},
+                    "batt": 80,
+                }
+            ).encode(),
+        )
+        for n in range(first, first + count)
+    ]
+    flood("127.0.0.1", port, SERVICE_USER, password, messages, f"bench-pub-{index}", go.wait)
 
 
 class Subscriber:
@@ -105,24 +103,31 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=50_000)
     ap.add_argument("--publishers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument(
+        "--ingest-processes", type=int, default=0, help="VIGIL_INGEST_PROCESSES of the service"
+    )
     args = ap.parse_args()
 
-    with rig(args.db, plain_devices=args.devices, alerting_devices=0) as r:
+    env = {"VIGIL_INGEST_PROCESSES": str(args.ingest_processes)}
+    with rig(args.db, plain_devices=args.devices, alerting_devices=0, env_extra=env) as r:
         sub = Subscriber(r.broker_port, r.service_password, args.messages)
         time.sleep(0.5)  # subscribed before the first message
         share = args.messages // args.publishers
         counts = [share] * args.publishers
         counts[-1] += args.messages - share * args.publishers
-        start = time.perf_counter()
+        go = multiprocessing.Event()
         procs = [
             multiprocessing.Process(
                 target=publish,
-                args=(r.broker_port, r.service_password, args.devices, sum(counts[:i]), n, i),
+                args=(r.broker_port, r.service_password, args.devices, sum(counts[:i]), n, i, go),
             )
             for i, n in enumerate(counts)
         ]
         for p in procs:
             p.start()
+        time.sleep(2 + args.messages / 200_000)  # each has encoded its share and connected
+        start = time.perf_counter()
+        go.set()
         for p in procs:
             p.join()
         published = time.perf_counter() - start
@@ -144,7 +149,10 @@ def main() -> None:
 
     stored_rate = stored / (stored_at - start)
     sub_rate = sub.count / ((sub.last or start) - start) if sub.count else 0.0
-    print(f"database={args.db} devices={args.devices} publishers={args.publishers}")
+    print(
+        f"database={args.db} devices={args.devices} publishers={args.publishers}"
+        f" ingest processes={args.ingest_processes}"
+    )
     print(f"messages sent={args.messages} in {published:.1f} s ({args.messages / published:.0f}/s)")
     print(f"stored={stored} missing={args.messages - stored} stored rate={stored_rate:.0f} msg/s")
     print(f"mosquitto_sub received={sub.count} rate={sub_rate:.0f} msg/s")

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
         500, ge=1, description="Location/heartbeat rows per transaction at most."
     )
     telemetry_batch_wait_ms: int = Field(50, ge=1, description="How long a batch waits to fill.")
+    ingest_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes, beside the service's own, that store location, heartbeat and "
+        "status traffic through a shared subscription (PostgreSQL only). 0 stores it in the "
+        "service's process.",
+    )
     scheduler_tick_s: float = Field(0.5, gt=0)
     waiting_max_s: float = Field(
         60.0,
@@ -168,6 +176,9 @@ class Settings(BaseSettings):
     def _s3_needs_a_bucket(self) -> Settings:
         if self.evidence_store == "s3" and not self.evidence_s3_bucket:
             raise ValueError("VIGIL_EVIDENCE_S3_BUCKET must be set when VIGIL_EVIDENCE_STORE is s3")
+        # SQLite has one writer and no way to tell the service's process what another stored.
+        if self.ingest_processes and not self.sqlalchemy_url.startswith("postgresql"):
+            raise ValueError("VIGIL_INGEST_PROCESSES needs PostgreSQL (VIGIL_DATABASE_URL)")
         return self
 
     @field_validator("ack_targets")

@@ -35,16 +35,20 @@ def libpq_url(store: Store) -> str:
 
 
 class Fanout:
-    def __init__(self, store: Store, node: str) -> None:
+    def __init__(self, store: Store, node: str, *, listen: bool = True) -> None:
         self.store = store
         self.origin = f"{node}-{secrets.token_hex(4)}"  # unique per process
         self._url = libpq_url(store)
         self._outgoing: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._send_loop, name="vigil-fanout-send", daemon=True),
-            threading.Thread(target=self._listen_loop, name="vigil-fanout-listen", daemon=True),
+            threading.Thread(target=self._send_loop, name="vigil-fanout-send", daemon=True)
         ]
+        # A process that only stores (a telemetry child) sends; it shows nothing to anyone.
+        if listen:
+            self._threads.append(
+                threading.Thread(target=self._listen_loop, name="vigil-fanout-listen", daemon=True)
+            )
         self.listening = threading.Event()
         self._unsubscribe = store.bus.subscribe(self._queue, "")
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from monitor import metrics
 from monitor.config import Settings
-from monitor.db import Store
+from monitor.db import Store, utcnow
 from monitor.ingest import failures
 from monitor.ingest.link import Incoming
-from monitor.ingest.messages import Parsed, Refusal, ref_id_of
+from monitor.ingest.messages import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of
 from monitor.ingest.refusals import Refused
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,26 @@ class Item:
             self.incoming.payload,
             self.received_at,
         )
+
+
+# A label per known message type only: topics are device input. The children are looked up
+# once: `labels()` per message cost as much as parsing it.
+_COUNTED = {suffix: metrics.MESSAGES.labels(suffix) for suffix in SCHEMAS}
+_OTHER = metrics.MESSAGES.labels("other")
+
+
+def item_of(incoming: Incoming, settings: Settings) -> tuple[Item, bool]:
+    """Parse a message once, on paho's network thread: the item, and whether it goes on the
+    urgent path. A refusal goes to the worker of the path it came on, so that path's
+    acknowledgement covers it."""
+    now = utcnow()
+    result = parse(incoming.topic, incoming.payload, settings.max_payload_bytes)
+    _COUNTED.get(result.suffix or "", _OTHER).inc()
+    if isinstance(result, Parsed):
+        item = Item(incoming, now, parsed=result)
+    else:
+        item = Item(incoming, now, refused=Refused(result, incoming.topic, incoming.payload, now))
+    return item, result.suffix in URGENT
 
 
 def device_refusal(item: Item, enabled: bool | None) -> Refused | None:
@@ -83,9 +103,20 @@ class ItemWorker(threading.Thread):
         self.send_reply: SendReply = lambda *args, **kwargs: None
         self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._stop_flag = threading.Event()
+        # Counted by the one thread that puts and the worker: ints change under the GIL.
+        self._taken = 0
+        self._finished = 0
 
     def put(self, item: Item) -> None:
+        self._taken += 1
         self._q.put(item)
+
+    def idle(self) -> bool:
+        """Every item handed over so far is stored (or refused) and acknowledged."""
+        return self._finished == self._taken
+
+    def finished(self, n: int) -> None:
+        self._finished += n
 
     def stop(self) -> None:
         self._stop_flag.set()

@@ -46,12 +46,22 @@ class MqttLink:
         name: str,
         topics: list[tuple[str, SubscribeOptions]],
         on_message: Callable[[Incoming], None],
+        *,
+        drop: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.client_id = f"vigil-{settings.mqtt_node}-{name}"
         self.topics = topics
+        # Topics an earlier configuration subscribed this session to: the broker keeps a
+        # session's subscriptions, so they are taken back on every connect.
+        self.drop = drop or []
         self._on_message = on_message
         self.connected = threading.Event()
+        # Set once the broker has confirmed the subscriptions and the dropping of `drop`.
+        self.subscribed = threading.Event()
+        self.dropped = threading.Event()
+        self._sub_mid: int | None = None
+        self._drop_mid: int | None = None
         # Bumped on every connect: an ack for a message of an earlier connection must not
         # go out, since its message id may now name another, unprocessed message.
         self.generation = 0
@@ -72,6 +82,8 @@ class MqttLink:
         c.on_connect = self._connected
         c.on_disconnect = self._disconnected
         c.on_message = self._message
+        c.on_subscribe = self._subscribed
+        c.on_unsubscribe = self._unsubscribed
         self.client = c
 
     def start(self) -> None:
@@ -118,8 +130,37 @@ class MqttLink:
             return
         log.info("MQTT %s connected (session present: %s)", self.client_id, flags.session_present)
         self.generation += 1
-        client.subscribe(self.topics)
+        if self.topics:
+            self._sub_mid = client.subscribe(self.topics)[1]
+        else:
+            self.subscribed.set()
+        if self.drop:
+            self._drop_mid = client.unsubscribe(self.drop)[1]
+        else:
+            self.dropped.set()
         self.connected.set()
+
+    def _subscribed(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        props: Properties | None,
+    ) -> None:
+        if mid == self._sub_mid:
+            self.subscribed.set()
+
+    def _unsubscribed(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        props: Properties | None,
+    ) -> None:
+        if mid == self._drop_mid:
+            self.dropped.set()
 
     def _disconnected(
         self,
@@ -142,11 +183,12 @@ class MqttLink:
 
 
 def subscription(
-    settings: Settings, suffix: str, *, retained_once: bool = False
+    settings: Settings, suffix: str, *, retained_once: bool = False, group: str = ""
 ) -> tuple[str, SubscribeOptions]:
     topic = f"vigil/v1/+/{suffix}"
-    if settings.mqtt_shared_group:
-        topic = f"$share/{settings.mqtt_shared_group}/{topic}"
+    group = group or settings.mqtt_shared_group
+    if group:
+        topic = f"$share/{group}/{topic}"
     # For `status`, retained messages are wanted once (current presence at first start), not
     # again on every reconnect.
     return topic, SubscribeOptions(qos=1, retainHandling=1 if retained_once else 0)

@@ -6,11 +6,11 @@ import logging
 
 from monitor import metrics
 from monitor.config import Settings
-from monitor.db import Store, utcnow
-from monitor.ingest.items import Item
+from monitor.db import Store
+from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, subscription
-from monitor.ingest.messages import SCHEMAS, TELEMETRY, URGENT, Parsed, parse
-from monitor.ingest.refusals import Refused
+from monitor.ingest.messages import TELEMETRY, URGENT
+from monitor.ingest.processes import TelemetryProcesses
 from monitor.ingest.replies import Replies
 from monitor.ingest.telemetry import TelemetryWriter
 from monitor.ingest.urgent import UrgentWorker
@@ -31,11 +31,23 @@ class Ingest:
             [subscription(settings, s) for s in sorted(URGENT)],
             self._on_message,
         )
+        telemetry = [
+            subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)
+        ]
+        # With telemetry processes, this session takes none of it: it drops what it subscribed
+        # to when it stored telemetry itself, and stores only what was queued for it before.
+        processes = settings.ingest_processes > 0
         self.telemetry_link = MqttLink(
             settings,
             "telemetry",
-            [subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)],
+            [] if processes else telemetry,
             self._on_message,
+            drop=[topic for topic, _ in telemetry] if processes else None,
+        )
+        self.processes = (
+            TelemetryProcesses(settings, self.telemetry_link, self._on_message, self.telemetry.idle)
+            if TelemetryProcesses.needed(settings)
+            else None
         )
         self.replies = Replies(self.urgent_link)
         self.urgent.send_reply = self.replies.send
@@ -51,33 +63,29 @@ class Ingest:
         metrics.watch(store.bus)
 
     def _on_message(self, incoming: Incoming) -> None:
-        # Runs on paho's network thread: parse once, then hand over; a refusal goes to the
-        # worker of the path it came on, so that path's acknowledgement covers it.
-        now = utcnow()
-        result = parse(incoming.topic, incoming.payload, self.settings.max_payload_bytes)
-        # A label per known message type only: topics are device input.
-        metrics.MESSAGES.labels(result.suffix if result.suffix in SCHEMAS else "other").inc()
-        if isinstance(result, Parsed):
-            item = Item(incoming, now, parsed=result)
-        else:
-            item = Item(
-                incoming, now, refused=Refused(result, incoming.topic, incoming.payload, now)
-            )
-        (self.urgent if result.suffix in URGENT else self.telemetry).put(item)
+        item, urgent = item_of(incoming, self.settings)
+        (self.urgent if urgent else self.telemetry).put(item)
 
     def start(self, wait_s: float = 0.0) -> None:
         self.telemetry.start()
         self.urgent.start()
         self.urgent_link.start()
-        self.telemetry_link.start()
+        if self.processes is not None:
+            self.processes.start()  # it starts the telemetry link when the time is right
+        else:
+            self.telemetry_link.start()
         self.scheduler.start()
         if wait_s:
             self.urgent_link.connected.wait(wait_s)
             self.telemetry_link.connected.wait(wait_s)
+            if self.processes is not None:
+                self.processes.started.wait(wait_s)
 
     def stop(self, *, end_session: bool = False) -> None:
         self._unsubscribe()
         self.scheduler.stop()
+        if self.processes is not None:
+            self.processes.stop(end_session=end_session)
         self.urgent_link.stop(end_session=end_session)
         self.telemetry_link.stop(end_session=end_session)
         self.urgent.stop()

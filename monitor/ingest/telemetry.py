@@ -103,7 +103,10 @@ WRITTEN = (
 def write_states(db: Session, states: list[DeviceState]) -> None:
     if not states:
         return
-    # Core, not the ORM: one statement, executed for all the batch's devices at once.
+    # Core, not the ORM: one statement, executed for all the batch's devices at once. In the
+    # order of their ids: batches of other processes lock the same rows in the same order, so
+    # they wait for each other instead of deadlocking.
+    states = sorted(states, key=lambda d: d.id)
     table = cast(Table, Device.__table__)
     db.execute(
         update(table)
@@ -159,6 +162,7 @@ class TelemetryWriter(ItemWorker):
             self.send_reply(device_id, "rejected", **fields)
         for item in items:
             item.ack()
+        self.finished(len(items))
 
     def _one_by_one(self, batch: list[Item]) -> None:
         for item in batch:
