@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -202,6 +203,16 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def _allow_open_files(pid: int) -> None:
+    """Let the broker hold as many open files as the hard limit allows: each connected device
+    is one, and a soft limit of 1,024 would refuse a large fleet."""
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
+    except (AttributeError, OSError, ValueError):
+        pass  # prlimit is Linux's; elsewhere the broker keeps the limit it inherited
+
+
 class MosquittoProcess:
     """A Mosquitto child process on a loopback port; `reload()` re-reads password and ACL."""
 
@@ -219,6 +230,7 @@ class MosquittoProcess:
             [exe, "-c", str(self.conf)], stdout=log, stderr=log, start_new_session=True
         )
         log.close()
+        _allow_open_files(self.proc.pid)
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()
             raise BrokerError(f"mosquitto did not start; see {self.log_path}")
