@@ -2,14 +2,16 @@
 
 One thread decides (short transactions, rows claimed with FOR UPDATE SKIP LOCKED, so two
 replicas never run the same step); a pool of threads sends, so a slow Twilio or webhook
-holds up only its own notification. Alert events wake the thread at once; a tick catches
-whatever an event did not bring (a crash, another replica, a step falling due).
+holds up only its own notification. Alert events wake the thread at once, and an alert
+raised here is started straight from its event, before the tick looks for anything; the
+tick catches whatever an event did not bring (a crash, another replica, a step falling due).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from escalation import delivery, flows, policies
-from escalation.models import Contact, Escalation, Policy
+from escalation.models import Contact, Policy
 from escalation.providers import Channels, Failed, Outgoing, Retry
 from monitor.alerts import service as alerts
 from monitor.config import Settings
@@ -47,6 +49,7 @@ class Engine:
         self._unsubscribe: list[Callable[[], None]] = []
         self._count = threading.Lock()
         self._in_flight = 0  # handed to the pool and not finished: claims wait for room
+        self._fresh: deque[int] = deque()  # alerts raised here since the loop last looked
 
     # -- lifecycle (monitor.api.Runner) ---------------------------------------------------
 
@@ -106,6 +109,8 @@ class Engine:
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
+        if event.kind == "alert.raised":
+            self._fresh.append(event.data["alert"]["id"])
         if event.kind in WAKING:
             self._wake.set()
 
@@ -128,12 +133,19 @@ class Engine:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                self._start_fresh()
                 self.tick()
             except Exception:
                 # A fault here must not end escalation for good; the next tick tries again.
                 log.exception("escalation tick failed")
             self._wake.wait(self.settings.escalation_tick_s)
             self._wake.clear()
+
+    def _start_fresh(self) -> None:
+        """Start the alerts just raised here, without the tick's look for them first: the
+        first contact's phone waits for every query on this path."""
+        while self._fresh and not self._stopping.is_set():
+            self._isolated(self._start, self._fresh.popleft())
 
     def tick(self) -> None:
         # Look first with a reader: on SQLite a write transaction takes the one write lock,
@@ -172,17 +184,12 @@ class Engine:
             flows.settle(db, esc_id)
 
     def _start(self, alert_id: int) -> None:
-        to_send: list[Outgoing] = []
         try:
             with self.store.begin() as db:
-                alert = alerts.get(db, alert_id, for_update=True)
-                if db.scalar(select(Escalation.id).where(Escalation.alert_id == alert_id)):
-                    return  # another replica started it meanwhile
-                esc = flows.start(db, alert)
-                # Steps due at once (the console, the first SMS) run in the same transaction:
-                # the first contact's phone is what this path is measured by.
-                while (step := flows.next_due_step(db, esc.id)) is not None:
-                    to_send += flows.run_step(db, step, alert, self.node, self.settings)
+                alert = flows.lock_to_start(db, alert_id)
+                if alert is None:
+                    return  # started meanwhile (here or by another replica), or taken
+                to_send = flows.start_now(db, alert, self.node, self.settings)
         except IntegrityError:
             log.info("alert %s: escalation started by another replica", alert_id)
             return
@@ -203,7 +210,7 @@ class Engine:
                     # Another replica holds it or ran it meanwhile: look again, in a moment.
                     self._stopping.wait(0.01)
                     return True
-                to_send = flows.run_step(db, step, alert, self.node, self.settings)
+                to_send = flows.run_step(db, step, alert, self.node, self.settings).sent
         except Exception as exc:
             log.exception("escalation step %s failed", step_id)
             with self.store.begin() as db:

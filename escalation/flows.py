@@ -6,8 +6,9 @@ decides when, and sends what these functions queue (escalation.delivery follows 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -57,21 +58,44 @@ def _label(esc: Escalation, position: int) -> str:
     return text + (f", round {position // n + 1}" if position >= n else "")
 
 
-def _recipients(
-    db: Session, worker: Worker | None, team: Team | None, names: list[str]
-) -> list[dict[str, str]]:
+@dataclass
+class Context:
+    """Who an alert is about, as a policy is chosen and its recipients resolved."""
+
+    worker: Worker | None
+    team: str | None
+    org: str | None
+
+
+def _context(db: Session, alert: Alert) -> Context:
+    """The alert's worker, team and organisation, in one query rather than one each."""
+    if alert.worker_id is None and alert.org_id is None:
+        return Context(None, None, None)
+    row = db.execute(
+        select(Worker, Team.name, Organisation.name)
+        .select_from(Alert)
+        .outerjoin(Worker, Worker.id == Alert.worker_id)
+        .outerjoin(Team, Team.id == Worker.team_id)
+        .outerjoin(Organisation, Organisation.id == Alert.org_id)
+        .where(Alert.id == alert.id)
+    ).one()
+    return Context(row[0], row[1], row[2])
+
+
+def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> list[dict[str, str]]:
     """The step's `to` resolved to people and addresses, as they are now."""
     out: list[dict[str, str]] = []
     for name in names:
         if name == WORKER:
-            if worker is not None:
-                out.append({"name": worker.name, "kind": WORKER, "phone": worker.phone})
+            if ctx.worker is not None:
+                w = ctx.worker
+                out.append({"name": w.name, "kind": WORKER, "phone": w.phone})
         elif name == BACKUP:
-            for c in db.scalars(select(Contact).order_by(Contact.name)):
-                if team is not None and team.name in c.backup_for:
+            for c in contacts:
+                if ctx.team is not None and ctx.team in c.backup_for:
                     out.append({"name": c.name, "kind": BACKUP, "phone": c.phone})
         else:
-            named = db.scalar(select(Contact).where(Contact.name == name))
+            named = next((c for c in contacts if c.name == name), None)
             if named is not None:
                 out.append(
                     {
@@ -84,18 +108,20 @@ def _recipients(
     return out
 
 
-def _snapshot(db: Session, alert: Alert, kind: str) -> tuple[str, dict[str, Any]]:
+def _snapshot(
+    db: Session, alert: Alert, kind: str, ctx: Context | None = None
+) -> tuple[str, dict[str, Any]]:
     """The policy for an alert of this kind, with its recipients resolved as they are now."""
-    worker = db.get(Worker, alert.worker_id) if alert.worker_id is not None else None
-    team = db.get(Team, worker.team_id) if worker is not None and worker.team_id else None
-    org = db.get(Organisation, alert.org_id) if alert.org_id is not None else None
-    policy = choose(
-        stored_policies(db), kind, org.name if org else None, team.name if team else None
-    )
+    ctx = ctx or _context(db, alert)
+    policy = choose(stored_policies(db), kind, ctx.org, ctx.team)
     if policy is None:
         return "", {"repeat": 0, "steps": CONSOLE_ONLY}
+    # Every contact at once, and only if a step names anyone but the worker.
+    contacts: list[Contact] = []
+    if any(name != WORKER for s in policy.steps for name in s.to):
+        contacts = list(db.scalars(select(Contact).order_by(Contact.name)))
     steps = [
-        {"after": s.after, "channel": s.channel, "to": _recipients(db, worker, team, s.to)}
+        {"after": s.after, "channel": s.channel, "to": _recipients(ctx, contacts, s.to)}
         for s in policy.steps
     ]
     if kind == AlertType.TEST.value:
@@ -107,10 +133,48 @@ def _snapshot(db: Session, alert: Alert, kind: str) -> tuple[str, dict[str, Any]
     return policy.name, {"repeat": policy.repeat, "steps": steps}
 
 
-def start(db: Session, alert: Alert) -> Escalation:
+def needs_escalation(alert: Alert) -> bool:
+    """Whether the alert should be escalating (as alerts_without_escalation selects them)."""
+    return alert.state == AlertState.RAISED.value or (alert.duress and alert.state in ACTIVE)
+
+
+def lock_to_start(db: Session, alert_id: int) -> Alert | None:
+    """The alert, locked, if it needs an escalation and has none yet: one query for the
+    lock and the look."""
+    row = db.execute(
+        select(Alert, exists().where(Escalation.alert_id == Alert.id))
+        .where(Alert.id == alert_id)
+        .with_for_update(of=Alert)
+    ).first()
+    if row is None:
+        return None
+    alert, started = row
+    return alert if not started and needs_escalation(alert) else None
+
+
+def start_now(db: Session, alert: Alert, node: str, settings: Settings) -> list[Outgoing]:
+    """Start the alert's escalation (its alert locked by the caller) and run the steps due at
+    once, the console and the first SMS, in the same transaction. They were made by this
+    transaction, so no other replica can see or claim them: they need no look-up or lock,
+    and the first contact's phone (what this path is measured by) waits for no other."""
+    ctx = _context(db, alert)  # held, so the summary for a phone finds the worker loaded
+    _, due = start(db, alert, ctx)
+    to_send: list[Outgoing] = []
+    while due:
+        step = due.pop(0)
+        if step.due_at > utcnow():
+            continue
+        ran = run_step(db, step, alert, node, settings)
+        to_send += ran.sent
+        if ran.next is not None:
+            due.append(ran.next)
+    return to_send
+
+
+def start(db: Session, alert: Alert, ctx: Context | None = None) -> tuple[Escalation, list[Step]]:
     """Snapshot the alert's policy onto it (later edits do not change it) and schedule the
-    first step, or under duress every step at once."""
-    name, snapshot = _snapshot(db, alert, alert.type)
+    first step, or under duress every step at once. Returns the steps it scheduled."""
+    name, snapshot = _snapshot(db, alert, alert.type, ctx)
     esc = Escalation(
         alert_id=alert.id, policy=name, snapshot=snapshot, duress=False, started_at=utcnow()
     )
@@ -128,16 +192,17 @@ def start(db: Session, alert: Alert) -> Escalation:
         )
     note(db, alert, "escalation_started", text, policy=name)
     if alert.duress:
-        apply_duress(db, esc, alert)
-    else:
-        first = alert.raised_at + timedelta(seconds=steps[0]["after"])
-        db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=0, due_at=first))
-    return esc
+        return esc, apply_duress(db, esc, alert)
+    first = alert.raised_at + timedelta(seconds=steps[0]["after"])
+    step = Step(escalation_id=esc.id, alert_id=alert.id, position=0, due_at=first)
+    db.add(step)
+    return esc, [step]
 
 
-def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
+def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
     """Duress: a new round of every step falls due now (the policy's top level at once),
-    then the policy goes on as usual; nothing reaches the worker's phone any more."""
+    then the policy goes on as usual; nothing reaches the worker's phone any more. Returns
+    the burst's steps."""
     if alert.type == AlertType.TEST.value:
         # A test alert cancelled with the duress PIN is an emergency: use the duress policy.
         esc.policy, snapshot = _snapshot(db, alert, "duress")
@@ -159,8 +224,11 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
         .values(state="cancelled")
     )
     now = utcnow()
-    for i in range(n):
-        db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=burst + i, due_at=now))
+    made = [
+        Step(escalation_id=esc.id, alert_id=alert.id, position=burst + i, due_at=now)
+        for i in range(n)
+    ]
+    db.add_all(made)
     silenced = silence_worker(db, alert)
     note(
         db,
@@ -169,13 +237,19 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> None:
         "Duress: every step of the policy runs now, and the worker's phone is not contacted"
         + (f" ({silenced} notifications to it cancelled)" if silenced else ""),
     )
+    return made
 
 
-def run_step(
-    db: Session, step: Step, alert: Alert, node: str, settings: Settings
-) -> list[Outgoing]:
+class Ran(NamedTuple):
+    """What running a step did: notifications claimed for sending, and the step it scheduled."""
+
+    sent: list[Outgoing]
+    next: Step | None
+
+
+def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Settings) -> Ran:
     """Run one due step (it and its alert locked by the caller): queue its notifications,
-    already claimed by this node, and schedule the next step. Returns what to send."""
+    already claimed by this node, and schedule the next step."""
     esc = db.get(Escalation, step.escalation_id)
     assert esc is not None
     now = utcnow()
@@ -185,7 +259,7 @@ def run_step(
     acting = alert.state == AlertState.RAISED.value or (live(alert, esc) and in_burst)
     if esc.state != "running" or not acting:
         step.state = "cancelled"
-        return []
+        return Ran([], None)
     step.state, step.done_at, step.done_by = "done", now, node
     steps = esc.snapshot["steps"]
     spec = steps[step.position % len(steps)]
@@ -195,6 +269,8 @@ def run_step(
     if channel == "console":
         note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
     else:
+        if step.id is None:
+            db.flush()  # the step was made in this transaction: its notifications need its id
         detail = alerts.detail(db, alert, history=False)
         shielded = under_duress(db, alert)
         phone = worker_phone(db, alert) if shielded else ""
@@ -231,9 +307,12 @@ def run_step(
         note(db, alert, "escalation_step", text, channel=channel, position=step.position)
     # A step that reached nobody (no backup staff for the team, no number) has nobody to
     # wait for: the next step follows at once.
-    _schedule_next(db, esc, alert, step.position, now, at_once=channel != "console" and not queued)
-    db.flush()
-    return [outgoing(n) for n in queued]
+    nxt = _schedule_next(
+        db, esc, alert, step.position, now, at_once=channel != "console" and not queued
+    )
+    if queued:
+        db.flush()  # their ids, for the senders; else the next query or the commit flushes
+    return Ran([outgoing(n) for n in queued], nxt)
 
 
 def _address(channel: str, r: dict[str, str]) -> str:
@@ -258,12 +337,12 @@ def _body(
 
 def _schedule_next(
     db: Session, esc: Escalation, alert: Alert, position: int, now: datetime, *, at_once: bool
-) -> None:
+) -> Step | None:
     steps = esc.snapshot["steps"]
     nxt = position + 1
     burst = esc.snapshot.get("burst")
     if esc.duress and burst is not None and burst <= nxt < burst + len(steps):
-        return  # the duress burst scheduled these already
+        return None  # the duress burst scheduled these already
     if nxt >= _limit(esc):
         note(
             db,
@@ -271,9 +350,11 @@ def _schedule_next(
             "escalation_exhausted",
             "Every escalation step has run; nobody has taken charge",
         )
-        return
+        return None
     wait = timedelta(seconds=0 if at_once else steps[nxt % len(steps)]["after"])
-    db.add(Step(escalation_id=esc.id, alert_id=alert.id, position=nxt, due_at=now + wait))
+    step = Step(escalation_id=esc.id, alert_id=alert.id, position=nxt, due_at=now + wait)
+    db.add(step)
+    return step
 
 
 def stop(db: Session, esc: Escalation, alert: Alert) -> None:
@@ -393,15 +474,4 @@ def claim_step(db: Session, step_id: int) -> Step | None:
         select(Step)
         .where(Step.id == step_id, Step.state == "pending")
         .with_for_update(skip_locked=True)
-    )
-
-
-def next_due_step(db: Session, esc_id: int) -> Step | None:
-    """The escalation's first step due now (to run steps right after starting it)."""
-    return db.scalar(
-        select(Step)
-        .where(Step.escalation_id == esc_id, Step.state == "pending", Step.due_at <= utcnow())
-        .order_by(Step.position)
-        .limit(1)
-        .with_for_update()
     )

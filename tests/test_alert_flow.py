@@ -33,7 +33,8 @@ def test_alert_is_stored_and_received_back(svc: Running) -> None:
         assert alert.note == "front door"
         assert alert.lat is not None and alert.battery is not None
         kinds = db.scalars(select(AlertEvent.kind).where(AlertEvent.alert_id == alert.id)).all()
-        assert kinds == ["raised"]
+        # The escalation (entries of its own) may well have started by now.
+        assert kinds[0] == "raised" and kinds.count("raised") == 1
 
     ops = svc.user()
     listed = svc.http.get("/api/v1/alerts", headers=ops).json()
