@@ -105,6 +105,10 @@ def register(store: Store, badges: int, load: int) -> tuple[dict[str, str], dict
     return alerting, {d: secret for d in ids}
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def summary(name: str, values: list[float], total: int) -> str:
     return (
         f"{name} ms: p50={percentile(values, 50):.1f} p99={percentile(values, 99):.1f} "
@@ -122,6 +126,7 @@ def main() -> None:
     ap.add_argument("--alert-rate", type=float, default=5.0, help="alerts per second")
     ap.add_argument("--seconds", type=float, default=200.0, help="how long alerts are raised")
     ap.add_argument("--processes", type=int, default=1, help="device_sim processes for the load")
+    ap.add_argument("--dump", type=Path, help="write each alert's three latencies to this CSV")
     args = ap.parse_args()
     raise_open_files_limit()
 
@@ -201,6 +206,7 @@ def run(
             locs_before = db.scalar(select(func.count()).select_from(LocationFix)) or 0
         locs_from = time.perf_counter()
         time.sleep(5)  # the load settled before the first alert
+        load_before = loadavg()
 
         raised: list[tuple[SimDevice, str, float, float]] = []
         devices = badges.devices
@@ -227,7 +233,7 @@ def run(
             locs = (db.scalar(select(func.count()).select_from(LocationFix)) or 0) - locs_before
         locs_s = time.perf_counter() - locs_from
 
-    received = []
+    answered: dict[str, float] = {}
     for d, alert_id, t0, _ in raised:
         got = [
             c
@@ -235,7 +241,8 @@ def run(
             if c.type == "alert_received" and c.payload.get("alert_id") == alert_id
         ]
         if got:
-            received.append((got[0].received_at - t0) * 1000)
+            answered[alert_id] = (got[0].received_at - t0) * 1000
+    received = list(answered.values())
     on_console = [(console.seen[a] - t0) * 1000 for _, a, t0, _ in raised if a in console.seen]
     # The SMS names its alert: "VIGIL RED ALERT #<id>: ...". The fake stamps arrivals with
     # time.monotonic(), the clock m0 was read from.
@@ -246,6 +253,21 @@ def run(
             sms_at.setdefault(int(found[1]), m.at)
     to_sms = [(sms_at[pks[a]] - m0) * 1000 for _, a, _, m0 in raised if pks.get(a) in sms_at]
     n = len(raised)
+    if args.dump is not None:
+        first = raised[0][2] if raised else 0.0
+        with args.dump.open("w") as out:
+            out.write("raised_s,alert_received_ms,console_ms,first_sms_ms\n")
+            for _, a, t0, m0 in raised:
+                cells = [
+                    answered.get(a),
+                    (console.seen[a] - t0) * 1000 if a in console.seen else None,
+                    (sms_at[pks[a]] - m0) * 1000 if pks.get(a) in sms_at else None,
+                ]
+                out.write(
+                    f"{t0 - first:.3f},"
+                    + ",".join("" if c is None else f"{c:.1f}" for c in cells)
+                    + "\n"
+                )
     return "\n".join(
         [
             f"database={args.db} devices={args.devices} (badges {args.badges}) "
@@ -256,6 +278,7 @@ def run(
             summary("publish->console websocket", on_console, n),
             summary("publish->first SMS request", to_sms, n),
             f"locations stored during the run: {locs} ({locs / locs_s:.0f}/s over {locs_s:.0f} s)",
+            f"load average before and after (the machine is shared): {load_before} / {loadavg()}",
         ]
     )
 
