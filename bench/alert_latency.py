@@ -22,6 +22,7 @@ import re
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,11 @@ def register(store: Store, badges: int, load: int) -> tuple[dict[str, str], dict
     ids = [f"load-{i:05d}" for i in range(load)]
     secret = add_devices(store, ids)
     return alerting, {d: secret for d in ids}
+
+
+def _epoch(at: datetime) -> float:
+    # SQLite gives the datetime back without its zone; it was written as UTC.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 def loadavg() -> str:
@@ -228,9 +234,12 @@ def run(
         console.close()
         badges.stop()
         with store.session() as db:
-            pks = {a: pk for a, pk in db.execute(select(Alert.device_alert_id, Alert.id))}
+            rows = db.execute(select(Alert.device_alert_id, Alert.id, Alert.raised_at)).all()
             stored_alerts = db.scalar(select(func.count()).select_from(Alert))
             locs = (db.scalar(select(func.count()).select_from(LocationFix)) or 0) - locs_before
+        pks = {a: pk for a, pk, _ in rows}
+        # When the service began handling each alert (the row's raised_at, its clock).
+        taken = {a: _epoch(at) for a, _, at in rows}
         locs_s = time.perf_counter() - locs_from
 
     answered: dict[str, float] = {}
@@ -252,16 +261,18 @@ def run(
         if found:
             sms_at.setdefault(int(found[1]), m.at)
     to_sms = [(sms_at[pks[a]] - m0) * 1000 for _, a, _, m0 in raised if pks.get(a) in sms_at]
+    to_service = [(taken[a] - t0) * 1000 for _, a, t0, _ in raised if a in taken]
     n = len(raised)
     if args.dump is not None:
         first = raised[0][2] if raised else 0.0
         with args.dump.open("w") as out:
-            out.write("raised_s,alert_received_ms,console_ms,first_sms_ms\n")
+            out.write("raised_s,alert_received_ms,console_ms,first_sms_ms,handled_ms\n")
             for _, a, t0, m0 in raised:
                 cells = [
                     answered.get(a),
                     (console.seen[a] - t0) * 1000 if a in console.seen else None,
                     (sms_at[pks[a]] - m0) * 1000 if pks.get(a) in sms_at else None,
+                    (taken[a] - t0) * 1000 if a in taken else None,
                 ]
                 out.write(
                     f"{t0 - first:.3f},"
@@ -277,6 +288,7 @@ def run(
             summary("publish->alert_received", received, n),
             summary("publish->console websocket", on_console, n),
             summary("publish->first SMS request", to_sms, n),
+            summary("publish->the service begins handling it (raised_at)", to_service, n),
             f"locations stored during the run: {locs} ({locs / locs_s:.0f}/s over {locs_s:.0f} s)",
             f"load average before and after (the machine is shared): {load_before} / {loadavg()}",
         ]
