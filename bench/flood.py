@@ -112,7 +112,7 @@ def flood(
     password: str,
     messages: list[tuple[str, bytes]],
     client_id: str,
-    on_connected: Callable[[], None] | None = None,
+    on_connected: Callable[[], object] | None = None,
 ) -> float:
     """Publish all `messages` on one connection; the seconds it took, connection excluded."""
     pub = Publisher(host, port, client_id, username, password)

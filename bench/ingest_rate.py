@@ -10,15 +10,19 @@ ends when the database holds every one (or after a timeout, counting what is mis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
+import os
 import subprocess
 import threading
 import time
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.fleet import descendants
 from bench.flood import flood
 from bench.harness import SERVICE_USER, rig
 from monitor.devices.models import LocationFix
@@ -45,6 +49,40 @@ def publish(
         for n in range(first, first + count)
     ]
     flood("127.0.0.1", port, SERVICE_USER, password, messages, f"bench-pub-{index}", go.wait)
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            # utime and stime: the 14th and 15th fields, after the command in parentheses.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / TICK, sum(ticks) / TICK
+
+
+def our_processes() -> tuple[list[int], list[int]]:
+    """This run's `vigil serve` (with its children) and its Mosquitto."""
+    service, mosquitto = [], []
+    for pid in descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "mosquitto" in cmd and "-c" in cmd:
+                mosquitto.append(pid)
+            elif "monitor" in cmd and "serve" in cmd:
+                service += [pid, *descendants(pid)]
+    return service, mosquitto
 
 
 class Subscriber:
@@ -126,6 +164,8 @@ def main() -> None:
         for p in procs:
             p.start()
         time.sleep(2 + args.messages / 200_000)  # each has encoded its share and connected
+        service, mosquitto = our_processes()
+        cpu_before = cpu_s(service), cpu_s(mosquitto), machine_busy()
         start = time.perf_counter()
         go.set()
         for p in procs:
@@ -142,6 +182,9 @@ def main() -> None:
             if stored >= args.messages:
                 break
             time.sleep(0.1)
+        cpu_service = cpu_s(service) - cpu_before[0]
+        cpu_broker = cpu_s(mosquitto) - cpu_before[1]
+        busy, total = (a - b for a, b in zip(machine_busy(), cpu_before[2], strict=True))
         sub_done = time.perf_counter() + 10
         while sub.count < args.messages and time.perf_counter() < sub_done:
             time.sleep(0.1)
@@ -158,6 +201,12 @@ def main() -> None:
     print(f"mosquitto_sub received={sub.count} rate={sub_rate:.0f} msg/s")
     if sub_rate:
         print(f"stored rate / mosquitto_sub rate = {stored_rate / sub_rate:.2f}")
+    # CPU per message says what a core could do alone; on a busy machine a rate cannot.
+    print(
+        f"CPU per stored message: vigil serve {cpu_service / max(stored, 1) * 1e6:.0f} us,"
+        f" Mosquitto {cpu_broker / max(stored, 1) * 1e6:.0f} us;"
+        f" the machine was {busy / total * 100:.0f} % busy"
+    )
 
 
 if __name__ == "__main__":

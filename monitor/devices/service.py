@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
+import psycopg
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
-from monitor.devices.models import Device
+from monitor.devices.models import Device, LocationFix
 from monitor.events import emit
 from monitor.ingest.messages import DEVICE_RE, Loc
 from monitor.orgs.models import Worker
@@ -109,6 +110,24 @@ def fix_row(
         "floor": loc.floor,
         "batt": batt,
     }
+
+
+def insert_fixes(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Store `fix_row` rows: with COPY on PostgreSQL, one multi-row INSERT elsewhere."""
+    conn = db.connection()
+    if conn.dialect.name != "postgresql":
+        db.execute(insert(cast(Table, LocationFix.__table__)), rows)
+        return
+    # COPY spares the service rendering a 500-row INSERT and PostgreSQL parsing it; it runs
+    # in the session's transaction, on its connection.
+    columns = list(rows[0])
+    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with (
+        driver.cursor() as cur,
+        cur.copy(f"COPY {LocationFix.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 class Presence(Protocol):

@@ -35,6 +35,13 @@ class Item:
     def ack(self) -> None:
         self.incoming.ack()
 
+    @property
+    def suffix(self) -> str:
+        if self.parsed is not None:
+            return self.parsed.suffix
+        assert self.refused is not None
+        return self.refused.refusal.suffix or ""
+
     def refuse(self, code: str, reason: str) -> Refused:
         """A refusal of this (well-formed) message for a reason found while applying it."""
         assert self.parsed is not None
@@ -53,13 +60,23 @@ _COUNTED = {suffix: metrics.MESSAGES.labels(suffix) for suffix in SCHEMAS}
 _OTHER = metrics.MESSAGES.labels("other")
 
 
+def count(items: list[Item]) -> None:
+    """Count messages received, a batch at a time: an increment takes a lock, and per message
+    on paho's thread it was a tenth of the service's CPU under location load."""
+    tally: dict[str, int] = {}
+    for item in items:
+        suffix = item.suffix
+        tally[suffix] = tally.get(suffix, 0) + 1
+    for suffix, n in tally.items():
+        _COUNTED.get(suffix, _OTHER).inc(n)
+
+
 def item_of(incoming: Incoming, settings: Settings) -> tuple[Item, bool]:
     """Parse a message once, on paho's network thread: the item, and whether it goes on the
     urgent path. A refusal goes to the worker of the path it came on, so that path's
     acknowledgement covers it."""
     now = utcnow()
     result = parse(incoming.topic, incoming.payload, settings.max_payload_bytes)
-    _COUNTED.get(result.suffix or "", _OTHER).inc()
     if isinstance(result, Parsed):
         item = Item(incoming, now, parsed=result)
     else:

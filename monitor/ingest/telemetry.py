@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from monitor import metrics
@@ -23,10 +23,10 @@ from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
-from monitor.devices.models import BatteryWarning, Device, LocationFix
+from monitor.devices.models import BatteryWarning, Device
 from monitor.events import emit
 from monitor.ingest import failures, refusals
-from monitor.ingest.items import Item, ItemWorker, Stopping, device_refusal
+from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
 
@@ -143,6 +143,7 @@ class TelemetryWriter(ItemWorker):
                 except queue.Empty:
                     break
             metrics.QUEUE_DEPTH.labels("telemetry").set(self._q.qsize())
+            count(batch)
             self._commit(batch)
 
     def _commit(self, batch: list[Item]) -> None:
@@ -235,7 +236,7 @@ class TelemetryWriter(ItemWorker):
                 note_battery(db, dev, msg.batt, at, threshold)
         write_states(db, [d for d in known.values() if d.changed])
         if fixes:
-            db.execute(insert(LocationFix), fixes)
+            devices.insert_fixes(db, fixes)
             metrics.TELEMETRY_BATCH.observe(len(fixes))
         if moved:
             # Operators follow an alerting worker's position live; others' stay private.

@@ -24,7 +24,7 @@ from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.evidence import storage
 from monitor.ingest import failures, refusals, waiting
-from monitor.ingest.items import Item, ItemWorker, Stopping, device_refusal
+from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
@@ -50,6 +50,7 @@ class UrgentWorker(ItemWorker):
             except queue.Empty:
                 continue
             metrics.QUEUE_DEPTH.labels("urgent").set(self._q.qsize())
+            count([item])
             self.handle(item)
 
     def handle(self, item: Item) -> None:
