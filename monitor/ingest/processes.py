@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -86,9 +87,13 @@ class TelemetryChild:
         self.writer.start()
         self.link.start()
         try:
+            parent = os.getppid()
             while not self.stopping.wait(0.1):
                 if self.subscribed is not None and self.link.subscribed.is_set():
                     self.subscribed.set()
+                if os.getppid() != parent:
+                    log.error("%s: the service's process is gone; stopping", self.link.client_id)
+                    break
         finally:
             ended = self.end_session is not None and self.end_session.is_set()
             self.link.stop(end_session=ended)
@@ -112,7 +117,9 @@ def child_main(
         end_session=end_session,
     )
     signal.signal(signal.SIGTERM, lambda *_: child.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: child.stopping.set())
+    # Ctrl-C reaches the whole process group; the service stops its children itself, after
+    # its supervisor has stopped restarting them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     child.run()
 
 
@@ -161,6 +168,11 @@ class TelemetryProcesses:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def pids(self) -> list[int | None]:
+        """The children's process ids, by index (for operators' tools and tests)."""
+        return [self._procs[i].proc.pid for i in sorted(self._procs)]
 
     def stop(self, *, end_session: bool = False) -> None:
         self._stop.set()
