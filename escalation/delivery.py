@@ -8,6 +8,7 @@ results for one alert are applied one after the other.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,8 @@ UNANSWERED = frozenset(
 FINAL = UNANSWERED | {"delivered", "acknowledged", "outbox", "cancelled"}
 # A claimed notification whose sender died is claimed again after this long.
 LEASE = timedelta(seconds=120)
+# A claim younger than this needs no last look before its send (needs_last_look).
+FRESH_S = LEASE.total_seconds() / 4
 CHANNEL_WORDS = {"sms": "SMS", "voice": "Call", "webhook": "Webhook", "dispatch": "Dispatch"}
 
 
@@ -54,8 +57,8 @@ def describe(n: Notification) -> str:
     return f"{CHANNEL_WORDS.get(n.channel, n.channel)} to {n.recipient} ({n.address})"
 
 
-def outgoing(n: Notification) -> Outgoing:
-    return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body, n.attempts)
+def outgoing(n: Notification, checked_at: float | None = None) -> Outgoing:
+    return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body, n.attempts, checked_at)
 
 
 # -- duress: whatever happens, nothing reaches the worker -------------------------------------
@@ -151,6 +154,13 @@ def reclaim(db: Session, node: str) -> int:
         .where(Notification.status == CLAIMED, Notification.claimed_by == node)
         .values(status=PENDING, next_attempt_at=utcnow(), lease_until=None)
     ).rowcount
+
+
+def needs_last_look(item: Outgoing) -> bool:
+    """Whether the sender must look at the notification again before sending it. Not if its
+    claim found it fit a moment ago: well inside the lease nobody else can have claimed it,
+    and duress silences only the worker's phone (such sends are always looked at again)."""
+    return item.checked_at is None or time.monotonic() - item.checked_at > FRESH_S
 
 
 def still_to_send(db: Session, item: Outgoing) -> str | None:

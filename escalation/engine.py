@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ class Engine:
         self._count = threading.Lock()
         self._in_flight = 0  # handed to the pool and not finished: claims wait for room
         self._fresh: deque[int] = deque()  # alerts raised here since the loop last looked
+        self._look = True  # the tick must look now, not at its interval
 
     # -- lifecycle (monitor.api.Runner) ---------------------------------------------------
 
@@ -106,13 +108,16 @@ class Engine:
         self.channels.close()
 
     def wake(self) -> None:
+        self._look = True
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
         if event.kind == "alert.raised":
+            # Started from here, with its steps due at once: no tick needed for it.
             self._fresh.append(event.data["alert"]["id"])
-        if event.kind in WAKING:
             self._wake.set()
+        elif event.kind in WAKING:
+            self.wake()
 
     def load_default_policy(self) -> None:
         """Load the shipped policy into an empty store (never over anything stored)."""
@@ -131,14 +136,21 @@ class Engine:
     # -- the loop -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        next_tick = 0.0
         while not self._stopping.is_set():
             try:
                 self._start_fresh()
-                self.tick()
+                # A wake that only brought alerts to start needs no tick, whose look would
+                # compete with the sending threads for the interpreter as the first SMS goes.
+                if self._look or time.monotonic() >= next_tick:
+                    # Cleared first: a wake during the tick makes the next pass look again.
+                    self._look = False
+                    next_tick = time.monotonic() + self.settings.escalation_tick_s
+                    self.tick()
             except Exception:
                 # A fault here must not end escalation for good; the next tick tries again.
                 log.exception("escalation tick failed")
-            self._wake.wait(self.settings.escalation_tick_s)
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
 
     def _start_fresh(self) -> None:
@@ -186,10 +198,11 @@ class Engine:
     def _start(self, alert_id: int) -> None:
         try:
             with self.store.begin() as db:
-                alert = flows.lock_to_start(db, alert_id)
-                if alert is None:
+                found = flows.lock_to_start(db, alert_id)
+                if found is None:
                     return  # started meanwhile (here or by another replica), or taken
-                to_send = flows.start_now(db, alert, self.node, self.settings)
+                alert, ctx = found
+                to_send = flows.start_now(db, alert, ctx, self.node, self.settings)
         except IntegrityError:
             log.info("alert %s: escalation started by another replica", alert_id)
             return
@@ -242,12 +255,13 @@ class Engine:
     def _send(self, item: Outgoing) -> None:
         # A last look: it may have waited for a thread long enough to be claimed again, or
         # the worker it was for may have keyed the duress PIN meanwhile.
-        with self.store.session() as db:
-            why_not = delivery.still_to_send(db, item)
-        if why_not is not None:
-            with self.store.begin() as db:
-                delivery.record_skip(db, item, why_not)
-            return
+        if delivery.needs_last_look(item):
+            with self.store.session() as db:
+                why_not = delivery.still_to_send(db, item)
+            if why_not is not None:
+                with self.store.begin() as db:
+                    delivery.record_skip(db, item, why_not)
+                return
         try:
             sent = self.channels.send(item)
         except (Retry, Failed) as exc:

@@ -6,11 +6,12 @@ decides when, and sends what these functions queue (escalation.delivery follows 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from escalation import summary
@@ -21,8 +22,8 @@ from escalation.delivery import (
     note,
     outgoing,
     silence_worker,
+    to_worker,
     under_duress,
-    worker_phone,
 )
 from escalation.models import Contact, Escalation, Notification, Step
 from escalation.policies import BACKUP, WORKER, choose, stored_policies
@@ -71,15 +72,18 @@ def _context(db: Session, alert: Alert) -> Context:
     """The alert's worker, team and organisation, in one query rather than one each."""
     if alert.worker_id is None and alert.org_id is None:
         return Context(None, None, None)
-    row = db.execute(
-        select(Worker, Team.name, Organisation.name)
-        .select_from(Alert)
+    row = db.execute(_with_context(select(Alert.id)).where(Alert.id == alert.id)).one()
+    return Context(*row[1:])
+
+
+def _with_context(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """`query` on alerts, with the alert's worker, team name and organisation name added."""
+    return (
+        query.add_columns(Worker, Team.name, Organisation.name)
         .outerjoin(Worker, Worker.id == Alert.worker_id)
         .outerjoin(Team, Team.id == Worker.team_id)
         .outerjoin(Organisation, Organisation.id == Alert.org_id)
-        .where(Alert.id == alert.id)
-    ).one()
-    return Context(row[0], row[1], row[2])
+    )
 
 
 def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> list[dict[str, str]]:
@@ -138,26 +142,28 @@ def needs_escalation(alert: Alert) -> bool:
     return alert.state == AlertState.RAISED.value or (alert.duress and alert.state in ACTIVE)
 
 
-def lock_to_start(db: Session, alert_id: int) -> Alert | None:
-    """The alert, locked, if it needs an escalation and has none yet: one query for the
-    lock and the look."""
+def lock_to_start(db: Session, alert_id: int) -> tuple[Alert, Context] | None:
+    """The alert, locked, and who it is about, if it needs an escalation and has none yet:
+    the lock, the look and the context in one query."""
     row = db.execute(
-        select(Alert, exists().where(Escalation.alert_id == Alert.id))
+        _with_context(select(Alert, exists().where(Escalation.alert_id == Alert.id)))
         .where(Alert.id == alert_id)
         .with_for_update(of=Alert)
     ).first()
     if row is None:
         return None
-    alert, started = row
-    return alert if not started and needs_escalation(alert) else None
+    alert, started, *ctx = row
+    return (alert, Context(*ctx)) if not started and needs_escalation(alert) else None
 
 
-def start_now(db: Session, alert: Alert, node: str, settings: Settings) -> list[Outgoing]:
+def start_now(
+    db: Session, alert: Alert, ctx: Context, node: str, settings: Settings
+) -> list[Outgoing]:
     """Start the alert's escalation (its alert locked by the caller) and run the steps due at
     once, the console and the first SMS, in the same transaction. They were made by this
     transaction, so no other replica can see or claim them: they need no look-up or lock,
-    and the first contact's phone (what this path is measured by) waits for no other."""
-    ctx = _context(db, alert)  # held, so the summary for a phone finds the worker loaded
+    and the first contact's phone (what this path is measured by) waits for no other.
+    (`ctx` is held meanwhile, so the summary for a phone finds the worker loaded.)"""
     _, due = start(db, alert, ctx)
     to_send: list[Outgoing] = []
     while due:
@@ -266,6 +272,7 @@ def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Setting
     channel: str = spec["channel"]
     label = _label(esc, step.position)
     queued: list[Notification] = []
+    phone = ""  # the worker's
     if channel == "console":
         note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
     else:
@@ -273,7 +280,7 @@ def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Setting
             db.flush()  # the step was made in this transaction: its notifications need its id
         detail = alerts.detail(db, alert, history=False)
         shielded = under_duress(db, alert)
-        phone = worker_phone(db, alert) if shielded else ""
+        phone = detail.worker.phone if detail.worker is not None else ""
         skipped = []
         for r in spec["to"]:
             address = _address(channel, r)
@@ -312,7 +319,9 @@ def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Setting
     )
     if queued:
         db.flush()  # their ids, for the senders; else the next query or the commit flushes
-    return Ran([outgoing(n) for n in queued], nxt)
+    # Found fit to send just now; only a send to the worker's phone is looked at again.
+    checked = time.monotonic()
+    return Ran([outgoing(n, None if to_worker(n, phone) else checked) for n in queued], nxt)
 
 
 def _address(channel: str, r: dict[str, str]) -> str:

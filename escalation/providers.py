@@ -36,6 +36,9 @@ class Outgoing:
     address: str
     body: str
     attempt: int  # the claim it was sent under: a result is applied only to that claim
+    # When (time.monotonic()) the transaction that claimed it found it fit to send: one not
+    # aimed at the worker's phone, which duress cannot stop. None: look again before sending.
+    checked_at: float | None = None
 
 
 @dataclass(frozen=True)
