@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from escalation.delivery import FRESH_S, needs_last_look
 from escalation.models import Escalation, Notification, Step
+from escalation.providers import Outgoing
 from tests.escalation_support import (
     BACKUP,
     CONTACTS,
@@ -609,3 +611,15 @@ def test_an_sms_reply_can_name_the_alert_it_takes(
         assert f"you are handling alert #{second}" in r.text
         r = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": "yes"})
         assert f"Alert #{second} is already acknowledged by Housing backup" in r.text
+
+
+def test_only_a_fresh_claim_not_for_the_workers_phone_goes_without_a_last_look() -> None:
+    """The sender looks at a notification again before it goes (claimed again elsewhere, the
+    lease run out, duress) unless the claim that made it found it fit a moment ago: inside
+    the lease nobody else can claim it, and duress silences only the worker's phone, whose
+    sends the claim never stamps."""
+    now = time.monotonic()
+    fresh = Outgoing(1, 1, "sms", BACKUP, "VIGIL RED ALERT", 1, checked_at=now)
+    assert not needs_last_look(fresh)
+    assert needs_last_look(Outgoing(1, 1, "sms", WORKER_PHONE, "Vigil: ...", 1))
+    assert needs_last_look(Outgoing(1, 1, "sms", BACKUP, "...", 1, checked_at=now - FRESH_S - 1))
