@@ -69,36 +69,53 @@ $("#logout").addEventListener("click", () => signOut());
 $("#tab-alerts").addEventListener("click", () => show("alerts"));
 $("#tab-fleet").addEventListener("click", () => show("fleet"));
 
-function since(iso) {
-  const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+// How long ago: `at` is an ISO time or, from the queue's rows, one already parsed.
+function since(at) {
+  const ms = typeof at === "number" ? at : Date.parse(at);
+  const s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
   return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
 // ---- the queue -----------------------------------------------------------------------
-// Many updates can arrive within one frame; the queue is redrawn once per frame at most.
+// With hundreds of rows on screen and dozens of updates a second, the page must stay idle
+// between them: a message marks only its own row dirty, rows are re-sorted only when the set
+// of rows or an ordering key changed, and many messages within one frame make one redraw.
+const rowsById = new Map();
+const dirty = new Set();
+let reorder = true;
 let renderPending = false;
-function render() {
+
+function render(id) {
+  if (id === undefined) reorder = true; else dirty.add(id);
   if (renderPending) return;
   renderPending = true;
   requestAnimationFrame(() => { renderPending = false; drawQueue(); });
 }
 
-const rowsById = new Map();
-
 function fillRow(tr, a) {
+  // Parsed and formatted once per change of raised_at, not on every redraw or tick.
+  if (tr.raisedAt !== a.raised_at) {
+    tr.raisedAt = a.raised_at;
+    tr.raisedMs = Date.parse(a.raised_at);
+    tr.cells[3].textContent = new Date(tr.raisedMs).toLocaleTimeString();
+  }
+  // The age (cell 4) is the ticker's, below, once a row is drawn: written here too, every
+  // row's would change at its own second and each write cost a layout of the whole table.
   const cells = [LABEL[kindOf(a)] || a.type, a.worker_name || a.device_id, a.team || "",
-    new Date(a.raised_at).toLocaleTimeString(), since(a.raised_at),
-    a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
+    null, null, a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
   cells.forEach((text, i) => {
-    // Only what changed is touched: with hundreds of rows a full redraw costs frames.
-    if (tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
+    // Only what changed is touched: a write, even of the same text, costs a layout.
+    if (text !== null && tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
   });
-  tr.cells[0].className = `type type-${kindOf(a)}`;
+  const cls = `type type-${kindOf(a)}`;
+  if (tr.cells[0].className !== cls) tr.cells[0].className = cls;
   tr.classList.toggle("flash", a.state === "raised");
   tr.classList.toggle("selected", state.selected === a.id);
 }
+
+function ageOf(tr) { return since(tr.raisedMs); }
 
 function newRow(a) {
   const tr = el("tr");
@@ -110,23 +127,49 @@ function newRow(a) {
 }
 
 function drawQueue() {
-  const rows = [...state.alerts.values()].filter(isActive)
-    .sort((a, b) => a.priority - b.priority || Date.parse(a.raised_at) - Date.parse(b.raised_at));
   const body = $("#queue tbody");
-  const keep = new Set(rows.map((a) => a.id));
-  for (const [id, tr] of rowsById) if (!keep.has(id)) { tr.remove(); rowsById.delete(id); }
-  let prev = null;
-  for (const a of rows) {
-    let tr = rowsById.get(a.id);
-    if (!tr) { tr = newRow(a); rowsById.set(a.id, tr); }
-    fillRow(tr, a);
-    const want = prev ? prev.nextSibling : body.firstChild;
-    if (tr !== want) body.insertBefore(tr, want);
-    prev = tr;
+  if (reorder) {
+    reorder = false;
+    const rows = [];
+    for (const a of state.alerts.values()) {
+      if (isActive(a)) rows.push([a.priority, Date.parse(a.raised_at), a]);
+    }
+    rows.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    const keep = new Set(rows.map(([, , a]) => a.id));
+    for (const [id, tr] of rowsById) if (!keep.has(id)) { tr.remove(); rowsById.delete(id); }
+    let prev = null;
+    for (const [, , a] of rows) {
+      let tr = rowsById.get(a.id);
+      if (!tr) {
+        tr = newRow(a);
+        rowsById.set(a.id, tr);
+        fillRow(tr, a);
+        tr.cells[4].textContent = ageOf(tr);
+      }
+      const want = prev ? prev.nextSibling : body.firstChild;
+      if (tr !== want) body.insertBefore(tr, want);
+      prev = tr;
+    }
+    $("#count").textContent = rows.length;
+    $("#empty").hidden = rows.length > 0;
   }
-  $("#count").textContent = rows.length;
-  $("#empty").hidden = rows.length > 0;
+  for (const id of dirty) {
+    const tr = rowsById.get(id);
+    const a = state.alerts.get(id);
+    if (tr && a) fillRow(tr, a);
+  }
+  dirty.clear();
 }
+
+// Whether a change to an alert can move, add or remove its row (else only the row is redrawn).
+function movesRow(old, a) {
+  return !old || old.priority !== a.priority || old.raised_at !== a.raised_at
+    || isActive(old) !== isActive(a);
+}
+
+// Raised rows flash, all in step, by one class on the table's body twice a second: a CSS
+// animation on each row would restyle every row on every frame, hundreds of them.
+setInterval(() => $("#queue tbody").classList.toggle("blink"), 500);
 
 // One listener for the whole queue, rather than two per row.
 $("#queue tbody").addEventListener("click", (ev) => {
@@ -225,12 +268,17 @@ function openLinked() {
 window.addEventListener("hashchange", openLinked);
 
 async function select(id) {
+  if (state.selected !== null) render(state.selected);
   state.selected = id;
-  render();
+  render(id);
   let a;
   try { a = await api(`/api/v1/alerts/${id}`); } catch { return; }
   if (state.selected !== id) return;
-  state.alerts.set(a.id, { ...state.alerts.get(a.id), ...a });
+  const old = state.alerts.get(a.id);
+  const merged = { ...old, ...a };
+  state.alerts.set(a.id, merged);
+  render(a.id);
+  if (movesRow(old, merged)) render();
   $("#detail").hidden = false;
   $("#d-title").textContent = `${LABEL[kindOf(a)] || a.type}: ${a.worker_name || a.device_id}`;
   const w = a.worker || {};
@@ -312,18 +360,23 @@ function onMessage(msg) {
   if (msg.kind === "snapshot") {
     state.snapshots = (state.snapshots || 0) + 1;
     state.alerts = new Map(msg.alerts.map((a) => [a.id, a]));
+    for (const id of state.alerts.keys()) render(id);
+    render();
   } else {
     if (msg.epoch === state.epoch && msg.seq <= state.seq) return;
     if (msg.alert) {
-      const isNew = !state.alerts.has(msg.alert.id) && msg.kind === "alert.raised";
-      state.alerts.set(msg.alert.id, { ...state.alerts.get(msg.alert.id), ...msg.alert });
+      const old = state.alerts.get(msg.alert.id);
+      const isNew = !old && msg.kind === "alert.raised";
+      const a = { ...old, ...msg.alert };
+      state.alerts.set(a.id, a);
+      render(a.id);
+      if (movesRow(old, a)) render();
       if (isNew) $("#chime").play().catch(() => {});
     }
     const touched = msg.alert ? [msg.alert.id] : (msg.alert_ids || (msg.alert_id ? [msg.alert_id] : []));
     if (touched.includes(state.selected)) select(state.selected);
   }
   state.seq = msg.seq; state.epoch = msg.epoch;
-  render();
 }
 
 function connect() {
@@ -355,9 +408,11 @@ async function start() {
   openLinked();
 }
 
-setInterval(() => document.querySelectorAll("#queue .age").forEach((td) => {
-  const a = state.alerts.get(Number(td.parentElement.dataset.id));
-  if (a) td.textContent = since(a.raised_at);
-}), 1000);
+setInterval(() => {
+  for (const tr of rowsById.values()) {
+    const text = ageOf(tr);
+    if (tr.cells[4].textContent !== text) tr.cells[4].textContent = text;
+  }
+}, 1000);
 
 if (state.token) start(); else show("login");
