@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +50,49 @@ class Base(DeclarativeBase):
 
 
 READ_ONLY = "vigil_read_only"
+
+
+class WriteTurns:
+    """Whose turn it is to write to SQLite, within this process; bulk writers go last.
+
+    SQLite has one writer at a time. Left to its busy handler, a writer that finds the lock
+    taken sleeps in growing steps and tries again, and under back-to-back telemetry batches
+    an alert lost the lock to batch after batch for seconds. Here writers queue on a
+    condition instead, and a bulk writer (telemetry batches, purges) waits while anyone else
+    is waiting: an alert waits for one batch at most. A thread already holding the turn may
+    begin again (an event handler run at commit).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiting = 0  # writers other than bulk ones waiting for a turn
+
+    @contextmanager
+    def turn(self, *, bulk: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                if not bulk:
+                    self._waiting += 1
+                try:
+                    while self._owner is not None or (bulk and self._waiting):
+                        self._cond.wait()
+                finally:
+                    if not bulk:
+                        self._waiting -= 1
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if not self._depth:
+                    self._owner = None
+                    self._cond.notify_all()
 
 
 def utcnow() -> datetime:
@@ -106,6 +150,8 @@ class Store:
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
+        # PostgreSQL has writers enough; SQLite one, which this process's writers take turns at.
+        self._turns = WriteTurns() if self.engine.dialect.name == "sqlite" else None
 
         @event.listens_for(self._sessions, "after_commit")
         def _publish(session: Session) -> None:
@@ -124,9 +170,14 @@ class Store:
         return self._readers()
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
-        """A session in a transaction that commits on success and rolls back on error."""
-        with self._sessions() as db, db.begin():
+    def begin(self, *, bulk: bool = False) -> Iterator[Session]:
+        """A session in a transaction that commits on success and rolls back on error.
+        `bulk` marks writes that may wait for every other (telemetry batches, purges)."""
+        if self._turns is None:
+            with self._sessions() as db, db.begin():
+                yield db
+            return
+        with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
             yield db
 
     def dispose(self) -> None:

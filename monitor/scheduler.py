@@ -145,7 +145,7 @@ class Scheduler(threading.Thread):
                 for batch in retention.expired(reading, now, keep, after=self._settled):
                     if self._stop_flag.is_set():
                         break
-                    with self.store.begin() as db:
+                    with self.store.begin(bulk=True) as db:
                         deleted += retention.delete_fixes(db, batch.doomed)
                     self._settled = batch.settled
         except Exception:

@@ -112,6 +112,7 @@ class ItemWorker(threading.Thread):
     """A thread that takes items from its own queue and stores their effects."""
 
     path = "ingest"
+    bulk = False  # whether its writes wait for everyone else's (Store.begin)
 
     def __init__(self, name: str, store: Store, settings: Settings) -> None:
         super().__init__(name=name, daemon=True)
@@ -149,7 +150,7 @@ class ItemWorker(threading.Thread):
                 if read_only:
                     with self.store.session() as db:
                         return work(db)
-                with self.store.begin() as db:
+                with self.store.begin(bulk=self.bulk) as db:
                     return work(db)
             except IntegrityError:
                 races += 1

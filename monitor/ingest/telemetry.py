@@ -120,6 +120,7 @@ def write_states(db: Session, states: list[DeviceState]) -> None:
 
 class TelemetryWriter(ItemWorker):
     path = "telemetry"
+    bulk = True
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-telemetry", store, settings)
