@@ -196,6 +196,8 @@ class Fleet:
         while not self._stop.wait(self.tick_s):
             now = time.monotonic()
             for worker in self._workers:
+                if not worker.due(now):
+                    continue
                 try:
                     worker.step(now)
                 except Exception:
