@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from escalation.models import Notification, Step
@@ -163,29 +163,33 @@ def needs_last_look(item: Outgoing) -> bool:
     return item.checked_at is None or time.monotonic() - item.checked_at > FRESH_S
 
 
+_other = aliased(Alert)
+# Built once: putting a statement this size together costs more than running it cached.
+_LAST_LOOK = (
+    select(
+        Notification.status,
+        Notification.attempts,
+        Notification.lease_until,
+        Notification.recipient_kind,
+        Notification.address,
+        Alert.duress,
+        Worker.phone,
+        exists().where(
+            _other.device_id == Alert.device_id,
+            _other.duress.is_(True),
+            _other.state.in_(ACTIVE),
+        ),
+    )
+    .join(Alert, Alert.id == Notification.alert_id)
+    .outerjoin(Worker, Worker.id == Alert.worker_id)
+    .where(Notification.id == bindparam("notification_id"))
+)
+
+
 def still_to_send(db: Session, item: Outgoing) -> str | None:
     """Checked by the sending thread just before it sends: None to go ahead, else why not.
     One query (what `silenced` looks up, joined), as it stands between a claim and its send."""
-    other = aliased(Alert)
-    row = db.execute(
-        select(
-            Notification.status,
-            Notification.attempts,
-            Notification.lease_until,
-            Notification.recipient_kind,
-            Notification.address,
-            Alert.duress,
-            Worker.phone,
-            exists().where(
-                other.device_id == Alert.device_id,
-                other.duress.is_(True),
-                other.state.in_(ACTIVE),
-            ),
-        )
-        .join(Alert, Alert.id == Notification.alert_id)
-        .outerjoin(Worker, Worker.id == Alert.worker_id)
-        .where(Notification.id == item.id)
-    ).first()
+    row = db.execute(_LAST_LOOK, {"notification_id": item.id}).first()
     if row is None:
         return "claimed again elsewhere"
     status, attempts, lease_until, kind, address, duress, phone, device_duress = row

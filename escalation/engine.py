@@ -201,8 +201,7 @@ class Engine:
                 found = flows.lock_to_start(db, alert_id)
                 if found is None:
                     return  # started meanwhile (here or by another replica), or taken
-                alert, ctx = found
-                to_send = flows.start_now(db, alert, ctx, self.node, self.settings)
+                to_send = flows.start_now(db, found, self.node, self.settings)
         except IntegrityError:
             log.info("alert %s: escalation started by another replica", alert_id)
             return

@@ -7,14 +7,13 @@ decides when, and sends what these functions queue (escalation.delivery follows 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Select, and_, exists, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
-from escalation import summary
+from escalation import snapshots, summary
 from escalation.delivery import (
     CLAIMED,
     LEASE,
@@ -25,18 +24,16 @@ from escalation.delivery import (
     to_worker,
     under_duress,
 )
-from escalation.models import Contact, Escalation, Notification, Step
-from escalation.policies import BACKUP, WORKER, choose, stored_policies
+from escalation.models import Escalation, Notification, Step
+from escalation.policies import WORKER
 from escalation.providers import Outgoing
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertDetail
 from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
 from monitor.config import Settings
 from monitor.db import utcnow
-from monitor.orgs.models import Organisation, Team, Worker
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
-CONSOLE_ONLY: list[dict[str, Any]] = [{"after": 0, "channel": "console", "to": []}]
 
 
 def live(alert: Alert, esc: Escalation) -> bool:
@@ -59,128 +56,74 @@ def _label(esc: Escalation, position: int) -> str:
     return text + (f", round {position // n + 1}" if position >= n else "")
 
 
-@dataclass
-class Context:
-    """Who an alert is about, as a policy is chosen and its recipients resolved."""
-
-    worker: Worker | None
-    team: str | None
-    org: str | None
-
-
-def _context(db: Session, alert: Alert) -> Context:
-    """The alert's worker, team and organisation, in one query rather than one each."""
-    if alert.worker_id is None and alert.org_id is None:
-        return Context(None, None, None)
-    row = db.execute(_with_context(select(Alert.id)).where(Alert.id == alert.id)).one()
-    return Context(*row[1:])
-
-
-def _with_context(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
-    """`query` on alerts, with the alert's worker, team name and organisation name added."""
-    return (
-        query.add_columns(Worker, Team.name, Organisation.name)
-        .outerjoin(Worker, Worker.id == Alert.worker_id)
-        .outerjoin(Team, Team.id == Worker.team_id)
-        .outerjoin(Organisation, Organisation.id == Alert.org_id)
-    )
-
-
-def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> list[dict[str, str]]:
-    """The step's `to` resolved to people and addresses, as they are now."""
-    out: list[dict[str, str]] = []
-    for name in names:
-        if name == WORKER:
-            if ctx.worker is not None:
-                w = ctx.worker
-                out.append({"name": w.name, "kind": WORKER, "phone": w.phone})
-        elif name == BACKUP:
-            for c in contacts:
-                if ctx.team is not None and ctx.team in c.backup_for:
-                    out.append({"name": c.name, "kind": BACKUP, "phone": c.phone})
-        else:
-            named = next((c for c in contacts if c.name == name), None)
-            if named is not None:
-                out.append(
-                    {
-                        "name": named.name,
-                        "kind": "contact",
-                        "phone": named.phone,
-                        "webhook": named.webhook,
-                    }
-                )
-    return out
-
-
-def _snapshot(
-    db: Session, alert: Alert, kind: str, ctx: Context | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The policy for an alert of this kind, with its recipients resolved as they are now."""
-    ctx = ctx or _context(db, alert)
-    policy = choose(stored_policies(db), kind, ctx.org, ctx.team)
-    if policy is None:
-        return "", {"repeat": 0, "steps": CONSOLE_ONLY}
-    # Every contact at once, and only if a step names anyone but the worker.
-    contacts: list[Contact] = []
-    if any(name != WORKER for s in policy.steps for name in s.to):
-        contacts = list(db.scalars(select(Contact).order_by(Contact.name)))
-    steps = [
-        {"after": s.after, "channel": s.channel, "to": _recipients(ctx, contacts, s.to)}
-        for s in policy.steps
-    ]
-    if kind == AlertType.TEST.value:
-        # A test alert proves the badge works; it must not wake anybody's phone.
-        return policy.name, {
-            "repeat": 0,
-            "steps": [s for s in steps if s["channel"] == "console"] or CONSOLE_ONLY,
-        }
-    return policy.name, {"repeat": policy.repeat, "steps": steps}
-
-
 def needs_escalation(alert: Alert) -> bool:
     """Whether the alert should be escalating (as alerts_without_escalation selects them)."""
     return alert.state == AlertState.RAISED.value or (alert.duress and alert.state in ACTIVE)
 
 
-def lock_to_start(db: Session, alert_id: int) -> tuple[Alert, Context] | None:
-    """The alert, locked, and who it is about, if it needs an escalation and has none yet:
-    the lock, the look and the context in one query."""
-    row = db.execute(
-        _with_context(select(Alert, exists().where(Escalation.alert_id == Alert.id)))
-        .where(Alert.id == alert_id)
-        .with_for_update(of=Alert)
-    ).first()
+class ToStart(NamedTuple):
+    alert: Alert
+    ctx: snapshots.Context
+    shielded: bool  # under duress (delivery.under_duress): the worker's phone stays silent
+
+
+# Built once: putting a statement this size together costs more than running it cached.
+_other = aliased(Alert)
+_TO_START = (
+    snapshots.with_context(
+        select(
+            Alert,
+            exists().where(Escalation.alert_id == Alert.id),
+            exists().where(
+                _other.device_id == Alert.device_id,
+                _other.duress.is_(True),
+                _other.state.in_(ACTIVE),
+            ),
+        )
+    )
+    .where(Alert.id == bindparam("alert_id"))
+    .with_for_update(of=Alert)
+)
+
+
+def lock_to_start(db: Session, alert_id: int) -> ToStart | None:
+    """The alert, locked, who it is about and whether it is under duress, if it needs an
+    escalation and has none yet: the lock and every look in one query."""
+    row = db.execute(_TO_START, {"alert_id": alert_id}).first()
     if row is None:
         return None
-    alert, started, *ctx = row
-    return (alert, Context(*ctx)) if not started and needs_escalation(alert) else None
+    alert, started, duress, *ctx = row
+    if started or not needs_escalation(alert):
+        return None
+    return ToStart(alert, snapshots.Context(*ctx), alert.duress or duress)
 
 
-def start_now(
-    db: Session, alert: Alert, ctx: Context, node: str, settings: Settings
-) -> list[Outgoing]:
+def start_now(db: Session, found: ToStart, node: str, settings: Settings) -> list[Outgoing]:
     """Start the alert's escalation (its alert locked by the caller) and run the steps due at
     once, the console and the first SMS, in the same transaction. They were made by this
     transaction, so no other replica can see or claim them: they need no look-up or lock,
     and the first contact's phone (what this path is measured by) waits for no other.
-    (`ctx` is held meanwhile, so the summary for a phone finds the worker loaded.)"""
-    _, due = start(db, alert, ctx)
+    (`found.ctx` is held meanwhile, so the summary for a phone finds the worker loaded.)"""
+    alert = found.alert
+    _, due = start(db, alert, found.ctx)
     to_send: list[Outgoing] = []
     while due:
         step = due.pop(0)
         if step.due_at > utcnow():
             continue
-        ran = run_step(db, step, alert, node, settings)
+        ran = run_step(db, step, alert, node, settings, shielded=found.shielded)
         to_send += ran.sent
         if ran.next is not None:
             due.append(ran.next)
     return to_send
 
 
-def start(db: Session, alert: Alert, ctx: Context | None = None) -> tuple[Escalation, list[Step]]:
+def start(
+    db: Session, alert: Alert, ctx: snapshots.Context | None = None
+) -> tuple[Escalation, list[Step]]:
     """Snapshot the alert's policy onto it (later edits do not change it) and schedule the
     first step, or under duress every step at once. Returns the steps it scheduled."""
-    name, snapshot = _snapshot(db, alert, alert.type, ctx)
+    name, snapshot = snapshots.snapshot(db, alert, alert.type, ctx)
     esc = Escalation(
         alert_id=alert.id, policy=name, snapshot=snapshot, duress=False, started_at=utcnow()
     )
@@ -211,7 +154,7 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
     the burst's steps."""
     if alert.type == AlertType.TEST.value:
         # A test alert cancelled with the duress PIN is an emergency: use the duress policy.
-        esc.policy, snapshot = _snapshot(db, alert, "duress")
+        esc.policy, snapshot = snapshots.snapshot(db, alert, "duress")
     else:
         snapshot = dict(esc.snapshot)
     n = len(snapshot["steps"])
@@ -253,9 +196,18 @@ class Ran(NamedTuple):
     next: Step | None
 
 
-def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Settings) -> Ran:
+def run_step(
+    db: Session,
+    step: Step,
+    alert: Alert,
+    node: str,
+    settings: Settings,
+    *,
+    shielded: bool | None = None,
+) -> Ran:
     """Run one due step (it and its alert locked by the caller): queue its notifications,
-    already claimed by this node, and schedule the next step."""
+    already claimed by this node, and schedule the next step. `shielded`: under_duress, if
+    the caller has looked in this transaction."""
     esc = db.get(Escalation, step.escalation_id)
     assert esc is not None
     now = utcnow()
@@ -279,7 +231,8 @@ def run_step(db: Session, step: Step, alert: Alert, node: str, settings: Setting
         if step.id is None:
             db.flush()  # the step was made in this transaction: its notifications need its id
         detail = alerts.detail(db, alert, history=False)
-        shielded = under_duress(db, alert)
+        if shielded is None:
+            shielded = under_duress(db, alert)
         phone = detail.worker.phone if detail.worker is not None else ""
         skipped = []
         for r in spec["to"]:

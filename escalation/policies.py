@@ -165,10 +165,13 @@ def stored_contacts(db: Session) -> list[ContactIn]:
     ]
 
 
+# Built once: an escalation's start reads the policies, and building the statement costs
+# more than running it from SQLAlchemy's cache.
+_POLICIES = select(Policy).order_by(Policy.name)
+
+
 def stored_policies(db: Session) -> list[PolicyIn]:
-    return [
-        PolicyIn.model_validate(p.spec) for p in db.scalars(select(Policy).order_by(Policy.name))
-    ]
+    return [PolicyIn.model_validate(p.spec) for p in db.scalars(_POLICIES)]
 
 
 def replace_all(db: Session, parsed: PolicyFile) -> None:

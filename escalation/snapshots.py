@@ -1,0 +1,102 @@
+"""The policy snapshotted onto an alert as its escalation starts, its recipients resolved
+from who the alert is about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
+
+from escalation.models import Contact
+from escalation.policies import BACKUP, WORKER, choose, stored_policies
+from monitor.alerts.models import Alert
+from monitor.alerts.states import AlertType
+from monitor.orgs.models import Organisation, Team, Worker
+
+CONSOLE_ONLY: list[dict[str, Any]] = [{"after": 0, "channel": "console", "to": []}]
+# Statements on the path to the first SMS are built once: building one costs more than
+# running it from SQLAlchemy's cache.
+_CONTACTS = select(Contact).order_by(Contact.name)
+
+
+@dataclass
+class Context:
+    """Who an alert is about, as a policy is chosen and its recipients resolved."""
+
+    worker: Worker | None
+    team: str | None
+    org: str | None
+
+
+def context(db: Session, alert: Alert) -> Context:
+    """The alert's worker, team and organisation, in one query rather than one each."""
+    if alert.worker_id is None and alert.org_id is None:
+        return Context(None, None, None)
+    row = db.execute(_CONTEXT, {"alert_id": alert.id}).one()
+    return Context(*row[1:])
+
+
+def with_context(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """`query` on alerts, with the alert's worker, team name and organisation name added."""
+    return (
+        query.add_columns(Worker, Team.name, Organisation.name)
+        .outerjoin(Worker, Worker.id == Alert.worker_id)
+        .outerjoin(Team, Team.id == Worker.team_id)
+        .outerjoin(Organisation, Organisation.id == Alert.org_id)
+    )
+
+
+def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> list[dict[str, str]]:
+    """The step's `to` resolved to people and addresses, as they are now."""
+    out: list[dict[str, str]] = []
+    for name in names:
+        if name == WORKER:
+            if ctx.worker is not None:
+                w = ctx.worker
+                out.append({"name": w.name, "kind": WORKER, "phone": w.phone})
+        elif name == BACKUP:
+            for c in contacts:
+                if ctx.team is not None and ctx.team in c.backup_for:
+                    out.append({"name": c.name, "kind": BACKUP, "phone": c.phone})
+        else:
+            named = next((c for c in contacts if c.name == name), None)
+            if named is not None:
+                out.append(
+                    {
+                        "name": named.name,
+                        "kind": "contact",
+                        "phone": named.phone,
+                        "webhook": named.webhook,
+                    }
+                )
+    return out
+
+
+def snapshot(
+    db: Session, alert: Alert, kind: str, ctx: Context | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The policy for an alert of this kind, with its recipients resolved as they are now."""
+    ctx = ctx or context(db, alert)
+    policy = choose(stored_policies(db), kind, ctx.org, ctx.team)
+    if policy is None:
+        return "", {"repeat": 0, "steps": CONSOLE_ONLY}
+    # Every contact at once, and only if a step names anyone but the worker.
+    contacts: list[Contact] = []
+    if any(name != WORKER for s in policy.steps for name in s.to):
+        contacts = list(db.scalars(_CONTACTS))
+    steps = [
+        {"after": s.after, "channel": s.channel, "to": _recipients(ctx, contacts, s.to)}
+        for s in policy.steps
+    ]
+    if kind == AlertType.TEST.value:
+        # A test alert proves the badge works; it must not wake anybody's phone.
+        return policy.name, {
+            "repeat": 0,
+            "steps": [s for s in steps if s["channel"] == "console"] or CONSOLE_ONLY,
+        }
+    return policy.name, {"repeat": policy.repeat, "steps": steps}
+
+
+_CONTEXT = with_context(select(Alert.id)).where(Alert.id == bindparam("alert_id"))
