@@ -133,6 +133,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=200.0, help="how long alerts are raised")
     ap.add_argument("--processes", type=int, default=1, help="device_sim processes for the load")
     ap.add_argument("--dump", type=Path, help="write each alert's three latencies to this CSV")
+    ap.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=0,
+        help="VIGIL_INGEST_PROCESSES of the service (PostgreSQL): telemetry off the alert path",
+    )
     args = ap.parse_args()
     raise_open_files_limit()
 
@@ -142,6 +148,7 @@ def main() -> None:
         "VIGIL_TWILIO_AUTH_TOKEN": twilio.auth_token,
         "VIGIL_TWILIO_FROM_NUMBER": "+15005550006",
         "VIGIL_TWILIO_API_BASE": twilio.url,
+        "VIGIL_INGEST_PROCESSES": str(args.ingest_processes),
     }
     with (
         tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
@@ -283,7 +290,8 @@ def run(
         [
             f"database={args.db} devices={args.devices} (badges {args.badges}) "
             f"location_every={args.location_every:g}s heartbeat_every={args.heartbeat_every:g}s "
-            f"alert_rate={args.alert_rate:g}/s seconds={args.seconds:g}",
+            f"alert_rate={args.alert_rate:g}/s seconds={args.seconds:g} "
+            f"ingest_processes={args.ingest_processes}",
             f"alerts raised={n} in {ran_s:.1f} s, stored={stored_alerts}",
             summary("publish->alert_received", received, n),
             summary("publish->console websocket", on_console, n),
