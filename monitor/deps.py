@@ -69,17 +69,26 @@ MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def as_utc(value: datetime | None, name: str) -> datetime | None:
     """A time from a query string, in UTC: one without an offset is taken to be UTC (the
-    store refuses naive times), one too near the ends of the calendar is a 422."""
+    store refuses naive times). One outside 1970 to 9000 is a 422: reports count weeks and
+    years back from the times they are given, which near the ends of the calendar overflow."""
     if value is None:
         return None
     try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        at = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError:
+        at = None
+    if at is None or not EARLIEST <= at < LATEST:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} is out of range"
-        ) from None
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{name} is out of range (1970 to 9000)",
+        )
+    return at
 
 
 def current_user(
