@@ -27,6 +27,13 @@ locs = st.fixed_dictionaries(
         "floor": st.integers(-5, 100),
     },
 )
+
+
+def texts(max_size: int) -> st.SearchStrategy[str]:
+    """Text a valid message may hold: anything but NUL, which the protocol refuses."""
+    return st.text(st.characters(exclude_characters="\x00"), max_size=max_size)
+
+
 pins = st.from_regex(r"^[0-9]{4,8}$", fullmatch=True)
 common = {"v": st.just(1), "ts": ts}
 
@@ -36,7 +43,7 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "heartbeat": st.fixed_dictionaries(
         {**common, "batt": st.integers(0, 100)},
-        optional={"chg": st.booleans(), "rssi": st.integers(-120, 0), "fw": st.text(max_size=20)},
+        optional={"chg": st.booleans(), "rssi": st.integers(-120, 0), "fw": texts(20)},
     ),
     "status": st.fixed_dictionaries(
         {"v": st.just(1), "online": st.booleans()}, optional={"ts": ts}
@@ -47,7 +54,7 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "trigger": st.sampled_from(["button", "fall", "impact", "tilt", "voice", "app"]),
             "loc": locs,
             "batt": st.integers(0, 100),
-            "note": st.text(max_size=500),
+            "note": texts(500),
             "seq": st.integers(0, 2**40),
         },
     ),
@@ -59,7 +66,7 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "action": st.sampled_from(["start", "extend"]),
             "duration_s": st.integers(60, 86400),
         },
-        optional={"note": st.text(max_size=500), "loc": locs, "memo": short_ids},
+        optional={"note": texts(500), "loc": locs, "memo": short_ids},
     ),
     "evidence": st.fixed_dictionaries(
         {
