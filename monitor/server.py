@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -80,7 +81,12 @@ class Service:
             timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
+        # Once it has shut down, uvicorn raises the signal that stopped it again. With
+        # SIGTERM's default action that ended the process there, before anything below ran:
+        # the MQTT sessions were never closed and the telemetry processes were orphaned.
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
         try:
             server.run()
         finally:
             self.stop()
+            signal.signal(signal.SIGTERM, previous)

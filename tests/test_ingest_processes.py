@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, tuple_
 
 from device_sim.device import SimDevice
+from monitor.broker import free_port, wait_for_port
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device, LocationFix
@@ -130,6 +133,48 @@ def test_a_killed_process_is_started_again_and_loses_nothing(
             return n or 0
 
         wait_until(lambda: distinct() == 200, timeout=60)
+
+
+def test_sigterm_stops_the_service_and_its_processes(
+    pg_url: str, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    settings = service_settings(tmp_path, pg_url, mqtt_broker)
+    port = free_port()
+    env = {
+        **os.environ,
+        "VIGIL_DATA_DIR": str(tmp_path),
+        "VIGIL_DATABASE_URL": pg_url,
+        "VIGIL_MQTT_HOST": settings.mqtt_host,
+        "VIGIL_MQTT_PORT": str(settings.mqtt_port),
+        "VIGIL_MQTT_USERNAME": settings.mqtt_username,
+        "VIGIL_MQTT_PASSWORD": settings.mqtt_password,
+        "VIGIL_MQTT_NODE": settings.mqtt_node,
+        "VIGIL_SECRET_KEY": settings.secret_key,
+        "VIGIL_HTTP_PORT": str(port),
+        "VIGIL_INGEST_PROCESSES": "2",
+    }
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "serve"], env=env, stdout=out, stderr=out
+        )
+    try:
+        assert wait_for_port("127.0.0.1", port, 30), log.read_text()
+        wait_until(lambda: "telemetry-1 connected" in log.read_text(), timeout=30)
+        children = [
+            int(pid)
+            for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ]
+        assert children
+        proc.send_signal(signal.SIGTERM)
+        # A clean stop, as a service manager wants to see it; it used to die of the signal
+        # before stopping anything (uvicorn raises it again after shutting down).
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_processes_need_postgresql(tmp_path: Path) -> None:
