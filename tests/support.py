@@ -186,6 +186,21 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
     return Settings(**values)
 
 
+def serve_env(settings: Settings, http_port: int) -> dict[str, str]:
+    """The environment of a `vigil serve` subprocess with these settings' store and broker."""
+    return {
+        "VIGIL_DATA_DIR": str(settings.data_dir),
+        "VIGIL_DATABASE_URL": settings.database_url,
+        "VIGIL_MQTT_HOST": settings.mqtt_host,
+        "VIGIL_MQTT_PORT": str(settings.mqtt_port),
+        "VIGIL_MQTT_USERNAME": settings.mqtt_username,
+        "VIGIL_MQTT_PASSWORD": settings.mqtt_password,
+        "VIGIL_MQTT_NODE": settings.mqtt_node,
+        "VIGIL_SECRET_KEY": settings.secret_key,
+        "VIGIL_HTTP_PORT": str(http_port),
+    }
+
+
 class Running:
     """A started service with an API client signed in as an operator."""
 

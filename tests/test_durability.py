@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from monitor.alerts.models import Alert
 from monitor.broker import free_port, wait_for_port
 from monitor.db import Store
-from tests.support import Broker, Running, service_settings, wait_until
+from tests.support import Broker, Running, serve_env, service_settings, wait_until
 
 
 def _count(store: Store) -> int:
@@ -67,17 +67,7 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(
 ) -> None:
     settings = service_settings(tmp_path / "data", db_url, mqtt_broker)
     port = free_port()
-    env = {
-        "VIGIL_DATA_DIR": str(settings.data_dir),
-        "VIGIL_DATABASE_URL": db_url,
-        "VIGIL_MQTT_HOST": settings.mqtt_host,
-        "VIGIL_MQTT_PORT": str(settings.mqtt_port),
-        "VIGIL_MQTT_USERNAME": settings.mqtt_username,
-        "VIGIL_MQTT_PASSWORD": settings.mqtt_password,
-        "VIGIL_MQTT_NODE": settings.mqtt_node,
-        "VIGIL_SECRET_KEY": settings.secret_key,
-        "VIGIL_HTTP_PORT": str(port),
-    }
+    env = serve_env(settings, port)
     log = tmp_path / "serve.log"
     helper = Running(settings, mqtt_broker)  # for the store and device helpers only
     proc = _serve(env, log)

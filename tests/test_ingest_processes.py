@@ -21,7 +21,15 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device, LocationFix
 from monitor.ingest.processes import MARKER
-from tests.support import Broker, PgDatabases, Running, running, service_settings, wait_until
+from tests.support import (
+    Broker,
+    PgDatabases,
+    Running,
+    running,
+    serve_env,
+    service_settings,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -140,19 +148,7 @@ def test_sigterm_stops_the_service_and_its_processes(
 ) -> None:
     settings = service_settings(tmp_path, pg_url, mqtt_broker)
     port = free_port()
-    env = {
-        **os.environ,
-        "VIGIL_DATA_DIR": str(tmp_path),
-        "VIGIL_DATABASE_URL": pg_url,
-        "VIGIL_MQTT_HOST": settings.mqtt_host,
-        "VIGIL_MQTT_PORT": str(settings.mqtt_port),
-        "VIGIL_MQTT_USERNAME": settings.mqtt_username,
-        "VIGIL_MQTT_PASSWORD": settings.mqtt_password,
-        "VIGIL_MQTT_NODE": settings.mqtt_node,
-        "VIGIL_SECRET_KEY": settings.secret_key,
-        "VIGIL_HTTP_PORT": str(port),
-        "VIGIL_INGEST_PROCESSES": "2",
-    }
+    env = {**os.environ, **serve_env(settings, port), "VIGIL_INGEST_PROCESSES": "2"}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -95,10 +95,12 @@ class TelemetryChild:
                     log.error("%s: the service's process is gone; stopping", self.link.client_id)
                     break
         finally:
-            ended = self.end_session is not None and self.end_session.is_set()
-            self.link.stop(end_session=ended)
+            # The writer first: the batch it is storing is acknowledged while the link is
+            # still up, instead of being delivered again (and stored twice) after a restart.
             self.writer.stop()
             self.writer.join(10)
+            ended = self.end_session is not None and self.end_session.is_set()
+            self.link.stop(end_session=ended)
             self.fanout.stop()
             self.store.dispose()
 
