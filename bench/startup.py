@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from bench.fleet import rss_mb
 from bench.harness import database, serving
 from monitor.db import Store
 from monitor.devices.models import Device, LocationFix
@@ -54,13 +55,6 @@ def fill(store: Store, devices: int, locations: int) -> None:
             )
         with store.begin() as db:
             db.execute(insert(LocationFix), rows)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
