@@ -9,6 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
+from monitor import heap
 from monitor.api import create_app
 from monitor.config import Settings
 from monitor.db import Store
@@ -85,6 +86,7 @@ class Service:
         # SIGTERM's default action that ended the process there, before anything below ran:
         # the MQTT sessions were never closed and the telemetry processes were orphaned.
         previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        heap.settle()
         try:
             server.run()
         finally:

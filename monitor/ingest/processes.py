@@ -24,6 +24,7 @@ from pathlib import Path
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from monitor import heap
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.fanout import Fanout
@@ -122,6 +123,7 @@ def child_main(
     # Ctrl-C reaches the whole process group; the service stops its children itself, after
     # its supervisor has stopped restarting them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    heap.settle()
     child.run()
 
 
