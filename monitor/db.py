@@ -52,6 +52,9 @@ class Base(DeclarativeBase):
 READ_ONLY = "vigil_read_only"
 
 
+AUTOCHECKPOINT_PAGES = 10_000
+
+
 class WriteTurns:
     """Whose turn it is to write to SQLite, within this process; bulk writers go last.
 
@@ -123,6 +126,11 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # A checkpoint run at commit holds the write lock while it copies the log into
+            # the database, and whoever commits then (an alert, as likely as not) waits for
+            # it: the scheduler checkpoints instead (`Store.checkpoint`). Left to commits only
+            # past a log of 10,000 pages (40 MB), for a process that runs no scheduler.
+            cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             cur.close()
             # SQLite's own lower() folds only ASCII letters: searches must match "Élodie" when
             # "élodie" is typed, as they do on PostgreSQL with a UTF-8 locale.
@@ -179,6 +187,21 @@ class Store:
             return
         with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
             yield db
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy SQLite's write-ahead log into the database without waiting for, or holding
+        up, readers and writers: (frames in the log, frames copied). PostgreSQL: (0, 0)."""
+        if self._turns is None:
+            return 0, 0
+        raw = self.engine.raw_connection()
+        try:
+            # On the driver's connection: SQLAlchemy's would begin a write transaction first.
+            cur = raw.cursor()
+            _busy, log_frames, copied = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cur.close()
+        finally:
+            raw.close()
+        return log_frames, copied
 
     def dispose(self) -> None:
         self.engine.dispose()

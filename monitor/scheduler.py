@@ -1,5 +1,5 @@
 """Durable timers: visit deadlines, overdue visits, silent devices, unsent commands, and
-the deletion of expired location history.
+the deletion of expired location history; SQLite's checkpoints.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
 unsent command), not a timer in memory: after a restart the first tick finds whatever fell
@@ -125,6 +125,7 @@ class Scheduler(threading.Thread):
             )
         self._mark_sent()
         self._resend_unsent()
+        self.store.checkpoint()
         if self.settings.location_retention_days > 0 and time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + self.settings.location_purge_every_s
             # On a thread of its own: a long first purge must not hold up overdue visits

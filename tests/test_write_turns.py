@@ -1,5 +1,6 @@
 """On SQLite, this process's writers take turns: an alert's transaction goes before telemetry
-batches waiting with it, and an event handler may write at commit."""
+batches waiting with it, and an event handler may write at commit. Commits leave the log's
+checkpoints to the scheduler, and telemetry batches are short."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from monitor.db import Store
+from monitor.config import Settings
+from monitor.db import AUTOCHECKPOINT_PAGES, Store
 from monitor.events import Event, emit
 from monitor.migrate import upgrade
 
@@ -79,3 +81,30 @@ def test_an_event_handler_writes_at_commit(tmp_path: Path) -> None:
     with store.session() as db:
         assert sorted(db.scalars(text("SELECT x FROM t")).all()) == [1, 2]
     store.dispose()
+
+
+def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'log.db'}")
+    upgrade(store)
+    with store.begin() as db:
+        db.execute(text("CREATE TABLE t (x BLOB)"))
+    store.checkpoint()
+    # About 1,500 pages in 150 commits: SQLite's own default would have checkpointed at
+    # 1,000, inside whichever commit crossed it.
+    for _ in range(150):
+        with store.begin(bulk=True) as db:
+            db.execute(text("INSERT INTO t VALUES (randomblob(40000))"))
+    frames, copied = store.checkpoint()
+    assert 1_400 < frames < AUTOCHECKPOINT_PAGES
+    assert copied == frames
+    with store.session() as db:
+        assert db.scalar(text("SELECT count(*) FROM t")) == 150
+    store.dispose()
+
+
+def test_telemetry_batches_are_shorter_on_sqlite(tmp_path: Path) -> None:
+    sqlite = Settings(data_dir=tmp_path)
+    postgres = Settings(data_dir=tmp_path, database_url="postgresql://localhost/vigil")
+    assert (sqlite.telemetry_batch_limit, postgres.telemetry_batch_limit) == (100, 500)
+    # Set, it is taken as it is on either.
+    assert Settings(data_dir=tmp_path, telemetry_batch_max=250).telemetry_batch_limit == 250

@@ -126,7 +126,7 @@ class TelemetryWriter(ItemWorker):
         super().__init__("vigil-telemetry", store, settings)
 
     def run(self) -> None:
-        max_n = self.settings.telemetry_batch_max
+        max_n = self.settings.telemetry_batch_limit
         wait_s = self.settings.telemetry_batch_wait_ms / 1000
         while not self._stop_flag.is_set():
             try:
