@@ -191,7 +191,7 @@ class Store:
     def checkpoint(self) -> tuple[int, int]:
         """Copy SQLite's write-ahead log into the database without waiting for, or holding
         up, readers and writers: (frames in the log, frames copied). PostgreSQL: (0, 0)."""
-        if self._turns is None:
+        if self.is_postgres:
             return 0, 0
         raw = self.engine.raw_connection()
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -199,6 +201,18 @@ def serve_env(settings: Settings, http_port: int) -> dict[str, str]:
         "VIGIL_SECRET_KEY": settings.secret_key,
         "VIGIL_HTTP_PORT": str(http_port),
     }
+
+
+def serve_process(settings_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`vigil serve` in a process of its own, with `serve_env`'s environment (and any extra
+    settings) over this one's, its output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", "serve"],
+            env={**os.environ, **settings_env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 class Running:

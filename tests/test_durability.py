@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,14 @@ from sqlalchemy import func, select
 from monitor.alerts.models import Alert
 from monitor.broker import free_port, wait_for_port
 from monitor.db import Store
-from tests.support import Broker, Running, serve_env, service_settings, wait_until
+from tests.support import (
+    Broker,
+    Running,
+    serve_env,
+    serve_process,
+    service_settings,
+    wait_until,
+)
 
 
 def _count(store: Store) -> int:
@@ -51,17 +56,6 @@ def test_alerts_published_while_service_is_down_all_arrive(svc: Running) -> None
     assert stored == {(dev, a) for dev, ids in raised.items() for a in ids}
 
 
-def _serve(settings_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings_env}
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def test_sigkill_mid_burst_loses_and_doubles_nothing(
     db_url: str, mqtt_broker: Broker, tmp_path: Path
 ) -> None:
@@ -70,7 +64,7 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(
     env = serve_env(settings, port)
     log = tmp_path / "serve.log"
     helper = Running(settings, mqtt_broker)  # for the store and device helpers only
-    proc = _serve(env, log)
+    proc = serve_process(env, log)
     try:
         assert wait_for_port("127.0.0.1", port, 30), log.read_text()
         fleet = helper.badges("burst", 20)
@@ -90,7 +84,7 @@ def test_sigkill_mid_burst_loses_and_doubles_nothing(
         stored_at_kill = _count(helper.store)
         assert stored_at_kill < len(raised), "the burst finished before the kill"
 
-        proc = _serve(env, log)
+        proc = serve_process(env, log)
         assert wait_for_port("127.0.0.1", port, 30), log.read_text()
         wait_until(
             lambda: _count(helper.store) >= len(raised),

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from tests.support import (
     Running,
     running,
     serve_env,
+    serve_process,
     service_settings,
     wait_until,
 )
@@ -148,20 +147,22 @@ def test_sigterm_stops_the_service_and_its_processes(
 ) -> None:
     settings = service_settings(tmp_path, pg_url, mqtt_broker)
     port = free_port()
-    env = {**os.environ, **serve_env(settings, port), "VIGIL_INGEST_PROCESSES": "2"}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "serve"], env=env, stdout=out, stderr=out
-        )
+    proc = serve_process({**serve_env(settings, port), "VIGIL_INGEST_PROCESSES": "2"}, log)
     try:
         assert wait_for_port("127.0.0.1", port, 30), log.read_text()
         wait_until(lambda: "telemetry-1 connected" in log.read_text(), timeout=30)
+        # The telemetry processes are started by a supervising thread, so they are that
+        # thread's children, not the main thread's.
         children = [
             int(pid)
-            for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            for task in Path(f"/proc/{proc.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
         ]
-        assert children
+        telemetry = [
+            pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(telemetry) == 2, children
         proc.send_signal(signal.SIGTERM)
         # A clean stop, as a service manager wants to see it; it used to die of the signal
         # before stopping anything (uvicorn raises it again after shutting down).
