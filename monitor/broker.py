@@ -28,6 +28,13 @@ INSTALL_HINT = (
 )
 
 
+# Payloads over this never reach the service (4 x the protocol's 16 KiB), and packets over
+# PACKET_LIMIT are not even read: a device cannot make the broker or the service hold
+# megabytes of one message.
+MESSAGE_LIMIT = 64 * 1024
+PACKET_LIMIT = 1024 * 1024
+
+
 class BrokerError(RuntimeError):
     pass
 
@@ -156,6 +163,12 @@ def conf_text(
         "max_inflight_messages 1000",
         "set_tcp_nodelay true",
         "max_keepalive 300",
+        f"# The protocol allows 16 KiB a payload. Up to {MESSAGE_LIMIT // 1024} KiB the service",
+        "# still gets one, refuses it with its reason and records it; a larger one the broker",
+        f"# drops (an MQTT 5 device gets PUBACK 131), and a packet over {PACKET_LIMIT // 1024} KiB",
+        "# ends the connection. The service's own messages are all far smaller.",
+        f"message_size_limit {MESSAGE_LIMIT}",
+        f"max_packet_size {PACKET_LIMIT}",
         "log_dest stderr",
         "log_type error",
         "log_type warning",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 
@@ -194,3 +195,46 @@ def test_disabled_device_is_refused(svc: Running) -> None:
         return False
 
     wait_until(refused_at_connect, timeout=10, every=0.2, what="the broker to refuse it")
+
+
+def test_an_oversized_payload_stops_at_the_broker(svc: Running) -> None:
+    """Payloads far over the protocol's 16 KiB never reach the service: the broker drops one
+    over its message limit and ends a connection that sends a packet over its packet limit;
+    it stays up, and valid messages after them arrive."""
+    badge, b = svc.badge("badge-huge")
+    big = {"v": 1, "ts": now_ms(), "id": "abcdefgh1", "type": "red", "note": "x" * 200_000}
+    badge.publish_raw("alert", json.dumps(big), qos=1)
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+
+    # Another device sends a 2 MB packet on a connection of its own.
+    _, other = svc.badge("badge-huger")
+    gone = threading.Event()
+    raw = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=other.device_id + "-raw",
+        protocol=mqtt.MQTTv311,
+    )
+    raw.username_pw_set(other.device_id, other.secret)
+    raw.on_disconnect = lambda *args: gone.set()
+    raw.connect(svc.broker.host, svc.broker.port)
+    raw.loop_start()
+    try:
+        raw.publish(f"vigil/v1/{other.device_id}/location", b"{" + b" " * 2_000_000 + b"}", qos=0)
+        assert gone.wait(10), "the broker kept a connection that sent a 2 MB packet"
+    finally:
+        raw.loop_stop()
+    again = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=again, timeout=10)
+
+    assert svc.broker.process is not None and svc.broker.process.proc is not None
+    assert svc.broker.process.proc.poll() is None
+    with svc.store.session() as db:
+        refused = db.scalars(
+            select(RefusedMessage).where(
+                RefusedMessage.device_id.in_([b.device_id, other.device_id])
+            )
+        ).all()
+        assert [(r.device_id, r.reason) for r in refused] == []
+        stored = db.scalars(select(Alert.device_alert_id).where(Alert.device_id == b.device_id))
+        assert sorted(stored) == sorted([alert_id, again])
