@@ -31,6 +31,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.deps import CurrentUser
 from monitor.events import Event
+from monitor.health import Status, cause_of
 from monitor.orgs.scope import Scope
 from monitor.security import read_token
 from monitor.users.models import User
@@ -92,6 +93,19 @@ class Hub:
         if self.loop is None or self.loop.is_closed():
             return
         self.loop.call_soon_threadsafe(self._fan_out, event)
+
+    # Called on whichever thread noticed that readiness changed (a writer, the scheduler).
+    def on_health(self, status: Status) -> None:
+        if self.loop is None or self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self._tell_service, service_text(status))
+
+    def _tell_service(self, text: str) -> None:
+        for c in list(self.clients):
+            try:
+                c.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                c.overflowed = True  # the snapshot that replaces the backlog comes with it
 
     def _fan_out(self, event: Event) -> None:
         seq = next(self._seq)
@@ -155,7 +169,12 @@ class Hub:
 
     async def _still_signed_in(self, client: Client) -> bool:
         client.recheck_at = time.monotonic() + RECHECK_S
-        session = await asyncio.to_thread(self.session_for, client.token)
+        try:
+            session = await asyncio.to_thread(self.session_for, client.token)
+        except Exception as err:
+            if cause_of(err) is None:
+                raise
+            return True  # the store cannot say now (the banner says why): asked again later
         if session is None:
             await client.ws.close(code=4401, reason="signed out")
             return False
@@ -179,6 +198,7 @@ class Hub:
             if ws.query_params.get("epoch") != self.epoch:
                 since = None
             await self._catch_up(client, since)
+            await ws.send_text(service_text(self.store.health.status()))
             sender = asyncio.create_task(self._send(client))
             try:
                 while True:
@@ -228,13 +248,21 @@ class Hub:
                 client.overflowed = False
                 while not client.queue.empty():
                     client.queue.get_nowait()
+                await client.ws.send_text(service_text(self.store.health.status()))
                 text = await asyncio.to_thread(self.snapshot, self.last_seq, client.scope)
             await client.ws.send_text(text)
+
+
+def service_text(status: Status) -> str:
+    """The `service` message: whether this replica can store alerts, and if not, why (the
+    console shows it as a banner)."""
+    return json.dumps({"kind": "service", "ready": status.ready, "detail": status.detail})
 
 
 def install(app: FastAPI, hub: Hub) -> None:
     # Other replicas' changes too (relayed over PostgreSQL): operators see every alert.
     hub.store.bus.subscribe(hub.on_event, "alert.", remote=True)
+    hub.store.health.subscribe(hub.on_health)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:

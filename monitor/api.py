@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 
-from monitor import headers
+from monitor import headers, health
 from monitor.alerts.holds import HoldConflict
 from monitor.alerts.service import AlertNotFound
 from monitor.alerts.states import IllegalTransition
@@ -25,6 +25,7 @@ from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
 from monitor.incidents.views import reports_router
 from monitor.incidents.views import router as incidents_router
+from monitor.ingest import failures
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
 from monitor.users.throttle import SignInThrottle
@@ -112,13 +113,43 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
             status_code=422,
         )
 
+    # The store cannot be reached or cannot write (a database outage, a full disk): say so,
+    # and that it passes, in the body clients read; what the driver said (addresses, names)
+    # goes to the log only.
+    def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The driver's message, not SQLAlchemy's, which adds the statement and its values.
+        why = getattr(exc, "orig", None) or exc
+        log.warning("%s %s: the store is unavailable: %s", request.method, request.url.path, why)
+        cause = health.cause_of(exc) or "the database could not complete the request"
+        return JSONResponse(
+            {"detail": f"the store is unavailable: {cause}; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for kind in failures.TRANSIENT:
+        app.add_exception_handler(kind, _store_unavailable)
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers HTTP. It looks at neither the store nor the broker
+        (`/readyz` does), so that an outage of theirs does not get the service restarted."""
         return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "The store cannot write, or an MQTT link is down"}},
+    )
+    def readyz() -> JSONResponse:
+        """Readiness of this replica: its store commits a write and its MQTT links are up."""
+        store.probe(max_age=health.PROBE_EVERY_S)
+        status = store.health.check()
+        return JSONResponse(status.as_json(), status_code=200 if status.ready else 503)
 
     if extensions:
         names = load_extensions(app, {"settings": settings, "store": store})

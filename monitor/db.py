@@ -8,13 +8,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from monitor.events import EventBus, flush_pending, pending
+from monitor.health import Health, cause_of
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -154,6 +155,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.bus = bus or EventBus()
+        # How its writes have been going: every write reports through `begin`.
+        self.health = Health()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
@@ -180,13 +183,39 @@ class Store:
     @contextmanager
     def begin(self, *, bulk: bool = False) -> Iterator[Session]:
         """A session in a transaction that commits on success and rolls back on error.
-        `bulk` marks writes that may wait for every other (telemetry batches, purges)."""
-        if self._turns is None:
-            with self._sessions() as db, db.begin():
-                yield db
+        `bulk` marks writes that may wait for every other (telemetry batches, purges).
+        How it went is reported to `health`, so that readiness knows what writers meet."""
+        try:
+            if self._turns is None:
+                with self._sessions() as db, db.begin():
+                    yield db
+            else:
+                with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
+                    yield db
+        except Exception as err:
+            self.health.store_failed(err)
+            raise
+        self.health.store_ok()
+
+    def probe(self, max_age: float = 0.0) -> None:
+        """Commit a write that changes nothing, unless one is under way or one ended within
+        `max_age` s; `begin` reports how it went. A failure of the store is not raised."""
+        if not self.health.start_probe(max_age):
             return
-        with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
-            yield db
+        try:
+            with self.begin() as db:
+                if self.is_postgres:
+                    # A transaction id makes the commit a record in the log, flushed to disk.
+                    db.execute(text("SELECT txid_current()"))
+                else:
+                    # The header's application number, written back as it is.
+                    version = int(db.execute(text("PRAGMA user_version")).scalar_one())
+                    db.execute(text(f"PRAGMA user_version = {version}"))
+        except Exception as err:
+            if cause_of(err) is None:
+                raise
+        finally:
+            self.health.end_probe()
 
     def checkpoint(self) -> tuple[int, int]:
         """Copy SQLite's write-ahead log into the database without waiting for, or holding

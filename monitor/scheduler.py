@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from monitor import health
 from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.devices import service as devices
@@ -63,9 +64,19 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         while not self._stop_flag.is_set():
             try:
+                # A write that changes nothing, every second: this replica's readiness (and
+                # the consoles' banner) says the store cannot write before an alert finds out.
+                self.store.probe(max_age=health.PROBE_EVERY_S)
                 self.tick()
-            except Exception:
+            except Exception as err:
+                # Under a name of its own: the tick reads, and its reads must not clear what
+                # the probe's writes met.
+                self.store.health.store_failed(err, "scheduler tick")
                 log.exception("scheduler tick failed; trying again")
+            else:
+                self.store.health.store_ok("scheduler tick")
+            # Tells the consoles of what changes with no report: an MQTT link lost or back.
+            self.store.health.check()
             self._stop_flag.wait(self.settings.scheduler_tick_s)
         if self._purging is not None:
             self._purging.join()  # it stops after its current batch: before the store closes

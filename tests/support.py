@@ -89,6 +89,22 @@ class PgDatabases:
         if name in self.created:
             self.created.remove(name)
 
+    @contextlib.contextmanager
+    def unavailable(self, url: str) -> Iterator[None]:
+        """While inside, the database refuses connections and has lost the ones it had."""
+        name = url.rsplit("/", 1)[1]
+        with self._admin() as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+        try:
+            yield
+        finally:
+            with self._admin() as conn:
+                conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
     def drop_all(self) -> None:
         for name in list(self.created):
             self.drop(self.url(name))

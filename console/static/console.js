@@ -360,9 +360,28 @@ async function loadFleet() {
   }));
 }
 
+// ---- the service's own state ---------------------------------------------------------
+// While the service cannot store alerts (its database is down, its disk full) or cannot hear
+// devices (its broker link is down), every operator must see it: the hub says so when it
+// changes, and while the websocket cannot connect the console asks /readyz.
+function showService(ready, detail) {
+  const banner = $("#service-banner");
+  banner.hidden = ready;
+  banner.textContent = ready ? "" : detail;
+}
+
+async function checkService() {
+  try {
+    const res = await fetch("/readyz");
+    const body = await res.json();
+    showService(res.ok, body.detail);
+  } catch { /* not answering at all: the connection indicator already says offline */ }
+}
+
 // ---- live updates --------------------------------------------------------------------
 function onMessage(msg) {
   if (msg.kind === "heartbeat" || msg.kind === "pong") return;
+  if (msg.kind === "service") { showService(msg.ready, msg.detail); return; }
   if (msg.kind === "snapshot") {
     state.snapshots = (state.snapshots || 0) + 1;
     state.alerts = new Map(msg.alerts.map((a) => [a.id, a]));
@@ -395,6 +414,7 @@ function connect() {
   ws.onclose = (e) => {
     if (state.ws !== ws) return;
     $("#conn").textContent = "offline"; $("#conn").className = "conn off";
+    checkService();
     if (e.code === 4401) { signOut("Your session has expired: please sign in again."); return; }
     if (state.token) setTimeout(connect, state.retry);
     state.retry = Math.min(state.retry * 2, 5000);

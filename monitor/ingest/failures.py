@@ -8,11 +8,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 # Connection lost, database locked or restarting, pool exhausted: the same transaction
 # succeeds later. Anything else (a value the database refuses, a bug) fails every time.
-_TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 
 
 def is_transient(err: BaseException) -> bool:
-    return isinstance(err, _TRANSIENT)
+    return isinstance(err, TRANSIENT)
 
 
 def describe(err: BaseException) -> str:

@@ -59,6 +59,10 @@ class Ingest:
             take_published=self.replies.take_published,
             can_send=self.urgent_link.connected.is_set,
         )
+        # This replica is ready (/readyz) only while both of its sessions are connected; with
+        # telemetry processes, theirs are not looked at (each is restarted within a second).
+        store.health.watch_link("urgent", self.urgent_link.connected.is_set)
+        store.health.watch_link("telemetry", self.telemetry_link.connected.is_set)
         self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
         metrics.watch(store.bus)
 
