@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         "$share/<group>/... so replicas share device traffic.",
     )
     mqtt_session_expiry_s: int = 7 * 24 * 3600
+    replica_silent_s: float = Field(
+        5.0,
+        ge=1,
+        description="With a shared group on PostgreSQL: a replica that has not written its "
+        "heartbeat for this long is taken for dead, and a live one takes over its MQTT "
+        "sessions. Replicas beat five times as often.",
+    )
     mqtt_tls_ca: str = ""
 
     http_host: str = "127.0.0.1"

@@ -7,6 +7,7 @@ from monitor.devices.models import BatteryWarning, Device, DeviceCommand, Locati
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
+from monitor.replicas.models import Replica
 from monitor.users.models import User
 from monitor.visits.models import Visit
 
@@ -23,6 +24,7 @@ __all__ = [
     "LocationFix",
     "Organisation",
     "RefusedMessage",
+    "Replica",
     "Team",
     "User",
     "Visit",

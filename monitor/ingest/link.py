@@ -48,9 +48,11 @@ class MqttLink:
         on_message: Callable[[Incoming], None],
         *,
         drop: list[str] | None = None,
+        client_id: str = "",
+        reconnect: bool = True,
     ) -> None:
         self.settings = settings
-        self.client_id = f"vigil-{settings.mqtt_node}-{name}"
+        self.client_id = client_id or client_id_of(settings, name)
         self.topics = topics
         # Topics an earlier configuration subscribed this session to: the broker keeps a
         # session's subscriptions, so they are taken back on every connect.
@@ -60,6 +62,13 @@ class MqttLink:
         # Set once the broker has confirmed the subscriptions and the dropping of `drop`.
         self.subscribed = threading.Event()
         self.dropped = threading.Event()
+        # Set when a link that does not reconnect has lost its connection (to another client
+        # taking its session, or to the network).
+        self.ended = threading.Event()
+        self.reconnect = reconnect
+        # QoS 1 messages of this connection not yet acknowledged: a session is ended only
+        # when nothing it delivered is still unsaved.
+        self._unacked: set[int] = set()
         self._sub_mid: int | None = None
         self._drop_mid: int | None = None
         # Bumped on every connect: an ack for a message of an earlier connection must not
@@ -70,6 +79,7 @@ class MqttLink:
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
+            reconnect_on_failure=reconnect,
         )
         if settings.mqtt_password:
             c.username_pw_set(settings.mqtt_username, settings.mqtt_password)
@@ -113,8 +123,13 @@ class MqttLink:
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos)
 
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
     def ack(self, mid: int, qos: int, generation: int) -> None:
         if qos > 0 and generation == self.generation:
+            self._unacked.discard(mid)
             self.client.ack(mid, qos)
 
     def _connected(
@@ -130,6 +145,7 @@ class MqttLink:
             return
         log.info("MQTT %s connected (session present: %s)", self.client_id, flags.session_present)
         self.generation += 1
+        self._unacked.clear()
         if self.topics:
             self._sub_mid = client.subscribe(self.topics)[1]
         else:
@@ -171,15 +187,23 @@ class MqttLink:
         props: Properties | None,
     ) -> None:
         self.connected.clear()
-        if reason.is_failure:
+        if not self.reconnect:
+            self.ended.set()
+        elif reason.is_failure:
             log.warning("MQTT %s disconnected: %s; reconnecting", self.client_id, reason)
 
     def _message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.qos > 0:
+            self._unacked.add(msg.mid)
         self._on_message(
             Incoming(
                 msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, self, self.generation
             )
         )
+
+
+def client_id_of(settings: Settings, name: str) -> str:
+    return f"vigil-{settings.mqtt_node}-{name}"
 
 
 def subscription(

@@ -8,10 +8,11 @@ from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.ingest.items import item_of
-from monitor.ingest.link import Incoming, MqttLink, subscription
+from monitor.ingest.link import Incoming, MqttLink, client_id_of, subscription
 from monitor.ingest.messages import TELEMETRY, URGENT
-from monitor.ingest.processes import TelemetryProcesses
+from monitor.ingest.processes import TelemetryProcesses, child_name
 from monitor.ingest.replies import Replies
+from monitor.ingest.takeover import Takeover
 from monitor.ingest.telemetry import TelemetryWriter
 from monitor.ingest.urgent import UrgentWorker
 from monitor.scheduler import Scheduler
@@ -49,6 +50,16 @@ class Ingest:
             if TelemetryProcesses.needed(settings)
             else None
         )
+        # In a shared group, a replica that dies would keep a share of the traffic queued for
+        # its sessions: the others take them over (docs/operations.md, "When a replica dies").
+        sessions = [self.urgent_link.client_id, self.telemetry_link.client_id] + [
+            client_id_of(settings, child_name(i)) for i in range(settings.ingest_processes)
+        ]
+        self.takeover = (
+            Takeover(store, settings, sessions, self._on_message)
+            if Takeover.needed(settings)
+            else None
+        )
         self.replies = Replies(self.urgent_link)
         self.urgent.send_reply = self.replies.send
         self.telemetry.send_reply = self.replies.send
@@ -79,6 +90,8 @@ class Ingest:
         else:
             self.telemetry_link.start()
         self.scheduler.start()
+        if self.takeover is not None:
+            self.takeover.start()
         if wait_s:
             self.urgent_link.connected.wait(wait_s)
             self.telemetry_link.connected.wait(wait_s)
@@ -87,6 +100,10 @@ class Ingest:
 
     def stop(self, *, end_session: bool = False) -> None:
         self._unsubscribe()
+        if self.takeover is not None:
+            # First: a session it is taking over is left (not ended) while the workers that
+            # would store its messages still run.
+            self.takeover.stop(forget=end_session)
         self.scheduler.stop()
         if self.processes is not None:
             self.processes.stop(end_session=end_session)
