@@ -16,12 +16,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import health
 from monitor.config import Settings
 from monitor.db import Store, utcnow
+from monitor.devices import commands
 from monitor.devices import service as devices
 from monitor.devices.models import Device, DeviceCommand
 from monitor.ingest import waiting
@@ -177,9 +178,7 @@ class Scheduler(threading.Thread):
         done = self._take_published()
         if done:
             with self.store.begin() as db:
-                db.execute(
-                    update(DeviceCommand).where(DeviceCommand.id.in_(done)).values(sent_at=utcnow())
-                )
+                commands.mark_sent(db, done)
 
     def _resend_unsent(self) -> None:
         if not self._can_send():

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from monitor.db import utcnow
 from monitor.devices.models import DeviceCommand
 from monitor.events import emit
 
@@ -26,3 +28,10 @@ def queue_command(db: Session, device_id: str, type_: str, **fields: Any) -> Dev
     db.flush()
     emit(db, "device.command", id=cmd.id, device_id=device_id, payload=cmd.payload)
     return cmd
+
+
+def mark_sent(db: Session, command_ids: list[int]) -> None:
+    """The broker has acknowledged these outbox rows: they are not published again."""
+    db.execute(
+        update(DeviceCommand).where(DeviceCommand.id.in_(command_ids)).values(sent_at=utcnow())
+    )

@@ -27,6 +27,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from monitor import heap
 from monitor.config import Settings
 from monitor.db import Store
+from monitor.devices.commands import mark_sent
 from monitor.fanout import Fanout
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, subscription
@@ -76,7 +77,11 @@ class TelemetryChild:
         self.link = MqttLink(
             settings, child_name(index), shared_subscriptions(settings), self._on_message
         )
-        self.writer.send_reply = Replies(self.link).send
+        self.replies = Replies(self.link)
+        self.writer.send_reply = self.replies.send
+        # Commands this process queues (the state sent to a device coming online) go out from
+        # here at once; the service's scheduler publishes again any it does not mark sent.
+        self.store.bus.subscribe(self.replies.on_event, "device.command")
         self.stopping = threading.Event()
 
     def _on_message(self, incoming: Incoming) -> None:
@@ -90,6 +95,7 @@ class TelemetryChild:
         try:
             parent = os.getppid()
             while not self.stopping.wait(0.1):
+                self._mark_sent()
                 if self.subscribed is not None and self.link.subscribed.is_set():
                     self.subscribed.set()
                 if os.getppid() != parent:
@@ -104,6 +110,16 @@ class TelemetryChild:
             self.link.stop(end_session=ended)
             self.fanout.stop()
             self.store.dispose()
+
+    def _mark_sent(self) -> None:
+        done = self.replies.take_published()
+        if not done:
+            return
+        try:
+            with self.store.begin() as db:
+                mark_sent(db, done)
+        except Exception:
+            log.exception("could not mark %d commands sent; they are published again", len(done))
 
 
 def child_main(

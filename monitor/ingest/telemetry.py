@@ -24,6 +24,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device
+from monitor.devices.resync import resync
 from monitor.events import emit
 from monitor.ingest import failures, refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
@@ -194,6 +195,9 @@ class TelemetryWriter(ItemWorker):
             if ids
             else {}
         )
+        # Devices that came online, with when each was last heard from before this batch.
+        heard = {d.id: d.last_seen_at for d in known.values()}
+        returned: dict[str, datetime | None] = {}
         fixes: list[dict[str, Any]] = []
         moved: dict[str, dict[str, Any]] = {}
         threshold = self.settings.low_battery_pct
@@ -212,6 +216,7 @@ class TelemetryWriter(ItemWorker):
             at = item.received_at
             if isinstance(msg, StatusMsg):
                 if msg.online:
+                    returned[dev.id] = heard[dev.id]
                     devices.mark_seen(db, dev, at)
                     dev.changed = True
                 else:
@@ -236,6 +241,7 @@ class TelemetryWriter(ItemWorker):
                     dev.firmware = msg.fw[:64]
                 note_battery(db, dev, msg.batt, at, threshold)
         write_states(db, [d for d in known.values() if d.changed])
+        resync(db, returned)
         if fixes:
             devices.insert_fixes(db, fixes)
             metrics.TELEMETRY_BATCH.observe(len(fixes))
