@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    trusted_proxies: str = Field(
+        "",
+        description="The reverse proxies in front of the service, by address or network "
+        "(e.g. 127.0.0.1,10.0.0.0/8), comma-separated: only from these are X-Forwarded-For "
+        "and X-Forwarded-Proto believed. Empty (the default): from nobody; the address a "
+        "connection comes from is the client's.",
+    )
 
     map_tiles_url: str = Field(
         "",
@@ -122,6 +130,18 @@ class Settings(BaseSettings):
         "status traffic through a shared subscription (PostgreSQL only). 0 stores it in the "
         "service's process.",
     )
+    urgent_per_device: int = Field(
+        100,
+        ge=1,
+        description="Alert, cancel, visit and evidence messages of one device that may wait "
+        "to be stored; more are refused as `overloaded` (the device is told, and resends).",
+    )
+    waiting_per_device: int = Field(
+        20,
+        ge=1,
+        description="Cancel and visit messages of one device that may wait for the alert or "
+        "visit they are about; more are refused.",
+    )
     scheduler_tick_s: float = Field(0.5, gt=0)
     waiting_max_s: float = Field(
         60.0,
@@ -190,6 +210,23 @@ class Settings(BaseSettings):
         if self.ingest_processes and not self.uses_postgresql:
             raise ValueError("VIGIL_INGEST_PROCESSES needs PostgreSQL (VIGIL_DATABASE_URL)")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{part.strip()!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                    ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @field_validator("ack_targets")
     @classmethod

@@ -35,7 +35,7 @@ def watch(bus: EventBus) -> None:
         ALERTS_RAISED.labels(event.data["alert"]["type"]).inc()
 
     def refused(event: Event) -> None:
-        REFUSED.labels(event.data["code"]).inc()
+        REFUSED.labels(event.data["code"]).inc(event.data.get("count", 1))
 
     bus.subscribe(raised, "alert.raised")
     bus.subscribe(refused, "device.refused")

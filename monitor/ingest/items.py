@@ -129,6 +129,10 @@ class ItemWorker(threading.Thread):
         self._taken += 1
         self._q.put(item)
 
+    def depth(self) -> int:
+        """Messages handed over and not yet stored (or refused) and acknowledged."""
+        return self._taken - self._finished
+
     def idle(self) -> bool:
         """Every item handed over so far is stored (or refused) and acknowledged."""
         return self._finished == self._taken

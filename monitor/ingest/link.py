@@ -120,8 +120,10 @@ class MqttLink:
         self.client.loop_stop()
         self.connected.clear()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=qos)
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
 
     @property
     def unacked(self) -> int:
@@ -214,5 +216,13 @@ def subscription(
     if group:
         topic = f"$share/{group}/{topic}"
     # For `status`, retained messages are wanted once (current presence at first start), not
-    # again on every reconnect.
-    return topic, SubscribeOptions(qos=1, retainHandling=1 if retained_once else 0)
+    # again on every reconnect. No other message is retained by contract: a stored one would
+    # be handled again as new at every start, so none is taken (2). The retain flag is kept
+    # as published, so that a live one can be cleared.
+    return topic, SubscribeOptions(
+        qos=1, retainHandling=1 if retained_once else 2, retainAsPublished=True
+    )
+
+
+def is_status(topic: str) -> bool:
+    return topic.endswith("/status")

@@ -7,6 +7,7 @@ newer firmware keep working.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,6 +204,35 @@ def describe(err: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
+# A key and its colon, in JSON without a backslash (where a string cannot hold a quote).
+_KEY = re.compile(rb'"([^"]*)"\s*:')
+
+
+def duplicate_key(payload: bytes) -> str | None:
+    """A key that appears twice in one object of the payload, if any. JSON parsers keep the
+    last copy, so `{"type":"test","type":"red"}` would be read as whatever the device's
+    firmware did not mean to send. Most payloads are cleared by one regular expression: no
+    key written twice anywhere, and no escapes that could spell one differently."""
+    if b"\\" not in payload:
+        keys = _KEY.findall(payload)
+        if len(keys) == len(set(keys)):
+            return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> None:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                found.append(key)
+            seen.add(key)
+
+    try:
+        json.loads(payload, object_pairs_hook=pairs)
+    except ValueError:
+        return None  # not JSON: the schema says so
+    return found[0] if found else None
+
+
 def parse(topic: str, payload: bytes, max_bytes: int = 16 * 1024) -> Parsed | Refusal:
     """Check one device message against the protocol; never raises on bad input."""
     where = split_topic(topic)
@@ -225,6 +255,9 @@ def parse(topic: str, payload: bytes, max_bytes: int = 16 * 1024) -> Parsed | Re
         payload.decode("utf-8")
     except UnicodeDecodeError:
         return Refusal("invalid_json", "payload is not UTF-8", device_id, suffix)
+    twice = duplicate_key(payload)
+    if twice is not None:
+        return Refusal("invalid", f"key {twice[:50]!r} appears twice", device_id, suffix)
     try:
         msg = schema.model_validate_json(payload)
     except ValidationError as err:

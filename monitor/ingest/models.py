@@ -23,6 +23,9 @@ class RefusedMessage(Base):
     reason: Mapped[str] = mapped_column(Text)
     excerpt: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int]
+    # Copies of the same refusal (device, topic, reason) recorded as this one row: a device
+    # refused in a loop is one row a second, with its count.
+    repeats: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class RefusedOut(BaseModel):
@@ -35,6 +38,7 @@ class RefusedOut(BaseModel):
     reason: str
     excerpt: str
     size_bytes: int
+    repeats: int
 
 
 class WaitingMessage(Base):

@@ -8,7 +8,7 @@ from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.ingest.items import item_of
-from monitor.ingest.link import Incoming, MqttLink, client_id_of, subscription
+from monitor.ingest.link import Incoming, MqttLink, client_id_of, is_status, subscription
 from monitor.ingest.messages import TELEMETRY, URGENT
 from monitor.ingest.processes import TelemetryProcesses, child_name
 from monitor.ingest.replies import Replies
@@ -76,8 +76,19 @@ class Ingest:
         store.health.watch_link("telemetry", self.telemetry_link.connected.is_set)
         self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
         metrics.watch(store.bus)
+        # Read when scraped, so a worker stuck waiting for the store still shows its queue.
+        metrics.QUEUE_DEPTH.labels("urgent").set_function(self.urgent.depth)
+        metrics.QUEUE_DEPTH.labels("telemetry").set_function(self.telemetry.depth)
 
     def _on_message(self, incoming: Incoming) -> None:
+        if incoming.retain and not is_status(incoming.topic):
+            # Only `status` is retained by contract. The subscriptions take no stored retained
+            # message (`subscription`), so this one is live and handled once; cleared, it
+            # cannot reach a subscriber later. The clearing comes back here, empty.
+            if not incoming.payload:
+                incoming.ack()
+                return
+            self.urgent_link.publish(incoming.topic, b"", retain=True)
         item, urgent = item_of(incoming, self.settings)
         (self.urgent if urgent else self.telemetry).put(item)
 

@@ -144,7 +144,6 @@ class TelemetryWriter(ItemWorker):
                     batch.append(self._q.get(timeout=left))
                 except queue.Empty:
                     break
-            metrics.QUEUE_DEPTH.labels("telemetry").set(self._q.qsize())
             count(batch)
             self._commit(batch)
 

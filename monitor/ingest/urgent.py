@@ -1,13 +1,15 @@
 """The urgent path: alerts, cancels, visits and evidence, one transaction per message.
 
 It has a thread and an MQTT connection of its own, so an alert is committed, answered and
-acknowledged without waiting for any location batch.
+acknowledged without waiting for any location batch. Devices take turns (`FairQueue`), so a
+device sending in a loop delays only its own messages; refusals are recorded a batch at a
+time (`RefusalLog`) and PINs are checked on a thread of their own (`PinChecker`).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import time
 from functools import partial
 from typing import Any
 
@@ -24,8 +26,17 @@ from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.evidence import storage
 from monitor.ingest import failures, refusals, waiting
+from monitor.ingest.fair import FairQueue
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
+from monitor.ingest.pins import (
+    WRONG_PIN_LIMIT,
+    WRONG_PIN_WINDOW,
+    PinCheck,
+    PinChecker,
+    needs_check,
+    wrong_pins,
+)
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
 from monitor.visits import service as visits
@@ -34,6 +45,31 @@ log = logging.getLogger(__name__)
 
 # (device id, command type, fields) sent straight after commit.
 Direct = tuple[str, str, dict[str, Any]]
+# A message waiting its turn, with its PIN's check once that is done.
+Queued = tuple[Item, PinCheck | None]
+
+# Refusals noted on the urgent path are recorded once no message has come for a moment, and
+# each second while messages keep coming.
+REFUSALS_QUIET_S = 0.05
+REFUSALS_EVERY_S = 1.0
+
+
+class Refuse(Exception):
+    """Refuse the message being applied: its transaction is rolled back, so it changes
+    nothing, and the refusal is recorded with the next batch."""
+
+    def __init__(self, refused: refusals.Refused) -> None:
+        super().__init__(refused.refusal.reason)
+        self.refused = refused
+
+
+def device_key(item: Item) -> str:
+    """Whose turn a message waits for: its device, or one shared line for topics that name
+    no device."""
+    if item.parsed is not None:
+        return item.parsed.device_id
+    assert item.refused is not None
+    return item.refused.refusal.device_id or ""
 
 
 class UrgentWorker(ItemWorker):
@@ -42,55 +78,131 @@ class UrgentWorker(ItemWorker):
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-urgent", store, settings)
         self.evidence_store = storage.from_settings(settings)
+        self.lines: FairQueue[Queued] = FairQueue(settings.urgent_per_device)
+        self.refusals = refusals.RefusalLog()
+        self.pins = PinChecker(store, settings, self._checked)
+        self._handling = 0
+        self._recorded_at = time.monotonic()
+
+    def put(self, item: Item) -> None:
+        """Called on the MQTT thread: queue the message in its device's line."""
+        if not self.lines.put(device_key(item), (item, None)):
+            self._overloaded(item)
+
+    def depth(self) -> int:
+        """Messages taken from the broker and not yet stored or refused."""
+        return len(self.lines) + self._handling
+
+    def start(self) -> None:
+        self.pins.start()
+        super().start()
+
+    def stop(self) -> None:
+        self.pins.stop()
+        super().stop()
 
     def run(self) -> None:
         while not self._stop_flag.is_set():
-            try:
-                item = self._q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            metrics.QUEUE_DEPTH.labels("urgent").set(self._q.qsize())
-            count([item])
-            self.handle(item)
+            # Refusals noted are recorded after a short quiet spell, or each second.
+            got = self.lines.get(timeout=REFUSALS_QUIET_S if self.refusals else 0.2)
+            if got is not None:
+                key, (item, pin) = got
+                if pin is None:
+                    count([item])
+                self._handling = 1
+                try:
+                    self.handle(key, item, pin)
+                finally:
+                    self._handling = 0
+            due = time.monotonic() - self._recorded_at >= REFUSALS_EVERY_S
+            if self.refusals and (got is None or due):
+                self._record_refusals()
 
-    def handle(self, item: Item) -> None:
+    def handle(self, key: str, item: Item, pin: PinCheck | None) -> None:
+        if pin is None and needs_check(item):
+            self.pins.put(item)  # the device's turn ends when its check is back (`_checked`)
+            return
+        try:
+            self._handle(item, pin)
+        finally:
+            self.lines.done(key)
+
+    def _checked(self, item: Item, pin: PinCheck) -> None:
+        """Called on the PIN thread: the message goes first in its device's line."""
+        self.lines.put_first(device_key(item), (item, pin))
+
+    def _handle(self, item: Item, pin: PinCheck | None) -> None:
+        if item.refused is not None:
+            self._note(item.refused)
+            item.ack()
+            return
+        if pin is not None and pin.locked:
+            self._locked_out(item)
+            return
         try:
             try:
-                direct = self.apply(item)
-            except Stopping:
+                direct = self.retrying(partial(self._apply, item=item, pin=pin))
+            except (Stopping, Refuse):
                 raise
             except Exception as err:
                 direct = self._permanent_failure(item, err)
         except Stopping:
             return  # not acknowledged: the broker delivers it again
+        except Refuse as refuse:
+            direct = []
+            self._note(refuse.refused)
         for device_id, type_, fields in direct:
             self.send_reply(device_id, type_, **fields)
         item.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
 
-    def apply(self, item: Item) -> list[Direct]:
-        if item.refused is not None:
-            return self.retrying(partial(self._refuse, refused=item.refused))
-        assert item.parsed is not None
-        msg = item.parsed.msg
-        pin_kind: str | None = None
-        pin = msg.pin if isinstance(msg, CancelMsg | VisitMsg) else None
-        if pin is not None:
-            # argon2 is slow on purpose: check the PIN before the write transaction opens.
-            pin_kind = self.retrying(
-                partial(self._check_pin, device_id=item.parsed.device_id, pin=pin),
-                read_only=True,
-            )
-        return self.retrying(partial(self._apply, item=item, pin_kind=pin_kind))
+    def _note(self, refused: refusals.Refused) -> None:
+        answer = self.refusals.add(refused)
+        if answer is not None:
+            self.send_reply(answer[0], "rejected", **answer[1])
 
-    def _apply(self, db: Session, item: Item, pin_kind: str | None) -> list[Direct]:
+    def _record_refusals(self) -> None:
+        taken = self.refusals.take()
+        self._recorded_at = time.monotonic()
+        try:
+            self.retrying(partial(refusals.record_many, taken=taken))
+        except Stopping:
+            pass  # the refused messages are acknowledged; only their record is lost
+        except Exception:
+            log.exception("could not record %d refusals", len(taken))
+
+    def _overloaded(self, item: Item) -> None:
+        """A device with a full line: refused on the MQTT thread without touching the store,
+        so a device sending in a loop costs others nothing."""
+        most = self.settings.urgent_per_device
+        reason = f"more than {most} messages from this device waiting; send it again later"
+        self._note(item.refused or item.refuse("overloaded", reason))
+        item.ack()
+
+    def _locked_out(self, item: Item) -> None:
+        """A cancel from a device that has keyed too many wrong PINs: the alert goes on, and
+        the PIN is not checked."""
+        assert item.parsed is not None and isinstance(item.parsed.msg, CancelMsg)
+        minutes = int(WRONG_PIN_WINDOW.total_seconds() // 60)
+        self._note(
+            item.refuse(
+                "pin_locked",
+                f"{WRONG_PIN_LIMIT} wrong PINs within {minutes} minutes: cancels from this "
+                "device are not checked for now",
+            )
+        )
+        self.send_reply(item.parsed.device_id, "cancel_rejected", alert_id=item.parsed.msg.alert_id)
+        item.ack()
+
+    def _apply(self, db: Session, item: Item, pin: PinCheck | None) -> list[Direct]:
         assert item.parsed is not None
         msg = item.parsed.msg
+        pin_kind = pin.kind if pin is not None else None
         device = db.get(Device, item.parsed.device_id)
         refused = device_refusal(item, None if device is None else device.enabled)
         if refused is not None:
-            return self._refuse(db, refused)
+            raise Refuse(refused)
         assert device is not None
         devices.mark_seen(db, device, item.received_at)
         if isinstance(msg, AlertMsg):
@@ -113,14 +225,8 @@ class UrgentWorker(ItemWorker):
                 raise
             except Exception:
                 log.exception("even the bare alert on %s failed", item.incoming.topic)
-        refused = item.refused or item.refuse("store_failed", failures.describe(err))
-        try:
-            return self.retrying(partial(self._refuse, refused=refused))
-        except Stopping:
-            raise
-        except Exception:
-            log.exception("could not record the refusal of %s", item.incoming.topic)
-            return []
+        self._note(item.refused or item.refuse("store_failed", failures.describe(err)))
+        return []
 
     def _bare_alert(self, db: Session, item: Item, err: BaseException) -> list[Direct]:
         """An alert is never dropped for a detail: keep what identifies it, and say so."""
@@ -166,11 +272,6 @@ class UrgentWorker(ItemWorker):
         # Every copy is answered: the device stops resending only when it hears this.
         return [(device.id, "alert_received", {"alert_id": msg.id})]
 
-    def _check_pin(self, db: Session, device_id: str, pin: str) -> str | None:
-        device = db.get(Device, device_id)
-        worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
-        return check_pin(worker, pin) if worker is not None else None
-
     def _cancel(
         self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
     ) -> list[Direct]:
@@ -185,6 +286,15 @@ class UrgentWorker(ItemWorker):
 
     def _hold(self, db: Session, item: Item, ref_id: str) -> None:
         assert item.parsed is not None
+        most = self.settings.waiting_per_device
+        if waiting.count(db, item.parsed.device_id) >= most:
+            raise Refuse(
+                item.refuse(
+                    "too_many_waiting",
+                    f"{most} messages from this device already wait for alerts or visits "
+                    "it has not sent",
+                )
+            )
         log.info(
             "%s from %s came before %s; holding it",
             item.parsed.suffix,
@@ -209,9 +319,15 @@ class UrgentWorker(ItemWorker):
         alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
         worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
         assert alert is not None
+        # Checked here, in the alert's transaction, since a held cancel is rare; no more
+        # than the device's wrong PINs left, so held cancels cannot hold up the path long.
+        checks = WRONG_PIN_LIMIT - wrong_pins(db, device.id)
         for h in held:
             assert isinstance(h.parsed.msg, CancelMsg)
-            pin_kind = check_pin(worker, h.parsed.msg.pin) if worker is not None else None
+            pin_kind = None
+            if worker is not None and checks > 0:
+                checks -= 1
+                pin_kind = check_pin(worker, h.parsed.msg.pin)
             answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
             queue_command(db, device.id, answer, alert_id=alert_id)
 

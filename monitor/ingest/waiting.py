@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitor.devices.commands import queue_command
@@ -57,6 +57,16 @@ class Held:
             self.payload,
             self.received_at,
         )
+
+
+def count(db: Session, device_id: str) -> int:
+    """Messages of this device waiting for what they are about."""
+    n = db.scalar(
+        select(func.count())
+        .select_from(WaitingMessage)
+        .where(WaitingMessage.device_id == device_id)
+    )
+    return n or 0
 
 
 def take(db: Session, device_id: str, suffix: str, ref_id: str) -> list[Held]:
