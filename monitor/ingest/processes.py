@@ -56,6 +56,12 @@ def child_name(index: int) -> str:
     return f"telemetry-{index}"
 
 
+def child_sessions(settings: Settings) -> list[str]:
+    """Names of the children's sessions at the broker: those configured, and those of an
+    earlier, larger configuration that may not be retired yet."""
+    return [child_name(i) for i in range(max(settings.ingest_processes, _read_marker(settings)))]
+
+
 class TelemetryChild:
     """What runs in one child: a link on the shared topics, the writer, the event relay."""
 

@@ -10,7 +10,7 @@ from monitor.db import Store
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, client_id_of, is_status, subscription
 from monitor.ingest.messages import TELEMETRY, URGENT
-from monitor.ingest.processes import TelemetryProcesses, child_name
+from monitor.ingest.processes import TelemetryProcesses, child_sessions
 from monitor.ingest.replies import Replies
 from monitor.ingest.takeover import Takeover
 from monitor.ingest.telemetry import TelemetryWriter
@@ -53,7 +53,7 @@ class Ingest:
         # In a shared group, a replica that dies would keep a share of the traffic queued for
         # its sessions: the others take them over (docs/operations.md, "When a replica dies").
         sessions = [self.urgent_link.client_id, self.telemetry_link.client_id] + [
-            client_id_of(settings, child_name(i)) for i in range(settings.ingest_processes)
+            client_id_of(settings, name) for name in child_sessions(settings)
         ]
         self.takeover = (
             Takeover(store, settings, sessions, self._on_message)
