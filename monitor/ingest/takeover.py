@@ -44,6 +44,8 @@ class Abandoned(Exception):
 
 
 class Takeover(threading.Thread):
+    """Beats for this replica; takes over the sessions of silent peers, one at a time."""
+
     def __init__(
         self,
         store: Store,
@@ -75,8 +77,8 @@ class Takeover(threading.Thread):
         return bool(settings.mqtt_shared_group) and settings.uses_postgresql
 
     def stop(self, *, forget: bool = False) -> None:
-        """Stop watching; with `forget`, this replica's sessions are ended and it leaves the
-        group, so no one will take them over."""
+        """Stop watching. `forget` is for a replica leaving for good (its sessions are being
+        ended): its heartbeat goes, so no one takes over sessions that no longer exist."""
         self._stop_flag.set()
         if self.is_alive():
             self.join(30)
