@@ -100,7 +100,7 @@ def main() -> None:
         with r.store.begin() as db:
             add_user(db, "bench", PASSWORD, Role.OPERATOR)
         devices = sorted(d for d in r.credentials if d.startswith("alert-"))
-        pub = publisher(r.broker_port, r.service_password)
+        pub = publisher(r.service_port, r.service_password)
         for i in range(args.active):
             alert(pub, devices[i % len(devices)], f"bg-{i:05d}-{uuid.uuid4().hex[:6]}", "test")
         deadline = time.time() + 120

@@ -38,6 +38,7 @@ class Rig:
     service_password: str
     http_port: int
     credentials: dict[str, str]
+    service_port: int  # the broker's listener for the service account (devices use broker_port)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -72,6 +73,7 @@ class Served:
     password: str  # the service account's, at the broker
     http_port: int
     started: float  # time.perf_counter() when `vigil serve` was started
+    service_port: int  # the broker's listener for the service account
 
 
 @contextlib.contextmanager
@@ -81,9 +83,11 @@ def serving(
     """A private Mosquitto configured from the store's registry, and `vigil serve` on both,
     started but not waited for; its output goes to `workdir/serve.log`."""
     password = secrets.token_urlsafe(16)
-    port = broker.free_port()
+    port, service_port = broker.free_port(), broker.free_port()
     with store.session() as db:
-        files = broker.write_config(db, workdir / "broker", port, SERVICE_USER, password)
+        files = broker.write_config(
+            db, workdir / "broker", port, SERVICE_USER, password, service_port=service_port
+        )
     mosq = broker.MosquittoProcess(files.conf, port)
     mosq.start()
     http_port = broker.free_port()
@@ -91,7 +95,7 @@ def serving(
         **os.environ,
         "VIGIL_DATA_DIR": str(workdir / "data"),
         "VIGIL_DATABASE_URL": url,
-        "VIGIL_MQTT_PORT": str(port),
+        "VIGIL_MQTT_PORT": str(service_port),
         "VIGIL_MQTT_USERNAME": SERVICE_USER,
         "VIGIL_MQTT_PASSWORD": password,
         "VIGIL_HTTP_PORT": str(http_port),
@@ -104,7 +108,7 @@ def serving(
         [sys.executable, "-m", "monitor", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        yield Served(proc, port, password, http_port, started)
+        yield Served(proc, port, password, http_port, started, service_port)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -157,6 +161,7 @@ def rig(
                     served.password,
                     served.http_port,
                     creds,
+                    served.service_port,
                 )
         finally:
             store.dispose()

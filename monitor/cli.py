@@ -378,9 +378,15 @@ def mosquitto_config(
         "mosquitto"
     ),
     port: Annotated[
-        int, typer.Option(help="Listener port in the generated mosquitto.conf.")
+        int, typer.Option(help="The devices' listener port in the generated mosquitto.conf.")
     ] = 1883,
-    bind: Annotated[str, typer.Option(help="Listener address.")] = "0.0.0.0",
+    bind: Annotated[str, typer.Option(help="The devices' listener address.")] = "0.0.0.0",
+    service_port: Annotated[
+        int, typer.Option(help="The service's own listener port (VIGIL_MQTT_PORT).")
+    ] = 1884,
+    service_bind: Annotated[
+        str, typer.Option(help="The service's listener address: one devices cannot reach.")
+    ] = "127.0.0.1",
     reload_pid: Annotated[
         int | None, typer.Option(help="Send this Mosquitto process SIGHUP to load the files.")
     ] = None,
@@ -409,6 +415,9 @@ def mosquitto_config(
             reload_pid = int(pid_file.read_text().strip())
         except (OSError, ValueError) as e:
             raise fail(f"cannot read a process id from {pid_file}: {e}") from e
+    ports = [port, service_port] + ([tls_port] if tls_port is not None else [])
+    if len(set(ports)) != len(ports):
+        raise fail("--port, --service-port and --tls-port must be different ports")
     tls = None
     if tls_port is not None or tls_cert is not None or tls_key is not None:
         if tls_port is None or tls_cert is None or tls_key is None:
@@ -419,8 +428,28 @@ def mosquitto_config(
         tls = broker.TlsListener(tls_port, tls_cert, tls_key, tls_client_ca, bind)
     store = open_store()
     with store.session() as db:
-        files = broker.write_config(db, out, port, s.mqtt_username, s.mqtt_password, bind, tls)
-    typer.echo(f"wrote {files.passwords}, {files.acl} and {files.conf}")
+        files = broker.write_config(
+            db,
+            out,
+            port,
+            s.mqtt_username,
+            s.mqtt_password,
+            bind,
+            tls,
+            service_port=service_port,
+            service_bind=service_bind,
+        )
+    auth = files.auth
+    typer.echo(
+        f"wrote {auth.passwords}, {auth.acl}, {auth.service_passwords}, {auth.service_acl}"
+        f" and {files.conf}"
+    )
+    if s.mqtt_port != service_port:
+        typer.echo(
+            f"Devices connect to port {port}; the service connects to port {service_port}:"
+            f" set VIGIL_MQTT_PORT={service_port}.",
+            err=True,
+        )
     if reload_pid is None:
         typer.echo("Send Mosquitto SIGHUP to load them (kill -HUP <pid>).", err=True)
         return
@@ -435,7 +464,9 @@ def mosquitto_config(
 def sim(
     credentials: Annotated[Path, typer.Option(help="JSON list of device credentials.")],
     host: Annotated[str | None, typer.Option()] = None,
-    port: Annotated[int | None, typer.Option()] = None,
+    port: Annotated[
+        int, typer.Option(help="The broker's port for devices (not the service's).")
+    ] = 1883,
     place: Annotated[str, typer.Option(help="LAT,LON the fleet walks around.")] = "51.5072,-0.1276",
     alert_rate: Annotated[float, typer.Option(help="Alerts per device per hour.")] = 0.5,
     visit_rate: Annotated[float, typer.Option(help="Visits per device per hour.")] = 1.0,
@@ -457,7 +488,7 @@ def sim(
         "--host",
         host or s.mqtt_host,
         "--port",
-        str(port or s.mqtt_port),
+        str(port),
         "--credentials",
         str(credentials),
         "--place",

@@ -122,12 +122,13 @@ def reset_operator(db: Session) -> str:
 def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0) -> None:
     broker.find_mosquitto()  # fail early, with the install hint
     data = Path(settings.data_dir)
-    mqtt_port = broker.free_port()
+    mqtt_port = broker.free_port()  # the devices' listener
+    service_port = broker.free_port()  # the service's own
     service_password = secrets.token_urlsafe(24)
     settings = settings.model_copy(
         update={
             "mqtt_host": "127.0.0.1",
-            "mqtt_port": mqtt_port,
+            "mqtt_port": service_port,
             "mqtt_password": service_password,
             # Escalation runs on the default policy, into the outbox: the demo's contacts are
             # drama numbers, and Twilio could not reach a loopback address to call back.
@@ -141,7 +142,12 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
         creds = seed(db, devices_count)
         password = reset_operator(db)
         files = broker.write_config(
-            db, data / "broker", mqtt_port, settings.mqtt_username, service_password
+            db,
+            data / "broker",
+            mqtt_port,
+            settings.mqtt_username,
+            service_password,
+            service_port=service_port,
         )
     fleet_file = data / "demo-fleet.json"
     fleet_file.write_text(json.dumps(creds, indent=1))

@@ -115,7 +115,8 @@ class Broker:
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir
-        self.port = broker.free_port()
+        self.port = broker.free_port()  # devices'
+        self.service_port = broker.free_port()  # the service's own listener
         self.host = "127.0.0.1"
         self.process: broker.MosquittoProcess | None = None
 
@@ -131,7 +132,14 @@ class Broker:
 
             upgrade(store)
         with store.session() as db:
-            broker.write_config(db, self.dir, self.port, SERVICE_USER, SERVICE_PASSWORD)
+            broker.write_config(
+                db,
+                self.dir,
+                self.port,
+                SERVICE_USER,
+                SERVICE_PASSWORD,
+                service_port=self.service_port,
+            )
 
     def load_registry(self, store: Store) -> None:
         """Let in exactly the devices of this store (and the service), then reload."""
@@ -185,7 +193,7 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "data_dir": data_dir,
         "database_url": db_url,
         "mqtt_host": brk.host,
-        "mqtt_port": brk.port,
+        "mqtt_port": brk.service_port,
         "mqtt_username": SERVICE_USER,
         "mqtt_password": SERVICE_PASSWORD,
         # A node name per test: persistent sessions of earlier tests must not feed this one.

@@ -73,3 +73,42 @@ def test_wrong_secret_is_refused_at_connect(svc: Running) -> None:
     )
     with pytest.raises(Exception, match=r"(?i)refused|not authori[sz]ed|bad user"):
         intruder.connect(timeout=5)
+
+
+def test_a_device_cannot_take_over_another_devices_client_id(svc: Running) -> None:
+    """A device with valid credentials of its own connects again and again with another
+    device's client id: the other device stays connected and gets every command."""
+    owner, bo = svc.badge("badge-owner")
+    _, bt = svc.badge("badge-thief")
+    alert_id = owner.raise_alert(type="test")
+    owner.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    ops = svc.user()
+    (row,) = svc.http.get("/api/v1/alerts", headers=ops).json()
+    sock = owner.client.socket()
+    assert sock is not None
+
+    for _ in range(5):
+        connected = threading.Event()
+        thief = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=bo.device_id,
+            protocol=mqtt.MQTTv5,
+        )
+        thief.username_pw_set(bt.device_id, bt.secret)
+        thief.on_connect = lambda *args: connected.set()
+        thief.connect(svc.broker.host, svc.broker.port, clean_start=False)
+        thief.loop_start()
+        try:
+            assert connected.wait(5)
+            # While it is connected, the owner's commands and answers still reach the owner.
+            again = owner.raise_alert(type="test")
+            owner.wait_for("alert_received", alert_id=again, timeout=10)
+        finally:
+            thief.loop_stop()
+            thief.disconnect()
+
+    r = svc.http.post(f"/api/v1/alerts/{row['id']}/acknowledge", headers=ops)
+    assert r.status_code == 200
+    owner.wait_for("alert_acknowledged", alert_id=alert_id, timeout=10)
+    # Never put off: the connection it started with is the one it still has.
+    assert owner.client.socket() is sock and owner.connected

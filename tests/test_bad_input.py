@@ -148,7 +148,7 @@ def _service_client(svc: Running) -> mqtt.Client:
         callback_api_version=CallbackAPIVersion.VERSION2, client_id="test-" + uuid.uuid4().hex[:8]
     )
     c.username_pw_set(SERVICE_USER, SERVICE_PASSWORD)
-    c.connect(svc.broker.host, svc.broker.port)
+    c.connect(svc.broker.host, svc.broker.service_port)
     c.loop_start()
     return c
 

@@ -124,20 +124,30 @@ def test_mosquitto_config_from_registry(
     out_dir = tmp_path / "mq"
     vigil("mosquitto-config", "--out", str(out_dir), "--port", "18830")
     users = [line.split(":")[0] for line in (out_dir / "passwords").read_text().splitlines()]
-    assert users == ["vigil-service", "badge-1"]  # the disabled device is left out
+    assert users == ["badge-1"]  # the disabled device is left out, and so is the service
+    service = (out_dir / "service-passwords").read_text().splitlines()
+    assert [line.split(":")[0] for line in service] == ["vigil-service"]
     acl = (out_dir / "acl").read_text()
     assert "pattern write vigil/v1/%u/alert\n" in acl and "pattern read vigil/v1/%u/cmd" in acl
     assert "pattern write vigil/v1/%u/alert/cancel\n" in acl and "%u/#" not in acl
-    assert "user vigil-service\ntopic readwrite vigil/v1/#" in acl
+    # A device named like the service account would get nothing more on the devices' listener.
+    assert "user " not in acl
+    service_acl = (out_dir / "service-acl").read_text()
+    assert "user vigil-service\ntopic readwrite vigil/v1/#" in service_acl
     conf = (out_dir / "mosquitto.conf").read_text()
     for line in (
-        "listener 18830",
-        "allow_anonymous false",
+        "per_listener_settings true",
+        "listener 18830 0.0.0.0\nuse_username_as_clientid true\nallow_anonymous false\n",
+        "listener 1884 127.0.0.1\nallow_anonymous false\n",
         "persistence true",
         "max_queued_messages 1000000",
+        "message_size_limit 65536",
     ):
         assert line in conf
-    assert oct((out_dir / "passwords").stat().st_mode & 0o777) == "0o600"
+    for name in ("passwords", "service-passwords", "acl", "service-acl", "mosquitto.conf"):
+        assert oct((out_dir / name).stat().st_mode & 0o777) == "0o600"
+    same = vigil("mosquitto-config", "--out", str(out_dir), "--service-port", "1883", ok=False)
+    assert "must be different ports" in same.output
 
 
 def test_seed_demo_writes_credentials(vigil, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -191,7 +201,8 @@ def test_disabling_or_rotating_takes_effect_at_the_broker(  # type: ignore[no-un
     secret = vigil("device", "add", "badge-b1", "--worker", "1").output.splitlines()[1].strip()
     port = free_port()
     out = tmp_path / "mq"
-    vigil("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1")
+    ports = ("--port", str(port), "--service-port", str(free_port()), "--bind", "127.0.0.1")
+    vigil("mosquitto-config", "--out", str(out), *ports)
     mosquitto = MosquittoProcess(out / "mosquitto.conf", port)
     mosquitto.start()
     assert mosquitto.proc is not None
@@ -208,8 +219,8 @@ def test_disabling_or_rotating_takes_effect_at_the_broker(  # type: ignore[no-un
         return True
 
     def reload() -> None:
-        args = ("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1")
-        assert "sent SIGHUP" in vigil(*args, "--pid-file", str(pid_file)).output
+        args = ("mosquitto-config", "--out", str(out), *ports, "--pid-file", str(pid_file))
+        assert "sent SIGHUP" in vigil(*args).output
 
     try:
         assert connects(secret)

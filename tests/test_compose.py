@@ -21,6 +21,12 @@ def test_compose_structure_and_files() -> None:
     env = services["vigil"]["environment"]
     assert env["VIGIL_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert env["VIGIL_MQTT_HOST"] == "mosquitto"
+    # The service uses the generated config's listener of its own; devices use 1883, the
+    # only port published.
+    setup = " ".join(services["setup"]["command"])
+    assert "--port 1883" in setup and f"--service-port {env['VIGIL_MQTT_PORT']}" in setup
+    assert services["mosquitto"]["ports"] == ["1883:1883"]
+    assert services["sim"]["command"][2:4] == ["--port", "1883"]
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):
             assert dep in services, f"{name} depends on unknown {dep}"

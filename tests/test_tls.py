@@ -79,7 +79,7 @@ def test_devices_connect_over_the_generated_tls_listener(  # type: ignore[no-unt
     if client_certs:
         tls_args += ["--tls-client-ca", str(pki / "ca.crt")]
     vigil("mosquitto-config", "--out", str(out), "--port", str(port), "--bind", "127.0.0.1",
-          *tls_args)  # fmt: skip
+          "--service-port", str(free_port()), *tls_args)  # fmt: skip
     mosquitto = MosquittoProcess(out / "mosquitto.conf", port)
     mosquitto.start()
     try:

@@ -59,7 +59,7 @@ def forget_statuses(svc: Running, ids: set[str]) -> None:
     tests' services would refuse it as coming from devices they do not know."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.username_pw_set(SERVICE_USER, SERVICE_PASSWORD)
-    client.connect(svc.broker.host, svc.broker.port)
+    client.connect(svc.broker.host, svc.broker.service_port)
     client.loop_start()
     try:
         for info in [client.publish(f"vigil/v1/{i}/status", b"", 1, retain=True) for i in ids]:
