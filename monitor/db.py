@@ -183,23 +183,21 @@ class Store:
     @contextmanager
     def begin(self, *, bulk: bool = False) -> Iterator[Session]:
         """A session in a transaction that commits on success and rolls back on error.
-        `bulk` marks writes that may wait for every other (telemetry batches, purges).
-        How it went is reported to `health`, so that readiness knows what writers meet."""
-        try:
-            if self._turns is None:
-                with self._sessions() as db, db.begin():
-                    yield db
-            else:
-                with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
-                    yield db
-        except Exception as err:
-            self.health.store_failed(err)
-            raise
+        `bulk` marks writes that may wait for every other (telemetry batches, purges)."""
+        if self._turns is None:
+            with self._sessions() as db, db.begin():
+                yield db
+        else:
+            with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
+                yield db
+        # A commit clears the failure this thread reported, if any: a worker that was
+        # retrying is well again once its write goes through.
         self.health.store_ok()
 
     def probe(self, max_age: float = 0.0) -> None:
         """Commit a write that changes nothing, unless one is under way or one ended within
-        `max_age` s; `begin` reports how it went. A failure of the store is not raised."""
+        `max_age` s, and report how it went to `health`. A failure of the store is not
+        raised."""
         if not self.health.start_probe(max_age):
             return
         try:
@@ -214,6 +212,10 @@ class Store:
         except Exception as err:
             if cause_of(err) is None:
                 raise
+            # One name whichever thread probed (the scheduler, a request): the latest says.
+            self.health.store_failed(err, "probe")
+        else:
+            self.health.store_ok("probe")
         finally:
             self.health.end_probe()
 

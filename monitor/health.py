@@ -17,9 +17,10 @@ from monitor.ingest import failures
 
 log = logging.getLogger(__name__)
 
-# A failure nobody has repeated for this long is forgotten: whoever met it stopped trying
-# (the ingest workers try a stored alert again at least every 5 s while the store fails).
-STALE_S = 15.0
+# A failure its writer has not repeated for this long is forgotten: that writer stopped
+# trying without a commit (it is stopping, or gave the work up). Writers that report retry
+# far more often than this while the store fails.
+STALE_S = 60.0
 # How often the store is tried with a write that changes nothing (`Store.probe`), by the
 # scheduler and by /readyz: a disk that filled up shows before an alert meets it.
 PROBE_EVERY_S = 1.0
@@ -89,12 +90,13 @@ class Status:
 
 
 class Health:
-    """Store failures as each thread met them, and the MQTT links to look at.
+    """Store failures as each writer met them, and the MQTT links to look at.
 
-    A thread's failure stands until that same thread next commits (or it goes stale): a small
-    probe that fits on a nearly full disk must not hide the alert that does not. Threads
-    report through `Store.begin`, which every write goes through; a tick that only reads
-    reports with a name of its own.
+    Writers that retry until they succeed report their failures: the ingest workers, the
+    scheduler's probe (`Store.probe`) and its tick. A writer's failure stands until that
+    same thread next commits (`Store.begin` clears it) or it goes stale: a small probe that
+    fits on a nearly full disk must not hide the alert that does not. A route's failure is
+    the caller's answer (a 503), not reported here: nothing would clear it.
     """
 
     def __init__(self) -> None:

@@ -151,3 +151,29 @@ def test_sqlite_that_cannot_write_is_not_ready(mqtt_broker: Broker, tmp_path: Pa
         wait_until(lambda: svc.http.get("/readyz").status_code == 200, timeout=15, what="ready")
         badge.wait_for("alert_received", alert_id=alert_id, timeout=15)
         assert _stored(svc, b.device_id, alert_id) == 1
+
+
+def test_readyz_says_when_the_broker_is_down(tmp_path: Path) -> None:
+    brk = Broker(tmp_path / "mosquitto")  # a broker of its own, to stop and start again
+    brk.start()
+    settings = service_settings(tmp_path / "data", f"sqlite:///{tmp_path / 'vigil.db'}", brk)
+    try:
+        with running(settings, brk) as svc:
+            wait_until(lambda: svc.http.get("/readyz").status_code == 200, what="ready")
+            assert brk.process is not None
+            brk.process.stop()
+            # Each link finds the broker gone on its own.
+            r = wait_until(
+                lambda: len((r := svc.http.get("/readyz")).json()["mqtt"]["down"]) == 2 and r,
+                what="both links down",
+            )
+            assert r.status_code == 503 and r.json()["store"]["ok"]
+            assert r.json()["mqtt"]["down"] == ["urgent", "telemetry"]
+            assert r.json()["detail"] == (
+                "The service cannot hear devices: its MQTT connection (urgent and telemetry)"
+                " is down."
+            )
+            brk.process.start()
+            wait_until(lambda: svc.http.get("/readyz").status_code == 200, timeout=20, what="back")
+    finally:
+        brk.stop()
