@@ -17,7 +17,7 @@ from tests.support import Running
 
 
 def test_device_cannot_publish_as_another_or_read_its_commands(svc: Running) -> None:
-    a, ba = svc.badge("badge-a")
+    a, _ = svc.badge("badge-a")
     b, bb = svc.badge("badge-b")
 
     # A tries to raise an alert in B's name.
@@ -26,15 +26,19 @@ def test_device_cannot_publish_as_another_or_read_its_commands(svc: Running) -> 
     )
     a.publish_raw("alert", forged, qos=1, topic=f"vigil/v1/{bb.device_id}/alert")
 
-    # A also listens on B's command topic with its own credentials.
+    # A third device listens on B's command topic with its own credentials, on a connection
+    # of its own. (Not A: a second connection of a device replaces its first, as the client
+    # id is the username.)
+    c, bc = svc.badge("badge-c")
+    c.disconnect()
     heard: list[str] = []
     got_suback = threading.Event()
     spy = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"{ba.device_id}-spy",
+        client_id=f"{bc.device_id}-spy",
         protocol=mqtt.MQTTv5,
     )
-    spy.username_pw_set(ba.device_id, ba.secret)
+    spy.username_pw_set(bc.device_id, bc.secret)
     spy.on_message = lambda c, u, m: heard.append(m.topic)
     # Mosquitto grants the subscription but delivers nothing the ACL forbids.
     spy.on_subscribe = lambda *args: got_suback.set()
