@@ -80,6 +80,13 @@ CASES = [
         "invalid",
     ),
     (
+        "alert",
+        # Parsers keep the last copy of a key: this would be stored as red, not as a test.
+        f'{{"v":1,"ts":{now_ms()},"id":"abcdefgh1","type":"test","type":"red"}}',
+        "key 'type' appears twice",
+        "invalid",
+    ),
+    (
         "alert/cancel",
         json.dumps({"v": 1, "ts": now_ms(), "alert_id": "abcdefgh1", "pin": "12"}),
         "pin:",
@@ -220,7 +227,7 @@ def test_an_oversized_payload_stops_at_the_broker(svc: Running) -> None:
     gone = threading.Event()
     raw = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=other.device_id + "-raw",
+        client_id=other.device_id,
         protocol=mqtt.MQTTv311,
     )
     raw.username_pw_set(other.device_id, other.secret)

@@ -9,6 +9,7 @@ time (`RefusalLog`) and PINs are checked on a thread of their own (`PinChecker`)
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -72,6 +73,12 @@ def device_key(item: Item) -> str:
     return item.refused.refusal.device_id or ""
 
 
+def alert_key(item: Item) -> tuple[str, str] | None:
+    if item.parsed is not None and isinstance(item.parsed.msg, AlertMsg):
+        return item.parsed.device_id, item.parsed.msg.id
+    return None
+
+
 class UrgentWorker(ItemWorker):
     path = "urgent"
 
@@ -83,11 +90,35 @@ class UrgentWorker(ItemWorker):
         self.pins = PinChecker(store, settings, self._checked)
         self._handling = 0
         self._recorded_at = time.monotonic()
+        # (device, alert id) of each alert waiting in a line -> copies that came meanwhile.
+        self._copies: dict[tuple[str, str], list[Item]] = {}
+        self._copies_lock = threading.Lock()
 
     def put(self, item: Item) -> None:
-        """Called on the MQTT thread: queue the message in its device's line."""
+        """Called on the MQTT thread: queue the message in its device's line. Copies of an
+        alert already waiting there wait with it, taking no place in the line: a device
+        resending one alert fast is answered for every copy, and never refused for it."""
+        alert = alert_key(item)
+        if alert is not None:
+            with self._copies_lock:
+                copies = self._copies.get(alert)
+                if copies is not None:
+                    copies.append(item)
+                    return
+                self._copies[alert] = []
         if not self.lines.put(device_key(item), (item, None)):
+            self._take_copies(item)
             self._overloaded(item)
+
+    def _take_copies(self, item: Item) -> list[Item]:
+        """The copies that came while this alert waited; later ones queue as usual."""
+        alert = alert_key(item)
+        if alert is None:
+            return []
+        with self._copies_lock:
+            copies = self._copies.pop(alert, [])
+        count(copies)
+        return copies
 
     def depth(self) -> int:
         """Messages taken from the broker and not yet stored or refused."""
@@ -147,13 +178,16 @@ class UrgentWorker(ItemWorker):
             except Exception as err:
                 direct = self._permanent_failure(item, err)
         except Stopping:
-            return  # not acknowledged: the broker delivers it again
+            self._take_copies(item)
+            return  # not acknowledged (nor its copies): the broker delivers it again
         except Refuse as refuse:
             direct = []
             self._note(refuse.refused)
-        for device_id, type_, fields in direct:
+        copies = self._take_copies(item)
+        for device_id, type_, fields in direct * (1 + len(copies)):
             self.send_reply(device_id, type_, **fields)
-        item.ack()
+        for done in [item, *copies]:
+            done.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
 
