@@ -67,7 +67,8 @@ class Console:
     def __init__(self, http_port: int, token: str) -> None:
         self.seen: dict[str, float] = {}
         self.events = 0
-        self._ws = ws_connect(f"ws://127.0.0.1:{http_port}/ws?token={token}", max_size=None)
+        self._ws = ws_connect(f"ws://127.0.0.1:{http_port}/ws", max_size=None)
+        self._ws.send(json.dumps({"token": token}))  # signs in: never in the URL
         self._thread = threading.Thread(target=self._run, name="bench-console", daemon=True)
         self._thread.start()
 

@@ -1,5 +1,10 @@
 """The websocket hub: pushes alert changes to every signed-in console as they happen.
 
+A console signs in with its first message, `{"token": "<access token>"}`, never with the
+token in the URL: URLs end up in access logs and proxies' logs, and the token is good for
+hours. Any replica can check it (it is signed with the shared secret key), so nothing needs
+to be kept between an HTTP request and the websocket.
+
 Each console hears only of alerts within its user's scope (organisation or team). Each
 browser has its own bounded send queue, so a slow or dead one never delays the others;
 events carry a sequence number, and a console that reconnects with `since=<seq>` gets what it
@@ -46,6 +51,9 @@ PING_S = 20.0
 # How often an open console's user is looked up again: a user disabled, or moved to another
 # organisation, stops getting what they may no longer see within this long.
 RECHECK_S = 30.0
+# How long a new socket has to send its token, and how long that first message may be.
+SIGN_IN_WAIT_S = 10.0
+SIGN_IN_MAX_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,10 @@ class Hub:
         if claims is None:
             return None
         with self.store.session() as db:
-            user = db.get(User, int(claims["sub"]))
+            user = db.get(User, claims.user_id)
             if user is None or not user.active:
                 return None
-            return float(claims["exp"]), Scope(user.org_id, user.team_id)
+            return claims.expires, Scope(user.org_id, user.team_id)
 
     async def _still_signed_in(self, client: Client) -> bool:
         client.recheck_at = time.monotonic() + RECHECK_S
@@ -183,12 +191,21 @@ class Hub:
 
     async def serve(self, ws: WebSocket) -> None:
         self.loop = asyncio.get_running_loop()
-        token = ws.query_params.get("token", "")
-        session = await asyncio.to_thread(self.session_for, token)
         # Accept first: a close before accepting reaches the browser as a bare HTTP 403,
         # and the console could not tell "sign in again" from "network trouble".
         await ws.accept()
-        if session is None:
+        if "token" in ws.query_params:
+            # Refused even when valid, so that no client keeps putting tokens in URLs.
+            await ws.close(code=4401, reason="send the token in the first message, not the URL")
+            return
+        try:
+            token = await asyncio.wait_for(_token_sent(ws), SIGN_IN_WAIT_S)
+        except TimeoutError:
+            token = None
+        except WebSocketDisconnect:
+            return
+        session = None if token is None else await asyncio.to_thread(self.session_for, token)
+        if token is None or session is None:
             await ws.close(code=4401, reason="not signed in")
             return
         client = Client(ws, token, *session)
@@ -251,6 +268,23 @@ class Hub:
                 await client.ws.send_text(service_text(self.store.health.status()))
                 text = await asyncio.to_thread(self.snapshot, self.last_seq, client.scope)
             await client.ws.send_text(text)
+
+
+async def _token_sent(ws: WebSocket) -> str | None:
+    """The token in the socket's first message, `{"token": "..."}`; None if that message is
+    anything else."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if not isinstance(text, str) or len(text) > SIGN_IN_MAX_CHARS:
+        return None
+    try:
+        sent = json.loads(text)
+    except ValueError:
+        return None
+    token = sent.get("token") if isinstance(sent, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def service_text(status: Status) -> str:

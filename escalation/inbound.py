@@ -1,7 +1,10 @@
 """Twilio's webhooks: a key pressed on a call, an SMS reply, delivery statuses.
 
 Every request must carry a valid X-Twilio-Signature, computed by Twilio over the public URL
-it called and the form it posted; anything else is answered 403 and changes nothing.
+it called and the form it posted; anything else is answered 403 and changes nothing. The
+signature covers no time, so each request is also recorded by what makes it unique (its
+MessageSid or CallSid...) in the transaction that acts on it: the same request again, a
+replay, is answered 409 and changes nothing either.
 """
 
 from __future__ import annotations
@@ -9,17 +12,19 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from escalation import delivery, voice
-from escalation.models import Notification
+from escalation.models import Notification, TwilioRequestSeen
 from escalation.policies import WORKER
 from escalation.summary import ACK_DIGIT, REPEAT_DIGIT
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
+from monitor.db import utcnow
 from monitor.deps import RowId, SessionDep, SettingsDep
 
 # "1", "ACK" or "YES", optionally naming the alert: "ACK 42" takes alert #42.
@@ -43,6 +48,31 @@ async def signed_form(request: Request, settings: SettingsDep) -> dict[str, str]
 
 SignedForm = Annotated[dict[str, str], Depends(signed_form)]
 router = APIRouter(prefix="/twilio", tags=["twilio"])
+# Twilio's sids are 34 characters ("SM" or "CA" and 32 hex digits).
+SID = re.compile(r"^[A-Za-z]{2}[0-9A-Za-z]{1,62}$")
+
+
+def sid_of(form: dict[str, str], *names: str) -> str:
+    """The first of `names` that was posted, as Twilio writes sids; else 422."""
+    sid = next((form[name] for name in names if form.get(name)), "")
+    if not SID.match(sid):
+        raise HTTPException(422, f"no valid {' or '.join(names)} was posted")
+    return sid
+
+
+def first_time(db: Session, key: str) -> None:
+    """Record that the request `key` names is acted on, in the transaction that acts on it;
+    409 if it was before (a replay). Two replicas given the same request at once: the
+    second waits on the first's row, then finds it."""
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    added = db.scalar(
+        dialect.insert(TwilioRequestSeen)
+        .values(key=key, seen_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(TwilioRequestSeen.key)
+    )
+    if added is None:
+        raise HTTPException(409, "this request was received before: a replay changes nothing")
 
 
 def _notification(db: Session, notification_id: int) -> tuple[Notification, Alert]:
@@ -64,9 +94,16 @@ def _taken_by(alert: Alert) -> str:
 
 @router.post("/voice/{notification_id}/gather", response_class=Response)
 def gather(
-    notification_id: RowId, form: SignedForm, db: SessionDep, settings: SettingsDep
+    notification_id: RowId,
+    form: SignedForm,
+    db: SessionDep,
+    settings: SettingsDep,
+    g: Annotated[str, Query(pattern=r"^[0-9a-f]{0,32}$")] = "",
 ) -> Response:
-    """The key a called person pressed (nothing pressed: Twilio does not call this)."""
+    """The key a called person pressed (nothing pressed: Twilio does not call this). `g`
+    is the nonce of voice.gather_url; a call placed before there was one has none, and
+    then takes one key press only."""
+    first_time(db, f"gather:{sid_of(form, 'CallSid')}:{g}")
     n, alert = _notification(db, notification_id)
     digits = form.get("Digits", "")[:16]
     actor = f"{n.recipient} ({n.address})"
@@ -118,12 +155,13 @@ def gather(
 def delivery_status(
     notification_id: RowId, form: SignedForm, db: SessionDep, request: Request
 ) -> Response:
-    status = form.get("MessageStatus") or form.get("CallStatus") or ""
+    status = (form.get("MessageStatus") or form.get("CallStatus") or "").lower()[:16]
     if not status:
         raise HTTPException(422, "neither MessageStatus nor CallStatus was posted")
-    sid = form.get("MessageSid") or form.get("CallSid") or None
+    sid = sid_of(form, "MessageSid", "CallSid")
+    first_time(db, f"status:{sid}:{status}")
     n, alert = _notification(db, notification_id)
-    if delivery.record_status(db, n, alert, status.lower()[:16], sid and sid[:64]):
+    if delivery.record_status(db, n, alert, status, sid):
         _wake(request)
     return Response(status_code=204)
 
@@ -133,6 +171,7 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
     """A reply to our SMS: 1, ACK or YES takes the latest alert sent to that number that
     still waits for someone ("ACK 42" names one)."""
     sender, words = form.get("From", "")[:32], form.get("Body", "").strip()
+    first_time(db, f"sms:{sid_of(form, 'MessageSid')}")
     reply = MessagingResponse()
     match = ACK_REPLY.match(words)
     named = int(match[1]) if match and match[1] else None

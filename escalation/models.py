@@ -113,6 +113,19 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TwilioRequestSeen(Base):
+    """A request from Twilio that was acted on, by what makes it unique: an SMS reply by its
+    MessageSid, a key press by its CallSid and the nonce of the URL it was posted to, a
+    delivery status by the message's or call's sid and the status. Twilio's signature covers
+    no time, so a request recorded and replayed a month later is still validly signed: only
+    this table tells a replay, and rows are kept for as long as the alerts they acted on."""
+
+    __tablename__ = "escalation_twilio_seen"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class NotificationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+
 from twilio.twiml.voice_response import VoiceResponse
 
 from escalation.summary import ACK_DIGIT
 
 
 def gather_url(public_url: str, notification_id: int) -> str:
-    return f"{public_url.rstrip('/')}/twilio/voice/{notification_id}/gather"
+    """Where Twilio posts the key pressed. Each one carries a nonce of its own (`g`), which
+    Twilio signs with the rest of the URL: every key press is then a request unlike any
+    other, and a replayed one is told apart (escalation.inbound)."""
+    nonce = secrets.token_hex(8)
+    return f"{public_url.rstrip('/')}/twilio/voice/{notification_id}/gather?g={nonce}"
 
 
 def call(public_url: str, notification_id: int, text: str) -> str:

@@ -17,6 +17,10 @@ from sqlalchemy.types import TypeDecorator
 from monitor.events import EventBus, flush_pending, pending
 from monitor.health import Health, cause_of
 
+# The primary keys are INTEGER, which PostgreSQL keeps in 32 bits: an id from outside (a URL,
+# a token) beyond this is refused as a bad id, never passed on to fail in the database.
+MAX_ROW_ID = 2**31 - 1
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.audit.service import audit_now
 from monitor.config import Settings
-from monitor.db import Store
+from monitor.db import MAX_ROW_ID, Store
 from monitor.devices.models import Device
 from monitor.evidence.storage import EvidenceStore
 from monitor.orgs.scope import Scope
@@ -63,9 +63,7 @@ def get_evidence_store(request: Request) -> EvidenceStore:
 
 
 EvidenceStoreDep = Annotated[EvidenceStore, Depends(get_evidence_store)]
-# A row id in a URL: the primary keys are INTEGER, which PostgreSQL keeps in 32 bits, so a
-# larger number is refused as a bad id (422), never passed on to fail in the database.
-MAX_ROW_ID = 2**31 - 1
+# A row id in a URL: a larger one than the database can hold is a bad id (422).
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
@@ -103,7 +101,7 @@ def current_user(
     if claims is None:
         raise unauthorised
     with store.session() as db:
-        user = db.get(User, int(claims["sub"]))
+        user = db.get(User, claims.user_id)
         if user is None or not user.active:
             raise unauthorised
         return user

@@ -6,13 +6,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from monitor.db import MAX_ROW_ID
 
 _argon2 = PasswordHasher()
 # PINs are checked on the alert path (a cancel, a visit end), twice each: OWASP's minimum
@@ -30,6 +34,21 @@ _MOSQ_SALT_BYTES = 12
 def hash_secret(secret: str) -> str:
     """A slow hash for something a person chose (a password or PIN)."""
     return _argon2.hash(secret)
+
+
+@cache
+def _nobody_hash() -> str:
+    """The hash of a password nobody knows, made with the same settings as every user's
+    (once per process, on first use)."""
+    return _argon2.hash(secrets.token_urlsafe(32))
+
+
+def verify_nobody(given: str) -> bool:
+    """Check a password for a name that has no (active) account: against a hash of the same
+    cost as a user's, so that sign-in takes as long whether or not the name exists. Always
+    False."""
+    verify_secret(_nobody_hash(), given)
+    return False
 
 
 def hash_pin(pin: str) -> str:
@@ -73,10 +92,28 @@ def make_token(secret_key: str, subject: str, role: str, ttl_s: int) -> str:
     return jwt.encode(claims, secret_key, algorithm="HS256")
 
 
-def read_token(secret_key: str, token: str) -> dict[str, Any] | None:
-    """The token's claims, or None if it is forged, malformed or expired."""
+# A user id as `make_token` writes it: a row id, in decimal.
+_USER_ID = re.compile(r"[1-9][0-9]{0,9}")
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    expires: float  # seconds since the epoch
+
+
+def read_token(secret_key: str, token: str) -> TokenClaims | None:
+    """The token's claims, or None if it is forged, malformed or expired, has no expiry, or
+    names no user id as `make_token` writes one: a token that says nothing of when it ends
+    is refused rather than accepted for ever."""
     try:
-        claims: dict[str, Any] = jwt.decode(token, secret_key, algorithms=["HS256"])
+        claims = jwt.decode(
+            token, secret_key, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
     except jwt.PyJWTError:
         return None
-    return claims
+    # PyJWT has checked that `exp` is a number and `sub` a string.
+    sub = claims["sub"]
+    if not _USER_ID.fullmatch(sub) or int(sub) > MAX_ROW_ID:
+        return None
+    return TokenClaims(int(sub), float(claims["exp"]))

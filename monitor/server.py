@@ -15,6 +15,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.fanout import Fanout
 from monitor.ingest.runner import Ingest
+from monitor.logsafe import keep_secrets_out
 from monitor.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Service:
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.settings = with_secrets(settings)
+        keep_secrets_out()
         Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
         self.store = Store(self.settings.sqlalchemy_url)
         if migrate:
@@ -72,16 +74,27 @@ class Service:
             self.fanout.stop()
         self.store.dispose()
 
+    def http_config(
+        self, host: str | None = None, port: int | None = None, log_level: str = "info"
+    ) -> uvicorn.Config:
+        """How uvicorn serves the app. X-Forwarded-For and -Proto are believed only from
+        VIGIL_TRUSTED_PROXIES: uvicorn's own default, 127.0.0.1, would let anything on this
+        machine (a proxy passing on what the client sent) choose the address that sign-in
+        throttling and the audit log see."""
+        trusted = self.settings.trusted_proxy_list
+        return uvicorn.Config(
+            self.app,
+            host=self.settings.http_host if host is None else host,
+            port=self.settings.http_port if port is None else port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
+        )
+
     def serve(self) -> None:
         """Serve HTTP until SIGINT/SIGTERM, then stop everything cleanly (call start first)."""
-        config = uvicorn.Config(
-            self.app,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="info",
-            timeout_graceful_shutdown=5,
-        )
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(self.http_config())
         # Once it has shut down, uvicorn raises the signal that stopped it again. With
         # SIGTERM's default action that ended the process there, before anything below ran:
         # the MQTT sessions were never closed and the telemetry processes were orphaned.

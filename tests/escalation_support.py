@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import html
+import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,10 +73,26 @@ def load(svc: Running, text: str) -> None:
         policies.replace_all(db, parsed)
 
 
+def new_sid(prefix: str) -> str:
+    """A sid as Twilio makes them: SM... for a message, CA... for a call."""
+    return prefix + secrets.token_hex(16)
+
+
+def gather_path(twiml: str) -> str:
+    """The path (with its query) that TwiML asks Twilio to post the key pressed to."""
+    found = re.search(r'<Gather [^>]*action="([^"]+)"', twiml)
+    assert found is not None, twiml
+    return html.unescape(found[1]).removeprefix(PUBLIC_URL)
+
+
 def signed_post(
     svc: Running, path: str, params: dict[str, str], *, signature: str | None = None
 ) -> Response:
-    """POST a form as Twilio would, signed with the account's auth token (or `signature`)."""
+    """POST a form as Twilio would, signed with the account's auth token (or `signature`).
+    An SMS reply gets a new MessageSid unless `params` has one, as each reply Twilio
+    forwards has its own."""
+    if path == "/twilio/sms" and "MessageSid" not in params:
+        params = {**params, "MessageSid": new_sid("SM")}
     token = svc.settings.twilio_auth_token
     if signature is None:
         signature = RequestValidator(token).compute_signature(PUBLIC_URL + path, params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketTestSession
 
 from device_sim.device import SimDevice
 from monitor import broker
@@ -271,16 +273,15 @@ class Running:
         self.http = TestClient(self.service.app)
         self.start()
 
-    def serve_http(self) -> str:
-        """Serve the app over real HTTP (for a browser); returns its base URL."""
+    def serve_http(self, log_level: str = "warning") -> str:
+        """Serve the app over real HTTP as `vigil serve` does (for a browser); returns its
+        base URL."""
         import threading
 
         import uvicorn
 
         port = broker.free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(self.service.app, host="127.0.0.1", port=port, log_level="warning")
-        )
+        server = uvicorn.Server(self.service.http_config("127.0.0.1", port, log_level))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         self._http_server = (server, thread)
@@ -358,6 +359,20 @@ class Running:
         r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def bearer(headers: dict[str, str]) -> str:
+    """The access token in `Running.user`'s or `login`'s headers."""
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+@contextlib.contextmanager
+def console_socket(http: TestClient, token: str, query: str = "") -> Iterator[WebSocketTestSession]:
+    """The console's websocket, signed in as the console does it: the token in the first
+    message, never in the URL."""
+    with http.websocket_connect("/ws" + (f"?{query}" if query else "")) as ws:
+        ws.send_text(json.dumps({"token": token}))
+        yield ws
 
 
 @contextlib.contextmanager

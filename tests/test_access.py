@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from console import hub
 from monitor.cli import app
 from monitor.users.models import Role
-from tests.support import PASSWORD, Running, add_badge
+from tests.support import PASSWORD, Running, add_badge, bearer, console_socket
 
 TABLE = Path(__file__).parent.parent / "docs" / "security.md"
 ROW = re.compile(
@@ -79,10 +79,10 @@ def test_every_route_as_every_role(svc: Running, limited: bool) -> None:
 
 def test_the_websocket_takes_every_role_and_refuses_no_token(svc: Running) -> None:
     for role in ROLES:
-        token = svc.user(f"ws-{role.value}", role)["Authorization"].removeprefix("Bearer ")
-        with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+        token = bearer(svc.user(f"ws-{role.value}", role))
+        with console_socket(svc.http, token) as ws:
             assert '"kind": "snapshot"' in ws.receive_text()
-    with svc.http.websocket_connect("/ws?token=not-a-token") as ws:
+    with console_socket(svc.http, "not-a-token") as ws:
         try:
             ws.receive_text()
             raise AssertionError("a websocket without a valid token stayed open")
@@ -96,9 +96,8 @@ def test_a_disabled_user_is_refused_everywhere_at_once(
     monkeypatch.setattr(hub, "RECHECK_S", 0.3)
     monkeypatch.setenv("VIGIL_DATABASE_URL", svc.settings.database_url)
     headers = svc.user("leaver", Role.SUPERVISOR)
-    token = headers["Authorization"].removeprefix("Bearer ")
     cli = CliRunner()
-    with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+    with console_socket(svc.http, bearer(headers)) as ws:
         assert '"kind": "snapshot"' in ws.receive_text()
         done = cli.invoke(app, ["user", "disable", "leaver"])
         assert done.exit_code == 0 and "user leaver disabled" in done.output

@@ -26,7 +26,9 @@ from tests.escalation_support import (
     alert_pk,
     alert_state,
     escalating,
+    gather_path,
     load,
+    new_sid,
     notification_to,
     notifications,
     signed_post,
@@ -118,10 +120,14 @@ def test_pressing_1_on_the_call_acknowledges_and_stops_the_escalation(
         fake.wait_for_count("call", 1, timeout=5, to=DUTY)
         pk = alert_pk(svc, alert_id)
         n = notification_to(svc, pk, DUTY)
-        path = f"/twilio/voice/{n.id}/gather"
+        twiml = fake.calls[0].param("Twiml")
+        assert twiml is not None
+        path = gather_path(twiml)  # where Twilio posts the key pressed
+        assert path.startswith(f"/twilio/voice/{n.id}/gather?g=")
 
         again = signed_post(svc, path, {"Digits": "2", "CallSid": "CA1"})
         assert again.status_code == 200 and "<Gather" in again.text  # 2 = hear it again
+        path = gather_path(again.text)
         taken = signed_post(svc, path, {"Digits": "1", "CallSid": "CA1"})
         assert taken.status_code == 200 and "Thank you" in taken.text
 
@@ -132,9 +138,12 @@ def test_pressing_1_on_the_call_acknowledges_and_stops_the_escalation(
         assert fake.messages == []
         kinds = [e.kind for e in timeline(svc, pk)]
         assert kinds.count("keypress") == 2 and "escalation_stopped" in kinds
-        # A second press, later, is thanked but changes nothing.
-        late = signed_post(svc, path, {"Digits": "1", "CallSid": "CA1"})
+        # That request again (a replay) is refused; a press on another call, later, is
+        # thanked but changes nothing.
+        assert signed_post(svc, path, {"Digits": "1", "CallSid": "CA1"}).status_code == 409
+        late = signed_post(svc, gather_path(twiml), {"Digits": "1", "CallSid": "CA2"})
         assert "already being handled by Duty manager" in late.text
+        assert [e.kind for e in timeline(svc, pk)].count("keypress") == 3
 
 
 def test_an_sms_reply_acknowledges_the_latest_alert_sent_to_that_number(
@@ -160,6 +169,37 @@ def test_an_sms_reply_acknowledges_the_latest_alert_sent_to_that_number(
         time.sleep(2.5)
         assert fake.calls == []
         assert [e.kind for e in timeline(svc, pk)].count("sms_reply") == 2
+
+
+def test_a_replayed_sms_reply_is_refused_and_takes_no_newer_alert(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
+) -> None:
+    with escalating(
+        tmp_path, db_url, mqtt_broker, fake, policy("{channel: sms, to: [backup]}")
+    ) as svc:
+        badge, _ = svc.badge("badge-replay")
+        first_id = badge.raise_alert(type="red")
+        first = alert_pk(svc, first_id)
+        notification_to(svc, first, BACKUP)
+        reply = {"From": BACKUP, "Body": "ACK", "MessageSid": new_sid("SM")}
+        assert "you are handling alert" in signed_post(svc, "/twilio/sms", reply).text
+        badge.wait_for("alert_acknowledged", alert_id=first_id, timeout=10)
+
+        # A newer alert is texted to the same number; someone who kept the signed request
+        # posts it again.
+        second = alert_pk(svc, badge.raise_alert(type="red"))
+        notification_to(svc, second, BACKUP)
+        replay = signed_post(svc, "/twilio/sms", reply)
+        assert replay.status_code == 409 and "replay" in replay.json()["detail"]
+        assert alert_state(svc, second).state == "raised"
+        assert "sms_reply" not in [e.kind for e in timeline(svc, second)]
+        # What was seen is in the store, not in memory: a restarted service refuses it too.
+        svc.restart()
+        assert signed_post(svc, "/twilio/sms", reply).status_code == 409
+        assert alert_state(svc, second).state == "raised"
+        # A reply of its own (a new MessageSid) takes the alert.
+        ack = signed_post(svc, "/twilio/sms", {"From": BACKUP, "Body": "ACK"})
+        assert f"you are handling alert #{second}" in ack.text
 
 
 def test_an_operator_taking_charge_cancels_the_remaining_steps(
@@ -316,6 +356,8 @@ def test_a_refused_number_or_a_busy_line_goes_on_to_the_next_step_at_once(
         for status in ("ringing", "busy"):
             r = signed_post(svc, f"/twilio/status/{n.id}", {"CallSid": "CA1", "CallStatus": status})
             assert r.status_code == 204
+        again = {"CallSid": "CA1", "CallStatus": "ringing"}
+        assert signed_post(svc, f"/twilio/status/{n.id}", again).status_code == 409  # a replay
         # Busy: the SMS step runs now, not in 60 s; Twilio refuses both numbers (400, not
         # retried), so the dispatch SMS follows at once too.
         fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)

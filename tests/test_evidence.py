@@ -105,3 +105,25 @@ def test_upload_needs_the_device_secret(svc: Running) -> None:
     _, other = svc.badge("badge-e5")
     assert svc.http.put(url, content=AUDIO, auth=(other.device_id, other.secret)).status_code == 401
     assert _ev(svc, b.device_id) is None
+
+
+def test_an_evidence_id_the_protocol_refuses_is_refused_in_the_upload_url(svc: Running) -> None:
+    _, b = svc.badge("badge-e-nul")
+    # A NUL (which SQLite would store and PostgreSQL refuse), and an id over 128 characters:
+    # the evidence message refuses both, and so does the upload's URL, on either database.
+    for bad in ("clip%0081", "clip-" + "9" * 124):
+        url = f"/api/v1/devices/{b.device_id}/evidence/{bad}"
+        r = svc.http.put(url, content=AUDIO, auth=(b.device_id, b.secret))
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["path", "evidence_id"]
+    assert _ev(svc, b.device_id) is None
+    # The longest id the protocol allows is taken.
+    longest = "clip-" + "9" * 123
+    r = svc.http.put(
+        f"/api/v1/devices/{b.device_id}/evidence/{longest}",
+        content=AUDIO,
+        auth=(b.device_id, b.secret),
+    )
+    assert r.status_code == 200, r.text
+    ev = _ev(svc, b.device_id)
+    assert ev is not None and ev.evidence_id == longest

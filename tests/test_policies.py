@@ -4,6 +4,7 @@ and the webhook channel with its signature."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -209,8 +210,15 @@ def receiver() -> Iterator[str]:
 
 
 def test_a_webhook_step_posts_a_signed_summary(
-    db_url: str, mqtt_broker: Broker, tmp_path: Path, receiver: str
+    db_url: str,
+    mqtt_broker: Broker,
+    tmp_path: Path,
+    receiver: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    # As a chat service's webhook URL: its path is the credential, and stays out of the log.
+    receiver += "/T0AAA/B0BBB/hook-secret-path"
     contacts = f"""
   - name: Regional centre
     webhook: "{receiver}"
@@ -243,3 +251,6 @@ policies:
         texts = [e.text for e in timeline(svc, pk)]
         assert any("webhook answered 503" in t and "trying again" in t for t in texts)
         assert any(t.endswith(": delivered") for t in texts)
+        sent = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+        assert any("POST http://127.0.0.1:" in line for line in sent), sent
+        assert "hook-secret-path" not in caplog.text

@@ -18,7 +18,7 @@ from monitor.privacy import positions, retention
 from monitor.users.models import Role
 from monitor.visits.models import Visit
 from tests.escalation_support import load
-from tests.support import Running, add_badge, wait_until
+from tests.support import Running, add_badge, bearer, console_socket, wait_until
 
 DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
 NOW = datetime.now(UTC)
@@ -245,8 +245,7 @@ def test_visits_and_devices_show_positions_while_open(svc: Running) -> None:
 def test_the_console_hears_no_position_of_an_alert_that_is_over(svc: Running) -> None:
     badge, _ = svc.badge("pos-ws")
     headers = svc.user("ws-pos", Role.OPERATOR)
-    token = headers["Authorization"].removeprefix("Bearer ")
-    with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+    with console_socket(svc.http, bearer(headers)) as ws:
         assert json.loads(ws.receive_text())["kind"] == "snapshot"
         badge.raise_alert(type="red")
         while True:

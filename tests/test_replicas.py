@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert
-from tests.support import Broker, PgDatabases, running, service_settings, wait_until
+from tests.support import (
+    Broker,
+    PgDatabases,
+    bearer,
+    console_socket,
+    running,
+    service_settings,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -42,8 +50,7 @@ def test_console_on_one_replica_sees_the_other(
                 return db.scalar(select(func.count()).select_from(Alert)) or 0
 
         wait_until(lambda: stored() == 1, timeout=10, what="the alert stored")
-        token = ops["Authorization"].removeprefix("Bearer ")
-        with b.http.websocket_connect(f"/ws?token={token}") as ws:
+        with console_socket(b.http, bearer(ops)) as ws:
             snapshot = json.loads(ws.receive_text())
             assert snapshot["kind"] == "snapshot" and len(snapshot["alerts"]) == 1
             pk = snapshot["alerts"][0]["id"]

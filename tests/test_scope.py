@@ -16,7 +16,7 @@ from monitor.alerts.models import Alert, AlertEvent
 from monitor.devices.models import LocationFix
 from monitor.users.models import Role
 from tests.escalation_support import load
-from tests.support import Badge, Running, wait_until
+from tests.support import Badge, Running, bearer, console_socket, wait_until
 
 DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
 AUDIO = b"OggS" + bytes(range(256)) * 8
@@ -207,8 +207,8 @@ def test_a_team_console_hears_only_its_team(svc: Running) -> None:
     south = _place(svc, "ws-south", SOUTH, "Housing")
     mine = _place(svc, "ws-mine", NORTH, "Housing")
     headers = svc.user("ws-team", Role.OPERATOR, org=NORTH, team="Housing")
-    token = headers["Authorization"].removeprefix("Bearer ")
-    with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+    token = bearer(headers)
+    with console_socket(svc.http, token) as ws:
         first = json.loads(ws.receive_text())
         assert first["kind"] == "snapshot"
         assert [a["id"] for a in first["alerts"]] == [mine.alert]
@@ -256,7 +256,7 @@ def test_a_team_console_hears_only_its_team(svc: Running) -> None:
                 break
 
     # A console catching up after a reconnect is replayed its own events only.
-    with svc.http.websocket_connect(f"/ws?token={token}&since={since}&epoch={epoch}") as ws:
+    with console_socket(svc.http, token, f"since={since}&epoch={epoch}") as ws:
         replayed = _alert_messages(ws, mine.badge.device_id)
         assert replayed[0]["seq"] > since
         devices = {m["alert"]["device_id"] for m in replayed}

@@ -1,8 +1,45 @@
-"""What every HTTP answer carries for the browser's protection, and sign-in throttling."""
+"""What every HTTP answer carries for the browser's protection, sign-in and its throttling,
+tokens, the console's websocket sign-in, and which addresses are believed."""
 
 from __future__ import annotations
 
-from tests.support import PASSWORD, Running
+import json
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from argon2 import extract_parameters
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+from console import hub
+from monitor import security
+from monitor.audit.models import AuditEntry
+from monitor.broker import free_port, wait_for_port
+from monitor.config import Settings
+from monitor.db import Store
+from monitor.migrate import upgrade
+from monitor.security import verify_secret
+from monitor.users import service as users_service
+from monitor.users.models import Role, User
+from monitor.users.service import add_user, set_active
+from tests.support import (
+    PASSWORD,
+    Broker,
+    Running,
+    bearer,
+    console_socket,
+    running,
+    serve_env,
+    serve_process,
+    service_settings,
+    wait_until,
+)
 
 
 def test_every_answer_carries_security_headers(svc: Running) -> None:
@@ -64,3 +101,191 @@ def test_text_the_database_cannot_store_is_refused_with_the_field_named(svc: Run
     assert r.status_code in (401, 422)
     # An id too large for the database's integer columns is a bad id, not a server error.
     assert svc.http.get(f"/api/v1/alerts/{2**31}", headers=ops).status_code == 422
+
+
+# -- the console's websocket: no token in a URL, none in the log -------------------------
+
+
+def test_a_token_in_the_websocket_url_is_refused_even_when_valid(svc: Running) -> None:
+    token = bearer(svc.user("url-token"))
+    with svc.http.websocket_connect(f"/ws?token={token}") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 4401 and "first message" in closed.value.reason
+
+
+def test_a_websocket_that_sends_no_token_is_closed(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub, "SIGN_IN_WAIT_S", 0.5)
+    for first in (None, "ping", '{"token": 42}', '["a"]'):
+        with svc.http.websocket_connect("/ws") as ws:
+            if first is not None:
+                ws.send_text(first)
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 4401
+
+
+def test_no_token_reaches_the_service_log(db_url: str, mqtt_broker: Broker, tmp_path: Path) -> None:
+    """`vigil serve` as operators run it, its whole output read back: the console's way of
+    signing in puts the token in no log line, and a client that still puts it in a URL is
+    refused with the token blotted out of the access log."""
+    settings = service_settings(tmp_path / "data", db_url, mqtt_broker)
+    store = Store(settings.sqlalchemy_url)
+    upgrade(store)
+    with store.begin() as db:
+        add_user(db, "log-op", PASSWORD, Role.OPERATOR)
+    store.dispose()
+    port = free_port()
+    log = tmp_path / "serve.log"
+    # A short session: the broker is the whole test session's, and queues for this one.
+    proc = serve_process({**serve_env(settings, port), "VIGIL_MQTT_SESSION_EXPIRY_S": "30"}, log)
+    try:
+        assert wait_for_port("127.0.0.1", port, 30), log.read_text()
+        base = f"127.0.0.1:{port}"
+        form = {"username": "log-op", "password": PASSWORD}
+        token = httpx.post(f"http://{base}/api/v1/auth/token", data=form).json()["access_token"]
+        me = httpx.get(
+            f"http://{base}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert me.status_code == 200
+        with ws_connect(f"ws://{base}/ws") as ws:
+            ws.send(json.dumps({"token": token}))
+            assert json.loads(ws.recv(timeout=10))["kind"] == "snapshot"
+        with ws_connect(f"ws://{base}/ws?token={token}&since=3") as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        # HTTP requests with it in the query string too (the access log writes the query).
+        httpx.get(f"http://{base}/api/v1/alerts?access_token={token}")
+        wait_until(lambda: "/api/v1/alerts?access_token=" in log.read_text(), timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log.read_text()
+    assert '"WebSocket /ws"' in text and "/ws?token=[redacted]&since=3" in text, text
+    assert token not in text and token.split(".")[2] not in text
+
+
+# -- sign-in: an unknown name costs what a wrong password costs --------------------------
+
+
+def test_an_unknown_name_is_checked_against_a_hash_like_a_users(
+    svc: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc.user("known")
+    svc.user("leaver")
+    with svc.store.begin() as db:
+        set_active(db, "leaver", False)
+        known_hash = db.scalars(select(User.password_hash).where(User.username == "known")).one()
+    checked: list[str] = []
+
+    def spy(stored: str, given: str) -> bool:
+        checked.append(stored)
+        return verify_secret(stored, given)
+
+    # Both names of the one function: the users' service's, and the one verify_nobody calls.
+    monkeypatch.setattr(users_service, "verify_secret", spy)
+    monkeypatch.setattr(security, "verify_secret", spy)
+    for name in ("known", "nobody-of-that-name", "leaver"):
+        checked.clear()
+        form = {"username": name, "password": "not the password"}
+        assert svc.http.post("/api/v1/auth/token", data=form).status_code == 401
+        # One argon2 check each, with the cost of a user's: as long for every name.
+        assert len(checked) == 1, name
+        assert extract_parameters(checked[0]) == extract_parameters(known_hash), name
+    # Not even a password that happens to match the stand-in's lets anyone in.
+    assert not security.verify_nobody("")
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def test_a_token_without_expiry_or_user_id_is_refused(svc: Running) -> None:
+    """Tokens signed with the service's own key, so only their claims are wrong."""
+    svc.user("claims-op")
+    with svc.store.session() as db:
+        uid = db.scalars(select(User.id).where(User.username == "claims-op")).one()
+    later = int(time.time()) + 3600
+    key = svc.settings.secret_key
+    fine = {"sub": str(uid), "role": "operator", "exp": later}
+    good = jwt.encode(fine, key, algorithm="HS256")
+    assert svc.http.get("/api/v1/auth/me", headers=_auth(good)).status_code == 200
+    wrong = [
+        {"sub": str(uid), "role": "operator"},  # no expiry: would be good for ever
+        {"sub": "op", "role": "operator", "exp": later},
+        {"sub": "", "exp": later},
+        {"sub": f"{uid}.0", "exp": later},
+        {"sub": f" {uid}", "exp": later},
+        {"sub": f"0{uid}", "exp": later},
+        {"sub": str(2**31), "exp": later},  # beyond the database's integer column
+        {"sub": "9" * 40, "exp": later},
+        {"sub": uid, "exp": later},  # a number, not a string
+        {"role": "operator", "exp": later},  # no subject
+        {"sub": str(uid), "exp": int(time.time()) - 10},  # expired
+    ]
+    for claims in wrong:
+        token = jwt.encode(claims, key, algorithm="HS256")
+        r = svc.http.get("/api/v1/auth/me", headers=_auth(token))
+        assert r.status_code == 401, (claims, r.status_code)
+        assert svc.http.get("/api/v1/alerts", headers=_auth(token)).status_code == 401
+        with console_socket(svc.http, token) as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 4401, claims
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- forwarded addresses ----------------------------------------------------------------------
+
+
+def test_forwarded_for_is_believed_only_from_the_proxies_named(
+    db_url: str, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """Served by uvicorn as `vigil serve` serves, reached over loopback with X-Forwarded-For:
+    by default the header is ignored (throttling and the audit log see 127.0.0.1); with
+    loopback named in VIGIL_TRUSTED_PROXIES, the address it names is the client's."""
+    for trusted in ("", "127.0.0.1"):
+        settings = service_settings(
+            tmp_path / f"proxies-{trusted or 'none'}",
+            db_url,
+            mqtt_broker,
+            trusted_proxies=trusted,
+            signin_max_failures=1,  # so one address may fail 4 times (PER_ADDRESS)
+        )
+        with running(settings, mqtt_broker) as svc:
+            base = svc.serve_http()
+            codes = []
+            for i in range(5):
+                form = {"username": f"guess-{trusted}-{i}", "password": "wrong wrong"}
+                forwarded = {"X-Forwarded-For": f"203.0.113.{i + 1}"}
+                r = httpx.post(f"{base}/api/v1/auth/token", data=form, headers=forwarded)
+                codes.append(r.status_code)
+            with svc.store.session() as db:
+                addresses = list(
+                    db.scalars(
+                        select(AuditEntry.address)
+                        .where(AuditEntry.actor.startswith(f"guess-{trusted}-"))
+                        .order_by(AuditEntry.id)
+                    )
+                )
+        if not trusted:
+            # Four failures from one address, then it waits: the header changed nothing.
+            assert codes == [401, 401, 401, 401, 429]
+            assert addresses == ["127.0.0.1"] * 5
+        else:
+            assert codes == [401] * 5
+            assert addresses == [f"203.0.113.{i + 1}" for i in range(5)]
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    with pytest.raises(ValidationError, match="not an IP address"):
+        Settings(trusted_proxies="127.0.0.1, proxy.example.org")
+    assert Settings(trusted_proxies="127.0.0.1, 10.0.0.0/8").trusted_proxy_list == [
+        "127.0.0.1",
+        "10.0.0.0/8",
+    ]

@@ -355,7 +355,9 @@ async function loadFleet() {
   }));
   $("#refused tbody").replaceChildren(...refused.map((r) => {
     const tr = el("tr");
-    for (const text of [new Date(r.at).toLocaleString(), r.device_id || "", r.topic, r.reason]) tr.append(el("td", text));
+    // A device refused in a loop is one row a second, with how many it stands for.
+    const reason = r.repeats > 1 ? `${r.reason} (×${r.repeats.toLocaleString()})` : r.reason;
+    for (const text of [new Date(r.at).toLocaleString(), r.device_id || "", r.topic, reason]) tr.append(el("td", text));
     return tr;
   }));
 }
@@ -405,11 +407,16 @@ function onMessage(msg) {
 }
 
 function connect() {
-  const q = new URLSearchParams({ token: state.token });
+  // The token goes in the first message, never in the URL: URLs are written to access logs.
+  const q = new URLSearchParams();
   if (state.epoch) { q.set("epoch", state.epoch); q.set("since", state.seq); }
-  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?${q}`);
+  const query = q.toString();
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query ? "?" + query : ""}`);
   state.ws = ws;
-  ws.onopen = () => { state.retry = 500; $("#conn").textContent = "live"; $("#conn").className = "conn on"; };
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ token: state.token }));
+    state.retry = 500; $("#conn").textContent = "live"; $("#conn").className = "conn on";
+  };
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onclose = (e) => {
     if (state.ws !== ws) return;

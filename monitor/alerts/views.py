@@ -19,8 +19,8 @@ from monitor.alerts.models import (
     ResolveIn,
 )
 from monitor.alerts.states import ACTIVE_STATES
+from monitor.db import MAX_ROW_ID
 from monitor.deps import (
-    MAX_ROW_ID,
     CurrentUser,
     ReadSessionDep,
     RowId,

@@ -29,6 +29,7 @@ from monitor.deps import (
 )
 from monitor.evidence import custody, service, storage
 from monitor.evidence.models import CustodyOut, Evidence, EvidenceOut
+from monitor.ingest.messages import RefId
 from monitor.orgs.scope import Scope
 from monitor.visits.models import Visit
 
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/devices", tags=["evidence"])
 
 DevicePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-EvidencePath = Annotated[str, Path(min_length=1, max_length=128)]
+# The evidence message's own rule for its id (no NUL, at most 128 characters): an id the
+# protocol refuses is refused in the upload's URL too (422), on either database.
+EvidencePath = Annotated[RefId, Path()]
 
 
 @router.put("/{device_id}/evidence/{evidence_id}")

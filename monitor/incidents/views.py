@@ -13,9 +13,8 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import NO_NUL
 from monitor.alerts.states import AlertState, AlertType, Outcome
 from monitor.audit.service import audit_now
-from monitor.db import utcnow
+from monitor.db import MAX_ROW_ID, utcnow
 from monitor.deps import (
-    MAX_ROW_ID,
     ReadSessionDep,
     RowId,
     ScopeDep,
