@@ -269,10 +269,11 @@ class DeviceLink:
                 self._cond.notify_all()
             return
         self._delay = RECONNECT_MIN_S
+        # Subscribe on every connect: the broker may have lost the session (restart, expiry).
+        # Before `online`, which the service answers with commands (protocol section 10).
+        self._sub_mid = client.subscribe(topic(self.device_id, CMD), 1)[1]
         online = encode(messages.status(True, now_ms()))
         self.publish(topic(self.device_id, STATUS), online, 1, retain=True)
-        # Subscribe on every connect: the broker may have lost the session (restart, expiry).
-        self._sub_mid = client.subscribe(topic(self.device_id, CMD), 1)[1]
         # Debug, not info: a fleet of ten thousand would print ten thousand lines.
         log.debug(
             "%s connected to %s:%s (session present: %s)",
