@@ -201,10 +201,12 @@ def conf_text(
         "max_inflight_messages 1000",
         "set_tcp_nodelay true",
         "max_keepalive 300",
-        f"# The protocol allows 16 KiB a payload. Up to {MESSAGE_LIMIT // 1024} KiB the service",
-        "# still gets one, refuses it with its reason and records it; a larger one the broker",
-        f"# drops (an MQTT 5 device gets PUBACK 131), and a packet over {PACKET_LIMIT // 1024} KiB",
-        "# ends the connection. The service's own messages are all far smaller.",
+        "# The protocol allows 16 KiB a payload. Up to "
+        f"{MESSAGE_LIMIT // 1024} KiB the service still gets one,",
+        "# refuses it with its reason and records it. A larger one the broker drops (an MQTT 5",
+        f"# device gets PUBACK 131), and a packet over {PACKET_LIMIT >> 20} MiB ends the"
+        " connection.",
+        "# The service's own messages are all far smaller.",
         f"message_size_limit {MESSAGE_LIMIT}",
         f"max_packet_size {PACKET_LIMIT}",
         "log_dest stderr",
