@@ -81,6 +81,8 @@ def test_readyz_and_api_say_why_while_the_database_is_down(svc: Running, pg: PgD
         alert_id = badge.raise_alert(type="red")
         wait_until(lambda: _urgent_store_errors() > errors, what="the alert tried")
         assert [c for c in badge.commands if c.type == "alert_received"] == []
+        # What waits is counted: the gauge is read when scraped, not when the worker moves on.
+        assert REGISTRY.get_sample_value("vigil_ingest_queue_depth", {"path": "urgent"}) == 1
 
     wait_until(lambda: svc.http.get("/readyz").status_code == 200, timeout=15, what="ready again")
     badge.wait_for("alert_received", alert_id=alert_id, timeout=15)

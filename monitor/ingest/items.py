@@ -162,6 +162,7 @@ class ItemWorker(threading.Thread):
                     raise
             except Exception as err:
                 metrics.STORE_ERRORS.labels(self.path).inc()
+                self.store.health.store_failed(err)  # readiness (/readyz) until this thread commits
                 if not failures.is_transient(err):
                     raise
                 log.warning("store unavailable (%s); retrying", err)
