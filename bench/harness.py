@@ -96,6 +96,7 @@ def serving(
         "VIGIL_DATA_DIR": str(workdir / "data"),
         "VIGIL_DATABASE_URL": url,
         "VIGIL_MQTT_PORT": str(service_port),
+        "VIGIL_MQTT_DEVICE_PORT": str(port),  # the worker app's relay connects there
         "VIGIL_MQTT_USERNAME": SERVICE_USER,
         "VIGIL_MQTT_PASSWORD": password,
         "VIGIL_HTTP_PORT": str(http_port),

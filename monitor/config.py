@@ -45,6 +45,35 @@ class Settings(BaseSettings):
         "sessions. Replicas beat five times as often.",
     )
     mqtt_tls_ca: str = ""
+    # Where devices reach the broker: the worker app's relay (worker_app/relay.py) connects
+    # there on each app's behalf, so the broker checks the app as it checks any device.
+    mqtt_device_host: str = Field(
+        "127.0.0.1",
+        description="The broker's listener for devices (not the service's own): its host.",
+    )
+    mqtt_device_port: int = Field(1883, description="The broker's listener for devices: its port.")
+    mqtt_device_tls_ca: str = Field(
+        "",
+        description="A CA certificate file: when set, the relay connects to the devices' "
+        "listener over TLS and checks the broker's certificate against it.",
+    )
+    app_mqtt_url: str = Field(
+        "",
+        description="The MQTT-over-WebSocket URL the worker app connects to. Empty: the relay "
+        "at this service's own origin (/mqtt); else a broker's own WebSocket listener "
+        "(wss://...).",
+    )
+    relay_max_connections: int = Field(
+        2000,
+        ge=0,
+        description="Worker apps relayed to the broker at once, by this replica; more are "
+        "refused (HTTP 503). 0 turns the relay off.",
+    )
+    relay_max_per_address: int = Field(
+        100,
+        ge=1,
+        description="Relayed connections from one client address at once; more are refused.",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -210,6 +239,13 @@ class Settings(BaseSettings):
         if self.ingest_processes and not self.uses_postgresql:
             raise ValueError("VIGIL_INGEST_PROCESSES needs PostgreSQL (VIGIL_DATABASE_URL)")
         return self
+
+    @field_validator("app_mqtt_url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        if value and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"{value!r} is not a WebSocket URL (ws://... or wss://...)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

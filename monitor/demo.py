@@ -130,6 +130,9 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             "mqtt_host": "127.0.0.1",
             "mqtt_port": service_port,
             "mqtt_password": service_password,
+            # The worker app's relay reaches the broker where devices do.
+            "mqtt_device_host": "127.0.0.1",
+            "mqtt_device_port": mqtt_port,
             # Escalation runs on the default policy, into the outbox: the demo's contacts are
             # drama numbers, and Twilio could not reach a loopback address to call back.
             "escalation_default_policy": True,

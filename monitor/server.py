@@ -11,6 +11,7 @@ import uvicorn
 
 from monitor import heap
 from monitor.api import create_app
+from monitor.broker import PACKET_LIMIT
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.fanout import Fanout
@@ -90,6 +91,10 @@ class Service:
             timeout_graceful_shutdown=5,
             proxy_headers=bool(trusted),
             forwarded_allow_ips=trusted or None,
+            # No websocket message the service takes (a console's sign-in, an MQTT packet
+            # relayed to the broker) may be larger than the broker would take: uvicorn's
+            # default, 16 MiB, is what each open socket could make the service hold.
+            ws_max_size=PACKET_LIMIT,
         )
 
     def serve(self) -> None:

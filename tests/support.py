@@ -196,6 +196,8 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "database_url": db_url,
         "mqtt_host": brk.host,
         "mqtt_port": brk.service_port,
+        "mqtt_device_host": brk.host,
+        "mqtt_device_port": brk.port,  # where the worker app's relay connects
         "mqtt_username": SERVICE_USER,
         "mqtt_password": SERVICE_PASSWORD,
         # A node name per test: persistent sessions of earlier tests must not feed this one.
@@ -221,6 +223,8 @@ def serve_env(settings: Settings, http_port: int) -> dict[str, str]:
         "VIGIL_DATABASE_URL": settings.database_url,
         "VIGIL_MQTT_HOST": settings.mqtt_host,
         "VIGIL_MQTT_PORT": str(settings.mqtt_port),
+        "VIGIL_MQTT_DEVICE_HOST": settings.mqtt_device_host,
+        "VIGIL_MQTT_DEVICE_PORT": str(settings.mqtt_device_port),
         "VIGIL_MQTT_USERNAME": settings.mqtt_username,
         "VIGIL_MQTT_PASSWORD": settings.mqtt_password,
         "VIGIL_MQTT_NODE": settings.mqtt_node,
