@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -230,6 +231,33 @@ class Settings(BaseSettings):
         description="Load the default policy shipped with Vigil when no policy is stored "
         "(the demo does).",
     )
+
+    # Web Push to the worker app (the `worker_app` package reads these; monitor does not).
+    push_enabled: bool = Field(
+        True, description="Send visit reminders and 'help is on the way' as Web Push."
+    )
+    push_subject: str = Field(
+        "",
+        description="The VAPID subject push services may contact the operator at: a mailto: "
+        "address or an https: URL. Empty: VIGIL_PUBLIC_URL if it is https, else a "
+        "placeholder some push services (Apple's) refuse.",
+    )
+    push_services: str = Field(
+        "fcm.googleapis.com,*.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com",
+        description="Hosts a push subscription's endpoint may name (comma-separated; *. "
+        "allows any subdomain): the service sends requests only there.",
+    )
+    push_tls_ca: str = Field(
+        "", description="A CA certificate file for push services (a private one; the tests)."
+    )
+    push_timeout_s: float = Field(10.0, gt=0, description="One request to a push service at most.")
+
+    @field_validator("push_subject")
+    @classmethod
+    def _mailto_or_https(cls, value: str) -> str:
+        if value and not re.fullmatch(r"mailto:[^@\s]+@[^@\s]+|https://[^\s/]+[^\s]*", value):
+            raise ValueError(f"{value!r} is not a mailto: address or an https:// URL")
+        return value
 
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:
