@@ -322,7 +322,13 @@ def test_only_binary_frames_of_mqtt_pass(svc: Running) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
-    wait_until(lambda: relay_open(svc) == 0, what="the broker connection to close")
+    # Nor may one message be larger than the broker would take a packet.
+    with ws_connect(url, subprotocols=["mqtt"], open_timeout=10) as ws:  # type: ignore[list-item]
+        ws.send(b"\x30" + b"\xff" * (1024 * 1024))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    wait_until(lambda: relay_open(svc) == 0, what="the broker connections to close")
 
 
 def test_the_relay_caps_connections_per_address_and_in_all(
