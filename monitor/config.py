@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Relayed connections from one client address at once; more are refused.",
     )
+    relay_login_s: float = Field(
+        20.0,
+        gt=0,
+        description="A relayed connection the broker has not answered (CONNACK) within this "
+        "long is closed: connections that never log in cannot fill the relay.",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000

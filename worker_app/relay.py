@@ -23,7 +23,6 @@ from typing import Any
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from prometheus_client import Counter as CounterMetric
 from prometheus_client import Gauge
-from starlette.responses import PlainTextResponse
 
 from monitor.config import Settings
 
@@ -40,6 +39,8 @@ WARN_EVERY_S = 60.0
 # RFC 6455 close codes.
 NORMAL = 1000
 UNSUPPORTED_DATA = 1003
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 INTERNAL_ERROR = 1011
 
 OPEN = Gauge("vigil_relay_connections", "Worker apps relayed to the broker now")
@@ -66,6 +67,7 @@ class Relay:
         )
         self.max_connections = settings.relay_max_connections
         self.max_per_address = settings.relay_max_per_address
+        self.login_s = settings.relay_login_s
         self.connections = 0
         self.per_address: Counter[str] = Counter()
         self._broker_down = False
@@ -73,14 +75,17 @@ class Relay:
 
     async def serve(self, ws: WebSocket) -> None:
         if SUBPROTOCOL not in ws.scope.get("subprotocols", []):
-            await self._refuse(ws, "subprotocol", 400, "ask for the WebSocket subprotocol mqtt")
+            # Refused before the handshake: the client gets HTTP 403 and no WebSocket.
+            REFUSED.labels("subprotocol").inc()
+            with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+                await ws.close()
             return
         address = ws.client.host if ws.client else "unknown"
         if self.connections >= self.max_connections:
-            await self._refuse(ws, "busy", 503, "the relay is full; try again shortly")
+            await self._refuse(ws, "busy", "the relay is full: try again shortly")
             return
         if self.per_address[address] >= self.max_per_address:
-            await self._refuse(ws, "address", 429, "too many connections from this address")
+            await self._refuse(ws, "address", "too many connections from this address")
             return
         # Counted from here, before anything is awaited: handshakes in progress count too.
         self.connections += 1
@@ -110,7 +115,7 @@ class Relay:
                     err,
                 )
             self._broker_down = True
-            await self._refuse(ws, "broker", 502, "the broker cannot be reached")
+            await self._refuse(ws, "broker", "the broker cannot be reached: try again shortly")
             return
         if self._broker_down:
             log.info("relay: the broker's listener for devices is reachable again")
@@ -118,7 +123,7 @@ class Relay:
         ending: Ending = None
         try:
             await ws.accept(subprotocol=SUBPROTOCOL)
-            ending = await _pump(ws, reader, writer)
+            ending = await _pump(ws, reader, writer, self.login_s)
         except (WebSocketDisconnect, OSError, RuntimeError):
             ending = None  # the app left during the handshake
         finally:
@@ -129,18 +134,16 @@ class Relay:
                 with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
                     await ws.close(*ending)
 
-    async def _refuse(self, ws: WebSocket, why: str, status: int, text: str) -> None:
-        """Refuse the handshake with an HTTP status (a close before accepting would reach
-        the browser as a bare 403)."""
+    async def _refuse(self, ws: WebSocket, why: str, reason: str) -> None:
+        """Accept, then close at once with 1013 (try again later) and the reason. A close
+        before accepting reaches the browser as a bare HTTP 403, which says nothing; and
+        uvicorn logs an HTTP denial response as an error of the application."""
         REFUSED.labels(why).inc()
         if why in ("busy", "address"):
             self._warn(why, "relay: refused a connection (%s); see VIGIL_RELAY_MAX_*", why)
-        headers = {"Retry-After": "10"} if status in (429, 502, 503) else None
         with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
-            if "websocket.http.response" in ws.scope.get("extensions", {}):
-                await ws.send_denial_response(PlainTextResponse(text, status, headers))
-            else:
-                await ws.close(code=1013 if headers else 1008, reason=text)
+            await ws.accept(subprotocol=SUBPROTOCOL)
+            await ws.close(TRY_AGAIN_LATER, reason)
 
     def _warn(self, key: str, message: str, *args: object) -> None:
         # A client retrying in a loop must not fill the log: once a minute per kind.
@@ -151,12 +154,12 @@ class Relay:
 
 
 async def _pump(
-    ws: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ws: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, login_s: float
 ) -> Ending:
     """Copy bytes both ways until either side ends; then stop the other direction too."""
     tasks = {
         asyncio.create_task(_to_broker(ws, writer)),
-        asyncio.create_task(_to_app(reader, ws)),
+        asyncio.create_task(_to_app(reader, ws, login_s)),
     }
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -184,12 +187,19 @@ async def _to_broker(ws: WebSocket, writer: asyncio.StreamWriter) -> Ending:
             return INTERNAL_ERROR, "lost the connection to the broker"
 
 
-async def _to_app(reader: asyncio.StreamReader, ws: WebSocket) -> Ending:
+async def _to_app(reader: asyncio.StreamReader, ws: WebSocket, login_s: float) -> Ending:
+    # The broker says nothing until it answers CONNECT: a connection that has heard nothing
+    # after `login_s` never logged in, and only holds a place (each device's credentials hold
+    # one at most, as its connections replace each other; silent ones could hold them all).
+    wait: float | None = login_s
     while True:
         try:
-            data = await reader.read(CHUNK)
+            data = await asyncio.wait_for(reader.read(CHUNK), wait)
+        except TimeoutError:
+            return POLICY_VIOLATION, "the broker has not answered: send CONNECT first"
         except OSError:
             return INTERNAL_ERROR, "lost the connection to the broker"
+        wait = None
         if not data:
             return NORMAL, "the broker closed the connection"
         try:
