@@ -23,6 +23,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from monitor.alerts.models import Alert
+from monitor.broker import MosquittoProcess, TlsListener, free_port, wait_for_port, write_config
+from monitor.db import Store
+from monitor.migrate import upgrade
 from tests.support import (
     SERVICE_PASSWORD,
     SERVICE_USER,
@@ -34,6 +37,7 @@ from tests.support import (
     service_settings,
     wait_until,
 )
+from tests.test_tls import openssl
 
 
 class AppClient:
@@ -415,3 +419,53 @@ def test_the_relay_caps_connections_per_address_and_in_all(
         finally:
             for app in apps:
                 app.close()
+
+
+def test_the_relay_reaches_a_tls_listener_for_devices(tmp_path: Path) -> None:
+    """With VIGIL_MQTT_DEVICE_TLS_CA the relay speaks TLS to the broker, checking its
+    certificate; an app raises an alert through it."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "1", "-subj", "/CN=Vigil relay test CA", cwd=pki)  # fmt: skip
+    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1", cwd=pki)  # fmt: skip
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
+            cwd=pki)  # fmt: skip
+    db_url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    store = Store(db_url)
+    upgrade(store)
+    b = add_badge(store, f"app-tls-{uuid.uuid4().hex[:6]}")
+    brk = Broker(tmp_path / "mosquitto")
+    tls_port = free_port()
+    with store.session() as db:
+        files = write_config(
+            db, brk.dir, brk.port, SERVICE_USER, SERVICE_PASSWORD,
+            tls=TlsListener(tls_port, pki / "server.crt", pki / "server.key", bind="127.0.0.1"),
+            service_port=brk.service_port,
+        )  # fmt: skip
+    store.dispose()
+    brk.process = MosquittoProcess(files.conf, brk.port)
+    brk.process.start()
+    try:
+        assert wait_for_port("127.0.0.1", tls_port, 10)
+        settings = service_settings(
+            tmp_path / "data",
+            db_url,
+            brk,
+            mqtt_device_port=tls_port,
+            mqtt_device_tls_ca=str(pki / "ca.crt"),
+        )
+        with running(settings, brk) as svc:
+            app = connected_app(svc.serve_http(), b)
+            try:
+                app.subscribe(f"vigil/v1/{b.device_id}/cmd")
+                alert_id = f"app-{uuid.uuid4().hex[:12]}"
+                app.publish(f"vigil/v1/{b.device_id}/alert", alert_body(alert_id))
+                app.wait_command("alert_received", alert_id)
+            finally:
+                app.close()
+    finally:
+        brk.stop()
