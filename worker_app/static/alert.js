@@ -137,7 +137,7 @@ function end(m, title, detail) {
 function startListening() {
   if (listener || !app.alert) return;
   const owner = { alert_id: app.alert.id };
-  listener = new Listener(owner, () => app.uploader.run());
+  listener = new Listener(owner, () => app.uploader?.run());
   recordingNote = "Recording sound for the monitoring centre.";
   listener.start().catch((err) => {
     listener = null;
@@ -176,6 +176,7 @@ export function draw() {
     section.removeAttribute("data-stage");
     for (const sel of ["#alert-stage", "#alert-detail", "#listening", "#rec-toggle"]) text(sel, "");
     $("#fallback").hidden = true;
+    $("#cancel-alert").hidden = false;
     return;
   }
   const [title, detail] = a.cancelling ? CANCELLING : STAGES[a.stage];

@@ -237,7 +237,7 @@ export function draw() {
   for (const sel of ["#visit-checkin", "#visit-extend-15", "#visit-extend-30", "#visit-end", "#due-checkin", "#due-extend", "#due-end"]) {
     $(sel).disabled = Boolean(v.ending);
   }
-  sound(v.stage === "due" && !app.alert);
+  sound(v.stage === "due" && !app.alert && !v.ending);
 }
 
 export function isDue() { return app.visit?.stage === "due"; }
