@@ -3,12 +3,14 @@ configuration, and a broker run as a child process (the demo's embedded default)
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import resource
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -88,12 +90,41 @@ def password_lines(db: Session) -> list[str]:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Replace the file at once (readers see the old text or the new, never half); a new file
+    is the owner's alone, one that exists keeps its mode and group, so a broker running as
+    another user of that group can still read what the service rewrites."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+        try:
+            was = path.stat()
+        except FileNotFoundError:
+            was = None
+        if was is not None:
+            with contextlib.suppress(OSError):  # a group the writer is not in: left as made
+                os.fchown(f.fileno(), -1, was.st_gid)
+            os.fchmod(f.fileno(), stat.S_IMODE(was.st_mode))
     tmp.replace(path)
+
+
+def device_passwords_text(db: Session) -> str:
+    return "".join(f"{line}\n" for line in password_lines(db))
+
+
+def write_device_passwords(db: Session, out_dir: Path) -> bool:
+    """Rewrite the devices' password file in `out_dir` from the registry, if they differ;
+    True if it did (the broker then has to reload it)."""
+    path = out_dir / "passwords"
+    text = device_passwords_text(db)
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    _write_private(path, text)
+    return True
 
 
 @dataclass(frozen=True)
@@ -122,7 +153,7 @@ def write_auth_files(
         out_dir / "service-passwords",
         out_dir / "service-acl",
     )
-    _write_private(files.passwords, "".join(f"{line}\n" for line in password_lines(db)))
+    _write_private(files.passwords, device_passwords_text(db))
     _write_private(files.acl, acl_text())
     _write_private(
         files.service_passwords, f"{service_user}:{hash_device_secret(service_password)}\n"

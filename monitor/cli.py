@@ -41,7 +41,8 @@ app.add_typer(locations_app, name="locations")
 
 
 BROKER_RELOAD_HINT = (
-    "Run `vigil mosquitto-config --pid-file <mosquitto's pid file>` so the broker applies it."
+    "A running `vigil demo`, or `vigil serve` with VIGIL_BROKER_DIR, applies it at the broker "
+    "at once; otherwise run `vigil mosquitto-config --pid-file <mosquitto's pid file>`."
 )
 
 
@@ -602,3 +603,7 @@ def device_seed_demo(
 # Extensions (escalation's `vigil policy ...`) add their own command groups.
 for _ep in entry_points(group="vigil.commands"):
     app.add_typer(_ep.load(), name=_ep.name)
+
+# And commands of `vigil device` (the worker app's `vigil device enrol`).
+for _ep in entry_points(group="vigil.device_commands"):
+    device_app.command(_ep.name)(_ep.load())

@@ -81,6 +81,32 @@ class Settings(BaseSettings):
         description="A relayed connection the broker has not answered (CONNACK) within this "
         "long is closed: connections that never log in cannot fill the relay.",
     )
+    # Enrolling the worker app (worker_app/enrolment.py).
+    enrol_minutes: int = Field(
+        15, ge=1, le=7 * 24 * 60, description="How long an enrolment link can be used, minutes."
+    )
+    centre_phone: str = Field(
+        "",
+        description="The monitoring centre's phone number, which the worker app offers to call "
+        "or text when a panic cannot reach the service.",
+    )
+    # Keeping the broker's password file in step with the registry (monitor/broker_sync.py).
+    broker_dir: Path | None = Field(
+        None,
+        description="The broker's generated files (`vigil mosquitto-config --out`): when set, "
+        "the service rewrites the devices' password file there as soon as device credentials "
+        "change, and makes the broker load it. Unset: off.",
+    )
+    broker_pid_file: Path | None = Field(
+        None,
+        description="With broker_dir: the broker's pid file; the service sends that process "
+        "SIGHUP after rewriting the file.",
+    )
+    broker_reload_command: str = Field(
+        "",
+        description="With broker_dir, instead of a pid file: a command that makes the broker "
+        "re-read its files (e.g. `systemctl reload mosquitto`), run without a shell.",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -273,6 +299,12 @@ class Settings(BaseSettings):
         if self.ingest_processes and not self.uses_postgresql:
             raise ValueError("VIGIL_INGEST_PROCESSES needs PostgreSQL (VIGIL_DATABASE_URL)")
         return self
+
+    @field_validator("broker_dir", "broker_pid_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # VIGIL_BROKER_DIR= (set, empty) means off, not the current directory.
+        return None if value == "" else value
 
     @field_validator("app_mqtt_url")
     @classmethod

@@ -11,6 +11,7 @@ import logging
 import secrets
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from sqlalchemy import select
@@ -138,6 +139,10 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             "escalation_default_policy": True,
             "twilio_account_sid": "",
             "public_url": f"http://{settings.http_host}:{settings.http_port}",
+            # A device added, enrolled or disabled while the demo runs is applied at its
+            # broker at once (monitor/broker_sync.py).
+            "broker_dir": data / "broker",
+            "broker_pid_file": data / "broker" / "mosquitto.pid",
         }
     )
     service = Service(settings)
@@ -158,6 +163,8 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
 
     mosquitto = broker.MosquittoProcess(files.conf, mqtt_port)
     mosquitto.start()
+    assert mosquitto.proc is not None and settings.broker_pid_file is not None
+    settings.broker_pid_file.write_text(f"{mosquitto.proc.pid}\n")
     sim: subprocess.Popen[bytes] | None = None
     try:
         service.start(wait_s=10)
@@ -179,6 +186,10 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             ]
         )
         url = f"http://{settings.http_host}:{settings.http_port}"
+        # Extensions add what they offer (the worker app: an enrolment link and its QR code).
+        extras = "".join(
+            ep.load()(service.store, settings) for ep in entry_points(group="vigil.demo")
+        )
         print(
             f"\n  Vigil demo is running.\n"
             f"  Console:   {url}/\n"
@@ -186,6 +197,7 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             f"  Sign in:   {DEMO_OPERATOR} / {password}  (role: supervisor)\n"
             f"  Broker:    mqtt://127.0.0.1:{mqtt_port} ({devices_count} simulated devices)\n"
             f"  Data:      {data.resolve()}\n"
+            f"{extras}"
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -3,7 +3,13 @@
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.audit.models import AuditEntry
 from monitor.db import Base
-from monitor.devices.models import BatteryWarning, Device, DeviceCommand, LocationFix
+from monitor.devices.models import (
+    BatteryWarning,
+    CredentialsVersion,
+    Device,
+    DeviceCommand,
+    LocationFix,
+)
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
@@ -17,6 +23,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BatteryWarning",
+    "CredentialsVersion",
     "Device",
     "DeviceCommand",
     "Evidence",

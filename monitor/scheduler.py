@@ -1,5 +1,6 @@
 """Durable timers: visit deadlines, overdue visits, silent devices, unsent commands, and
-the deletion of expired location history; SQLite's checkpoints.
+the deletion of expired location history; SQLite's checkpoints; the broker's password file
+kept in step with the registry.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
 unsent command), not a timer in memory: after a restart the first tick finds whatever fell
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import health
+from monitor.broker_sync import BrokerSync
 from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.devices import commands
@@ -58,6 +60,8 @@ class Scheduler(threading.Thread):
         self._purging: threading.Thread | None = None
         # Every fix up to this id is deleted or kept for good (retention.expired).
         self._settled = 0
+        # Set by VIGIL_BROKER_DIR (and the demo): also used by routes that change credentials.
+        self.broker_sync = BrokerSync.from_settings(store, settings)
 
     def stop(self) -> None:
         self._stop_flag.set()
@@ -83,6 +87,8 @@ class Scheduler(threading.Thread):
             self._purging.join()  # it stops after its current batch: before the store closes
 
     def tick(self) -> None:
+        if self.broker_sync is not None:
+            self.broker_sync.check()
         now = utcnow()
         grace = self.settings.visit_grace_s
         with self.store.session() as db:

@@ -58,6 +58,9 @@ class Service:
             Fanout(self.store, self.settings.mqtt_node) if self.store.is_postgres else None
         )
         self.app = create_app(self.settings, self.store)
+        # What changes device credentials in a request brings the broker up to date before
+        # answering (worker_app's enrolment), rather than at the scheduler's next tick.
+        self.app.state.broker_sync = self.ingest.scheduler.broker_sync
 
     def start(self, wait_s: float = 0.0) -> None:
         if self.fanout is not None:

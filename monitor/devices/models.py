@@ -85,6 +85,18 @@ class DeviceCommand(Base):
     sent_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
+class CredentialsVersion(Base):
+    """One row, its `version` bumped in the transaction of every change to device credentials
+    (added, enabled, disabled, a new secret): each replica's scheduler compares it with the
+    version it last wrote into the broker's password file, whichever process made the change."""
+
+    __tablename__ = "device_credentials_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class DeviceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

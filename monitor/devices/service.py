@@ -13,7 +13,7 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
-from monitor.devices.models import Device, LocationFix
+from monitor.devices.models import CredentialsVersion, Device, LocationFix
 from monitor.events import emit
 from monitor.ingest.messages import DEVICE_RE, Loc
 from monitor.orgs.models import Worker
@@ -23,6 +23,16 @@ from monitor.visits.models import Visit, VisitState
 
 class DeviceError(ValueError):
     pass
+
+
+def credentials_changed(db: Session) -> None:
+    """Bump the credentials' version in the caller's transaction: every replica that keeps
+    the broker's password file (monitor/broker_sync.py) rewrites it once this commits."""
+    db.execute(
+        update(CredentialsVersion)
+        .where(CredentialsVersion.id == 1)
+        .values(version=CredentialsVersion.version + 1, changed_at=utcnow())
+    )
 
 
 def add_device(
@@ -54,6 +64,7 @@ def add_device(
     )
     db.add(device)
     db.flush()
+    credentials_changed(db)
     return device, secret
 
 
@@ -69,14 +80,17 @@ def rotate_secret(db: Session, device_id: str) -> str:
     device = _existing(db, device_id)
     secret = new_device_secret()
     device.secret_hash = hash_device_secret(secret)
+    credentials_changed(db)
     return secret
 
 
 def set_enabled(db: Session, device_id: str, enabled: bool) -> Device:
     """A disabled device's messages are refused at once, and the broker turns it away once
-    its files are regenerated."""
+    its password file is rewritten and reloaded."""
     device = _existing(db, device_id)
-    device.enabled = enabled
+    if device.enabled != enabled:
+        device.enabled = enabled
+        credentials_changed(db)
     return device
 
 
