@@ -49,12 +49,12 @@ class Received:
 
 @dataclass
 class FakePushService:
-    """A push service at its HTTP boundary: records each request, answers `answer[path]`
-    (201 Created by default)."""
+    """A push service at its HTTP boundary: records each request, and answers a path with
+    the codes in `answers[path]` in turn, the last one for good (201 Created by default)."""
 
     port: int = 0
     received: list[Received] = field(default_factory=list)
-    answer: dict[str, int] = field(default_factory=dict)
+    answers: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -86,8 +86,11 @@ def push_service(tmp_path: Path) -> Iterator[tuple[FakePushService, Path]]:
                 fake.received.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
-                code = fake.answer.get(self.path, 201)
+                codes = fake.answers.get(self.path, [201])
+                code = codes.pop(0) if len(codes) > 1 else codes[0]
             self.send_response(code)
+            if code == 429:
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -252,7 +255,7 @@ def test_visit_due_and_help_on_the_way_reach_the_phone(svc: Running, fake: FakeP
 def test_a_gone_subscription_is_deleted(svc: Running, fake: FakePushService) -> None:
     badge, b = svc.badge("phone-p2")
     browser = Browser(fake)
-    fake.answer[browser.path] = 410
+    fake.answers[browser.path] = [410]
     assert subscribe(svc, b.device_id, b.secret, browser.subscription()) == 204
     assert len(subscriptions(svc)) == 1
     alert_id = badge.raise_alert()
@@ -373,3 +376,28 @@ def test_wrong_credentials_and_bad_subscriptions_are_refused(
         assert subscribe(svc, b.device_id, b.secret, body) == 422, body
     assert subscriptions(svc) == []
     assert subscribe(svc, b.device_id, b.secret, good) == 204
+
+
+def test_a_busy_push_service_is_tried_again(svc: Running, fake: FakePushService) -> None:
+    badge, b = svc.badge("phone-p9")
+    browser = Browser(fake)
+    fake.answers[browser.path] = [503, 429, 201]
+    assert subscribe(svc, b.device_id, b.secret, browser.subscription()) == 204
+    alert_id = badge.raise_alert()
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    ops = svc.user()
+    (row,) = svc.http.get("/api/v1/alerts", headers=ops).json()
+    svc.http.post(f"/api/v1/alerts/{row['id']}/acknowledge", headers=ops)
+    tries = wait_until(lambda: fake.pushes(browser.path)[2:], timeout=15, what="the third try")
+    assert browser.read(tries[0])["title"] == "Help is on the way"
+    assert len(subscriptions(svc)) == 1  # a busy service is not a gone subscription
+
+
+def test_push_switched_off(db_url: str, mqtt_broker: Broker, tmp_path: Path) -> None:
+    settings = service_settings(tmp_path / "data", db_url, mqtt_broker, push_enabled=False)
+    with running(settings, mqtt_broker) as svc:
+        assert svc.http.get("/app/config.json").json()["vapid_public_key"] == ""
+        _, b = svc.badge("phone-p10")
+        body = {"endpoint": "https://fcm.googleapis.com/fcm/send/x", "keys": {}}
+        assert subscribe(svc, b.device_id, b.secret, body) == 404
+        assert not [r for r in svc.service.app.state.runners if isinstance(r, Pusher)]
