@@ -65,6 +65,8 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
         broker = re.search(r"mqtt://127\.0\.0\.1:(\d+)", text)
         assert sign_in and broker, text
         assert f"http://127.0.0.1:{port}/" in text
+        # An enrolment link for the worker app, with its QR code.
+        assert f"http://127.0.0.1:{port}/app/#enrol=" in text and "█" in text
         assert (tmp_path / "vigil-data" / "vigil.db").exists()
 
         base = f"http://127.0.0.1:{port}"
@@ -76,7 +78,9 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
 
         def all_online() -> bool:
             devices = httpx.get(f"{base}/api/v1/devices", headers=headers).json()
-            return len(devices) == 5 and all(d["online"] for d in devices)
+            # The simulated fleet; the phone app enrolled for the banner's link is not.
+            fleet = [d for d in devices if not d["id"].startswith("app-")]
+            return len(fleet) == 5 and all(d["online"] for d in fleet)
 
         wait_until(all_online, timeout=30, every=0.5, what="the simulated fleet online")
         assert "<title>Vigil console</title>" in httpx.get(base + "/").text
