@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,7 +100,7 @@ class Pusher:
         self._order = itertools.count()
         self._cv = threading.Condition()
         self._stop = threading.Event()
-        self._unsubscribe: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._threads = [
             threading.Thread(target=self._send_loop, name=f"vigil-push-{i}", daemon=True)
             for i in range(senders)
