@@ -31,7 +31,7 @@ def enrol(
 ) -> None:
     """Give a worker the phone app: a new app device and a one-time enrolment link, printed
     with its QR code. The worker's earlier app devices are revoked."""
-    from monitor.cli import fail, open_store, settings
+    from monitor.cli import BROKER_RELOAD_HINT, fail, open_store, settings
 
     s = settings()
     store = open_store()
@@ -59,6 +59,7 @@ def enrol(
     written = [str(p) for p in (svg, png) if p is not None]
     if written:
         typer.echo(f"QR code written to {' and '.join(written)}")
+    typer.echo(BROKER_RELOAD_HINT, err=True)
 
 
 def _instructions(issued: codes.Issued) -> str:
