@@ -46,14 +46,16 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
         brk.stop()
 
 
-def synced(tmp_path: Path, db_url: str, brk: Broker) -> Any:
-    """A running service that keeps `brk`'s password file in step with the registry."""
+def synced(tmp_path: Path, db_url: str, brk: Broker, how: str = "pid file") -> Any:
+    """A running service that keeps `brk`'s password file in step with the registry, and
+    tells the broker through its pid file or a reload command."""
     assert brk.process is not None and brk.process.proc is not None
-    pid_file = brk.dir / "mosquitto.pid"
-    pid_file.write_text(f"{brk.process.proc.pid}\n")
-    settings = service_settings(
-        tmp_path / "data", db_url, brk, broker_dir=brk.dir, broker_pid_file=pid_file
-    )
+    pid = brk.process.proc.pid
+    told: dict[str, Any] = {"broker_reload_command": f"kill -HUP {pid}"}
+    if how == "pid file":
+        told = {"broker_pid_file": brk.dir / "mosquitto.pid"}
+        told["broker_pid_file"].write_text(f"{pid}\n")
+    settings = service_settings(tmp_path / "data", db_url, brk, broker_dir=brk.dir, **told)
     return running(settings, brk)
 
 
@@ -264,12 +266,13 @@ def test_enrolling_again_revokes_the_first_phone_at_the_broker(
         assert why == ["enrolled again"]
 
 
+@pytest.mark.parametrize("how", ["pid file", "reload command"])
 def test_device_add_disable_enable_rotate_apply_at_the_broker_at_once(
-    vigil: Any, tmp_path: Path, own_broker: Broker
+    vigil: Any, tmp_path: Path, own_broker: Broker, how: str
 ) -> None:
     """Today's CLI changes made in another process, taken by the running service."""
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
-    with synced(tmp_path, db_url, own_broker) as svc:
+    with synced(tmp_path, db_url, own_broker, how) as svc:
         secret = vigil("device", "add", "cli-badge").output.splitlines()[1].strip()
         let_in(own_broker, "cli-badge", secret)
         vigil("device", "disable", "cli-badge")
