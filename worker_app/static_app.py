@@ -38,7 +38,9 @@ def content_policy(mqtt_url: str) -> str:
             "img-src 'self' data: blob:",
             "media-src 'self' blob:",  # the voice memo is played back from a blob URL
             connect,
-            "worker-src 'self'",
+            # mqtt.js keeps its keepalive timer in a worker made from a blob, so that a
+            # page in the background still pings the broker on time.
+            "worker-src 'self' blob:",
             "manifest-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",

@@ -251,7 +251,9 @@ function start() {
   $("#settings-form").addEventListener("submit", saveSettings);
   $("#settings-back").addEventListener("click", () => { app.overlay = null; hooks.render(); });
   navigator.getBattery?.().then((b) => { app.battery = b; }).catch(() => {});
-  navigator.serviceWorker?.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
+  try {
+    navigator.serviceWorker?.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
+  } catch { /* Firefox's private windows refuse service workers (and say so by throwing) */ }
 
   app.creds = load("creds");
   enrolCode = takeCode();

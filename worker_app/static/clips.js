@@ -130,6 +130,8 @@ export class Uploader {
           this.waiting -= 1;
         }
       } while (this.again);
+    } catch (err) {
+      console.warn("Vigil could not read the recordings waiting on this phone:", err);
     } finally {
       this.busy = false;
       this.onChange?.(this.waiting);

@@ -4,18 +4,31 @@
 
 const PREFIX = "vigil.app.";
 
+// A copy in memory as well: if the browser stops the page from writing (a full disk, a
+// page being closed), the app goes on with what it holds.
+const held = new Map();
+
 export function load(key, fallback = null) {
+  if (held.has(key)) return held.get(key) ?? fallback;
   try {
     const raw = localStorage.getItem(PREFIX + key);
-    return raw === null ? fallback : JSON.parse(raw);
+    const value = raw === null ? null : JSON.parse(raw);
+    held.set(key, value);
+    return value ?? fallback;
   } catch {
     return fallback;
   }
 }
 
 export function save(key, value) {
-  if (value === null || value === undefined) localStorage.removeItem(PREFIX + key);
-  else localStorage.setItem(PREFIX + key, JSON.stringify(value));
+  const gone = value === null || value === undefined;
+  held.set(key, gone ? null : JSON.parse(JSON.stringify(value)));
+  try {
+    if (gone) localStorage.removeItem(PREFIX + key);
+    else localStorage.setItem(PREFIX + key, JSON.stringify(value));
+  } catch (err) {
+    console.warn(`Vigil could not keep ${key} on this phone:`, err);
+  }
 }
 
 export const DEFAULTS = { hold_ms: 2000, fallback_s: 15, clip_ms: 10000, memo_max_s: 60 };
