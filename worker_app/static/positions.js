@@ -60,6 +60,16 @@ export function update() {
   if (!sharing()) lastSent = 0;
 }
 
+// A fix for a visit about to start: the one at hand, or one read now (a few seconds at most).
+export function fixSoon(ms = 4000) {
+  if (lastFix && Date.now() - lastFix.ts < 60000) return Promise.resolve(lastFix);
+  if (!navigator.geolocation) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    navigator.geolocation.getCurrentPosition((p) => { lastFix = fixOf(p); resolve(lastFix); },
+      () => resolve(null), { enableHighAccuracy: true, maximumAge: 30000, timeout: ms });
+  });
+}
+
 // `locate`: one fresh fix, sent at once. Nothing on the screen changes.
 export function locate() {
   if (!navigator.geolocation) return;

@@ -1,7 +1,7 @@
 // The timed visit (amber timer): where and why, how long, an optional voice memo; the
 // countdown; check in, extend, end with the PIN; `visit_due` takes the whole screen.
 import { $, app, closePin, openPin, render, text, vibrate } from "./ui.js";
-import { lastFix, locOf, update as updatePositions } from "./positions.js";
+import { fixSoon, holding, lastFix, locOf, update as updatePositions } from "./positions.js";
 import { Memo } from "./clips.js";
 import { load, save, uuid } from "./store.js";
 import { fire } from "./alert.js";
@@ -96,6 +96,8 @@ async function start(e) {
     const clip = await recorded.keep(id).catch(() => null);
     if (clip) { extra.memo = clip.id; app.uploader.run(); }
   }
+  await fixSoon();  // read since the form opened, as a rule
+  holding.now = false;
   app.visit = { id, note, duration_s: duration, due_ts: Date.now() + duration * 1000, stage: "starting" };
   keep();
   send("start", extra);
@@ -243,8 +245,19 @@ export function draw() {
 export function isDue() { return app.visit?.stage === "due"; }
 
 export function setup() {
-  $("#visit-new").addEventListener("click", () => { unlockAudio(); app.overlay = "visit-form"; render(); });
-  $("#visit-cancel-form").addEventListener("click", () => { app.overlay = null; render(); });
+  $("#visit-new").addEventListener("click", () => {
+    unlockAudio();
+    holding.now = true;  // the position is read while the form is filled in, for the start
+    updatePositions();
+    app.overlay = "visit-form";
+    render();
+  });
+  $("#visit-cancel-form").addEventListener("click", () => {
+    holding.now = false;
+    updatePositions();
+    app.overlay = null;
+    render();
+  });
   $("#visit-start-form").addEventListener("submit", start);
   $("#visit-minutes").addEventListener("focus", () => { document.querySelector("input[name=minutes][value=other]").checked = true; });
   $("#memo-rec").addEventListener("click", toggleMemo);
