@@ -19,6 +19,7 @@ export class Link {
     this.detail = "";
     this.stopped = false;
     this.retryMs = 1000;
+    this.refusedMs = 2000;
     this.timer = null;
     this.inflight = new Set();  // outbox keys handed to the current client
     window.addEventListener("offline", () => this.drop("offline"));
@@ -71,6 +72,7 @@ export class Link {
     client.on("connect", () => {
       if (client !== this.client) return;
       this.retryMs = 1000;
+      this.refusedMs = 2000;
       // Commands first, so nothing sent in answer to `online` is missed; then `online`.
       client.subscribe(this.topic("cmd"), { qos: 1 }, (err) => {
         if (err || client !== this.client) return;
@@ -101,9 +103,12 @@ export class Link {
     client.end(true);
     if (this.stopped) return;
     if (this.refused) {
+      // Soon at first (a broker reloads its accounts a moment after an enrolment), then
+      // every half minute.
       this.refused = false;
       this.setState("refused");
-      this.connectSoon(30000);
+      this.connectSoon(this.refusedMs);
+      this.refusedMs = Math.min(this.refusedMs * 2, 30000);
       return;
     }
     this.setState(navigator.onLine === false ? "offline" : "connecting");
