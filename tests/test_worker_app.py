@@ -31,8 +31,7 @@ from playwright.sync_api import (
 from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert
-from monitor.devices import service as devices
-from monitor.devices.models import LocationFix
+from monitor.devices.models import Device, LocationFix
 from monitor.evidence.models import Evidence
 from monitor.users.models import Role
 from monitor.visits.models import Visit
@@ -471,14 +470,15 @@ def test_a_visit_through_due_to_overdue(svc: Running, phones: Callable[..., Phon
 
 def test_a_revoked_app_is_refused_by_the_broker(svc: Running, phones: Callable[..., Phone]) -> None:
     base = svc.serve_http()
-    b = badge(svc, "app-revoked")
+    b = add_badge(svc.store, f"app-badge-{uuid.uuid4().hex[:6]}", name="Sam Lee")
+    admin = svc.user("admin-revoke", Role.ADMIN)
     phone = phones()
-    page = phone.open(base, creds(b))
+    page = enrol(svc, phone, base, issue_link(svc, b.worker_id, admin))
     connected(page)
-    with svc.store.begin() as db:
-        devices.set_enabled(db, b.device_id, False)
+    # Enrolling the worker again (a new phone) revokes this one's credentials.
+    issue_link(svc, b.worker_id, admin)
     svc.broker.load_registry(svc.store)
-    # The next connection (here, after the network comes back) is refused by the broker.
+    # The broker refuses its next connection (here, once the network comes back).
     phone.context.set_offline(True)
     expect(page.locator("#conn")).to_have_text("No connection", timeout=15_000)
     phone.context.set_offline(False)
@@ -489,35 +489,42 @@ def test_a_revoked_app_is_refused_by_the_broker(svc: Running, phones: Callable[.
 # ---- enrolment ----
 
 
-def issue_link(svc: Running, name: str) -> tuple[str, str]:
-    """A worker, and the one-time enrolment link a supervisor gets for them: (link, device
-    id), through the service's API."""
-    b = add_badge(svc.store, f"app-badge-{uuid.uuid4().hex[:6]}", name=name)
-    admin = svc.user(f"admin-{uuid.uuid4().hex[:4]}", Role.ADMIN)
-    r = svc.http.post(f"/api/v1/workers/{b.worker_id}/enrolments", headers=admin)
+def issue_link(svc: Running, worker_id: int, headers: dict[str, str]) -> str:
+    """The one-time enrolment link a supervisor gets for a worker, through the service's API."""
+    r = svc.http.post(f"/api/v1/workers/{worker_id}/enrolments", headers=headers)
     assert r.status_code == 201, r.text
-    return r.json()["link"], r.json()["device_id"]
+    return str(r.json()["link"])
+
+
+def enrol(svc: Running, phone: Phone, base: str, link: str) -> Page:
+    """The link opened on the phone (at the test's own address), and the welcome awaited."""
+    page = phone.context.new_page()
+    page.goto(f"{base}/app/#enrol={link.split('#enrol=', 1)[1]}")
+    expect(page.locator("#welcome")).to_contain_text(
+        "This phone is now your panic alarm", timeout=15_000
+    )
+    # The new secret, at the test's broker (a service with VIGIL_BROKER_DIR does this itself).
+    svc.broker.load_registry(svc.store)
+    return page
 
 
 def test_enrolment_from_the_link_and_a_second_use_refused(
     svc: Running, phones: Callable[..., Phone]
 ) -> None:
     base = svc.serve_http()
-    link, device_id = issue_link(svc, "Priya Shah")
+    b = add_badge(svc.store, f"app-badge-{uuid.uuid4().hex[:6]}", name="Priya Shah")
+    link = issue_link(svc, b.worker_id, svc.user("admin-enrol", Role.ADMIN))
     code = link.split("#enrol=", 1)[1]
-    phone = phones()
-    page = phone.context.new_page()
-    page.goto(f"{base}/app/#enrol={code}")
-    expect(page.locator("#welcome")).to_have_text(
-        "This phone is now your panic alarm, Priya Shah.", timeout=15_000
-    )
+    page = enrol(svc, phones(), base, link)
+    expect(page.locator("#welcome")).to_have_text("This phone is now your panic alarm, Priya Shah.")
     # The code is gone from the address bar; the credentials are kept by the app.
     assert "enrol" not in page.url
     kept = json.loads(page.evaluate("localStorage.getItem('vigil.app.creds')"))
-    assert kept["device_id"] == device_id and kept["secret"]
+    assert kept["secret"]
+    with svc.store.session() as db:
+        device = db.get(Device, kept["device_id"])
+        assert device is not None and device.worker_id == b.worker_id
     assert kept["worker_name"] == "Priya Shah"
-    # The new secret, at the test's broker (a service with VIGIL_BROKER_DIR does this itself).
-    svc.broker.load_registry(svc.store)
     connected(page)
     shoot(page, "enrolled")
 
