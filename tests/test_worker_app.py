@@ -541,3 +541,37 @@ def test_enrolment_from_the_link_and_a_second_use_refused(
     fresh = phones().context.new_page()
     fresh.goto(f"{base}/app/")
     expect(fresh.locator("#setup")).to_contain_text("enrolment link")
+
+
+# ---- installing ----
+
+
+def test_the_app_is_installable(svc: Running) -> None:
+    """What a phone needs to install the app: the manifest, its icons, the service worker
+    allowed the whole of /app/ and never kept by an HTTP cache."""
+    r = svc.http.get("/app/manifest.webmanifest")
+    assert r.headers["content-type"] == "application/manifest+json"
+    manifest = r.json()
+    assert (manifest["start_url"], manifest["scope"], manifest["display"]) == (
+        "/app/",
+        "/app/",
+        "standalone",
+    )
+    assert manifest["name"] and manifest["short_name"] and manifest["theme_color"]
+    kinds: set[tuple[int, str]] = set()
+    for icon in manifest["icons"]:
+        png = svc.http.get(icon["src"])
+        assert png.headers["content-type"] == "image/png"
+        assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = int.from_bytes(png.content[16:20]), int.from_bytes(png.content[20:24])
+        assert icon["sizes"] == f"{width}x{height}"
+        kinds.add((width, icon.get("purpose", "any")))
+    assert {(192, "any"), (512, "any"), (512, "maskable")} <= kinds
+
+    sw = svc.http.get("/app/sw.js")
+    assert sw.headers["service-worker-allowed"] == "/app/"
+    assert "no-store" in sw.headers["cache-control"]
+    page = svc.http.get("/app/")
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'rel="manifest"' in page.text
+    assert svc.http.get("/app", follow_redirects=False).headers["location"] == "/app/"

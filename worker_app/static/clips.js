@@ -6,7 +6,7 @@ import { clips, settings, uuid } from "./store.js";
 const TYPES = [
   ["audio/webm;codecs=opus", "webm"],
   ["audio/ogg;codecs=opus", "opus"],
-  ["audio/mp4", "aac"],
+  ["audio/mp4", "mp4"],  // Safari
   ["audio/webm", "webm"],
 ];
 
