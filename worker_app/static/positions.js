@@ -34,7 +34,7 @@ function fixOf(p) {
 
 export function send(fix) {
   if (!fix || !app.link) return;
-  const payload = { v: 1, ts: Date.now(), loc: locOf(fix) };
+  const payload = { v: 1, ts: fix.ts, loc: locOf(fix) };  // when the fix was taken
   const b = battery();
   if (b !== null) payload.batt = b;
   lastSent = Date.now();
@@ -46,6 +46,13 @@ function onFix(p) {
   const why = sharing();
   if (why && Date.now() - lastSent >= EVERY_MS[why]) send(lastFix);
 }
+
+// A phone that does not move may report no new fix for a long time: the last one goes again
+// at the same pace, so the centre keeps hearing from it during an alert or a visit.
+setInterval(() => {
+  const why = sharing();
+  if (why && lastFix && Date.now() - lastSent >= EVERY_MS[why]) send(lastFix);
+}, 5000);
 
 // Watch the position exactly while it may be used: an alert, a visit, or the button held.
 export function update() {
