@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 # Each module has `install(app, context)`; context holds "settings" and "store".
-PARTS: tuple[str, ...] = ("relay", "static_app", "enrolment", "push")
+PARTS: tuple[str, ...] = ("relay", "static_app", "enrolment", "push", "recording")
 
 
 def setup(app: FastAPI, context: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ let recordingNote = "";
 export function restore() {
   app.alert = load("alert");
   if (app.alert?.recording) startListening();
+  sendPresses();
 }
 
 function keep() { save("alert", app.alert); }
@@ -162,8 +163,41 @@ function toggleRecording() {
     app.alert.recording = true;
     startListening();
   }
+  // The operator listening is told why the clips stopped (or came back): the press goes in
+  // the alert's timeline, sent until the service has it, with the moment it happened.
+  (app.alert.presses ||= []).push({ recording: app.alert.recording, ts: Date.now() });
   keep();
   render();
+  sendPresses();
+}
+
+let pressesTimer = null;
+
+async function sendPresses() {
+  clearTimeout(pressesTimer);
+  const a = app.alert;
+  if (!a?.presses?.length || !app.creds) return;
+  const { device_id: dev, secret } = app.creds;
+  while (a.presses.length) {
+    let res;
+    try {
+      res = await fetch(`/api/v1/devices/${encodeURIComponent(dev)}/alerts/${encodeURIComponent(a.id)}/recording`, {
+        method: "POST",
+        headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`), "Content-Type": "application/json" },
+        body: JSON.stringify(a.presses[0]),
+        cache: "no-store",
+      });
+    } catch {
+      res = null;
+    }
+    // 404: the alert is not stored yet (it is still being sent); 4xx otherwise: never.
+    if (!res || res.status === 404 || res.status >= 500) {
+      pressesTimer = setTimeout(sendPresses, 5000);
+      return;
+    }
+    a.presses.shift();
+    keep();
+  }
 }
 
 // ---- the screen ----
