@@ -575,3 +575,26 @@ def test_the_app_is_installable(svc: Running) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert 'rel="manifest"' in page.text
     assert svc.http.get("/app", follow_redirects=False).headers["location"] == "/app/"
+
+
+def test_one_window_of_the_app_at_a_time(svc: Running, phones: Callable[..., Phone]) -> None:
+    """Two windows would take the broker's session from each other: the last one opened works,
+    the other says so and can take over again."""
+    base = svc.serve_http()
+    b = badge(svc, "app-windows")
+    phone = phones()
+    first = phone.open(base, creds(b))
+    connected(first)
+    second = phone.context.new_page()
+    second.goto(base + "/app/")
+    connected(second)
+    expect(first.locator("#elsewhere")).to_be_visible()
+    expect(first.locator("#panic")).to_be_hidden()
+    first.click("#use-here")
+    connected(first)
+    expect(second.locator("#elsewhere")).to_be_visible()
+    press_panic(first)
+    expect(first.locator("#alert-stage")).to_have_text(
+        "The monitoring centre has your alert", timeout=15_000
+    )
+    assert len(device_alerts(svc, b.device_id)) == 1

@@ -3,14 +3,14 @@
 // The protocol is docs/protocol.md; the other modules hold the alert, the visit, the
 // positions, the recordings and the MQTT link with its outbox.
 import { $, app, battery, hooks, setupPinPad, text } from "./ui.js";
-import { load, save, settings } from "./store.js";
+import { freeze, load, save, settings } from "./store.js";
 import { Link } from "./link.js";
 import { Uploader } from "./clips.js";
 import * as alert from "./alert.js";
 import * as visit from "./visit.js";
 import { locate, update as updatePositions } from "./positions.js";
 
-const SCREENS = ["setup", "enrolling", "home", "alert", "pin", "ended", "visit-form", "visit", "due", "settings"];
+const SCREENS = ["elsewhere", "setup", "enrolling", "home", "alert", "pin", "ended", "visit-form", "visit", "due", "settings"];
 
 const CONN = {
   connecting: ["Connecting…", ""],
@@ -23,10 +23,12 @@ const CONN = {
 };
 
 let welcome = "";
+let elsewhere = false;
 let enrolCode = null;
 let enrolBusy = false;
 
 function screen() {
+  if (elsewhere) return "elsewhere";
   if (!app.creds) return enrolCode ? "enrolling" : "setup";
   if (app.overlay) return app.overlay;
   if (app.alert) return "alert";
@@ -100,7 +102,7 @@ async function enrol() {
       worker_name: c.worker_name || "", heartbeat_s: c.heartbeat_s || 300, centre_phone: c.centre_phone || "" };
     save("creds", app.creds);
     welcome = `This phone is now your panic alarm, ${app.creds.worker_name}.`;
-    connect();
+    connectHere();
     showPermissions();
     hooks.render();
     return;
@@ -121,6 +123,24 @@ async function enrol() {
 }
 
 // ---- the connection ----
+
+// One window of the app speaks for the phone at a time: two would take the broker's session
+// (one client id) from each other in turn. The window opened last wins; an earlier one stops,
+// writes nothing more, and says so.
+function connectHere() {
+  if (!navigator.locks) { connect(); return; }
+  navigator.locks.request("vigil-app-link", { steal: true }, () => {
+    connect();
+    return new Promise(() => {});  // held for as long as this page lives
+  }).catch(() => {
+    elsewhere = true;
+    freeze();
+    app.link?.stop();
+    if (app.uploader) app.uploader.stopped = true;
+    showConn("stopped");
+    hooks.render();
+  });
+}
 
 let heartbeat = null;
 
@@ -246,6 +266,7 @@ function start() {
   visit.setup();
   $("#ended-ok").addEventListener("click", () => { app.ended = null; welcome = ""; hooks.render(); });
   $("#enrol-retry").addEventListener("click", enrol);
+  $("#use-here").addEventListener("click", () => location.reload());
   $("#allow").addEventListener("click", askPermissions);
   $("#open-settings").addEventListener("click", openSettings);
   $("#settings-form").addEventListener("submit", saveSettings);
@@ -265,7 +286,7 @@ function start() {
   hooks.render();
   if (enrolCode) { enrol(); return; }
   if (app.creds) {
-    connect();
+    connectHere();
     showPermissions();
     setupPush();
   }

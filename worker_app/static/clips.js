@@ -118,6 +118,7 @@ export class Uploader {
   }
 
   async run() {
+    if (this.stopped) return;
     if (this.busy) { this.again = true; return; }
     this.busy = true;
     try {

@@ -7,6 +7,10 @@ const PREFIX = "vigil.app.";
 // A copy in memory as well: if the browser stops the page from writing (a full disk, a
 // page being closed), the app goes on with what it holds.
 const held = new Map();
+let frozen = false;
+
+// This window has handed over to another one: it changes nothing kept any more.
+export function freeze() { frozen = true; }
 
 export function load(key, fallback = null) {
   if (held.has(key)) return held.get(key) ?? fallback;
@@ -21,6 +25,7 @@ export function load(key, fallback = null) {
 }
 
 export function save(key, value) {
+  if (frozen) return;
   const gone = value === null || value === undefined;
   held.set(key, gone ? null : JSON.parse(JSON.stringify(value)));
   try {
