@@ -281,6 +281,12 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
     wait_until(
         lambda: verified_clips(svc, alert_pk=alert.id) >= 2, timeout=30, what="two audio clips"
     )
+    # The worker can stop the recording; what was recorded stays with the centre.
+    page.click("#rec-toggle")
+    expect(page.locator("#listening")).to_have_text(
+        "Recording stopped. What was recorded before is still sent to the centre."
+    )
+    expect(page.locator("#rec-toggle")).to_have_text("Record sound again")
     # Positions go while the alert is active.
     with svc.store.session() as db:
         assert db.scalar(
