@@ -30,7 +30,7 @@ from playwright.sync_api import (
 )
 from sqlalchemy import func, select
 
-from monitor.alerts.models import Alert
+from monitor.alerts.models import Alert, AlertEvent
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence.models import Evidence
 from monitor.users.models import Role
@@ -242,6 +242,11 @@ def device_alerts(svc: Running, device_id: str) -> list[Alert]:
         )
 
 
+def timeline(svc: Running, alert_pk: int) -> list[str]:
+    with svc.store.session() as db:
+        return list(db.scalars(select(AlertEvent.kind).where(AlertEvent.alert_id == alert_pk)))
+
+
 def verified_clips(svc: Running, *, alert_pk: int | None = None, device_id: str = "") -> int:
     """Clips whose bytes were uploaded and matched the sha256 their evidence message gave."""
     with svc.store.session() as db:
@@ -287,6 +292,10 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
         "Recording stopped. What was recorded before is still sent to the centre."
     )
     expect(page.locator("#rec-toggle")).to_have_text("Record sound again")
+    # ...and the operator listening sees why the clips stopped.
+    wait_until(
+        lambda: "recording_stopped" in timeline(svc, alert.id), what="the stop in the timeline"
+    )
     # Positions go while the alert is active.
     with svc.store.session() as db:
         assert db.scalar(

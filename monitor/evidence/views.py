@@ -122,6 +122,9 @@ AUDIO_TYPES = {
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
     "amr": "audio/amr",
+    # What browsers' MediaRecorder makes: the worker app's clips (Chrome, Firefox; Safari).
+    "webm": "audio/webm",
+    "mp4": "audio/mp4",
 }
 
 
