@@ -156,10 +156,15 @@ def write_auth_files(
     _write_private(files.passwords, device_passwords_text(db))
     _write_private(files.acl, acl_text())
     _write_private(
-        files.service_passwords, f"{service_user}:{hash_device_secret(service_password)}\n"
+        files.service_passwords,
+        # Chosen by a person, unlike device secrets: mosquitto_passwd's own count, not 1.
+        f"{service_user}:{hash_device_secret(service_password, SERVICE_ITERATIONS)}\n",
     )
     _write_private(files.service_acl, service_acl_text(service_user))
     return files
+
+
+SERVICE_ITERATIONS = 101
 
 
 def device_listener_lines(auth: AuthFiles) -> list[str]:

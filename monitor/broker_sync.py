@@ -98,5 +98,5 @@ class BrokerSync:
         if self.pid_file is not None:
             os.kill(int(self.pid_file.read_text().strip()), signal.SIGHUP)
         elif self.reload_command:
-            subprocess.run(self.reload_command, check=True, timeout=30, capture_output=True)
+            subprocess.run(self.reload_command, check=True, timeout=5, capture_output=True)
         # Neither: the file is kept up to date, and the broker is reloaded by whoever runs it.

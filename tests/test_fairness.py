@@ -84,6 +84,7 @@ def test_a_device_flooding_alerts_does_not_hold_up_another_devices_alert(svc: Ru
 
 def test_refusals_in_a_loop_become_counted_rows(svc: Running) -> None:
     badge, b = svc.badge("badge-junk")
+    started = time.monotonic()
     for _ in range(200):
         badge.publish_raw("alert", b'{"v":1}', qos=1)
 
@@ -97,7 +98,7 @@ def test_refusals_in_a_loop_become_counted_rows(svc: Running) -> None:
     assert all(r.reason.startswith("ts: Field required") for r in rows)
     # Told, but not 200 times: at most five `rejected` a second.
     told = [c for c in badge.commands if c.type == "rejected"]
-    assert 1 <= len(told) < 200
+    assert 1 <= len(told) <= 5 * (int(time.monotonic() - started) + 2)
     alert_id = badge.raise_alert(type="red")
     badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
 
@@ -108,17 +109,23 @@ def test_wrong_pins_are_limited_and_stay_in_the_timeline(svc: Running) -> None:
     badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
     for _ in range(WRONG_PIN_LIMIT + 2):
         badge.cancel_alert(alert_id, "0000")
-    # Past the limit, even the right PIN is not checked: the alert goes on.
+    # Past the limit, even the right PIN does not cancel: the alert goes on.
     badge.cancel_alert(alert_id, b.cancel_pin)
 
     def rejections() -> int:
         return sum(1 for c in badge.commands if c.type == "cancel_rejected")
 
     wait_until(lambda: rejections() == WRONG_PIN_LIMIT + 3, timeout=30, what="every answer")
+    with svc.store.session() as db:
+        alert = db.scalars(select(Alert).where(Alert.device_alert_id == alert_id)).one()
+        assert (alert.state, alert.duress) == ("raised", False)
+    # The duress PIN still raises the silent alarm, answered as every other PIN is now.
+    badge.cancel_alert(alert_id, b.duress_pin)
+    wait_until(lambda: rejections() == WRONG_PIN_LIMIT + 4, timeout=30, what="the duress answer")
     assert not [c for c in badge.commands if c.type == "alert_cancelled"]
     with svc.store.session() as db:
         alert = db.scalars(select(Alert).where(Alert.device_alert_id == alert_id)).one()
-        assert alert.state == "raised"
+        assert (alert.state, alert.duress) == ("raised", True)
         kinds = db.scalars(
             select(AlertEvent.kind).where(
                 AlertEvent.alert_id == alert.id, AlertEvent.kind == "cancel_rejected"
@@ -126,9 +133,9 @@ def test_wrong_pins_are_limited_and_stay_in_the_timeline(svc: Running) -> None:
         ).all()
         assert len(kinds) == WRONG_PIN_LIMIT
     wait_until(
-        lambda: sum(r.repeats for r in refused_rows(svc, b.device_id)) == 3,
+        lambda: sum(r.repeats for r in refused_rows(svc, b.device_id)) == 4,
         timeout=10,
-        what="the unchecked cancels recorded as refused",
+        what="the cancels past the limit recorded as refused",
     )
     assert all("wrong PINs" in r.reason for r in refused_rows(svc, b.device_id))
 
@@ -163,6 +170,7 @@ def retained_on_broker(svc: Running, topic: str) -> bytes | None:
     subscribed = threading.Event()
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
     c.username_pw_set(SERVICE_USER, SERVICE_PASSWORD)
+    marker = b"marker-" + uuid.uuid4().hex.encode()
     c.on_message = lambda client, userdata, msg: got.append(bytes(msg.payload))
     c.on_subscribe = lambda *args: subscribed.set()
     c.connect(svc.broker.host, svc.broker.service_port)
@@ -170,11 +178,14 @@ def retained_on_broker(svc: Running, topic: str) -> bytes | None:
     try:
         c.subscribe(topic, qos=1)
         assert subscribed.wait(5)
-        time.sleep(0.5)  # retained messages follow the SUBACK at once
+        # A retained message comes before anything published after the subscription.
+        c.publish(topic, marker, qos=1)
+        wait_until(lambda: marker in got, timeout=5, what="the marker")
     finally:
         c.loop_stop()
         c.disconnect()
-    return got[0] if got else None
+    before = got[: got.index(marker)]
+    return before[0] if before else None
 
 
 def received(svc: Running, suffix: str) -> float:

@@ -237,7 +237,7 @@ class Pusher:
                 data, headers, ttl=TTL_S, timeout=self.settings.push_timeout_s
             )
         except requests.RequestException as err:
-            log.warning("push service %s unreachable: %s", parts.hostname, err)
+            log.warning("push service %s unreachable: %s", parts.hostname, type(err).__name__)
             self._again(job, None)
             return
         code = resp.status_code

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from monitor.alerts import service as alerts
 from monitor.alerts.models import AlertEvent
+from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import CurrentDevice, StoreDep
 from monitor.evidence.views import DevicePath
 from monitor.ingest.messages import AlertId, DeviceTs
@@ -42,6 +43,9 @@ def recording(
         alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
         if alert is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {alert_id}")
+        if alert.state_enum not in ACTIVE_STATES:
+            # Nothing to note once it is over, and no way to grow a closed incident's record.
+            raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is over")
         noted = db.scalars(
             select(AlertEvent.data).where(AlertEvent.alert_id == alert.id, AlertEvent.kind == kind)
         )

@@ -33,8 +33,10 @@ def resync(db: Session, returned: dict[str, datetime | None]) -> int:
         return 0
     ids = sorted(returned)
     known = [s for s in returned.values() if s is not None]
-    # Ended alerts and visits are looked up from the earliest of the devices' last contact.
-    floor = min(known) if len(known) == len(returned) else None
+    # Ended alerts and visits are looked up from the earliest of the devices' last contact. A
+    # device never heard from before has nothing that ended since: it sets no floor (a
+    # mass reconnect with one new device among them must not load every device's history).
+    floor = min(known) if known else None
     queued = 0
 
     ended_alert = (

@@ -103,6 +103,15 @@ SendReply = Callable[..., None]
 T = TypeVar("T")
 
 
+class Refuse(Exception):
+    """Refuse the message being applied: its transaction is rolled back, so it changes
+    nothing, and the refusal is recorded with the next batch."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.refusal.reason)
+        self.refused = refused
+
+
 class Stopping(Exception):
     """The worker is stopping while the store is unavailable: leave the message
     unacknowledged, and the broker delivers it again."""
@@ -153,9 +162,13 @@ class ItemWorker(threading.Thread):
             try:
                 if read_only:
                     with self.store.session() as db:
-                        return work(db)
+                        result = work(db)
+                    self.store.health.store_ok()  # no commit to clear this thread's failure
+                    return result
                 with self.store.begin(bulk=self.bulk) as db:
                     return work(db)
+            except Refuse:
+                raise  # a refusal, not a store failure
             except IntegrityError:
                 races += 1
                 if races > 2:

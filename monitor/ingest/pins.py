@@ -5,7 +5,7 @@ must not hold up another device's alert: the urgent worker hands such a message 
 goes on with other devices; the device's own messages wait until its check is done. A PIN
 is checked only against an alert the device has raised, and a device gets `WRONG_PIN_LIMIT`
 wrong PINs in `WRONG_PIN_WINDOW`; after that its cancels are refused unchecked (the alert
-goes on) until the window has passed.
+goes on) until the window has passed; only the duress PIN still counts then, silently.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ WRONG_PIN_WINDOW = timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class PinCheck:
-    """What a message's PIN turned out to be: "cancel", "duress" or None (wrong, or not
-    checked because there was nothing to check it against), and whether the device was
-    locked out."""
+    """What a message's PIN turned out to be: "cancel", "duress" or None (wrong); whether it
+    was checked at all (not when there was nothing yet to check it against), and whether
+    the device was locked out. Locked out, the PIN is still checked, for the duress PIN:
+    a worker made to "cancel" after mistyping must still raise the silent alarm."""
 
     kind: str | None
+    checked: bool = True
     locked: bool = False
 
 
@@ -74,13 +76,14 @@ def check(db: Session, item: Item) -> PinCheck:
     worker = db.get(Worker, device.worker_id) if device and device.worker_id else None
     if worker is None:
         return PinCheck(None)
+    locked = False
     if isinstance(msg, CancelMsg):
         if find_device_alert(db, item.parsed.device_id, msg.alert_id) is None:
-            # Held until the alert arrives, and checked then (`UrgentWorker._replay_cancels`).
-            return PinCheck(None)
-        if wrong_pins(db, item.parsed.device_id) >= WRONG_PIN_LIMIT:
-            return PinCheck(None, locked=True)
-    return PinCheck(check_pin(worker, msg.pin))
+            # Held until the alert arrives, and checked then; or, if another replica stores
+            # the alert meanwhile, checked where the cancel is applied.
+            return PinCheck(None, checked=False)
+        locked = wrong_pins(db, item.parsed.device_id) >= WRONG_PIN_LIMIT
+    return PinCheck(check_pin(worker, msg.pin), locked=locked)
 
 
 class PinChecker(ItemWorker):

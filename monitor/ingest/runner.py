@@ -122,6 +122,6 @@ class Ingest:
         self.telemetry_link.stop(end_session=end_session)
         self.urgent.stop()
         self.telemetry.stop()
-        for t in (self.scheduler, self.urgent, self.telemetry):
+        for t in (self.scheduler, self.urgent, self.urgent.pins, self.telemetry):
             if t.is_alive():
                 t.join(timeout=10)

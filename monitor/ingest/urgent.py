@@ -28,7 +28,7 @@ from monitor.evidence import service as evidence
 from monitor.evidence import storage
 from monitor.ingest import failures, refusals, waiting
 from monitor.ingest.fair import FairQueue
-from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
+from monitor.ingest.items import Item, ItemWorker, Refuse, Stopping, count, device_refusal
 from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.pins import (
     WRONG_PIN_LIMIT,
@@ -38,6 +38,7 @@ from monitor.ingest.pins import (
     needs_check,
     wrong_pins,
 )
+from monitor.ingest.pins import check as check_pins
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
 from monitor.visits import service as visits
@@ -52,16 +53,9 @@ Queued = tuple[Item, PinCheck | None]
 # Refusals noted on the urgent path are recorded once no message has come for a moment, and
 # each second while messages keep coming.
 REFUSALS_QUIET_S = 0.05
+# Copies of one waiting alert answered when it is stored, at most: the device needs one.
+MAX_COPIES_ANSWERED = 1000
 REFUSALS_EVERY_S = 1.0
-
-
-class Refuse(Exception):
-    """Refuse the message being applied: its transaction is rolled back, so it changes
-    nothing, and the refusal is recorded with the next batch."""
-
-    def __init__(self, refused: refusals.Refused) -> None:
-        super().__init__(refused.refusal.reason)
-        self.refused = refused
 
 
 def device_key(item: Item) -> str:
@@ -91,34 +85,34 @@ class UrgentWorker(ItemWorker):
         self._handling = 0
         self._recorded_at = time.monotonic()
         # (device, alert id) of each alert waiting in a line -> copies that came meanwhile.
-        self._copies: dict[tuple[str, str], list[Item]] = {}
+        self._copies: dict[tuple[str, str], int] = {}
         self._copies_lock = threading.Lock()
 
     def put(self, item: Item) -> None:
-        """Called on the MQTT thread: queue the message in its device's line. Copies of an
-        alert already waiting there wait with it, taking no place in the line: a device
-        resending one alert fast is answered for every copy, and never refused for it."""
+        """Called on the MQTT thread: queue the message in its device's line. A copy of an
+        alert already waiting there is acknowledged at once and only counted, to be answered
+        with it: a device resending one alert fast takes no place in the line and none of
+        the broker's in-flight window (the alert itself stays unacknowledged until stored)."""
         alert = alert_key(item)
         if alert is not None:
             with self._copies_lock:
-                copies = self._copies.get(alert)
-                if copies is not None:
-                    copies.append(item)
+                if alert in self._copies:
+                    self._copies[alert] += 1
+                    count([item])
+                    item.ack()
                     return
-                self._copies[alert] = []
+                self._copies[alert] = 0
         if not self.lines.put(device_key(item), (item, None)):
-            self._take_copies(item)
+            self._take_copies(item)  # acknowledged already; the device resends unanswered ones
             self._overloaded(item)
 
-    def _take_copies(self, item: Item) -> list[Item]:
-        """The copies that came while this alert waited; later ones queue as usual."""
+    def _take_copies(self, item: Item) -> int:
+        """How many copies came while this alert waited; later ones queue as usual."""
         alert = alert_key(item)
         if alert is None:
-            return []
+            return 0
         with self._copies_lock:
-            copies = self._copies.pop(alert, [])
-        count(copies)
-        return copies
+            return min(self._copies.pop(alert, 0), MAX_COPIES_ANSWERED)
 
     def depth(self) -> int:
         """Messages taken from the broker and not yet stored or refused."""
@@ -167,9 +161,6 @@ class UrgentWorker(ItemWorker):
             self._note(item.refused)
             item.ack()
             return
-        if pin is not None and pin.locked:
-            self._locked_out(item)
-            return
         try:
             try:
                 direct = self.retrying(partial(self._apply, item=item, pin=pin))
@@ -179,15 +170,14 @@ class UrgentWorker(ItemWorker):
                 direct = self._permanent_failure(item, err)
         except Stopping:
             self._take_copies(item)
-            return  # not acknowledged (nor its copies): the broker delivers it again
+            return  # not acknowledged: the broker delivers it again
         except Refuse as refuse:
             direct = []
             self._note(refuse.refused)
         copies = self._take_copies(item)
-        for device_id, type_, fields in direct * (1 + len(copies)):
+        for device_id, type_, fields in direct * (1 + copies):
             self.send_reply(device_id, type_, **fields)
-        for done in [item, *copies]:
-            done.ack()
+        item.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
 
@@ -214,21 +204,6 @@ class UrgentWorker(ItemWorker):
         self._note(item.refused or item.refuse("overloaded", reason))
         item.ack()
 
-    def _locked_out(self, item: Item) -> None:
-        """A cancel from a device that has keyed too many wrong PINs: the alert goes on, and
-        the PIN is not checked."""
-        assert item.parsed is not None and isinstance(item.parsed.msg, CancelMsg)
-        minutes = int(WRONG_PIN_WINDOW.total_seconds() // 60)
-        self._note(
-            item.refuse(
-                "pin_locked",
-                f"{WRONG_PIN_LIMIT} wrong PINs within {minutes} minutes: cancels from this "
-                "device are not checked for now",
-            )
-        )
-        self.send_reply(item.parsed.device_id, "cancel_rejected", alert_id=item.parsed.msg.alert_id)
-        item.ack()
-
     def _apply(self, db: Session, item: Item, pin: PinCheck | None) -> list[Direct]:
         assert item.parsed is not None
         msg = item.parsed.msg
@@ -242,7 +217,7 @@ class UrgentWorker(ItemWorker):
         if isinstance(msg, AlertMsg):
             return self._alert(db, device, msg, item)
         if isinstance(msg, CancelMsg):
-            return self._cancel(db, device, msg, pin_kind, item)
+            return self._cancel(db, device, msg, pin, item)
         if isinstance(msg, VisitMsg):
             return self._visit(db, device, msg, item, pin_kind)
         if isinstance(msg, EvidenceMsg):
@@ -307,14 +282,33 @@ class UrgentWorker(ItemWorker):
         return [(device.id, "alert_received", {"alert_id": msg.id})]
 
     def _cancel(
-        self, db: Session, device: Device, msg: CancelMsg, pin_kind: str | None, item: Item
+        self, db: Session, device: Device, msg: CancelMsg, pin: PinCheck | None, item: Item
     ) -> list[Direct]:
         # Locked, so an operator resolving it at this moment is seen, not overwritten.
         alert = alerts.find_device_alert(db, device.id, msg.alert_id, for_update=True)
         if alert is None:
             self._hold(db, item, msg.alert_id)
             return []
-        answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
+        if pin is None or not pin.checked:
+            # Another replica stored the alert after the PIN thread looked for it.
+            pin = check_pins(db, item)
+        actor = f"device:{device.id}"
+        if pin.locked:
+            # Every PIN gets the same answer while the device is locked out, so a guesser
+            # learns nothing; the duress PIN still raises the silent alarm.
+            if pin.kind == "duress":
+                alerts.cancel_from_device(db, alert, device, "duress", actor)
+            answer = "cancel_rejected"
+            minutes = int(WRONG_PIN_WINDOW.total_seconds() // 60)
+            self._note(
+                item.refuse(
+                    "pin_locked",
+                    f"{WRONG_PIN_LIMIT} wrong PINs within {minutes} minutes: cancels from "
+                    "this device are refused for now",
+                )
+            )
+        else:
+            answer = alerts.cancel_from_device(db, alert, device, pin.kind, actor)
         queue_command(db, device.id, answer, alert_id=msg.alert_id)
         return []
 

@@ -268,6 +268,16 @@ export function setup() {
         app.alert.message = null;
         keep();
         render();
+        // No answer at all (the connection is gone, say): the worker is not left waiting on
+        // "Cancelling…" with no way to key the PIN again. The same for every PIN.
+        const id = app.alert.id;
+        setTimeout(() => {
+          if (app.alert?.id !== id || !app.alert.cancelling) return;
+          app.alert.cancelling = false;
+          app.alert.message = "No answer yet. Your alert is still active: enter your PIN again to cancel it.";
+          keep();
+          render();
+        }, 30000);
       },
     });
   });

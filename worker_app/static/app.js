@@ -172,7 +172,13 @@ function onCommand(m) {
   if (m.v !== 1 || typeof m.type !== "string") return;
   if (m.type === "locate") { locate(); return; }
   if (m.type.startsWith("visit_")) { visit.onCommand(m); return; }
-  if (m.type === "rejected") { console.warn("Vigil refused a message:", m.ref, m.reason); return; }
+  if (m.type === "rejected") {
+    console.warn("Vigil refused a message:", m.ref, m.reason);
+    // A cancel refused (too many at once, say) is a cancel not accepted: the PIN can be keyed
+    // again. The same for every PIN, so nothing here tells a duress PIN apart.
+    if (m.ref === "alert/cancel" && m.id) alert.onCommand({ type: "cancel_rejected", alert_id: m.id });
+    return;
+  }
   alert.onCommand(m);
 }
 

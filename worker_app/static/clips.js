@@ -152,7 +152,10 @@ export class Uploader {
     } catch {
       return false;
     }
-    if (!res.ok && res.status !== 422) return false;  // 422: refused for good, do not loop on it
+    // Tried again later: the service or the network is having trouble. Any other refusal is
+    // for good (too large, refused, this phone revoked): that clip is dropped, so the clips
+    // after it are not held up behind it for ever.
+    if (res.status >= 500 || res.status === 429 || res.status === 408) return false;
     const owner = clip.alert_id ? { alert_id: clip.alert_id } : { visit_id: clip.visit_id };
     if (res.ok) {
       this.link.send("evidence", { v: 1, ts: clip.ts, id: clip.id, ...owner, kind: "audio",
