@@ -41,6 +41,19 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         b.stop()
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own, for tests that kill it or have the service rewrite its
+    password file: the session's broker is shared."""
+    b = Broker(tmp_path / "own-broker")
+    b.dir.mkdir()
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
 def _database(request: pytest.FixtureRequest, tmp_path: Path, *, empty: bool) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'vigil.db'}"

@@ -3,7 +3,6 @@ and visits stands, so what a broker crash loses is made good, and duress still c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,6 @@ from sqlalchemy import select
 from device_sim.device import SimDevice
 from monitor.devices.models import Device, DeviceCommand
 from tests.support import Broker, Running, running, service_settings, wait_until
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of this test's own, to kill."""
-    b = Broker(tmp_path / "mq")
-    b.dir.mkdir()
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def _alert_pk(svc: Running, ops: dict[str, str], device_alert_id: str) -> int:

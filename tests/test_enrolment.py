@@ -9,7 +9,6 @@ import hashlib
 import io
 import queue
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -32,18 +31,6 @@ from tests.support import Broker, Running, add_badge, running, service_settings,
 from worker_app.models import AppEnrolment
 
 LINK = re.compile(r"(http://\S+/app/#enrol=(\S+))")
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of the test's own: the service rewrites its password file and reloads it."""
-    brk = Broker(tmp_path / "broker")
-    brk.dir.mkdir()
-    brk.start()
-    try:
-        yield brk
-    finally:
-        brk.stop()
 
 
 def synced(tmp_path: Path, db_url: str, brk: Broker, how: str = "pid file") -> Any:

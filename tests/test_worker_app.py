@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -37,21 +36,11 @@ from monitor.evidence.models import Evidence
 from monitor.users.models import Role
 from monitor.visits.models import Visit
 from tests.support import Badge, Running, add_badge, wait_until
+from tests.test_console import ARGS, CHROMIUM, FIREFOX
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    # A microphone that plays a tone, allowed without asking.
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
+# The console tests' browsers and flags, plus a microphone that plays a tone, allowed
+# without asking.
+CHROMIUM_ARGS = [*ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 FIREFOX_PREFS: dict[str, str | float | bool] = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
