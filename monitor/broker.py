@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.devices.models import Device
-from monitor.ingest.messages import SCHEMAS
+from monitor.protocol import SCHEMAS
 from monitor.security import hash_device_secret
 
 INSTALL_HINT = (

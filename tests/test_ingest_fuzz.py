@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert
 from monitor.evidence.models import Evidence
-from monitor.ingest.messages import Refusal, parse
 from monitor.ingest.models import RefusedMessage
+from monitor.protocol import Refusal, parse
 from monitor.visits.models import Visit
 from tests.support import FUZZ_SCALE, Running, wait_until
 

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.ingest.messages import SCHEMAS, TS_MAX, TS_MIN, Parsed, Refusal, parse
+from monitor.protocol import SCHEMAS, TS_MAX, TS_MIN, Parsed, Refusal, parse
 from tests.support import FUZZ_SCALE
 
 ids = st.from_regex(r"^[A-Za-z0-9_-]{8,64}$", fullmatch=True)

@@ -15,7 +15,7 @@ from monitor.alerts.models import AlertEvent
 from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import CurrentDevice, StoreDep
 from monitor.evidence.views import DevicePath
-from monitor.ingest.messages import AlertId, DeviceTs
+from monitor.protocol import AlertId, DeviceTs
 
 router = APIRouter(prefix="/api/v1/devices", tags=["worker app"])
 

@@ -34,9 +34,9 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.events import emit
 from monitor.evidence.models import Evidence, EvidenceOut
-from monitor.ingest.messages import AlertMsg, Loc
 from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
+from monitor.protocol import AlertMsg, Loc
 from monitor.visits.models import Visit
 
 

@@ -15,8 +15,8 @@ from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
 from monitor.devices.models import CredentialsVersion, Device, LocationFix
 from monitor.events import emit
-from monitor.ingest.messages import DEVICE_RE, Loc
 from monitor.orgs.models import Worker
+from monitor.protocol import DEVICE_RE, Loc
 from monitor.security import hash_device_secret, new_device_secret
 from monitor.visits.models import Visit, VisitState
 

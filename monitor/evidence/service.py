@@ -15,7 +15,7 @@ from monitor.events import emit
 from monitor.evidence import custody
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.evidence.storage import EvidenceStore
-from monitor.ingest.messages import EvidenceMsg
+from monitor.protocol import EvidenceMsg
 from monitor.visits.models import Visit
 
 

@@ -29,8 +29,8 @@ from monitor.deps import (
 )
 from monitor.evidence import custody, service, storage
 from monitor.evidence.models import CustodyOut, Evidence, EvidenceOut
-from monitor.ingest.messages import RefId
 from monitor.orgs.scope import Scope
+from monitor.protocol import RefId
 from monitor.visits.models import Visit
 
 log = logging.getLogger(__name__)

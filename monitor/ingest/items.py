@@ -19,8 +19,8 @@ from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.ingest import failures
 from monitor.ingest.link import Incoming
-from monitor.ingest.messages import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of
 from monitor.ingest.refusals import Refused
+from monitor.protocol import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.devices.models import Device
 from monitor.ingest.items import Item, ItemWorker, Stopping
-from monitor.ingest.messages import CancelMsg, VisitMsg
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
+from monitor.protocol import CancelMsg, VisitMsg
 
 WRONG_PIN_LIMIT = 5
 WRONG_PIN_WINDOW = timedelta(minutes=10)

@@ -31,9 +31,9 @@ from monitor.devices.commands import mark_sent
 from monitor.fanout import Fanout
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, subscription
-from monitor.ingest.messages import TELEMETRY
 from monitor.ingest.replies import Replies
 from monitor.ingest.telemetry import TelemetryWriter
+from monitor.protocol import TELEMETRY
 
 log = logging.getLogger(__name__)
 

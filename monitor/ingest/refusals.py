@@ -17,8 +17,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from monitor.events import emit
-from monitor.ingest.messages import Refusal
 from monitor.ingest.models import RefusedMessage
+from monitor.protocol import Refusal
 
 EXCERPT_CHARS = 300
 

@@ -9,12 +9,12 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, client_id_of, is_status, subscription
-from monitor.ingest.messages import TELEMETRY, URGENT
 from monitor.ingest.processes import TelemetryProcesses, child_sessions
 from monitor.ingest.replies import Replies
 from monitor.ingest.takeover import Takeover
 from monitor.ingest.telemetry import TelemetryWriter
 from monitor.ingest.urgent import UrgentWorker
+from monitor.protocol import TELEMETRY, URGENT
 from monitor.scheduler import Scheduler
 
 log = logging.getLogger(__name__)

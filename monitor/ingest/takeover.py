@@ -23,8 +23,8 @@ from collections.abc import Callable
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.ingest.link import Incoming, MqttLink, subscription
-from monitor.ingest.messages import TELEMETRY, URGENT
 from monitor.ingest.processes import QUIET_S
+from monitor.protocol import TELEMETRY, URGENT
 from monitor.replicas import service as replicas
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from monitor.devices.resync import resync
 from monitor.events import emit
 from monitor.ingest import failures, refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
-from monitor.ingest.messages import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.orgs.models import Worker
+from monitor.protocol import HeartbeatMsg, LocationMsg, StatusMsg
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from monitor.evidence import storage
 from monitor.ingest import failures, refusals, waiting
 from monitor.ingest.fair import FairQueue
 from monitor.ingest.items import Item, ItemWorker, Refuse, Stopping, count, device_refusal
-from monitor.ingest.messages import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.ingest.pins import (
     WRONG_PIN_LIMIT,
     WRONG_PIN_WINDOW,
@@ -41,6 +40,7 @@ from monitor.ingest.pins import (
 from monitor.ingest.pins import check as check_pins
 from monitor.orgs.models import Worker
 from monitor.orgs.service import check_pin
+from monitor.protocol import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
 from monitor.visits import service as visits
 
 log = logging.getLogger(__name__)

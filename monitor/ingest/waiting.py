@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from monitor.devices.commands import queue_command
 from monitor.ingest import refusals
-from monitor.ingest.messages import Parsed, Refusal, parse, ref_id_of
 from monitor.ingest.models import WaitingMessage
+from monitor.protocol import Parsed, Refusal, parse, ref_id_of
 
 
 def hold(

@@ -13,8 +13,8 @@ from monitor.db import utcnow
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.events import emit
-from monitor.ingest.messages import VisitMsg
 from monitor.orgs.models import Organisation
+from monitor.protocol import VisitMsg
 from monitor.visits.models import Visit, VisitState
 
 
