@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError
 
-from monitor import headers, health
+from monitor import failures, headers, health
 from monitor.alerts.holds import HoldConflict
 from monitor.alerts.service import AlertNotFound
 from monitor.alerts.states import IllegalTransition
@@ -25,7 +25,6 @@ from monitor.evidence.views import playback as playback_router
 from monitor.evidence.views import router as evidence_router
 from monitor.incidents.views import reports_router
 from monitor.incidents.views import router as incidents_router
-from monitor.ingest import failures
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
 from monitor.users.throttle import SignInThrottle

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from monitor.ingest import failures
+from monitor import failures
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor import metrics
+from monitor import failures, metrics
 from monitor.config import Settings
 from monitor.db import Store, utcnow
-from monitor.ingest import failures
 from monitor.ingest.link import Incoming
 from monitor.ingest.refusals import Refused
 from monitor.protocol import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of

@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from monitor import metrics
+from monitor import failures, metrics
 from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store
@@ -26,7 +26,7 @@ from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device
 from monitor.devices.resync import resync
 from monitor.events import emit
-from monitor.ingest import failures, refusals
+from monitor.ingest import refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.orgs.models import Worker
 from monitor.protocol import HeartbeatMsg, LocationMsg, StatusMsg

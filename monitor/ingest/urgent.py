@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from monitor import metrics
+from monitor import failures, metrics
 from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -26,7 +26,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.evidence import service as evidence
 from monitor.evidence import storage
-from monitor.ingest import failures, refusals, waiting
+from monitor.ingest import refusals, waiting
 from monitor.ingest.fair import FairQueue
 from monitor.ingest.items import Item, ItemWorker, Refuse, Stopping, count, device_refusal
 from monitor.ingest.pins import (
