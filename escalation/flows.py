@@ -28,10 +28,12 @@ from escalation.models import Escalation, Notification, Step
 from escalation.policies import WORKER
 from escalation.providers import Outgoing
 from monitor.alerts import service as alerts
-from monitor.alerts.models import Alert, AlertDetail
+from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
 from monitor.config import Settings
 from monitor.db import utcnow
+from monitor.reads.alert_detail import AlertDetail
+from monitor.reads.alert_detail import detail as read_detail
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -230,7 +232,7 @@ def run_step(
     else:
         if step.id is None:
             db.flush()  # the step was made in this transaction: its notifications need its id
-        detail = alerts.detail(db, alert, history=False)
+        detail = read_detail(db, alert, history=False)
         if shielded is None:
             shielded = under_duress(db, alert)
         phone = detail.worker.phone if detail.worker is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.alerts.models import AlertDetail
+from monitor.reads.alert_detail import AlertDetail
 
 LABELS = {
     "red": "RED ALERT",

@@ -25,7 +25,6 @@ from monitor.broker_sync import BrokerSync
 from monitor.config import Settings
 from monitor.db import Store, utcnow
 from monitor.devices import commands
-from monitor.devices import service as devices
 from monitor.devices.models import Device, DeviceCommand
 from monitor.ingest import waiting
 from monitor.ingest.models import WaitingMessage
@@ -133,7 +132,9 @@ class Scheduler(threading.Thread):
             self._each(
                 "offline check",
                 device_id,
-                lambda db, d: devices.go_offline(db, d, "missed two heartbeats", only_if_due=True),
+                lambda db, d: visits.device_offline(
+                    db, d, "missed two heartbeats", only_if_due=True
+                ),
             )
         if stale_waiting is not None:
             self._each(

@@ -18,6 +18,7 @@ from monitor.fanout import Fanout
 from monitor.ingest.runner import Ingest
 from monitor.logsafe import keep_secrets_out
 from monitor.migrate import upgrade
+from monitor.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ class Service:
         if migrate:
             upgrade(self.store)
         self.ingest = Ingest(self.store, self.settings)
+        replies = self.ingest.replies
+        self.scheduler = Scheduler(
+            self.store,
+            self.settings,
+            resend=replies.send_outbox,
+            take_published=replies.take_published,
+            can_send=self.ingest.urgent_link.connected.is_set,
+        )
         # Replicas share one PostgreSQL; each one's consoles must see the others' changes.
         self.fanout = (
             Fanout(self.store, self.settings.mqtt_node) if self.store.is_postgres else None
@@ -60,12 +69,13 @@ class Service:
         self.app = create_app(self.settings, self.store)
         # What changes device credentials in a request brings the broker up to date before
         # answering (worker_app's enrolment), rather than at the scheduler's next tick.
-        self.app.state.broker_sync = self.ingest.scheduler.broker_sync
+        self.app.state.broker_sync = self.scheduler.broker_sync
 
     def start(self, wait_s: float = 0.0) -> None:
         if self.fanout is not None:
             self.fanout.start()
         self.ingest.start(wait_s)
+        self.scheduler.start()
         for runner in self.app.state.runners:
             runner.start()
 
@@ -73,7 +83,9 @@ class Service:
         # Extensions first: they act on what ingest stores, and stop acting before it stops.
         for runner in reversed(self.app.state.runners):
             runner.stop()
+        self.scheduler.stop()
         self.ingest.stop(end_session=end_session)
+        self.scheduler.join(timeout=10)
         if self.fanout is not None:
             self.fanout.stop()
         self.store.dispose()

@@ -26,6 +26,7 @@ from monitor.evidence.models import Evidence
 from monitor.incidents import pdf, reports
 from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
+from monitor.reads import alert_detail
 from monitor.users.models import Role
 from tests.support import Running, add_badge
 
@@ -466,7 +467,7 @@ def test_pdf_export_of_one_incident(svc: Running, fleet: Fleet) -> None:
 
     # Without DejaVu the built-in fonts print Latin-1, and the rest as code points.
     with svc.store.session() as db:
-        detail = alerts.detail(db, alerts.get(db, fleet.alerts[6]))
+        detail = alert_detail.detail(db, alerts.get(db, fleet.alerts[6]))
     body = pdf.render(
         detail,
         org=ORG,

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.alerts.states import AlertState, AlertType, Outcome
 from monitor.db import Base, utcnow
-from monitor.evidence.models import EvidenceOut
 
 
 class Alert(Base):
@@ -132,30 +131,6 @@ class AlertOut(BaseModel):
     held_by: str | None
 
 
-class WorkerBrief(BaseModel):
-    """What a responder needs to know about the worker."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    phone: str
-    responder_notes: str
-    low_battery: bool
-
-
-class VisitBrief(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    device_visit_id: str
-    state: str
-    note: str | None
-    memo: str | None
-    started_at: datetime
-    due_at: datetime
-
-
 class TrailPoint(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -163,14 +138,6 @@ class TrailPoint(BaseModel):
     lat: float
     lon: float
     acc: float | None
-
-
-class AlertDetail(AlertOut):
-    timeline: list[AlertEventOut]
-    worker: WorkerBrief | None = None
-    visit: VisitBrief | None = None
-    evidence: list[EvidenceOut] = []
-    trail: list[TrailPoint] = []
 
 
 # PostgreSQL text cannot hold a NUL character: refuse it with the field's name.

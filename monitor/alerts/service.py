@@ -7,19 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, select, true
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from monitor.alerts import chain
 from monitor.alerts.models import (
     Alert,
-    AlertDetail,
     AlertEvent,
     AlertEventOut,
     AlertOut,
     TrailPoint,
-    VisitBrief,
-    WorkerBrief,
 )
 from monitor.alerts.states import (
     ACTIVE_STATES,
@@ -33,11 +30,9 @@ from monitor.db import utcnow
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.events import emit
-from monitor.evidence.models import Evidence, EvidenceOut
 from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
 from monitor.protocol import AlertMsg, Loc
-from monitor.visits.models import Visit
 
 
 class AlertNotFound(Exception):
@@ -119,50 +114,6 @@ def _seal_positions(db: Session, alert: Alert) -> None:
         text = f"{len(points)} positions from {first:%H:%M:%S} to {last:%H:%M:%S} UTC"
         fixes = [p.model_dump(mode="json") for p in points]
         record(db, alert, "positions", "system", text, fixes=fixes)
-
-
-def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
-    """The alert with everything an operator needs: worker, visit, evidence, and (with
-    `history`) its timeline and recent trail, which a summary for a phone does without."""
-    out = AlertDetail(
-        **to_out(db, alert).model_dump(), timeline=timeline_of(db, alert.id) if history else []
-    )
-    if alert.worker_id is not None:
-        worker = db.get(Worker, alert.worker_id)
-        if worker is not None:
-            out.worker = WorkerBrief.model_validate(worker)
-    visit = (
-        db.get(Visit, alert.visit_id)
-        if alert.visit_id is not None
-        else db.scalar(
-            # An alert raised during a visit: the visit's note says where the worker is.
-            select(Visit)
-            .where(
-                Visit.device_id == alert.device_id,
-                Visit.started_at <= alert.raised_at,
-                (Visit.ended_at.is_(None)) | (Visit.ended_at >= alert.raised_at),
-            )
-            .order_by(Visit.started_at.desc())
-            .limit(1)
-        )
-    )
-    if visit is not None:
-        out.visit = VisitBrief.model_validate(visit)
-    out.evidence = [
-        EvidenceOut.model_validate(e)
-        for e in db.scalars(
-            select(Evidence)
-            .where(
-                (Evidence.alert_id == alert.id)
-                | ((Evidence.visit_id == visit.id) if visit is not None else false())
-            )
-            .order_by(Evidence.id)
-        )
-    ]
-    if not history:
-        return out
-    out.trail = trail_of(db, alert)
-    return out
 
 
 def announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from monitor.alerts import holds, service
 from monitor.alerts.models import (
     Alert,
-    AlertDetail,
     AlertOut,
     AuthoritiesIn,
     HoldIn,
@@ -31,6 +30,8 @@ from monitor.deps import (
 )
 from monitor.orgs.scope import Scope
 from monitor.privacy import positions
+from monitor.reads import alert_detail
+from monitor.reads.alert_detail import AlertDetail
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -69,7 +70,7 @@ def list_alerts(
 @router.get("/{alert_id}")
 def get_alert(alert_id: AlertId, db: ReadSessionDep, scope: ScopeDep) -> AlertDetail:
     service.check_in_scope(db, alert_id, scope)
-    detail = service.detail(db, service.get(db, alert_id))
+    detail = alert_detail.detail(db, service.get(db, alert_id))
     return positions.alert(detail, scope.positions_always)
 
 

@@ -9,16 +9,12 @@ import psycopg
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from monitor.alerts import service as alerts
-from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
 from monitor.devices.models import CredentialsVersion, Device, LocationFix
 from monitor.events import emit
 from monitor.orgs.models import Worker
 from monitor.protocol import DEVICE_RE, Loc
 from monitor.security import hash_device_secret, new_device_secret
-from monitor.visits.models import Visit, VisitState
 
 
 class DeviceError(ValueError):
@@ -182,47 +178,18 @@ def mark_seen(db: Session, device: Presence, at: datetime) -> None:
         emit(db, "device.online", device_id=device.id)
 
 
-def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -> bool:
-    """Mark a device offline (once, whichever replica gets there first); raise a
-    `device_offline` alert if its worker is on an open visit. True if this call did it."""
+def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -> Device | None:
+    """Mark a device offline, once, whichever replica gets there first: the device if this
+    call did it, else None."""
     now = utcnow()
     cond = [Device.id == device_id, Device.online.is_(True)]
     if only_if_due:
         cond.append(Device.offline_due_at <= now)
     claimed = db.execute(update(Device).where(*cond).values(online=False, offline_due_at=None))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return False
+        return None
     device = db.get(Device, device_id)
     assert device is not None
     db.refresh(device)
     emit(db, "device.offline", device_id=device_id, reason=reason)
-    visit = db.scalar(
-        select(Visit)
-        .where(Visit.device_id == device_id, Visit.state == VisitState.OPEN.value)
-        .order_by(Visit.id.desc())
-        .limit(1)
-    )
-    if visit is None:
-        return True
-    already = db.scalar(
-        select(Alert.id).where(
-            Alert.device_id == device_id,
-            Alert.type == AlertType.DEVICE_OFFLINE.value,
-            Alert.state.in_([s.value for s in ACTIVE_STATES]),
-        )
-    )
-    if already is None:
-        alerts.raise_by_service(
-            db,
-            device=device,
-            org_id=visit.org_id,
-            kind=AlertType.DEVICE_OFFLINE,
-            text=f"Device went offline during a visit ({reason})",
-            visit_id=visit.id,
-            note=visit.note,
-            lat=device.last_lat,
-            lon=device.last_lon,
-            acc=device.last_acc,
-            last_seen_at=device.last_seen_at.isoformat() if device.last_seen_at else None,
-        )
-    return True
+    return device

@@ -15,8 +15,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
-from monitor.alerts.models import AlertDetail
 from monitor.alerts.states import ACTIVE_STATES
+from monitor.reads.alert_detail import AlertDetail
 
 FONTS = {
     ("sans", ""): "DejaVuSans.ttf",

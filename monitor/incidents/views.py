@@ -29,6 +29,7 @@ from monitor.incidents.models import IncidentOut, Report
 from monitor.incidents.queries import IncidentFilter
 from monitor.orgs.models import Organisation
 from monitor.privacy import positions
+from monitor.reads import alert_detail
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 reports_router = APIRouter(prefix="/api/v1/reports", tags=["incidents"])
@@ -148,7 +149,7 @@ def incident_pdf(
         if alert.org_id is not None
         else None
     )
-    detail = alerts.detail(db, alert)
+    detail = alert_detail.detail(db, alert)
     had = detail.lat is not None or bool(detail.trail)
     shown = positions.alert(detail, scope.positions_always)  # may take the positions out
     body = pdf.render(

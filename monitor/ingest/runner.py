@@ -1,4 +1,4 @@
-"""The ingest side assembled: two MQTT links, the two workers, replies and the scheduler."""
+"""The ingest side assembled: two MQTT links, the two workers and the replies to devices."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from monitor.ingest.takeover import Takeover
 from monitor.ingest.telemetry import TelemetryWriter
 from monitor.ingest.urgent import UrgentWorker
 from monitor.protocol import TELEMETRY, URGENT
-from monitor.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +62,6 @@ class Ingest:
         self.replies = Replies(self.urgent_link)
         self.urgent.send_reply = self.replies.send
         self.telemetry.send_reply = self.replies.send
-        self.scheduler = Scheduler(
-            store,
-            settings,
-            resend=self.replies.send_outbox,
-            take_published=self.replies.take_published,
-            can_send=self.urgent_link.connected.is_set,
-        )
         # This replica is ready (/readyz) only while both of its sessions are connected; with
         # telemetry processes, theirs are not looked at (each is restarted within a second).
         store.health.watch_link("urgent", self.urgent_link.connected.is_set)
@@ -100,7 +92,6 @@ class Ingest:
             self.processes.start()  # it starts the telemetry link when the time is right
         else:
             self.telemetry_link.start()
-        self.scheduler.start()
         if self.takeover is not None:
             self.takeover.start()
         if wait_s:
@@ -115,13 +106,12 @@ class Ingest:
             # First: a session it is taking over is left (not ended) while the workers that
             # would store its messages still run.
             self.takeover.stop(forget=end_session)
-        self.scheduler.stop()
         if self.processes is not None:
             self.processes.stop(end_session=end_session)
         self.urgent_link.stop(end_session=end_session)
         self.telemetry_link.stop(end_session=end_session)
         self.urgent.stop()
         self.telemetry.stop()
-        for t in (self.scheduler, self.urgent, self.urgent.pins, self.telemetry):
+        for t in (self.urgent, self.urgent.pins, self.telemetry):
             if t.is_alive():
                 t.join(timeout=10)

@@ -24,12 +24,13 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device
-from monitor.devices.resync import resync
 from monitor.events import emit
 from monitor.ingest import refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
+from monitor.ingest.resync import resync
 from monitor.orgs.models import Worker
 from monitor.protocol import HeartbeatMsg, LocationMsg, StatusMsg
+from monitor.visits import service as visits
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class TelemetryWriter(ItemWorker):
                     # The last will: the offline transition (and any alert) is claimed in the
                     # database, so what this batch learnt of the device is written first.
                     write_states(db, [dev])
-                    devices.go_offline(db, dev.id, "last will", only_if_due=False)
+                    visits.device_offline(db, dev.id, "last will", only_if_due=False)
                     dev.online, dev.offline_due_at, dev.changed = False, None, False
                 continue
             devices.mark_seen(db, dev, at)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from monitor.alerts.models import AlertDetail, AlertEventOut, AlertOut
+from monitor.alerts.models import AlertEventOut, AlertOut
 from monitor.alerts.states import ACTIVE_STATES
 from monitor.devices.models import DeviceOut
+from monitor.reads.alert_detail import AlertDetail
 from monitor.visits.models import VisitOut, VisitState
 
 # Keys of timeline entries' data that hold positions: a "raised" entry's `loc`, a

@@ -8,8 +8,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from monitor.alerts import service as alerts
-from monitor.alerts.states import AlertType
+from monitor.alerts.models import Alert
+from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.db import utcnow
+from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.events import emit
@@ -215,4 +217,43 @@ def raise_overdue(db: Session, visit_id: int, now: datetime, grace_s: int) -> bo
         due_at=visit.due_at.isoformat(),
     )
     visit.overdue_alert_id = alert.id
+    return True
+
+
+def device_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -> bool:
+    """Mark a device offline (devices.go_offline) and, if its worker is on an open visit,
+    raise a `device_offline` alert: silence matters when nobody knows the worker is safe.
+    True if this call marked it."""
+    device = devices.go_offline(db, device_id, reason, only_if_due=only_if_due)
+    if device is None:
+        return False
+    visit = db.scalar(
+        select(Visit)
+        .where(Visit.device_id == device_id, Visit.state == VisitState.OPEN.value)
+        .order_by(Visit.id.desc())
+        .limit(1)
+    )
+    if visit is None:
+        return True
+    already = db.scalar(
+        select(Alert.id).where(
+            Alert.device_id == device_id,
+            Alert.type == AlertType.DEVICE_OFFLINE.value,
+            Alert.state.in_([s.value for s in ACTIVE_STATES]),
+        )
+    )
+    if already is None:
+        alerts.raise_by_service(
+            db,
+            device=device,
+            org_id=visit.org_id,
+            kind=AlertType.DEVICE_OFFLINE,
+            text=f"Device went offline during a visit ({reason})",
+            visit_id=visit.id,
+            note=visit.note,
+            lat=device.last_lat,
+            lon=device.last_lon,
+            acc=device.last_acc,
+            last_seen_at=device.last_seen_at.isoformat() if device.last_seen_at else None,
+        )
     return True
