@@ -118,7 +118,7 @@ class Hub:
     def _fan_out(self, event: Event) -> None:
         seq = next(self._seq)
         self.last_seq = seq
-        data = dict(event.data)
+        data = event.data()
         alert = data.get("alert")
         if isinstance(alert, dict) and alert.get("state") not in ACTIVE_VALUES:
             # Once an alert is over, where the worker was is no business of a console

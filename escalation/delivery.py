@@ -23,7 +23,7 @@ from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES, AlertState
 from monitor.config import Settings
 from monitor.db import utcnow
-from monitor.events import pending
+from monitor.events import AlertChanged, Kind, pending
 from monitor.orgs.models import Worker
 
 ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -48,9 +48,10 @@ def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
     # One announcement per alert per transaction is enough: a console refetches the
     # whole timeline when it hears of a change.
     if not any(
-        e.kind == "alert.escalation" and e.data["alert"]["id"] == alert.id for e in pending(db)
+        isinstance(e, AlertChanged) and e.kind is Kind.ALERT_ESCALATION and e.alert_id == alert.id
+        for e in pending(db)
     ):
-        alerts.announce(db, "alert.escalation", alert)
+        alerts.announce(db, Kind.ALERT_ESCALATION, alert)
 
 
 def describe(n: Notification) -> str:

@@ -27,13 +27,19 @@ from escalation.providers import Channels, Failed, Outgoing, Retry
 from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store
-from monitor.events import Event
+from monitor.events import AlertChanged, Event, Kind
 
 log = logging.getLogger(__name__)
 
 # The alert events that may change what the escalation must do.
 WAKING = frozenset(
-    {"alert.raised", "alert.acknowledged", "alert.resolved", "alert.cancelled", "alert.duress"}
+    {
+        Kind.ALERT_RAISED,
+        Kind.ALERT_ACKNOWLEDGED,
+        Kind.ALERT_RESOLVED,
+        Kind.ALERT_CANCELLED,
+        Kind.ALERT_DURESS,
+    }
 )
 
 
@@ -112,9 +118,9 @@ class Engine:
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
-        if event.kind == "alert.raised":
+        if isinstance(event, AlertChanged) and event.kind is Kind.ALERT_RAISED:
             # Started from here, with its steps due at once: no tick needed for it.
-            self._fresh.append(event.data["alert"]["id"])
+            self._fresh.append(event.alert_id)
             self._wake.set()
         elif event.kind in WAKING:
             self.wake()

@@ -26,6 +26,7 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.db import utcnow
 from monitor.deps import RowId, SessionDep, SettingsDep
+from monitor.events import Kind
 
 # "1", "ACK" or "YES", optionally naming the alert: "ACK 42" takes alert #42.
 ACK_REPLY = re.compile(r"^(?:1|ACK|YES)(?:\s+#?(\d{1,12}))?$", re.IGNORECASE)
@@ -129,7 +130,7 @@ def gather(
             notification=n.id,
             digits=digits,
         )
-        alerts.announce(db, "alert.escalation", alert)
+        alerts.announce(db, Kind.ALERT_ESCALATION, alert)
         if taken:
             return Response(
                 voice.acknowledged(n.recipient_kind == WORKER, alert.duress), media_type=XML
@@ -145,7 +146,7 @@ def gather(
         notification=n.id,
         digits=digits,
     )
-    alerts.announce(db, "alert.escalation", alert)
+    alerts.announce(db, Kind.ALERT_ESCALATION, alert)
     if digits == REPEAT_DIGIT:
         return Response(voice.call(settings.public_url, n.id, n.body), media_type=XML)
     return Response(voice.not_acknowledged(), media_type=XML)
@@ -208,6 +209,6 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
         text = f"{n.recipient} replied to the SMS: {words[:500]!r} (not an acknowledgement)"
         answer = f"To take alert #{alert.id}, reply 1, ACK or YES (or ACK {alert.id})."
     alerts.record(db, alert, "sms_reply", actor, text, notification=n.id)
-    alerts.announce(db, "alert.escalation", alert)
+    alerts.announce(db, Kind.ALERT_ESCALATION, alert)
     reply.message(answer)
     return Response(str(reply), media_type=XML)

@@ -19,12 +19,12 @@ from datetime import datetime
 import psycopg
 
 from monitor.db import Store
-from monitor.events import Event
+from monitor.events import Event, decode
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "vigil_events"
-SHARED = ("alert.", "visit.", "worker.")
+SHARED = "alert."
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
 MAX_PAYLOAD = 7900
 
@@ -66,7 +66,7 @@ class Fanout:
         if not event.kind.startswith(SHARED):
             return
         payload = json.dumps(
-            {"o": self.origin, "k": event.kind, "at": event.at.isoformat(), "d": event.data},
+            {"o": self.origin, "k": event.kind, "at": event.at.isoformat(), "d": event.data()},
             default=str,
         )
         if len(payload.encode()) > MAX_PAYLOAD:
@@ -115,5 +115,6 @@ class Fanout:
             return
         if msg.get("o") == self.origin:
             return
-        at = datetime.fromisoformat(msg["at"])
-        self.store.bus.publish(Event(msg["k"], msg["d"], at, remote=True))
+        event = decode(msg["k"], msg["d"], datetime.fromisoformat(msg["at"]))
+        if event is not None:
+            self.store.bus.publish(event)

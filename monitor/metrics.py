@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from monitor.events import Event, EventBus
+from monitor.events import AlertChanged, Event, EventBus, Kind, MessagesRefused
 
 MESSAGES = Counter(
     "vigil_device_messages_total", "Device messages received (valid or not)", ["suffix"]
@@ -26,16 +26,23 @@ COMMANDS_SENT = Counter("vigil_device_commands_total", "Commands published to de
 STORE_ERRORS = Counter(
     "vigil_store_errors_total", "Transactions that failed and were retried", ["path"]
 )
+SCHEDULER_FAILURES = Counter(
+    "vigil_scheduler_failures_total",
+    "Scheduler jobs that failed in a tick, or for one of the things due (tried next tick)",
+    ["job"],
+)
 
 
 def watch(bus: EventBus) -> None:
     """Count what was committed, once: work retried after a failure is not counted twice."""
 
     def raised(event: Event) -> None:
-        ALERTS_RAISED.labels(event.data["alert"]["type"]).inc()
+        assert isinstance(event, AlertChanged)
+        ALERTS_RAISED.labels(event.alert["type"]).inc()
 
     def refused(event: Event) -> None:
-        REFUSED.labels(event.data["code"]).inc(event.data.get("count", 1))
+        assert isinstance(event, MessagesRefused)
+        REFUSED.labels(event.code).inc(event.count)
 
-    bus.subscribe(raised, "alert.raised")
-    bus.subscribe(refused, "device.refused")
+    bus.subscribe(raised, Kind.ALERT_RAISED)
+    bus.subscribe(refused, Kind.DEVICE_REFUSED)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from monitor.config import Settings
 from monitor.db import AUTOCHECKPOINT_PAGES, Store
-from monitor.events import Event, emit
+from monitor.events import Event, Kind, MessagesRefused, emit
 from monitor.migrate import upgrade
 
 
@@ -65,13 +65,13 @@ def test_an_event_handler_writes_at_commit(tmp_path: Path) -> None:
         with store.begin() as db:
             db.execute(text("INSERT INTO t VALUES (2)"))
 
-    store.bus.subscribe(handler, "test.")
+    store.bus.subscribe(handler, Kind.DEVICE_REFUSED)
     done = threading.Event()
 
     def write() -> None:
         with store.begin(bulk=True) as db:
             db.execute(text("INSERT INTO t VALUES (1)"))
-            emit(db, "test.written")
+            emit(db, MessagesRefused(code="test", device_id=None))
         done.set()
 
     t = threading.Thread(target=write)

@@ -29,7 +29,7 @@ from sqlalchemy import delete, select
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device, DeviceCommand
-from monitor.events import Event
+from monitor.events import CommandQueued, Event, Kind
 from worker_app import vapid
 from worker_app.models import PushSubscription
 
@@ -117,7 +117,7 @@ class Pusher:
             log.exception("could not read or make the VAPID keys yet")
         for t in self._threads:
             t.start()
-        self._unsubscribe = self.store.bus.subscribe(self.on_event, "device.command")
+        self._unsubscribe = self.store.bus.subscribe(self.on_event, Kind.DEVICE_COMMAND)
 
     def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -131,9 +131,9 @@ class Pusher:
 
     def on_event(self, event: Event) -> None:
         """On the committing thread (an alert's, a request's): only a look and a queue."""
-        payload = event.data["payload"]
-        if payload.get("type") in NOTICES:
-            self._put(Job(event.data["id"], event.data["device_id"], payload), 0.0)
+        assert isinstance(event, CommandQueued)
+        if event.payload.get("type") in NOTICES:
+            self._put(Job(event.id, event.device_id, event.payload), 0.0)
 
     def _put(self, job: Job, delay: float) -> None:
         with self._cv:

@@ -14,6 +14,7 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import AlertEvent
 from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import CurrentDevice, StoreDep
+from monitor.events import Kind
 from monitor.evidence.views import DevicePath
 from monitor.protocol import AlertId, DeviceTs
 
@@ -57,7 +58,7 @@ def recording(
             else "The worker stopped the app's recording"
         )
         alerts.record(db, alert, kind, f"device:{device.id}", text, ts=body.ts, at=at.isoformat())
-        alerts.announce(db, "alert.updated", alert)
+        alerts.announce(db, Kind.ALERT_UPDATED, alert)
 
 
 def install(app: FastAPI, context: dict[str, Any]) -> None:

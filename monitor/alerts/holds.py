@@ -8,6 +8,7 @@ from monitor.alerts.models import Alert
 from monitor.alerts.service import announce, get, record
 from monitor.audit.service import audit
 from monitor.db import utcnow
+from monitor.events import Kind
 
 
 class HoldConflict(Exception):
@@ -24,7 +25,7 @@ def place(db: Session, alert_id: int, *, actor: str, reason: str, address: str =
     alert.held_at, alert.held_by = utcnow(), actor
     record(db, alert, "hold_placed", actor, f"Put on hold: {reason}", reason=reason)
     audit(db, actor, "hold_placed", f"alert {alert_id}", address=address, reason=reason)
-    announce(db, "alert.updated", alert)
+    announce(db, Kind.ALERT_UPDATED, alert)
     return alert
 
 
@@ -37,5 +38,5 @@ def release(db: Session, alert_id: int, *, actor: str, address: str = "") -> Ale
     # The timeline and the audit log keep the hold's history; the columns say what holds now.
     record(db, alert, "hold_released", actor, "Hold released", reason=reason)
     audit(db, actor, "hold_released", f"alert {alert_id}", address=address, reason=reason)
-    announce(db, "alert.updated", alert)
+    announce(db, Kind.ALERT_UPDATED, alert)
     return alert

@@ -20,6 +20,7 @@ from monitor.alerts.models import (
 )
 from monitor.alerts.states import (
     ACTIVE_STATES,
+    EFFECTS,
     AlertState,
     AlertType,
     Outcome,
@@ -29,7 +30,7 @@ from monitor.alerts.states import (
 from monitor.db import utcnow
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
-from monitor.events import emit
+from monitor.events import AlertChanged, Kind, emit
 from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
 from monitor.protocol import AlertMsg, Loc
@@ -116,9 +117,11 @@ def _seal_positions(db: Session, alert: Alert) -> None:
         record(db, alert, "positions", "system", text, fixes=fixes)
 
 
-def announce(db: Session, kind: str, alert: Alert, **extra: Any) -> None:
+def announce(db: Session, kind: Kind, alert: Alert, **extra: Any) -> None:
+    """Announce that `alert` changed, as it now is, once the transaction commits."""
     db.flush()
-    emit(db, kind, alert=to_out(db, alert).model_dump(mode="json"), **extra)
+    alert_json = to_out(db, alert).model_dump(mode="json")
+    emit(db, AlertChanged(kind=kind, alert=alert_json, extra=extra))
 
 
 def _tell_device(db: Session, alert: Alert, type_: str) -> None:
@@ -127,6 +130,35 @@ def _tell_device(db: Session, alert: Alert, type_: str) -> None:
     if alert.duress or alert.device_alert_id is None:
         return
     queue_command(db, alert.device_id, type_, alert_id=alert.device_alert_id)
+
+
+def transition(
+    db: Session,
+    alert: Alert,
+    to: AlertState,
+    *,
+    actor: str,
+    text: str,
+    columns: dict[str, Any] | None = None,
+    **data: Any,
+) -> None:
+    """Move `alert` to `to` with everything that change brings (states.EFFECTS), setting
+    `columns` too once it is legal: the one way an alert's state changes, whoever asks.
+    `data` goes into the timeline entry."""
+    check_transition(alert.state_enum, to)
+    effects = EFFECTS[to]
+    alert.state = to.value
+    setattr(alert, effects.at, utcnow())
+    if effects.by is not None:
+        setattr(alert, effects.by, actor)
+    for name, value in (columns or {}).items():
+        setattr(alert, name, value)
+    if effects.seal_positions:
+        _seal_positions(db, alert)
+    record(db, alert, effects.entry, actor, text, **data)
+    if effects.device_command is not None:
+        _tell_device(db, alert, effects.device_command)
+    announce(db, effects.event, alert)
 
 
 def _ask_position(db: Session, alert: Alert) -> None:
@@ -215,7 +247,7 @@ def raise_from_device(
         loc=alert.loc,
         battery=msg.batt,
     )
-    announce(db, "alert.raised", alert)
+    announce(db, Kind.ALERT_RAISED, alert)
     if msg.loc is None:
         _ask_position(db, alert)
     return alert, True
@@ -258,7 +290,7 @@ def raise_by_service(
     db.flush()
     chain.begin(db, alert)
     record(db, alert, "raised", "system", text, **data)
-    announce(db, "alert.raised", alert)
+    announce(db, Kind.ALERT_RAISED, alert)
     _ask_position(db, alert)
     return alert
 
@@ -274,14 +306,14 @@ def cancel_from_device(
     state = alert.state_enum
     if pin_kind is None:
         record(db, alert, "cancel_rejected", actor, "Cancel refused: wrong PIN")
-        announce(db, "alert.updated", alert)
+        announce(db, Kind.ALERT_UPDATED, alert)
         return "cancel_rejected"
     if pin_kind == "duress":
         if not alert.duress:
             alert.duress = True
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
-            announce(db, "alert.duress", alert)
+            announce(db, Kind.ALERT_DURESS, alert)
         if state not in ACTIVE_STATES and not active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue. (A resent copy of the
@@ -304,12 +336,8 @@ def cancel_from_device(
         # Under duress the worker may be made to cancel again; it changes nothing.
         record(db, alert, "cancel_after_duress", actor, "Cancel PIN after duress: ignored")
     elif state in ACTIVE_STATES:
-        check_transition(state, AlertState.CANCELLED)
-        alert.state = AlertState.CANCELLED.value
-        alert.cancelled_at = utcnow()
-        _seal_positions(db, alert)
-        record(db, alert, "cancelled", actor, "Cancelled by the worker with the cancel PIN")
-        announce(db, "alert.cancelled", alert)
+        text = "Cancelled by the worker with the cancel PIN"
+        transition(db, alert, AlertState.CANCELLED, actor=actor, text=text)
     # An alert that is already over is answered as cancelled too: the device only needs to
     # know the alert is over, and a different answer here would set duress apart.
     return "alert_cancelled"
@@ -331,20 +359,15 @@ def active_duress(db: Session, device_id: str) -> bool:
 
 def acknowledge(db: Session, alert_id: int, *, actor: str, via: str = "console") -> Alert:
     alert = get(db, alert_id, for_update=True)
-    check_transition(alert.state_enum, AlertState.ACKNOWLEDGED)
-    alert.state = AlertState.ACKNOWLEDGED.value
-    alert.acknowledged_at = utcnow()
-    alert.acknowledged_by = actor
-    record(db, alert, "acknowledged", actor, f"Taken charge of ({via})", via=via)
-    _tell_device(db, alert, "alert_acknowledged")
-    announce(db, "alert.acknowledged", alert)
+    text = f"Taken charge of ({via})"
+    transition(db, alert, AlertState.ACKNOWLEDGED, actor=actor, text=text, via=via)
     return alert
 
 
 def add_note(db: Session, alert_id: int, *, actor: str, text: str) -> Alert:
     alert = get(db, alert_id, for_update=True)
     record(db, alert, "note", actor, text)
-    announce(db, "alert.note", alert, text=text, actor=actor)
+    announce(db, Kind.ALERT_NOTE, alert, text=text, actor=actor)
     return alert
 
 
@@ -352,22 +375,16 @@ def resolve(
     db: Session, alert_id: int, *, actor: str, outcome: Outcome, note: str | None = None
 ) -> Alert:
     alert = get(db, alert_id, for_update=True)
-    check_transition(alert.state_enum, AlertState.RESOLVED)
-    alert.state = AlertState.RESOLVED.value
-    alert.resolved_at = utcnow()
-    alert.resolved_by = actor
-    alert.outcome = outcome.value
-    _seal_positions(db, alert)
-    record(
+    text = f"Resolved: {outcome.value}" + (f". {note}" if note else "")
+    transition(
         db,
         alert,
-        "resolved",
-        actor,
-        f"Resolved: {outcome.value}" + (f". {note}" if note else ""),
+        AlertState.RESOLVED,
+        actor=actor,
+        text=text,
+        columns={"outcome": outcome.value},
         outcome=outcome.value,
     )
-    _tell_device(db, alert, "alert_closed")
-    announce(db, "alert.resolved", alert)
     return alert
 
 
@@ -409,5 +426,5 @@ def record_authorities(
     alert = get(db, alert_id, for_update=True)
     text = f"Authorities called: {service}" + (f", reference {reference}" if reference else "")
     record(db, alert, "authorities_called", actor, text, service=service, reference=reference)
-    announce(db, "alert.authorities", alert, service=service, reference=reference)
+    announce(db, Kind.ALERT_AUTHORITIES, alert, service=service, reference=reference)
     return alert

@@ -1,8 +1,12 @@
-"""The alert state machine and priorities: the one place that says which changes are legal."""
+"""The alert state machine and priorities: the one place that says which changes are legal
+and what each change brings with it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+
+from monitor.events import Kind
 
 
 class AlertState(StrEnum):
@@ -51,6 +55,49 @@ _PRIORITY = {
     AlertType.VISIT_OVERDUE: 4,
     AlertType.DEVICE_OFFLINE: 5,
     AlertType.TEST: 6,
+}
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What entering a state brings, applied by `alerts.service.transition` in this order:
+    the time (and who) stamped on the row, the positions sealed into the timeline, the
+    timeline entry, the command to the device, the event announced."""
+
+    at: str  # the alert's column for when it happened
+    by: str | None  # the alert's column for who did it, if kept on the row
+    seal_positions: bool  # the incident is over: its trail joins the hash chain
+    entry: str  # the timeline entry's kind
+    device_command: str | None  # what the device is told (never under duress)
+    event: Kind
+
+
+EFFECTS: dict[AlertState, Effects] = {
+    AlertState.ACKNOWLEDGED: Effects(
+        at="acknowledged_at",
+        by="acknowledged_by",
+        seal_positions=False,
+        entry="acknowledged",
+        device_command="alert_acknowledged",
+        event=Kind.ALERT_ACKNOWLEDGED,
+    ),
+    AlertState.CANCELLED: Effects(
+        at="cancelled_at",
+        by=None,
+        seal_positions=True,
+        entry="cancelled",
+        # The device asked for it, and its reply to the cancel says so.
+        device_command=None,
+        event=Kind.ALERT_CANCELLED,
+    ),
+    AlertState.RESOLVED: Effects(
+        at="resolved_at",
+        by="resolved_by",
+        seal_positions=True,
+        entry="resolved",
+        device_command="alert_closed",
+        event=Kind.ALERT_RESOLVED,
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.devices.models import DeviceCommand
-from monitor.events import emit
+from monitor.events import CommandQueued, emit
 
 
 def command_payload(type_: str, **fields: Any) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def queue_command(db: Session, device_id: str, type_: str, **fields: Any) -> Dev
     cmd = DeviceCommand(device_id=device_id, type=type_, payload=command_payload(type_, **fields))
     db.add(cmd)
     db.flush()
-    emit(db, "device.command", id=cmd.id, device_id=device_id, payload=cmd.payload)
+    emit(db, CommandQueued(id=cmd.id, device_id=device_id, payload=cmd.payload))
     return cmd
 
 

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.devices.models import CredentialsVersion, Device, LocationFix
-from monitor.events import emit
 from monitor.orgs.models import Worker
 from monitor.protocol import DEVICE_RE, Loc
 from monitor.security import hash_device_secret, new_device_secret
@@ -170,15 +169,12 @@ def offline_deadline(device: Presence, seen_at: datetime) -> datetime:
 
 def mark_seen(db: Session, device: Presence, at: datetime) -> None:
     """The device was heard from; it is online until two heartbeat intervals pass."""
-    was_online = device.online
     device.last_seen_at = at
     device.offline_due_at = offline_deadline(device, at)
     device.online = True
-    if not was_online:
-        emit(db, "device.online", device_id=device.id)
 
 
-def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -> Device | None:
+def go_offline(db: Session, device_id: str, *, only_if_due: bool) -> Device | None:
     """Mark a device offline, once, whichever replica gets there first: the device if this
     call did it, else None."""
     now = utcnow()
@@ -191,5 +187,4 @@ def go_offline(db: Session, device_id: str, reason: str, *, only_if_due: bool) -
     device = db.get(Device, device_id)
     assert device is not None
     db.refresh(device)
-    emit(db, "device.offline", device_id=device_id, reason=reason)
     return device

@@ -11,7 +11,7 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.db import utcnow
 from monitor.devices.models import Device
-from monitor.events import emit
+from monitor.events import AlertAside, Kind, emit
 from monitor.evidence import custody
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.evidence.storage import EvidenceStore
@@ -52,27 +52,29 @@ def _link(db: Session, ev: Evidence) -> None:
 
 def announce(db: Session, ev: Evidence, what: str) -> None:
     db.flush()
-    scope: dict[str, int | None] = {}
-    if ev.alert_id is not None:
-        alert = alerts.get(db, ev.alert_id)
-        scope = alerts.scope_keys(db, alert)
-        alerts.record(
-            db,
-            alert,
-            "evidence",
-            f"device:{ev.device_id}",
-            f"Audio {ev.evidence_id} {what}",
-            evidence=ev.evidence_id,
-            sha256=ev.sha256,
-            duration_ms=ev.duration_ms,
-        )
+    if ev.alert_id is None:
+        return  # a visit's clip: shown with the alert the visit may yet have
+    alert = alerts.get(db, ev.alert_id)
+    alerts.record(
+        db,
+        alert,
+        "evidence",
+        f"device:{ev.device_id}",
+        f"Audio {ev.evidence_id} {what}",
+        evidence=ev.evidence_id,
+        sha256=ev.sha256,
+        duration_ms=ev.duration_ms,
+    )
+    scope = alerts.scope_keys(db, alert)
+    details = {"evidence_id": ev.id, "alert_id": ev.alert_id, "visit_id": ev.visit_id}
     emit(
         db,
-        "alert.evidence" if ev.alert_id is not None else "visit.evidence",
-        evidence_id=ev.id,
-        alert_id=ev.alert_id,
-        visit_id=ev.visit_id,
-        **scope,
+        AlertAside(
+            kind=Kind.ALERT_EVIDENCE,
+            org_id=scope["org_id"],
+            team_id=scope["team_id"],
+            details=details,
+        ),
     )
 
 

@@ -28,6 +28,7 @@ from monitor import heap
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.commands import mark_sent
+from monitor.events import Kind
 from monitor.fanout import Fanout
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, subscription
@@ -87,7 +88,7 @@ class TelemetryChild:
         self.writer.send_reply = self.replies.send
         # Commands this process queues (the state sent to a device coming online) go out from
         # here at once; the service's scheduler publishes again any it does not mark sent.
-        self.store.bus.subscribe(self.replies.on_event, "device.command")
+        self.store.bus.subscribe(self.replies.on_event, Kind.DEVICE_COMMAND)
         self.stopping = threading.Event()
 
     def _on_message(self, incoming: Incoming) -> None:

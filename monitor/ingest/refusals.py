@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from monitor.events import emit
+from monitor.events import MessagesRefused, emit
 from monitor.ingest.models import RefusedMessage
 from monitor.protocol import Refusal
 
@@ -65,7 +65,7 @@ def reply(r: Refused) -> tuple[str, dict[str, Any]] | None:
 def refuse(db: Session, r: Refused) -> list[tuple[str, dict[str, Any]]]:
     """Record a refusal (counted once committed); returns the `rejected` reply, if any."""
     record(db, r)
-    emit(db, "device.refused", code=r.refusal.code, device_id=r.refusal.device_id)
+    emit(db, MessagesRefused(code=r.refusal.code, device_id=r.refusal.device_id))
     answer = reply(r)
     return [] if answer is None else [answer]
 
@@ -135,4 +135,4 @@ def record_many(db: Session, taken: list[tuple[Refused, int]]) -> None:
         return
     db.execute(insert(RefusedMessage), [row(r, n) for r, n in taken])
     for r, n in taken:
-        emit(db, "device.refused", code=r.refusal.code, device_id=r.refusal.device_id, count=n)
+        emit(db, MessagesRefused(code=r.refusal.code, device_id=r.refusal.device_id, count=n))

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 
 from monitor import metrics
 from monitor.devices.commands import command_payload
-from monitor.events import Event
+from monitor.events import CommandQueued, Event
 from monitor.ingest.link import MqttLink
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class Replies:
         metrics.COMMANDS_SENT.labels(str(payload.get("type"))).inc()
 
     def on_event(self, event: Event) -> None:
-        self.send_outbox(event.data["id"], event.data["device_id"], event.data["payload"])
+        assert isinstance(event, CommandQueued)
+        self.send_outbox(event.id, event.device_id, event.payload)
 
     def take_published(self) -> list[int]:
         """Outbox rows the broker has acknowledged since the last call."""

@@ -7,6 +7,7 @@ import logging
 from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
+from monitor.events import Kind
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, client_id_of, is_status, subscription
 from monitor.ingest.processes import TelemetryProcesses, child_sessions
@@ -66,7 +67,7 @@ class Ingest:
         # telemetry processes, theirs are not looked at (each is restarted within a second).
         store.health.watch_link("urgent", self.urgent_link.connected.is_set)
         store.health.watch_link("telemetry", self.telemetry_link.connected.is_set)
-        self._unsubscribe = store.bus.subscribe(self.replies.on_event, "device.command")
+        self._unsubscribe = store.bus.subscribe(self.replies.on_event, Kind.DEVICE_COMMAND)
         metrics.watch(store.bus)
         # Read when scraped, so a worker stuck waiting for the store still shows its queue.
         metrics.QUEUE_DEPTH.labels("urgent").set_function(self.urgent.depth)

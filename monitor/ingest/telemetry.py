@@ -24,7 +24,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device
-from monitor.events import emit
+from monitor.events import AlertAside, Kind, emit
 from monitor.ingest import refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.ingest.resync import resync
@@ -52,7 +52,6 @@ def note_battery(
             .where(Worker.id == device.worker_id)
             .values(low_battery=True, low_battery_since=at)
         )
-        emit(db, "worker.low_battery", worker_id=device.worker_id, device_id=device.id, level=level)
     elif level >= threshold and before is not None and before < threshold:
         db.execute(
             update(Worker)
@@ -248,13 +247,14 @@ class TelemetryWriter(ItemWorker):
         if moved:
             # Operators follow an alerting worker's position live; others' stay private.
             for device_id, alerting in alerts.active_for_devices(db, list(moved)).items():
+                details = {"device_id": device_id, "alert_ids": alerting.alert_ids}
                 emit(
                     db,
-                    "alert.position",
-                    device_id=device_id,
-                    alert_ids=alerting.alert_ids,
-                    org_id=alerting.org_id,
-                    team_id=alerting.team_id,
-                    **moved[device_id],
+                    AlertAside(
+                        kind=Kind.ALERT_POSITION,
+                        org_id=alerting.org_id,
+                        team_id=alerting.team_id,
+                        details={**details, **moved[device_id]},
+                    ),
                 )
         return replies

@@ -14,7 +14,6 @@ from monitor.db import utcnow
 from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
-from monitor.events import emit
 from monitor.orgs.models import Organisation
 from monitor.protocol import VisitMsg
 from monitor.visits.models import Visit, VisitState
@@ -34,7 +33,6 @@ def _started(db: Session, visit: Visit) -> None:
         visit_id=visit.device_visit_id,
         due_ts=int(visit.due_at.timestamp() * 1000),
     )
-    emit(db, "visit.updated", visit_id=visit.id, device_id=visit.device_id)
 
 
 class VisitRefused(Exception):
@@ -140,7 +138,6 @@ def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg, pin_kind: str
     visit.end_reason = "duress" if pin_kind == "duress" else "ended"
     # The device is answered the same way in both cases: a duress end must look ordinary.
     queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)
-    emit(db, "visit.updated", visit_id=visit.id, device_id=device.id)
     if pin_kind == "duress":
         alerts.raise_by_service(
             db,
@@ -182,7 +179,6 @@ def notify_due(db: Session, visit_id: int, now: datetime) -> bool:
         visit_id=visit.device_visit_id,
         due_ts=int(visit.due_at.timestamp() * 1000),
     )
-    emit(db, "visit.due", visit_id=visit.id, device_id=visit.device_id)
     return True
 
 
@@ -224,7 +220,7 @@ def device_offline(db: Session, device_id: str, reason: str, *, only_if_due: boo
     """Mark a device offline (devices.go_offline) and, if its worker is on an open visit,
     raise a `device_offline` alert: silence matters when nobody knows the worker is safe.
     True if this call marked it."""
-    device = devices.go_offline(db, device_id, reason, only_if_due=only_if_due)
+    device = devices.go_offline(db, device_id, only_if_due=only_if_due)
     if device is None:
         return False
     visit = db.scalar(
