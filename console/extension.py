@@ -9,5 +9,7 @@ from fastapi import FastAPI
 
 def setup(app: FastAPI, context: dict[str, Any]) -> None:
     from console.hub import Hub, install
+    from console.meta import router
 
+    app.include_router(router)
     install(app, Hub(context["store"], context["settings"]))

@@ -146,10 +146,10 @@ def current_scope(user: CurrentUser, settings: SettingsDep) -> Scope:
 
 
 ScopeDep = Annotated[Scope, Depends(current_scope)]
-Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
-ServiceSupervisor = Annotated[
-    User, Depends(require(Role.SUPERVISOR, Role.ADMIN, service_wide=True))
-]
+# Who sees the fleet, the incidents and the reports (the console shows them their tabs).
+SUPERVISING_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+Supervisor = Annotated[User, Depends(require(*SUPERVISING_ROLES))]
+ServiceSupervisor = Annotated[User, Depends(require(*SUPERVISING_ROLES, service_wide=True))]
 ServiceAdmin = Annotated[User, Depends(require(Role.ADMIN, service_wide=True))]
 
 

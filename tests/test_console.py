@@ -17,6 +17,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from monitor.alerts.states import ACTIVE_STATES, AlertType, Outcome
 from monitor.users.models import Role
 from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
@@ -233,6 +234,27 @@ def test_operators_do_not_get_the_fleet_tab(svc: Running, browser: BrowserContex
     page = sign_in(browser, base, "olly")
     expect(page.locator("#tab-fleet")).to_be_hidden()
     expect(page.locator("#tab-review")).to_be_hidden()
+
+
+def test_the_console_is_told_the_services_vocabulary(svc: Running) -> None:
+    """What the console draws with comes from the service's own rules, not its JavaScript."""
+    assert svc.http.get("/api/v1/console/meta").status_code == 401
+    op = svc.user("vocab", Role.OPERATOR)
+    meta = svc.http.get("/api/v1/console/meta", headers=op).json()
+    assert [t["value"] for t in meta["alert_types"]] == [t.value for t in AlertType]
+    assert {t["value"]: t["label"] for t in meta["alert_types"]}["red"] == "Panic"
+    assert [o["value"] for o in meta["outcomes"]] == [o.value for o in Outcome]
+    assert all(x["label"] for x in meta["alert_types"] + meta["outcomes"])
+    assert set(meta["active_states"]) == {s.value for s in ACTIVE_STATES}
+    assert meta["transitions"]["raised"] == ["acknowledged", "resolved", "cancelled"]
+    assert meta["transitions"]["resolved"] == []
+    assert meta["low_battery_pct"] == 15
+    assert meta["supervising_roles"] == ["supervisor", "admin"]
+    assert "notification" in meta["escalation_kinds"]
+    assert "escalation_error" not in meta["escalation_kinds"]
+    # The threshold is the service's setting, whatever it is set to.
+    svc.restart(low_battery_pct=30)
+    assert svc.http.get("/api/v1/console/meta", headers=op).json()["low_battery_pct"] == 30
 
 
 def test_expired_session_returns_to_sign_in(

@@ -6,13 +6,26 @@
 const $ = (sel) => document.querySelector(sel);
 const state = { token: sessionStorage.getItem("vigil.token"), me: null, alerts: new Map(),
   selected: null, seq: 0, epoch: null, ws: null, retry: 500, view: "alerts",
-  map: null, layers: null, config: null, fleetTimer: null };
+  map: null, layers: null, config: null, meta: null, active: new Set(), fleetTimer: null };
 
-const LABEL = { red: "Panic", man_down: "Man down", no_motion: "No motion", test: "Test",
-  visit_overdue: "Visit overdue", device_offline: "Device offline", duress: "Duress" };
+// What the service knows and the console is told at sign-in (GET /api/v1/console/meta): the
+// alert types and outcomes with their labels, the states and the changes each allows, the
+// low-battery threshold, the supervising roles, escalation's timeline entries.
+const LABEL = {};     // alert type: its label
+const OUTCOMES = {};  // outcome: its label
+
+function learn(meta) {
+  state.meta = meta;
+  state.active = new Set(meta.active_states);
+  for (const t of meta.alert_types) LABEL[t.value] = t.label;
+  for (const o of meta.outcomes) OUTCOMES[o.value] = o.label;
+  $("#outcome").replaceChildren(...meta.outcomes.map((o) => new Option(o.label, o.value)));
+}
 
 function kindOf(a) { return a.duress ? "duress" : a.type; }
-function isActive(a) { return a.state === "raised" || a.state === "acknowledged"; }
+function isActive(a) { return state.active.has(a.state); }
+// Whether the state machine lets the alert become `wanted` ("acknowledged", "resolved").
+function canBecome(a, wanted) { return Boolean(state.meta?.transitions[a.state]?.includes(wanted)); }
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = text;
@@ -111,7 +124,7 @@ function fillRow(tr, a) {
   });
   const cls = `type type-${kindOf(a)}`;
   if (tr.cells[0].className !== cls) tr.cells[0].className = cls;
-  tr.classList.toggle("flash", a.state === "raised");
+  tr.classList.toggle("flash", canBecome(a, "acknowledged"));  // nobody has taken charge yet
   tr.classList.toggle("selected", state.selected === a.id);
 }
 
@@ -263,9 +276,6 @@ function drawEvidence(a) {
   }
 }
 
-const ESCALATION_KINDS = new Set(["escalation_started", "escalation_step", "escalation_stopped",
-  "escalation_exhausted", "escalation_advanced", "escalation_duress", "notification", "keypress", "sms_reply"]);
-
 // Links in SMS and webhooks point at #alert=<id>: open that alert.
 function openLinked() {
   const m = location.hash.match(/^#alert=(\d+)$/);
@@ -298,11 +308,11 @@ async function select(id) {
     ["Outcome", a.outcome || ""]];
   $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   if (a.duress) $("#d-facts").prepend(el("dt", "DURESS", "duress-banner"), el("dd", "The worker keyed the duress PIN: the device shows the alert as cancelled."));
-  $("#ack").disabled = a.state !== "raised";
-  $("#resolve-form button").disabled = !isActive(a);
+  $("#ack").disabled = !canBecome(a, "acknowledged");
+  $("#resolve-form button").disabled = !canBecome(a, "resolved");
   $("#timeline").replaceChildren(...a.timeline.map((t) => {
     // Escalation's entries (steps, notifications, key presses, SMS replies) stand apart.
-    const esc = ESCALATION_KINDS.has(t.kind);
+    const esc = state.meta.escalation_kinds.includes(t.kind);
     const li = el("li", "", esc ? "esc" : "");
     li.append(el("time", new Date(t.at).toLocaleTimeString()));
     if (t.data?.status) li.append(el("span", t.data.status, `status ${t.data.status}`));
@@ -347,7 +357,7 @@ async function loadFleet() {
     const left = d.visit_due_at ? Math.round((Date.parse(d.visit_due_at) - Date.now()) / 60000) : null;
     const cells = [
       [d.id], [d.worker_name || ""], [d.online ? "online" : "offline", d.online ? "online" : "offline"],
-      [d.battery != null ? `${d.battery}%` : "", d.battery != null && d.battery < 15 ? "low" : ""],
+      [d.battery != null ? `${d.battery}%` : "", d.battery != null && d.battery < state.meta.low_battery_pct ? "low" : ""],
       [d.last_seen_at ? `${since(d.last_seen_at)} ago` : "never"], [d.visit_note || ""],
       [left === null ? "" : left >= 0 ? `${left} min` : `${-left} min over`, left !== null && left < 0 ? "offline" : ""]];
     for (const [text, cls] of cells) tr.append(el("td", text, cls));
@@ -431,10 +441,11 @@ function connect() {
 async function start() {
   try {
     state.me = await api("/api/v1/auth/me");
-    state.config = await api("/api/v1/console/config");
+    [state.config] = await Promise.all([api("/api/v1/console/config"),
+      api("/api/v1/console/meta").then(learn)]);
   } catch { return; }
   $("#who").textContent = `${state.me.full_name || state.me.username} (${state.me.role})`;
-  $("#tab-fleet").hidden = !["supervisor", "admin"].includes(state.me.role);
+  $("#tab-fleet").hidden = !state.meta.supervising_roles.includes(state.me.role);
   $("#tab-review").hidden = $("#tab-fleet").hidden;
   show("alerts");
   connect();

@@ -1,14 +1,12 @@
 // Vigil console, the safety lead's review: the incident list with its filters and search,
 // one incident's page (timeline, map, evidence, PDF), the reports with their charts, and
-// downloads. Uses console.js's helpers ($, el, api, state, LABEL). Everything from the
-// service goes on the page as text (textContent), charts included.
+// downloads. Uses console.js's helpers ($, el, api, state, LABEL, OUTCOMES). Everything
+// from the service goes on the page as text (textContent), charts included.
 "use strict";
 
 const review = { who: null, offset: 0, pageSize: 50, rows: [], incident: null, map: null,
   layers: null, workersLoaded: false };
 
-const OUTCOMES = { genuine_emergency: "Genuine emergency", false_alarm: "False alarm",
-  accidental: "Accidental", test: "Test", worker_safe: "Worker safe" };
 // The queue's colours for each type (console.css), for the charts.
 const TYPE_COLOUR = { red: "#c62828", duress: "#7f0000", man_down: "#8e24aa",
   no_motion: "#ba68c8", visit_overdue: "#b26a00", device_offline: "#f2c14e", test: "#607d8b" };
