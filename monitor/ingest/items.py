@@ -4,7 +4,6 @@ it), and the base of the two workers."""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +116,9 @@ class Stopping(Exception):
 
 
 class ItemWorker(threading.Thread):
-    """A thread that takes items from its own queue and stores their effects."""
+    """A thread that takes items handed to it (`put`, on the MQTT thread) and stores their
+    effects. Each worker keeps its own queue: the telemetry writer a plain one it batches
+    from, the urgent worker a line per device, the PIN checker a plain one."""
 
     path = "ingest"
     bulk = False  # whether its writes wait for everyone else's (Store.begin)
@@ -127,26 +128,10 @@ class ItemWorker(threading.Thread):
         self.store = store
         self.settings = settings
         self.send_reply: SendReply = lambda *args, **kwargs: None
-        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._stop_flag = threading.Event()
-        # Counted by the one thread that puts and the worker: ints change under the GIL.
-        self._taken = 0
-        self._finished = 0
 
     def put(self, item: Item) -> None:
-        self._taken += 1
-        self._q.put(item)
-
-    def depth(self) -> int:
-        """Messages handed over and not yet stored (or refused) and acknowledged."""
-        return self._taken - self._finished
-
-    def idle(self) -> bool:
-        """Every item handed over so far is stored (or refused) and acknowledged."""
-        return self._finished == self._taken
-
-    def finished(self, n: int) -> None:
-        self._finished += n
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._stop_flag.set()

@@ -97,6 +97,10 @@ class PinChecker(ItemWorker):
     ) -> None:
         super().__init__("vigil-pins", store, settings)
         self._resume = resume
+        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
+
+    def put(self, item: Item) -> None:
+        self._q.put(item)
 
     def run(self) -> None:
         while not self._stop_flag.is_set():

@@ -125,6 +125,26 @@ class TelemetryWriter(ItemWorker):
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-telemetry", store, settings)
+        self._q: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        # Counted by the one thread that puts and the worker: ints change under the GIL.
+        self._taken = 0
+        self._finished = 0
+
+    def put(self, item: Item) -> None:
+        self._taken += 1
+        self._q.put(item)
+
+    def depth(self) -> int:
+        """Messages handed over and not yet stored (or refused) and acknowledged."""
+        return self._taken - self._finished
+
+    def idle(self) -> bool:
+        """Every item handed over so far is stored (or refused) and acknowledged: a retired
+        telemetry session is drained (`TelemetryProcesses`)."""
+        return self._finished == self._taken
+
+    def finished(self, n: int) -> None:
+        self._finished += n
 
     def run(self) -> None:
         max_n = self.settings.telemetry_batch_limit

@@ -12,41 +12,20 @@ import logging
 import threading
 import time
 from functools import partial
-from typing import Any
-
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
 
 from monitor import failures, metrics
-from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store, utcnow
-from monitor.devices import service as devices
-from monitor.devices.commands import queue_command
-from monitor.devices.models import Device, LocationFix
-from monitor.evidence import service as evidence
 from monitor.evidence import storage
-from monitor.ingest import refusals, waiting
+from monitor.ingest import refusals
 from monitor.ingest.fair import FairQueue
-from monitor.ingest.items import Item, ItemWorker, Refuse, Stopping, count, device_refusal
-from monitor.ingest.pins import (
-    WRONG_PIN_LIMIT,
-    WRONG_PIN_WINDOW,
-    PinCheck,
-    PinChecker,
-    needs_check,
-    wrong_pins,
-)
-from monitor.ingest.pins import check as check_pins
-from monitor.orgs.models import Worker
-from monitor.orgs.service import check_pin
-from monitor.protocol import AlertMsg, CancelMsg, EvidenceMsg, VisitMsg
-from monitor.visits import service as visits
+from monitor.ingest.items import Item, ItemWorker, Refuse, Stopping, count
+from monitor.ingest.pins import PinCheck, PinChecker, needs_check
+from monitor.ingest.urgent_handlers import Context, Direct, apply, bare_alert
+from monitor.protocol import AlertMsg
 
 log = logging.getLogger(__name__)
 
-# (device id, command type, fields) sent straight after commit.
-Direct = tuple[str, str, dict[str, Any]]
 # A message waiting its turn, with its PIN's check once that is done.
 Queued = tuple[Item, PinCheck | None]
 
@@ -74,6 +53,17 @@ def alert_key(item: Item) -> tuple[str, str] | None:
 
 
 class UrgentWorker(ItemWorker):
+    """One urgent message's way through, in order:
+
+    1. `put`, on the MQTT thread: into its device's line (a copy of an alert already waiting
+       there is acknowledged and counted instead; a full line is refused, `overloaded`);
+    2. `run`: the devices' turns; between them, the refusals noted are recorded;
+    3. `handle`: a message with a PIN goes to the PIN thread first, and comes back first in
+       its device's line (`_checked`);
+    4. `_handle`: applied and committed (`_commit`, with `urgent_handlers`), then the
+       replies, then the acknowledgement to the broker.
+    """
+
     path = "urgent"
 
     def __init__(self, store: Store, settings: Settings) -> None:
@@ -81,6 +71,7 @@ class UrgentWorker(ItemWorker):
         self.evidence_store = storage.from_settings(settings)
         self.lines: FairQueue[Queued] = FairQueue(settings.urgent_per_device)
         self.refusals = refusals.RefusalLog()
+        self.ctx = Context(settings, self.evidence_store, self._note)
         self.pins = PinChecker(store, settings, self._checked)
         self._handling = 0
         self._recorded_at = time.monotonic()
@@ -157,29 +148,44 @@ class UrgentWorker(ItemWorker):
         self.lines.put_first(device_key(item), (item, pin))
 
     def _handle(self, item: Item, pin: PinCheck | None) -> None:
+        """One message in its turn, to its acknowledgement:
+
+        1. refused when it was parsed: noted (recorded with the next batch), acknowledged;
+        2. applied in one transaction (`_commit`): the device checked, then the handler its
+           type names (`urgent_handlers.HANDLERS`), tried again while the store fails;
+        3. its replies sent, once committed, and as often again as copies waited with it;
+        4. acknowledged to the broker, only now: until then the broker keeps it for us.
+        """
         if item.refused is not None:
             self._note(item.refused)
             item.ack()
             return
         try:
-            try:
-                direct = self.retrying(partial(self._apply, item=item, pin=pin))
-            except (Stopping, Refuse):
-                raise
-            except Exception as err:
-                direct = self._permanent_failure(item, err)
+            direct = self._commit(item, pin)
         except Stopping:
             self._take_copies(item)
             return  # not acknowledged: the broker delivers it again
-        except Refuse as refuse:
-            direct = []
-            self._note(refuse.refused)
         copies = self._take_copies(item)
         for device_id, type_, fields in direct * (1 + copies):
             self.send_reply(device_id, type_, **fields)
         item.ack()
         if item.parsed is not None and item.parsed.suffix == "alert":
             metrics.ALERT_INGEST.observe((utcnow() - item.received_at).total_seconds())
+
+    def _commit(self, item: Item, pin: PinCheck | None) -> list[Direct]:
+        """The message applied and committed; the replies to send. Refused, it is noted and
+        changes nothing; if it can never be stored as it is, it is refused, or, for an alert,
+        stored bare. `Stopping` (the worker stops while the store is unavailable) leaves it
+        unacknowledged."""
+        try:
+            return self.retrying(partial(apply, item=item, pin=pin, ctx=self.ctx))
+        except Stopping:
+            raise
+        except Refuse as refuse:
+            self._note(refuse.refused)
+            return []
+        except Exception as err:
+            return self._permanent_failure(item, err)
 
     def _note(self, refused: refusals.Refused) -> None:
         answer = self.refusals.add(refused)
@@ -204,213 +210,15 @@ class UrgentWorker(ItemWorker):
         self._note(item.refused or item.refuse("overloaded", reason))
         item.ack()
 
-    def _apply(self, db: Session, item: Item, pin: PinCheck | None) -> list[Direct]:
-        assert item.parsed is not None
-        msg = item.parsed.msg
-        pin_kind = pin.kind if pin is not None else None
-        device = db.get(Device, item.parsed.device_id)
-        refused = device_refusal(item, None if device is None else device.enabled)
-        if refused is not None:
-            raise Refuse(refused)
-        assert device is not None
-        devices.mark_seen(db, device, item.received_at)
-        if isinstance(msg, AlertMsg):
-            return self._alert(db, device, msg, item)
-        if isinstance(msg, CancelMsg):
-            return self._cancel(db, device, msg, pin, item)
-        if isinstance(msg, VisitMsg):
-            return self._visit(db, device, msg, item, pin_kind)
-        if isinstance(msg, EvidenceMsg):
-            return self._evidence(db, device, msg, item)
-        raise AssertionError(f"not an urgent message: {item.parsed.suffix}")
-
     def _permanent_failure(self, item: Item, err: BaseException) -> list[Direct]:
         """A message that can never be stored as it is must not block the ones behind it."""
         log.error("message on %s cannot be stored", item.incoming.topic, exc_info=err)
         if item.parsed is not None and isinstance(item.parsed.msg, AlertMsg):
             try:
-                return self.retrying(partial(self._bare_alert, item=item, err=err))
+                return self.retrying(partial(bare_alert, item=item, err=err, ctx=self.ctx))
             except Stopping:
                 raise
             except Exception:
                 log.exception("even the bare alert on %s failed", item.incoming.topic)
         self._note(item.refused or item.refuse("store_failed", failures.describe(err)))
-        return []
-
-    def _bare_alert(self, db: Session, item: Item, err: BaseException) -> list[Direct]:
-        """An alert is never dropped for a detail: keep what identifies it, and say so."""
-        assert item.parsed is not None and isinstance(item.parsed.msg, AlertMsg)
-        msg = item.parsed.msg
-        device = db.get(Device, item.parsed.device_id)
-        if device is None:
-            raise LookupError(f"device {item.parsed.device_id} is gone")
-        fresh = alerts.find_device_alert(db, device.id, msg.id) is None
-        bare = msg.model_copy(update={"note": None, "loc": None, "trigger": None, "batt": None})
-        direct = self._alert(db, device, bare, item)
-        alert = alerts.find_device_alert(db, device.id, msg.id)
-        if fresh and alert is not None:
-            alerts.record(
-                db,
-                alert,
-                "details_dropped",
-                "system",
-                f"Some details of this alert {failures.describe(err)}",
-            )
-        return direct
-
-    def _refuse(self, db: Session, refused: refusals.Refused) -> list[Direct]:
-        return [
-            (device_id, "rejected", fields) for device_id, fields in refusals.refuse(db, refused)
-        ]
-
-    def _alert(self, db: Session, device: Device, msg: AlertMsg, item: Item) -> list[Direct]:
-        alert, created = alerts.raise_from_device(
-            db, device=device, msg=msg, received_at=item.received_at
-        )
-        if created:
-            evidence.link_to_alert(db, alert)
-            self._replay_cancels(db, device, msg.id)
-            if msg.loc is not None:
-                fix = devices.fix_row(
-                    device.id, device.worker_id, msg.at, msg.loc, msg.batt, item.received_at
-                )
-                db.execute(insert(LocationFix), [fix])
-                devices.note_fix(device, msg.at, msg.loc)
-            if msg.batt is not None:
-                device.battery = msg.batt
-        # Every copy is answered: the device stops resending only when it hears this.
-        return [(device.id, "alert_received", {"alert_id": msg.id})]
-
-    def _cancel(
-        self, db: Session, device: Device, msg: CancelMsg, pin: PinCheck | None, item: Item
-    ) -> list[Direct]:
-        # Locked, so an operator resolving it at this moment is seen, not overwritten.
-        alert = alerts.find_device_alert(db, device.id, msg.alert_id, for_update=True)
-        if alert is None:
-            self._hold(db, item, msg.alert_id)
-            return []
-        if pin is None or not pin.checked:
-            # Another replica stored the alert after the PIN thread looked for it.
-            pin = check_pins(db, item)
-        actor = f"device:{device.id}"
-        if pin.locked:
-            # Every PIN gets the same answer while the device is locked out, so a guesser
-            # learns nothing; the duress PIN still raises the silent alarm.
-            if pin.kind == "duress":
-                alerts.cancel_from_device(db, alert, device, "duress", actor)
-            answer = "cancel_rejected"
-            minutes = int(WRONG_PIN_WINDOW.total_seconds() // 60)
-            self._note(
-                item.refuse(
-                    "pin_locked",
-                    f"{WRONG_PIN_LIMIT} wrong PINs within {minutes} minutes: cancels from "
-                    "this device are refused for now",
-                )
-            )
-        else:
-            answer = alerts.cancel_from_device(db, alert, device, pin.kind, actor)
-        queue_command(db, device.id, answer, alert_id=msg.alert_id)
-        return []
-
-    def _hold(self, db: Session, item: Item, ref_id: str) -> None:
-        assert item.parsed is not None
-        most = self.settings.waiting_per_device
-        if waiting.count(db, item.parsed.device_id) >= most:
-            raise Refuse(
-                item.refuse(
-                    "too_many_waiting",
-                    f"{most} messages from this device already wait for alerts or visits "
-                    "it has not sent",
-                )
-            )
-        log.info(
-            "%s from %s came before %s; holding it",
-            item.parsed.suffix,
-            item.parsed.device_id,
-            ref_id,
-        )
-        waiting.hold(
-            db,
-            device_id=item.parsed.device_id,
-            suffix=item.parsed.suffix,
-            ref_id=ref_id,
-            topic=item.incoming.topic,
-            payload=item.incoming.payload,
-            received_at=item.received_at,
-        )
-
-    def _replay_cancels(self, db: Session, device: Device, alert_id: str) -> None:
-        """Apply cancels that overtook this alert, now that it is stored."""
-        held = waiting.take(db, device.id, "alert/cancel", alert_id)
-        if not held:
-            return
-        alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
-        worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
-        assert alert is not None
-        # Checked here, in the alert's transaction, since a held cancel is rare; no more
-        # than the device's wrong PINs left, so held cancels cannot hold up the path long.
-        checks = WRONG_PIN_LIMIT - wrong_pins(db, device.id)
-        for h in held:
-            assert isinstance(h.parsed.msg, CancelMsg)
-            pin_kind = None
-            if worker is not None and checks > 0:
-                checks -= 1
-                pin_kind = check_pin(worker, h.parsed.msg.pin)
-            answer = alerts.cancel_from_device(db, alert, device, pin_kind, f"device:{device.id}")
-            queue_command(db, device.id, answer, alert_id=alert_id)
-
-    def _replay_visit(self, db: Session, device: Device, visit_id: str, org_id: int | None) -> None:
-        """Apply check-ins, extensions and ends that overtook this visit's start."""
-        worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
-        for h in waiting.take(db, device.id, "visit", visit_id):
-            assert isinstance(h.parsed.msg, VisitMsg)
-            pin = h.parsed.msg.pin
-            # Checked inside the transaction here: a held message is rare.
-            pin_kind = check_pin(worker, pin) if (worker is not None and pin) else None
-            try:
-                visits.handle(
-                    db,
-                    device=device,
-                    org_id=org_id,
-                    msg=h.parsed.msg,
-                    received_at=h.received_at,
-                    pin_kind=pin_kind,
-                )
-            except visits.VisitRefused as why:
-                # Answered from the outbox: this transaction is the visit start's.
-                refused = h.refused("visit_refused", str(why))
-                for device_id, fields in refusals.refuse(db, refused):
-                    queue_command(db, device_id, "rejected", **fields)
-
-    def _visit(
-        self, db: Session, device: Device, msg: VisitMsg, item: Item, pin_kind: str | None
-    ) -> list[Direct]:
-        org_id = devices.org_of(db, device)
-        try:
-            visits.handle(
-                db,
-                device=device,
-                org_id=org_id,
-                msg=msg,
-                received_at=item.received_at,
-                pin_kind=pin_kind,
-            )
-        except visits.VisitUnknown:
-            self._hold(db, item, msg.id)
-            return []
-        except visits.VisitRefused as why:
-            return self._refuse(db, item.refuse("visit_refused", str(why)))
-        if msg.action == "start":
-            evidence.link_to_visit(db, device.id, msg.id)
-            self._replay_visit(db, device, msg.id, org_id)
-        return []
-
-    def _evidence(self, db: Session, device: Device, msg: EvidenceMsg, item: Item) -> list[Direct]:
-        try:
-            evidence.reference(db, device=device, msg=msg, received_at=item.received_at)
-        except evidence.EvidenceRefused as why:
-            if why.discard_upload:
-                evidence.discard_upload(db, device.id, msg.id, self.evidence_store)
-            refused = item.refuse("evidence_mismatch", str(why))
-            return self._refuse(db, refused)
         return []
