@@ -118,14 +118,3 @@ class DeviceOut(BaseModel):
     worker_name: str | None = None
     visit_note: str | None = None
     visit_due_at: datetime | None = None
-
-
-class LocationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    device_ts: datetime
-    received_at: datetime
-    lat: float
-    lon: float
-    acc: float | None
-    src: str | None

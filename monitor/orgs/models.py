@@ -61,14 +61,6 @@ class WorkerOut(BaseModel):
     low_battery_since: datetime | None
 
 
-class TeamOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    org_id: int
-    name: str
-
-
 class WorkerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
