@@ -13,33 +13,28 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from escalation.models import Notification, Step
-from escalation.policies import WORKER
+from escalation.channels import CHANNELS
+from escalation.channels.sms import Sms
+from escalation.models import Notification, RecipientKind, Step
 from escalation.providers import Outgoing
+from escalation.states import FINAL, UNANSWERED, NotificationStatus, StepState
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES, AlertState
+from monitor.alerts.states import AlertState
 from monitor.config import Settings
 from monitor.db import utcnow
 from monitor.events import AlertChanged, Kind, pending
 from monitor.orgs.models import Worker
 
-ACTIVE = [s.value for s in ACTIVE_STATES]
-# Ours: waiting to be sent (maybe for a retry), and handed to a sending thread. Twilio's
-# own words (queued, sending, sent, delivered...) follow once it has the message.
-PENDING, CLAIMED = "pending", "claimed"
-# Statuses after which a notification can no longer bring an acknowledgement.
-UNANSWERED = frozenset(
-    {"failed", "undelivered", "busy", "no-answer", "canceled", "completed", "error"}
-)
-FINAL = UNANSWERED | {"delivered", "acknowledged", "outbox", "cancelled"}
+PENDING, CLAIMED = NotificationStatus.PENDING.value, NotificationStatus.CLAIMED.value
+CANCELLED = NotificationStatus.CANCELLED.value
 # A claimed notification whose sender died is claimed again after this long.
 LEASE = timedelta(seconds=120)
 # A claim younger than this needs no last look before its send (needs_last_look).
 FRESH_S = LEASE.total_seconds() / 4
-CHANNEL_WORDS = {"sms": "SMS", "voice": "Call", "webhook": "Webhook", "dispatch": "Dispatch"}
 
 
 def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
@@ -55,7 +50,8 @@ def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
 
 
 def describe(n: Notification) -> str:
-    return f"{CHANNEL_WORDS.get(n.channel, n.channel)} to {n.recipient} ({n.address})"
+    channel = CHANNELS.get(n.channel)
+    return f"{channel.word if channel else n.channel} to {n.recipient} ({n.address})"
 
 
 def outgoing(n: Notification, checked_at: float | None = None) -> Outgoing:
@@ -71,35 +67,42 @@ def worker_phone(db: Session, alert: Alert) -> str:
     return db.scalar(select(Worker.phone).where(Worker.id == alert.worker_id)) or ""
 
 
-def under_duress(db: Session, alert: Alert) -> bool:
-    """This alert, or any other open alert of the same device, was raised or cancelled under
-    duress: the worker's phone must stay silent for all of them."""
-    return alert.duress or alerts.active_duress(db, alert.device_id)
+def may_reach_worker(db: Session, alert: Alert) -> bool:
+    """rules.may_reach_worker for a call or an SMS: not while this alert, or any other open
+    alert of the same device, is under duress."""
+    if not rules.may_reach_worker(alert):
+        return False  # no need to look at the device's other alerts
+    device_duress = alerts.active_duress(db, alert.device_id)
+    return rules.may_reach_worker(alert, device_under_duress=device_duress)
 
 
-def to_worker(n: Notification, phone: str) -> bool:
-    return n.recipient_kind == WORKER or (bool(phone) and n.address == phone)
+def aimed_at_worker(kind: str, address: str, phone: str) -> bool:
+    """Whether a notification to this recipient would reach the worker's phone: sent to
+    the worker, or to a contact who has the worker's number (`phone`)."""
+    return kind == RecipientKind.WORKER.value or (bool(phone) and address == phone)
+
+
+def aimed_at_worker_sql(phone: str) -> ColumnElement[bool]:
+    aimed = Notification.recipient_kind == RecipientKind.WORKER.value
+    return or_(aimed, Notification.address == phone) if phone else aimed
 
 
 def silenced(db: Session, n: Notification, alert: Alert) -> bool:
     """Whether this notification would reach the phone of a worker under duress."""
-    return to_worker(n, worker_phone(db, alert)) and under_duress(db, alert)
+    aimed = aimed_at_worker(n.recipient_kind, n.address, worker_phone(db, alert))
+    return aimed and not may_reach_worker(db, alert)
 
 
 def silence_worker(db: Session, alert: Alert) -> int:
     """Cancel everything not yet sent to the worker's phone, for every alert of the device."""
-    phone = worker_phone(db, alert)
-    aimed = Notification.recipient_kind == WORKER
-    if phone:
-        aimed = or_(aimed, Notification.address == phone)
     return db.execute(  # type: ignore[attr-defined,no-any-return]
         update(Notification)
         .where(
             Notification.alert_id.in_(select(Alert.id).where(Alert.device_id == alert.device_id)),
-            aimed,
+            aimed_at_worker_sql(worker_phone(db, alert)),
             cancellable(utcnow()),
         )
-        .values(status="cancelled", updated_at=utcnow())
+        .values(status=CANCELLED, updated_at=utcnow())
     ).rowcount
 
 
@@ -139,7 +142,8 @@ def claim(db: Session, node: str, limit: int, max_attempts: int) -> list[Outgoin
     for n in rows:
         if n.attempts >= max_attempts:
             # Claimed that often without a result: its senders keep dying. Give up loudly.
-            n.status, n.error, n.updated_at = "error", "no result after repeated claims", now
+            n.status, n.error = NotificationStatus.ERROR.value, "no result after repeated claims"
+            n.updated_at = now
             continue
         n.status, n.lease_until, n.claimed_by, n.updated_at = CLAIMED, now + LEASE, node, now
         n.attempts += 1
@@ -164,7 +168,6 @@ def needs_last_look(item: Outgoing) -> bool:
     return item.checked_at is None or time.monotonic() - item.checked_at > FRESH_S
 
 
-_other = aliased(Alert)
 # Built once: putting a statement this size together costs more than running it cached.
 _LAST_LOOK = (
     select(
@@ -173,13 +176,8 @@ _LAST_LOOK = (
         Notification.lease_until,
         Notification.recipient_kind,
         Notification.address,
-        Alert.duress,
         Worker.phone,
-        exists().where(
-            _other.device_id == Alert.device_id,
-            _other.duress.is_(True),
-            _other.state.in_(ACTIVE),
-        ),
+        rules.may_reach_worker_sql(),
     )
     .join(Alert, Alert.id == Notification.alert_id)
     .outerjoin(Worker, Worker.id == Alert.worker_id)
@@ -193,13 +191,12 @@ def still_to_send(db: Session, item: Outgoing) -> str | None:
     row = db.execute(_LAST_LOOK, {"notification_id": item.id}).first()
     if row is None:
         return "claimed again elsewhere"
-    status, attempts, lease_until, kind, address, duress, phone, device_duress = row
+    status, attempts, lease_until, kind, address, phone, may_reach = row
     if status != CLAIMED or attempts != item.attempt:
         return "claimed again elsewhere"
     if lease_until is None or lease_until <= utcnow():
         return "its lease ran out while it waited"
-    aimed = kind == WORKER or (bool(phone) and address == phone)
-    if aimed and (duress or device_duress):
+    if aimed_at_worker(kind, address, phone) and not may_reach:
         return "duress"
     return None
 
@@ -230,7 +227,7 @@ def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> No
     # Otherwise a status callback got here first (its news is newer than "queued").
     n.provider_sid, n.updated_at = sid or n.provider_sid, now
     data: dict[str, Any] = {"notification": n.id, "status": status, "channel": n.channel}
-    if status == "outbox":
+    if status == NotificationStatus.OUTBOX.value:
         text = f"{describe(n)} kept in the outbox (no Twilio configured)"
         # In data, not the text: it holds the worker's position, which not everyone may see
         # once the alert is over (monitor/privacy/positions.py).
@@ -243,7 +240,7 @@ def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> No
 def record_skip(db: Session, item: Outgoing, why: str) -> None:
     n, alert = locked(db, item.id)
     if why == "duress" and _ours(n, item):
-        n.status, n.lease_until, n.updated_at = "cancelled", None, utcnow()
+        n.status, n.lease_until, n.updated_at = CANCELLED, None, utcnow()
         note(db, alert, "notification", f"{describe(n)} not sent: the worker is under duress")
 
 
@@ -258,7 +255,7 @@ def record_failure(
     now = utcnow()
     n.error, n.lease_until, n.updated_at = error, None, now
     if silenced(db, n, alert):
-        n.status = "cancelled"
+        n.status = CANCELLED
         note(db, alert, "notification", f"{describe(n)} failed; not retried: duress")
         return False
     if retry and n.attempts < settings.escalation_attempts:
@@ -267,7 +264,7 @@ def record_failure(
         text = f"{describe(n)} failed ({error}); trying again in {wait:.0f} s"
         note(db, alert, "notification", text, notification=n.id, status="retrying")
         return False
-    n.status = "error" if retry else "failed"
+    n.status = (NotificationStatus.ERROR if retry else NotificationStatus.FAILED).value
     tries = f" after {n.attempts} tries" if n.attempts > 1 else ""
     note(
         db,
@@ -306,7 +303,7 @@ def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
     if n.step_id is None:
         return False
     statuses = db.scalars(select(Notification.status).where(Notification.step_id == n.step_id))
-    if not all(s in UNANSWERED or s == "cancelled" for s in statuses):
+    if not all(s in UNANSWERED or s == CANCELLED for s in statuses):
         return False
     step = db.get(Step, n.step_id)
     assert step is not None
@@ -314,7 +311,7 @@ def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
         select(Step)
         .where(
             Step.escalation_id == step.escalation_id,
-            Step.state == "pending",
+            Step.state == StepState.PENDING.value,
             Step.position > step.position,
         )
         .order_by(Step.position)
@@ -337,7 +334,7 @@ def acknowledge_by(db: Session, n: Notification, alert: Alert, via: str) -> bool
     alert was no longer waiting for anyone."""
     if alert.state != AlertState.RAISED.value:
         return False
-    n.status, n.updated_at = "acknowledged", utcnow()
+    n.status, n.updated_at = NotificationStatus.ACKNOWLEDGED.value, utcnow()
     actor = f"{n.recipient} ({n.address})"
     alerts.acknowledge(db, alert.id, actor=actor, via=via)
     return True
@@ -350,7 +347,7 @@ def sms_sent_to(db: Session, number: str, alert_id: int | None) -> tuple[int | N
     rows = db.execute(
         select(Notification.id, Notification.alert_id, Alert.state)
         .join(Alert, Alert.id == Notification.alert_id)
-        .where(Notification.channel == "sms", Notification.address == number)
+        .where(Notification.channel == Sms.name, Notification.address == number)
         .order_by(Notification.id.desc())
         .limit(200)
     ).all()

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from escalation import delivery, flows, policies
+from escalation import channels, delivery, flows, policies
 from escalation.models import Contact, Policy
-from escalation.providers import Channels, Failed, Outgoing, Retry
+from escalation.providers import Failed, Outgoing, Providers, Retry
 from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store
@@ -48,7 +48,7 @@ class Engine:
         self.store = store
         self.settings = settings
         self.node = settings.mqtt_node
-        self.channels = Channels(settings)
+        self.providers = Providers(settings)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,7 +72,7 @@ class Engine:
         self._pool = ThreadPoolExecutor(
             self.settings.escalation_senders,
             thread_name_prefix="vigil-notify",
-            initializer=self.channels.warm,
+            initializer=self.providers.warm,
         )
         for _ in range(self.settings.escalation_senders):
             self._pool.submit(lambda: None)  # the threads start (and warm up) now
@@ -85,7 +85,7 @@ class Engine:
     def _warn_about_settings(self) -> None:
         s = self.settings
         host = urlsplit(s.public_url).hostname or ""
-        if self.channels.twilio_configured and (
+        if self.providers.twilio_configured and (
             host in ("localhost", "") or host.startswith("127.")
         ):
             log.warning(
@@ -111,7 +111,7 @@ class Engine:
             # Sends under way finish (each is bounded by its timeout) and record what they got;
             # ones not started stay claimed, and go at this node's next start (reclaim).
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self.channels.close()
+        self.providers.close()
 
     def wake(self) -> None:
         self._look = True
@@ -268,7 +268,7 @@ class Engine:
                     delivery.record_skip(db, item, why_not)
                 return
         try:
-            sent = self.channels.send(item)
+            sent = channels.get(item.channel).send(item, self.providers)
         except (Retry, Failed) as exc:
             with self.store.begin() as db:
                 delivery.record_failure(

@@ -10,77 +10,44 @@ import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import bindparam, exists, not_, select, update
+from sqlalchemy.orm import Session
 
-from escalation import snapshots, summary
+from escalation import channels, snapshots
 from escalation.delivery import (
-    CLAIMED,
     LEASE,
+    aimed_at_worker,
     cancellable,
+    may_reach_worker,
     note,
     outgoing,
     silence_worker,
-    to_worker,
-    under_duress,
 )
 from escalation.models import Escalation, Notification, Step
-from escalation.policies import WORKER
 from escalation.providers import Outgoing
+from escalation.states import EscalationState, NotificationStatus, StepState
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
+from monitor.alerts.states import AlertState, AlertType
 from monitor.config import Settings
 from monitor.db import utcnow
-from monitor.reads.alert_detail import AlertDetail
 from monitor.reads.alert_detail import detail as read_detail
-
-ACTIVE = [s.value for s in ACTIVE_STATES]
-
-
-def live(alert: Alert, esc: Escalation) -> bool:
-    """Whether the escalation should still act: nobody has taken charge, or under duress the
-    alert is still open (a duress burst runs even if someone took the alert earlier)."""
-    if alert.state == AlertState.RAISED.value:
-        return True
-    return esc.duress and alert.state in ACTIVE
-
-
-def _limit(esc: Escalation) -> int:
-    """Positions run at most: the policy's rounds, or after a duress burst, the burst's."""
-    snap = esc.snapshot
-    return int(snap.get("limit", len(snap["steps"]) * (snap["repeat"] + 1)))
-
-
-def _label(esc: Escalation, position: int) -> str:
-    n = len(esc.snapshot["steps"])
-    text = f"step {position % n + 1} of {n}"
-    return text + (f", round {position // n + 1}" if position >= n else "")
-
-
-def needs_escalation(alert: Alert) -> bool:
-    """Whether the alert should be escalating (as alerts_without_escalation selects them)."""
-    return alert.state == AlertState.RAISED.value or (alert.duress and alert.state in ACTIVE)
 
 
 class ToStart(NamedTuple):
     alert: Alert
     ctx: snapshots.Context
-    shielded: bool  # under duress (delivery.under_duress): the worker's phone stays silent
+    shielded: bool  # not rules.may_reach_worker: the worker's phone stays silent
 
 
 # Built once: putting a statement this size together costs more than running it cached.
-_other = aliased(Alert)
 _TO_START = (
     snapshots.with_context(
         select(
             Alert,
             exists().where(Escalation.alert_id == Alert.id),
-            exists().where(
-                _other.device_id == Alert.device_id,
-                _other.duress.is_(True),
-                _other.state.in_(ACTIVE),
-            ),
+            rules.may_reach_worker_sql(),
         )
     )
     .where(Alert.id == bindparam("alert_id"))
@@ -94,10 +61,10 @@ def lock_to_start(db: Session, alert_id: int) -> ToStart | None:
     row = db.execute(_TO_START, {"alert_id": alert_id}).first()
     if row is None:
         return None
-    alert, started, duress, *ctx = row
-    if started or not needs_escalation(alert):
+    alert, started, may_reach, *ctx = row
+    if started or not rules.should_escalate(alert):
         return None
-    return ToStart(alert, snapshots.Context(*ctx), alert.duress or duress)
+    return ToStart(alert, snapshots.Context(*ctx), not may_reach)
 
 
 def start_now(db: Session, found: ToStart, node: str, settings: Settings) -> list[Outgoing]:
@@ -131,7 +98,7 @@ def start(
     )
     db.add(esc)
     db.flush()
-    steps = snapshot["steps"]
+    steps = snapshot.steps
     if not name:
         text = "No escalation policy fits this alert: operators only"
     elif alert.type == AlertType.TEST.value:
@@ -139,12 +106,12 @@ def start(
     else:
         text = (
             f"Escalation policy {name!r} started ({len(steps)} steps, "
-            f"repeated {snapshot['repeat']} times)"
+            f"repeated {snapshot.repeat} times)"
         )
     note(db, alert, "escalation_started", text, policy=name)
     if alert.duress:
         return esc, apply_duress(db, esc, alert)
-    first = alert.raised_at + timedelta(seconds=steps[0]["after"])
+    first = alert.raised_at + timedelta(seconds=steps[0].after)
     step = Step(escalation_id=esc.id, alert_id=alert.id, position=0, due_at=first)
     db.add(step)
     return esc, [step]
@@ -156,23 +123,22 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
     the burst's steps."""
     if alert.type == AlertType.TEST.value:
         # A test alert cancelled with the duress PIN is an emergency: use the duress policy.
-        esc.policy, snapshot = snapshots.snapshot(db, alert, "duress")
+        esc.policy, snapshot = snapshots.snapshot(db, alert, AlertType.DURESS.value)
     else:
-        snapshot = dict(esc.snapshot)
-    n = len(snapshot["steps"])
+        snapshot = esc.snapshot
+    n = len(snapshot.steps)
     highest = db.scalar(
         select(Step.position).where(Step.escalation_id == esc.id).order_by(Step.position.desc())
     )
+    # The burst is the next round: positions go on from the highest scheduled.
     burst = 0 if highest is None else (highest // n + 1) * n
-    snapshot["burst"] = burst
-    snapshot["limit"] = burst + n * (snapshot["repeat"] + 1)
-    esc.snapshot = snapshot  # a new dict: JSON columns only notice reassignment
+    esc.snapshot = snapshot.with_burst(burst)
     esc.duress = True
-    esc.state, esc.ended_at = "running", None
+    esc.state, esc.ended_at = EscalationState.RUNNING.value, None
     db.execute(
         update(Step)
-        .where(Step.escalation_id == esc.id, Step.state == "pending")
-        .values(state="cancelled")
+        .where(Step.escalation_id == esc.id, Step.state == StepState.PENDING.value)
+        .values(state=StepState.CANCELLED.value)
     )
     now = utcnow()
     made = [
@@ -213,47 +179,49 @@ def run_step(
     esc = db.get(Escalation, step.escalation_id)
     assert esc is not None
     now = utcnow()
-    burst = esc.snapshot.get("burst")
-    in_burst = burst is not None and burst <= step.position < burst + len(esc.snapshot["steps"])
+    plan = esc.snapshot
     # Once someone has taken the alert, only a duress burst still runs (it went out at once).
-    acting = alert.state == AlertState.RAISED.value or (live(alert, esc) and in_burst)
-    if esc.state != "running" or not acting:
-        step.state = "cancelled"
+    acting = rules.should_escalate(alert) and (
+        alert.state == AlertState.RAISED.value or plan.in_burst(step.position)
+    )
+    if esc.state != EscalationState.RUNNING.value or not acting:
+        step.state = StepState.CANCELLED.value
         return Ran([], None)
-    step.state, step.done_at, step.done_by = "done", now, node
-    steps = esc.snapshot["steps"]
-    spec = steps[step.position % len(steps)]
-    channel: str = spec["channel"]
-    label = _label(esc, step.position)
+    step.state, step.done_at, step.done_by = StepState.DONE.value, now, node
+    spec = plan.step_at(step.position)
+    channel = channels.get(spec.channel)
+    label = plan.label(step.position)
     queued: list[Notification] = []
     phone = ""  # the worker's
-    if channel == "console":
+    if not channel.sends:
         note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
     else:
         if step.id is None:
             db.flush()  # the step was made in this transaction: its notifications need its id
         detail = read_detail(db, alert, history=False)
         if shielded is None:
-            shielded = under_duress(db, alert)
+            shielded = not may_reach_worker(db, alert)
         phone = detail.worker.phone if detail.worker is not None else ""
         skipped = []
-        for r in spec["to"]:
-            address = _address(channel, r)
-            if shielded and (r["kind"] == WORKER or (phone and address == phone)):
+        for r in spec.to:
+            address = channel.address(r)
+            if shielded and aimed_at_worker(r.kind, address, phone):
                 continue  # whoever is with the worker would hear it
             if not address:
-                skipped.append(r["name"])
+                skipped.append(r.name)
                 continue
             queued.append(
                 Notification(
                     alert_id=alert.id,
                     step_id=step.id,
-                    channel=channel,
-                    recipient=r["name"],
-                    recipient_kind=r["kind"],
+                    channel=channel.name,
+                    recipient=r.name,
+                    recipient_kind=r.kind.value,
                     address=address,
-                    body=_body(detail, channel, r["kind"], address, step.position, settings),
-                    status=CLAIMED,
+                    body=channel.body(
+                        detail, r.kind.value, address, step.position + 1, settings.public_url
+                    ),
+                    status=NotificationStatus.CLAIMED.value,
                     attempts=1,
                     lease_until=now + LEASE,
                     claimed_by=node,
@@ -263,51 +231,34 @@ def run_step(
             )
         db.add_all(queued)
         who = ", ".join(f"{n.recipient} ({n.address})" for n in queued) or "nobody reachable"
-        text = f"Escalation {label}: {channel} to {who}"
+        text = f"Escalation {label}: {channel.name} to {who}"
         if skipped:
             text += f"; no address for {', '.join(skipped)}"
-        note(db, alert, "escalation_step", text, channel=channel, position=step.position)
+        note(db, alert, "escalation_step", text, channel=channel.name, position=step.position)
     # A step that reached nobody (no backup staff for the team, no number) has nobody to
     # wait for: the next step follows at once.
-    nxt = _schedule_next(
-        db, esc, alert, step.position, now, at_once=channel != "console" and not queued
-    )
+    nxt = _schedule_next(db, esc, alert, step.position, now, at_once=channel.sends and not queued)
     if queued:
         db.flush()  # their ids, for the senders; else the next query or the commit flushes
     # Found fit to send just now; only a send to the worker's phone is looked at again.
     checked = time.monotonic()
-    return Ran([outgoing(n, None if to_worker(n, phone) else checked) for n in queued], nxt)
-
-
-def _address(channel: str, r: dict[str, str]) -> str:
-    if channel in ("sms", "voice"):
-        return r.get("phone", "")
-    if channel == "webhook":
-        return r.get("webhook", "")
-    return r.get("phone", "") or r.get("webhook", "")  # dispatch: a call, else a webhook
-
-
-def _body(
-    a: AlertDetail, channel: str, kind: str, address: str, position: int, settings: Settings
-) -> str:
-    if channel == "sms":
-        return summary.sms(a, settings.public_url, to_worker=kind == WORKER)
-    if channel == "voice":
-        return summary.voice(a, to_worker=kind == WORKER)
-    if channel == "dispatch" and not address.startswith("http"):
-        return summary.voice(a, dispatch=True)
-    return summary.webhook(a, settings.public_url, step=position + 1, channel=channel)
+    return Ran(
+        [
+            outgoing(n, None if aimed_at_worker(n.recipient_kind, n.address, phone) else checked)
+            for n in queued
+        ],
+        nxt,
+    )
 
 
 def _schedule_next(
     db: Session, esc: Escalation, alert: Alert, position: int, now: datetime, *, at_once: bool
 ) -> Step | None:
-    steps = esc.snapshot["steps"]
+    plan = esc.snapshot
     nxt = position + 1
-    burst = esc.snapshot.get("burst")
-    if esc.duress and burst is not None and burst <= nxt < burst + len(steps):
+    if esc.duress and plan.in_burst(nxt):
         return None  # the duress burst scheduled these already
-    if nxt >= _limit(esc):
+    if nxt >= plan.positions():
         note(
             db,
             alert,
@@ -315,7 +266,7 @@ def _schedule_next(
             "Every escalation step has run; nobody has taken charge",
         )
         return None
-    wait = timedelta(seconds=0 if at_once else steps[nxt % len(steps)]["after"])
+    wait = timedelta(seconds=0 if at_once else plan.step_at(nxt).after)
     step = Step(escalation_id=esc.id, alert_id=alert.id, position=nxt, due_at=now + wait)
     db.add(step)
     return step
@@ -324,19 +275,20 @@ def _schedule_next(
 def stop(db: Session, esc: Escalation, alert: Alert) -> None:
     """Nobody needs to be called any more: the alert was taken, resolved or cancelled."""
     now = utcnow()
-    esc.state = "acknowledged" if alert.state == AlertState.ACKNOWLEDGED.value else "ended"
+    taken = alert.state == AlertState.ACKNOWLEDGED.value
+    esc.state = (EscalationState.ACKNOWLEDGED if taken else EscalationState.ENDED).value
     esc.ended_at = now
     db.execute(
         update(Step)
-        .where(Step.escalation_id == esc.id, Step.state == "pending")
-        .values(state="cancelled")
+        .where(Step.escalation_id == esc.id, Step.state == StepState.PENDING.value)
+        .values(state=StepState.CANCELLED.value)
     )
     cancelled = db.execute(
         update(Notification)
         .where(Notification.alert_id == alert.id, cancellable(now))
-        .values(status="cancelled", updated_at=now)
+        .values(status=NotificationStatus.CANCELLED.value, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
-    why = {"acknowledged": f"taken by {alert.acknowledged_by}"}.get(esc.state, alert.state)
+    why = f"taken by {alert.acknowledged_by}" if taken else alert.state
     text = f"Escalation stopped: alert {why}"
     if cancelled:
         text += f" ({cancelled} notifications not sent)"
@@ -347,13 +299,14 @@ def fail_step(db: Session, step_id: int, error: str) -> None:
     """A step that could not run (a fault, not a person): recorded, and the escalation goes
     on with the next step rather than trying this one for ever."""
     step = db.get(Step, step_id)
-    if step is None or step.state != "pending":
+    if step is None or step.state != StepState.PENDING.value:
         return
     alert = alerts.get(db, step.alert_id, for_update=True)
     esc = db.get(Escalation, step.escalation_id)
     assert esc is not None
-    step.state, step.done_at = "error", utcnow()
-    note(db, alert, "escalation_error", f"Escalation {_label(esc, step.position)} failed: {error}")
+    step.state, step.done_at = StepState.ERROR.value, utcnow()
+    label = esc.snapshot.label(step.position)
+    note(db, alert, "escalation_error", f"Escalation {label} failed: {error}")
     _schedule_next(db, esc, alert, step.position, utcnow(), at_once=True)
 
 
@@ -366,13 +319,7 @@ def alerts_without_escalation(db: Session, limit: int = 100) -> list[int]:
     return list(
         db.scalars(
             select(Alert.id)
-            .where(
-                or_(
-                    Alert.state == AlertState.RAISED.value,
-                    and_(Alert.duress.is_(True), Alert.state.in_(ACTIVE)),
-                ),
-                ~exists().where(Escalation.alert_id == Alert.id),
-            )
+            .where(rules.should_escalate_sql(), ~exists().where(Escalation.alert_id == Alert.id))
             .order_by(Alert.priority, Alert.raised_at)
             .limit(limit)
         )
@@ -380,24 +327,19 @@ def alerts_without_escalation(db: Session, limit: int = 100) -> list[int]:
 
 
 def escalations_to_change(db: Session, limit: int = 100) -> list[int]:
-    """Running escalations whose alert was taken or closed, and escalations of alerts that
-    turned to duress since they started (two queries, each on an index)."""
+    """Running escalations whose alert should no longer escalate (taken or closed), and
+    escalations of alerts that turned to duress since they started (two queries, each on an
+    index). An alert taken and then turned to duress is of the second kind."""
     stale = db.scalars(
         select(Escalation.id)
         .join(Alert, Alert.id == Escalation.alert_id)
-        .where(
-            Escalation.state == "running",
-            or_(
-                Alert.state.not_in(ACTIVE),
-                and_(Alert.state == AlertState.ACKNOWLEDGED.value, Escalation.duress.is_(False)),
-            ),
-        )
+        .where(Escalation.state == EscalationState.RUNNING.value, not_(rules.should_escalate_sql()))
         .limit(limit)
     ).all()
     turned = db.scalars(
         select(Escalation.id)
         .join(Alert, Alert.id == Escalation.alert_id)
-        .where(Alert.state.in_(ACTIVE), Alert.duress.is_(True), Escalation.duress.is_(False))
+        .where(rules.open_under_duress_sql(), Escalation.duress.is_(False))
         .limit(limit)
     ).all()
     return list(dict.fromkeys([*turned, *stale]))
@@ -410,14 +352,15 @@ def settle(db: Session, esc_id: int) -> None:
     alert = alerts.get(db, alert_id, for_update=True)  # the alert first, as everywhere
     esc = db.get(Escalation, esc_id, with_for_update=True)
     assert esc is not None
-    if alert.duress and not esc.duress and alert.state in ACTIVE:
+    if rules.open_under_duress(alert) and not esc.duress:
         apply_duress(db, esc, alert)
-    elif esc.state == "running" and not live(alert, esc):
+    elif esc.state == EscalationState.RUNNING.value and not rules.should_escalate(alert):
         stop(db, esc, alert)
 
 
 def any_step_due(db: Session) -> bool:
-    return bool(db.scalar(select(exists().where(Step.state == "pending", Step.due_at <= utcnow()))))
+    due = exists().where(Step.state == StepState.PENDING.value, Step.due_at <= utcnow())
+    return bool(db.scalar(select(due)))
 
 
 def due_step_candidate(db: Session) -> tuple[int, int] | None:
@@ -425,7 +368,7 @@ def due_step_candidate(db: Session) -> tuple[int, int] | None:
     alert, then claims the step, in the house order."""
     row = db.execute(
         select(Step.id, Step.alert_id)
-        .where(Step.state == "pending", Step.due_at <= utcnow())
+        .where(Step.state == StepState.PENDING.value, Step.due_at <= utcnow())
         .order_by(Step.due_at)
         .limit(1)
     ).first()
@@ -436,6 +379,6 @@ def claim_step(db: Session, step_id: int) -> Step | None:
     """The step, locked, if no other replica holds or has run it (FOR UPDATE SKIP LOCKED)."""
     return db.scalar(
         select(Step)
-        .where(Step.id == step_id, Step.state == "pending")
+        .where(Step.id == step_id, Step.state == StepState.PENDING.value)
         .with_for_update(skip_locked=True)
     )

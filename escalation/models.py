@@ -1,15 +1,103 @@
-"""Tables and API schemas for contacts, policies, running escalations and notifications."""
+"""Tables and schemas for contacts, policies, running escalations (with the policy snapshotted
+onto each) and notifications."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
+from escalation.states import EscalationState, NotificationStatus, StepState
 from monitor.db import Base, utcnow
+
+
+class RecipientKind(StrEnum):
+    WORKER = "worker"  # the worker who raised the alert: asked whether they are safe
+    BACKUP = "backup"  # backup staff of the worker's team
+    CONTACT = "contact"  # a contact the step names
+
+
+class Recipient(BaseModel):
+    """One person or system a step reaches, as they were when the escalation started."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: RecipientKind
+    phone: str = ""
+    webhook: str | None = None  # a contact's (maybe ""); workers and backup staff have none
+
+
+class StepSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    after: float  # seconds after the step before it ran (the first: after the alert)
+    channel: str  # a name in escalation.channels.CHANNELS
+    to: tuple[Recipient, ...] = ()
+
+
+class EscalationSnapshot(BaseModel):
+    """The policy as it was when the escalation started, its recipients resolved (Grafana
+    OnCall's EscalationSnapshot): later edits to policies and contacts do not change it.
+
+    A step's position counts over every round: round * len(steps) + index. A duress burst
+    is a new round of every step from position `burst`, after which the policy runs its
+    rounds again, up to `limit`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    repeat: int
+    steps: tuple[StepSnapshot, ...]
+    burst: int | None = None
+    limit: int | None = None
+
+    def step_at(self, position: int) -> StepSnapshot:
+        return self.steps[position % len(self.steps)]
+
+    def positions(self) -> int:
+        """Positions run at most: the policy's rounds, or after a duress burst, the burst's."""
+        if self.limit is not None:
+            return self.limit
+        return len(self.steps) * (self.repeat + 1)
+
+    def in_burst(self, position: int) -> bool:
+        """Whether the step at `position` is one of the duress burst's."""
+        return self.burst is not None and self.burst <= position < self.burst + len(self.steps)
+
+    def with_burst(self, burst: int) -> EscalationSnapshot:
+        """This snapshot with a duress burst from `burst`, and the policy's rounds after it."""
+        limit = burst + len(self.steps) * (self.repeat + 1)
+        return self.model_copy(update={"burst": burst, "limit": limit})
+
+    def label(self, position: int) -> str:
+        """How the timeline names a step: "step 2 of 4", "step 1 of 4, round 2"."""
+        n = len(self.steps)
+        text = f"step {position % n + 1} of {n}"
+        return text + (f", round {position // n + 1}" if position >= n else "")
+
+
+class SnapshotJSON(TypeDecorator[EscalationSnapshot]):
+    """An EscalationSnapshot in a JSON column, as rows have always held it: keys left out
+    when they have no value (burst, limit, a worker's webhook)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: EscalationSnapshot | None, dialect: Any
+    ) -> dict[str, Any] | None:
+        return None if value is None else value.model_dump(mode="json", exclude_none=True)
+
+    def process_result_value(
+        self, value: dict[str, Any] | None, dialect: Any
+    ) -> EscalationSnapshot | None:
+        return None if value is None else EscalationSnapshot.model_validate(value)
 
 
 class Contact(Base):
@@ -46,12 +134,9 @@ class Escalation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), unique=True)
     policy: Mapped[str] = mapped_column(String(200), default="")
-    # {"repeat": n, "steps": [{"after": s, "channel": c, "to": [{"name", "kind", "phone",
-    # "webhook"}]}]}: recipients resolved when the escalation started.
-    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # running -> acknowledged | ended; after its last step it stays running (and shows
-    # "exhausted" in the timeline) until someone takes the alert or it is closed.
-    state: Mapped[str] = mapped_column(String(16), default="running")
+    snapshot: Mapped[EscalationSnapshot] = mapped_column(SnapshotJSON)
+    # running -> acknowledged | ended (EscalationState)
+    state: Mapped[str] = mapped_column(String(16), default=EscalationState.RUNNING.value)
     duress: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
@@ -73,8 +158,8 @@ class Step(Base):
     # Index into the policy's steps over all its rounds: round * len(steps) + index.
     position: Mapped[int]
     due_at: Mapped[datetime]
-    # pending -> done | cancelled | error (it could not run; the next step went on)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # pending -> done | cancelled | error (StepState)
+    state: Mapped[str] = mapped_column(String(16), default=StepState.PENDING.value)
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(64))
 
@@ -94,14 +179,15 @@ class Notification(Base):
     step_id: Mapped[int | None] = mapped_column(ForeignKey("escalation_steps.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(200))
-    # worker | backup | contact: a worker is called to ask whether they are safe.
-    recipient_kind: Mapped[str] = mapped_column(String(16), default="contact")
+    # RecipientKind: a worker is called to ask whether they are safe.
+    recipient_kind: Mapped[str] = mapped_column(String(16), default=RecipientKind.CONTACT.value)
     address: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str] = mapped_column(Text, default="")
     # pending, claimed, then the provider's own words (queued, sent, delivered, ringing,
     # in-progress, completed, busy, no-answer, failed, undelivered, canceled), or ours:
     # acknowledged, outbox (recorded, not sent), cancelled (never sent), error (gave up).
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # See NotificationStatus.
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING.value)
     provider_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from escalation.models import Contact, Policy
+from escalation import channels
+from escalation.channels import ChannelName
+from escalation.models import Contact, Policy, RecipientKind
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
-Channel = Literal["console", "sms", "voice", "webhook", "dispatch"]
 # Recipients that are not contacts: the alerting worker, and their team's backup staff.
-WORKER, BACKUP = "worker", "backup"
+WORKER, BACKUP = RecipientKind.WORKER.value, RecipientKind.BACKUP.value
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 MIN_ROUND_S = 10
 
@@ -56,7 +57,7 @@ class StepIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     after: Seconds = Field(0, description="Seconds after the previous step (or the alert).")
-    channel: Channel
+    channel: ChannelName
     to: list[Name] = Field(default_factory=list, max_length=50)
 
 
@@ -105,34 +106,14 @@ def check_references(policies: list[PolicyIn], contacts: list[ContactIn]) -> Non
             )
         for j, step in enumerate(p.steps):
             at = f"policies[{i}] ({p.name}).steps[{j}]"
-            if step.channel == "console":
-                if step.to:
-                    problems.append(f"{at}.to: the console step notifies operators; no recipients")
-                continue
-            if not step.to:
-                problems.append(f"{at}.to: a {step.channel} step needs recipients")
+            channel = channels.get(step.channel)
+            if why := channel.refuse_step(step.to):
+                problems.append(f"{at}.to: {why}")
             for k, name in enumerate(step.to):
-                why = _unreachable(step.channel, name, by_name.get(name))
-                if why:
+                if why := channel.refuse(name, by_name.get(name)):
                     problems.append(f"{at}.to[{k}]: {why}")
     if problems:
         raise PolicyError("\n".join(problems))
-
-
-def _unreachable(channel: str, name: str, contact: ContactIn | None) -> str | None:
-    if name in (WORKER, BACKUP):
-        if channel in ("webhook", "dispatch"):
-            return f"{channel} goes to contacts with a webhook or dispatch number, not {name!r}"
-        return None
-    if contact is None:
-        return f"no contact named {name!r}"
-    if channel in ("sms", "voice") and not contact.phone:
-        return f"contact {name!r} has no phone number for {channel}"
-    if channel == "webhook" and not contact.webhook:
-        return f"contact {name!r} has no webhook URL"
-    if channel == "dispatch" and not (contact.phone or contact.webhook):
-        return f"contact {name!r} has neither a phone number nor a webhook URL"
-    return None
 
 
 def parse_file(text: str) -> PolicyFile:

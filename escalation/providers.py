@@ -1,4 +1,5 @@
-"""The channels notifications leave by: Twilio SMS and calls, signed webhooks, or the outbox.
+"""The providers notifications leave by: Twilio for SMS and calls, or the outbox without it,
+and an HTTP client for signed webhooks. The channels (escalation.channels) choose which.
 
 Each send answers with a `Sent` or raises `Retry` (worth trying again: a 5xx, a timeout) or
 `Failed` (no point: a bad number, a 4xx). Without Twilio credentials SMS and calls go to the
@@ -11,6 +12,8 @@ import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -19,6 +22,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from escalation import voice
+from escalation.states import NotificationStatus
 from monitor.config import Settings
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
@@ -43,7 +47,7 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Sent:
-    status: str  # the provider's word: queued, delivered (a webhook's 2xx), outbox
+    status: str  # the provider's word (NotificationStatus): queued, delivered, outbox...
     sid: str | None = None
 
 
@@ -67,7 +71,21 @@ def _status_of(exc: TwilioException) -> int | None:
     return None
 
 
-class Channels:
+@contextmanager
+def _twilio_errors() -> Iterator[None]:
+    """Twilio's refusals as Failed, and what may pass (5xx, 408, 429, no answer) as Retry."""
+    try:
+        yield
+    except TwilioException as exc:
+        status = _status_of(exc)
+        if status is not None and status < 500 and status not in (408, 429):
+            raise Failed(f"Twilio refused it ({status}): {exc}") from exc
+        raise Retry(f"Twilio error ({status or 'no status'}): {exc}") from exc
+    except OSError as exc:  # requests' timeouts and connection errors are OSErrors
+        raise Retry(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+class Providers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._local = threading.local()  # a twilio Client (and its HTTP session) per thread
@@ -99,40 +117,39 @@ class Channels:
     def close(self) -> None:
         self.http.close()
 
-    def send(self, n: Outgoing) -> Sent:
-        if n.channel == "webhook" or (n.channel == "dispatch" and n.address.startswith("http")):
-            return self._webhook(n)
+    def _callback(self, n: Outgoing) -> str:
+        return f"{self.settings.public_url.rstrip('/')}/twilio/status/{n.id}"
+
+    def sms(self, n: Outgoing) -> Sent:
+        """An SMS of `n.body` through Twilio, or to the outbox without it."""
         if not self.twilio_configured:
-            return Sent("outbox")
-        base = self.settings.public_url.rstrip("/")
-        callback = f"{base}/twilio/status/{n.id}"
-        try:
-            if n.channel == "sms":
-                message = self._twilio().messages.create(
-                    to=n.address,
-                    from_=self.settings.twilio_from_number,
-                    body=n.body,
-                    status_callback=callback,
-                )
-                return Sent(message.status or "queued", message.sid)
+            return Sent(NotificationStatus.OUTBOX.value)
+        with _twilio_errors():
+            message = self._twilio().messages.create(
+                to=n.address,
+                from_=self.settings.twilio_from_number,
+                body=n.body,
+                status_callback=self._callback(n),
+            )
+        return Sent(message.status or NotificationStatus.QUEUED.value, message.sid)
+
+    def call(self, n: Outgoing) -> Sent:
+        """A call through Twilio that speaks `n.body` and gathers a key, or to the outbox."""
+        if not self.twilio_configured:
+            return Sent(NotificationStatus.OUTBOX.value)
+        with _twilio_errors():
             call = self._twilio().calls.create(
                 to=n.address,
                 from_=self.settings.twilio_from_number,
-                twiml=voice.call(base, n.id, n.body),
-                status_callback=callback,
+                twiml=voice.call(self.settings.public_url.rstrip("/"), n.id, n.body),
+                status_callback=self._callback(n),
                 status_callback_event=CALL_EVENTS,
                 timeout=30,
             )
-            return Sent(call.status or "queued", call.sid)
-        except TwilioException as exc:
-            status = _status_of(exc)
-            if status is not None and status < 500 and status not in (408, 429):
-                raise Failed(f"Twilio refused it ({status}): {exc}") from exc
-            raise Retry(f"Twilio error ({status or 'no status'}): {exc}") from exc
-        except OSError as exc:  # requests' timeouts and connection errors are OSErrors
-            raise Retry(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
+        return Sent(call.status or NotificationStatus.QUEUED.value, call.sid)
 
-    def _webhook(self, n: Outgoing) -> Sent:
+    def webhook(self, n: Outgoing) -> Sent:
+        """`n.body` POSTed to `n.address`, signed with the webhook secret."""
         body = n.body.encode()
         stamp = str(int(time.time()))
         headers = {
@@ -146,7 +163,7 @@ class Channels:
         except httpx.HTTPError as exc:
             raise Retry(f"webhook unreachable: {type(exc).__name__}: {exc}") from exc
         if response.is_success:
-            return Sent("delivered")
+            return Sent(NotificationStatus.DELIVERED.value)
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise Retry(f"webhook answered {response.status_code}")
         raise Failed(f"webhook refused it ({response.status_code})")

@@ -9,13 +9,15 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from escalation.models import Contact
+from escalation import channels
+from escalation.channels.console import Console
+from escalation.models import Contact, EscalationSnapshot, Recipient, RecipientKind, StepSnapshot
 from escalation.policies import BACKUP, WORKER, choose, stored_policies
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertType
 from monitor.orgs.models import Organisation, Team, Worker
 
-CONSOLE_ONLY: list[dict[str, Any]] = [{"after": 0, "channel": "console", "to": []}]
+CONSOLE_ONLY = (StepSnapshot(after=0, channel=Console.name),)
 # Statements on the path to the first SMS are built once: building one costs more than
 # running it from SQLAlchemy's cache.
 _CONTACTS = select(Contact).order_by(Contact.name)
@@ -48,55 +50,53 @@ def with_context(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> list[dict[str, str]]:
+def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> tuple[Recipient, ...]:
     """The step's `to` resolved to people and addresses, as they are now."""
-    out: list[dict[str, str]] = []
+    out: list[Recipient] = []
     for name in names:
         if name == WORKER:
             if ctx.worker is not None:
                 w = ctx.worker
-                out.append({"name": w.name, "kind": WORKER, "phone": w.phone})
+                out.append(Recipient(name=w.name, kind=RecipientKind.WORKER, phone=w.phone))
         elif name == BACKUP:
             for c in contacts:
                 if ctx.team is not None and ctx.team in c.backup_for:
-                    out.append({"name": c.name, "kind": BACKUP, "phone": c.phone})
+                    out.append(Recipient(name=c.name, kind=RecipientKind.BACKUP, phone=c.phone))
         else:
             named = next((c for c in contacts if c.name == name), None)
             if named is not None:
                 out.append(
-                    {
-                        "name": named.name,
-                        "kind": "contact",
-                        "phone": named.phone,
-                        "webhook": named.webhook,
-                    }
+                    Recipient(
+                        name=named.name,
+                        kind=RecipientKind.CONTACT,
+                        phone=named.phone,
+                        webhook=named.webhook,
+                    )
                 )
-    return out
+    return tuple(out)
 
 
 def snapshot(
     db: Session, alert: Alert, kind: str, ctx: Context | None = None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, EscalationSnapshot]:
     """The policy for an alert of this kind, with its recipients resolved as they are now."""
     ctx = ctx or context(db, alert)
     policy = choose(stored_policies(db), kind, ctx.org, ctx.team)
     if policy is None:
-        return "", {"repeat": 0, "steps": CONSOLE_ONLY}
+        return "", EscalationSnapshot(repeat=0, steps=CONSOLE_ONLY)
     # Every contact at once, and only if a step names anyone but the worker.
     contacts: list[Contact] = []
     if any(name != WORKER for s in policy.steps for name in s.to):
         contacts = list(db.scalars(_CONTACTS))
-    steps = [
-        {"after": s.after, "channel": s.channel, "to": _recipients(ctx, contacts, s.to)}
+    steps = tuple(
+        StepSnapshot(after=s.after, channel=s.channel, to=_recipients(ctx, contacts, s.to))
         for s in policy.steps
-    ]
+    )
     if kind == AlertType.TEST.value:
         # A test alert proves the badge works; it must not wake anybody's phone.
-        return policy.name, {
-            "repeat": 0,
-            "steps": [s for s in steps if s["channel"] == "console"] or CONSOLE_ONLY,
-        }
-    return policy.name, {"repeat": policy.repeat, "steps": steps}
+        quiet = tuple(s for s in steps if not channels.get(s.channel).sends)
+        return policy.name, EscalationSnapshot(repeat=0, steps=quiet or CONSOLE_ONLY)
+    return policy.name, EscalationSnapshot(repeat=policy.repeat, steps=steps)
 
 
 _CONTEXT = with_context(select(Alert.id)).where(Alert.id == bindparam("alert_id"))

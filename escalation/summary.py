@@ -84,11 +84,12 @@ def voice(a: AlertDetail, *, to_worker: bool = False, dispatch: bool = False) ->
     )
 
 
-def webhook(a: AlertDetail, public_url: str, *, step: int, channel: str) -> str:
-    """The JSON body of a webhook notification (signed when sent: escalation.providers)."""
+def webhook(a: AlertDetail, public_url: str, *, step: int, type_: str) -> str:
+    """The JSON body of a webhook notification (signed when sent: escalation.providers), of
+    the channel's `type_` ("vigil.alert.escalation", "vigil.alert.dispatch")."""
     base = public_url.rstrip("/")
     payload: dict[str, Any] = {
-        "type": "vigil.alert.dispatch" if channel == "dispatch" else "vigil.alert.escalation",
+        "type": type_,
         "step": step,
         "summary": f"{_label(a)} #{a.id}: {_who(a)}. {_where(a)}. Since {_since(a)}.",
         "link": link(public_url, a.id),

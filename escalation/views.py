@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from escalation import policies
 from escalation.models import Notification, NotificationOut, Policy
 from escalation.policies import ContactIn, PolicyError, PolicyIn
+from escalation.states import NotificationStatus
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.audit.service import audit
@@ -107,7 +108,10 @@ def outbox(
     rows = db.execute(
         select(Notification, Alert.state)
         .join(Alert, Alert.id == Notification.alert_id)
-        .where(Notification.status == "outbox", scope.covers(Alert.worker_id, Alert.org_id))
+        .where(
+            Notification.status == NotificationStatus.OUTBOX.value,
+            scope.covers(Alert.worker_id, Alert.org_id),
+        )
         .order_by(Notification.id.desc())
         .limit(limit)
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from monitor.alerts import chain
+from monitor.alerts import chain, rules
 from monitor.alerts.models import (
     Alert,
     AlertEvent,
@@ -127,7 +127,7 @@ def announce(db: Session, kind: Kind, alert: Alert, **extra: Any) -> None:
 def _tell_device(db: Session, alert: Alert, type_: str) -> None:
     # After a duress PIN the device must go on believing the alert was cancelled: it is told
     # nothing more about this alert, whatever happens to it.
-    if alert.duress or alert.device_alert_id is None:
+    if not rules.may_reach_worker(alert) or alert.device_alert_id is None:
         return
     queue_command(db, alert.device_id, type_, alert_id=alert.device_alert_id)
 
@@ -164,7 +164,7 @@ def transition(
 def _ask_position(db: Session, alert: Alert) -> None:
     """Ask the device for a fresh fix (it answers with a `location`). Never under duress:
     the device must see nothing unusual."""
-    if not alert.duress:
+    if rules.may_reach_worker(alert):
         queue_command(db, alert.device_id, "locate")
 
 
@@ -347,11 +347,7 @@ def active_duress(db: Session, device_id: str) -> bool:
     """Whether this device has an open alert raised or cancelled under duress."""
     return (
         db.scalar(
-            select(Alert.id).where(
-                Alert.device_id == device_id,
-                Alert.duress.is_(True),
-                Alert.state.in_([s.value for s in ACTIVE_STATES]),
-            )
+            select(Alert.id).where(Alert.device_id == device_id, rules.open_under_duress_sql())
         )
         is not None
     )

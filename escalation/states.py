@@ -1,0 +1,68 @@
+"""The states of escalations, steps and notifications, as the database stores them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EscalationState(StrEnum):
+    # After its last step an escalation stays running (the timeline says "exhausted") until
+    # someone takes the alert or it is closed.
+    RUNNING = "running"
+    ACKNOWLEDGED = "acknowledged"
+    ENDED = "ended"
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    ERROR = "error"  # it could not run (a fault, not a person); the next step went on
+
+
+class NotificationStatus(StrEnum):
+    """A notification's status: ours, or the provider's own word once it has the message.
+
+    The column holds whatever word Twilio's status callback brings (accepted, sending,
+    initiated...); these are the words Vigil acts on.
+    """
+
+    # Ours: waiting to be sent (maybe for a retry), and handed to a sending thread.
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    # Ours, final: taken by the person reached, recorded but not sent (no Twilio), never
+    # sent, given up.
+    ACKNOWLEDGED = "acknowledged"
+    OUTBOX = "outbox"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    # The provider's (a webhook's 2xx is "delivered" too).
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    CANCELED = "canceled"  # Twilio's spelling: a call cancelled before it was answered
+
+
+# Statuses after which a notification can no longer bring an acknowledgement.
+UNANSWERED = frozenset(
+    {
+        NotificationStatus.FAILED,
+        NotificationStatus.UNDELIVERED,
+        NotificationStatus.BUSY,
+        NotificationStatus.NO_ANSWER,
+        NotificationStatus.CANCELED,
+        NotificationStatus.COMPLETED,
+        NotificationStatus.ERROR,
+    }
+)
+# Statuses no later news changes.
+FINAL = UNANSWERED | {
+    NotificationStatus.DELIVERED,
+    NotificationStatus.ACKNOWLEDGED,
+    NotificationStatus.OUTBOX,
+    NotificationStatus.CANCELLED,
+}
