@@ -19,8 +19,9 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from escalation import delivery, voice
-from escalation.models import Notification, TwilioRequestSeen
-from escalation.policies import WORKER
+from escalation.channels.sms import Sms
+from escalation.channels.voice import Voice
+from escalation.models import Notification, RecipientKind, TwilioRequestSeen
 from escalation.summary import ACK_DIGIT, REPEAT_DIGIT
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
@@ -120,7 +121,7 @@ def gather(
         )
         return Response(voice.goodbye(), media_type=XML)
     if digits == ACK_DIGIT:
-        taken = delivery.acknowledge_by(db, n, alert, via="voice")
+        taken = delivery.acknowledge_by(db, n, alert, via=Voice.name)
         alerts.record(
             db,
             alert,
@@ -133,7 +134,8 @@ def gather(
         alerts.announce(db, Kind.ALERT_ESCALATION, alert)
         if taken:
             return Response(
-                voice.acknowledged(n.recipient_kind == WORKER, alert.duress), media_type=XML
+                voice.acknowledged(n.recipient_kind == RecipientKind.WORKER.value, alert.duress),
+                media_type=XML,
             )
         return Response(voice.already_handled(_taken_by(alert)), media_type=XML)
     alerts.record(
@@ -190,7 +192,7 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
         alerts.record(db, alert, "sms_reply", actor, f"{n.recipient} replied (duress: ignored)")
         return Response(str(MessagingResponse()), media_type=XML)  # no answer at all
     if match:
-        taken = delivery.acknowledge_by(db, n, alert, via="sms")
+        taken = delivery.acknowledge_by(db, n, alert, via=Sms.name)
         text = f"{n.recipient} replied {words!r} to the SMS" + (
             "" if taken else " (alert already taken)"
         )
