@@ -14,7 +14,8 @@ from monitor.evidence.models import Evidence
 from monitor.ingest.models import RefusedMessage
 from monitor.protocol import Refusal, parse
 from monitor.visits.models import Visit
-from tests.support import FUZZ_SCALE, Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import FUZZ_SCALE, wait_until
 
 SUFFIXES = ["location", "heartbeat", "alert", "alert/cancel", "visit", "evidence"]
 

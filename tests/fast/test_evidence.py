@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from monitor.evidence.models import Evidence
-from tests.support import Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 AUDIO = os.urandom(48_211)
 

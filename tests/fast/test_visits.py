@@ -13,7 +13,8 @@ from monitor.ingest.models import WaitingMessage
 from monitor.orgs.models import Organisation
 from monitor.users.models import Role
 from monitor.visits.models import Visit
-from tests.support import Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 
 def held(svc: Running) -> int:

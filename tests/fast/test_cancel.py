@@ -8,7 +8,8 @@ import time
 from sqlalchemy import select
 
 from monitor.ingest.models import WaitingMessage
-from tests.support import Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 
 def held(svc: Running) -> int:

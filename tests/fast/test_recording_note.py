@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import select
 
 from monitor.alerts.models import Alert, AlertEvent
-from tests.support import Running
+from tests.fast.handlers import Handlers as Running
 
 
 def test_a_stopped_recording_is_in_the_timeline_once(svc: Running) -> None:

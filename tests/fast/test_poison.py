@@ -13,7 +13,8 @@ from sqlalchemy import func, select, text
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.devices.models import LocationFix
 from monitor.ingest.models import RefusedMessage
-from tests.support import Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 SQLITE = {
     "alerts": "CREATE TRIGGER poison_alert BEFORE INSERT ON alerts WHEN NEW.note = 'poison' "

@@ -1,0 +1,348 @@
+"""The fast tier's service: Vigil's own service without its MQTT sessions, device messages
+fired straight into the urgent and telemetry workers (Home Assistant's
+`async_fire_mqtt_message` is the model).
+
+Everything from the parsed message to the committed rows and the reply is the real code: the
+message is parsed by `item_of` and handed to the worker of its path as the MQTT thread hands
+it (`Ingest._on_message`); the workers run on their own threads against a real store; replies
+go through the service's own `Replies`, whose link here records what it would publish instead
+of publishing it. What only the broker does (acknowledgement after commit, redelivery,
+retained messages, ACLs, sessions) is the end-to-end tier's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from device_sim import messages
+from device_sim.commands import Command, CommandLog
+from device_sim.protocol import (
+    ALERT,
+    ALERT_CANCEL,
+    EVIDENCE,
+    HEARTBEAT,
+    LOCATE,
+    LOCATION,
+    VISIT,
+    encode,
+    now_ms,
+)
+from monitor.config import Settings
+from monitor.ingest.items import item_of
+from monitor.ingest.link import Incoming
+from monitor.server import Service
+from monitor.users.models import Role
+from monitor.users.service import add_user
+from tests.support import PASSWORD, Badge, add_badge
+
+# How long a fired message may take to be stored (or refused) and acknowledged.
+HANDLED_WITHIN_S = 10.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the link returns for a publish: the recorder has it at once."""
+
+    def is_published(self) -> bool:
+        return True
+
+
+class Airwaves:
+    """Stands where the service's MQTT link would: what the service publishes is recorded
+    (commands to each device in its `CommandLog`), and what the workers acknowledge is noted,
+    so that firing a message can wait until it is handled."""
+
+    def __init__(self) -> None:
+        self.logs: defaultdict[str, CommandLog] = defaultdict(lambda: CommandLog("?"))
+        self.published: list[tuple[str, bytes, bool]] = []
+        self._acked: set[int] = set()
+        self._changed = threading.Condition()
+        self._mids = itertools.count(1)
+        self.devices: dict[str, FastDevice] = {}
+
+    def log(self, device_id: str) -> CommandLog:
+        with self._changed:
+            if device_id not in self.logs:
+                self.logs[device_id] = CommandLog(device_id)
+            return self.logs[device_id]
+
+    # The side of MqttLink that Replies and Incoming use.
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
+    ) -> Published:
+        with self._changed:
+            self.published.append((topic, payload, retain))
+        parts = topic.split("/")
+        if len(parts) == 4 and parts[:2] == ["vigil", "v1"] and parts[3] == "cmd":
+            command = Command.parse(payload)
+            device = self.devices.get(parts[2])
+            if device is not None and command.type == LOCATE:
+                # As `SimDevice` does: it answers with a fix (not waited for, on this thread).
+                device.send_location(qos=1, wait=False)
+            self.log(parts[2]).append(command)
+        return Published()
+
+    def ack(self, mid: int, qos: int, generation: int) -> None:
+        with self._changed:
+            self._acked.add(mid)
+            self._changed.notify_all()
+
+    def next_mid(self) -> int:
+        return next(self._mids)
+
+    def wait_acked(self, mid: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: mid in self._acked, timeout)
+
+
+class Handlers:
+    """The service with its ingest workers running and no MQTT: `fire` hands a device message
+    to them as the MQTT thread does, and returns once it is stored (or refused), answered and
+    acknowledged. Shaped like `tests.support.Running` (store, http, user, badge), so a test of
+    handling reads the same in both tiers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.air = Airwaves()
+        self.devices: list[FastDevice] = []
+        self._build(settings)
+
+    def _build(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service = Service(settings)
+        self.store = self.service.store
+        self.ingest = self.service.ingest
+        # The service's own replies, published into the recorder instead of the broker.
+        self.ingest.replies.link = self.air  # type: ignore[assignment]
+        self.scheduler = self.service.scheduler
+        self.http = TestClient(self.service.app)
+
+    def start(self) -> None:
+        # The scheduler too: it expires held messages, raises overdue visits and marks
+        # commands sent; with no link connected it resends nothing. And the extensions'
+        # runners (escalation, push), which act on what ingest stores.
+        self.ingest.telemetry.start()
+        self.ingest.urgent.start()
+        self.scheduler.start()
+        for runner in self.service.app.state.runners:
+            runner.start()
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop handling, as `Service.stop` does less the MQTT sessions."""
+        if not getattr(self, "_started", False):
+            return
+        self._started = False
+        for runner in reversed(self.service.app.state.runners):
+            runner.stop()
+        ingest = self.ingest
+        ingest._unsubscribe()
+        self.scheduler.stop()
+        ingest.urgent.stop()
+        ingest.telemetry.stop()
+        for t in (self.scheduler, ingest.urgent, ingest.urgent.pins, ingest.telemetry):
+            if t.is_alive():
+                t.join(timeout=10)
+        self.store.dispose()
+
+    def restart(self, **changes: Any) -> None:
+        """Stop, and start a new service on the same store (the devices keep what they were
+        sent), as `Running.restart` does."""
+        self.stop()
+        self.http.close()
+        self._build(self.settings.model_copy(update=changes))
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        self.http.close()
+        self.store.dispose()
+
+    def fire(self, topic: str, payload: bytes | str, *, qos: int = 1, wait: bool = True) -> None:
+        """Hand a device message to the worker of its path, as the MQTT thread does; with
+        `wait`, return once the worker has acknowledged it (stored or refused, answered)."""
+        data = payload.encode() if isinstance(payload, str) else payload
+        mid = self.air.next_mid()
+        incoming = Incoming(topic, data, qos, mid, False, self.air, 0)  # type: ignore[arg-type]
+        item, urgent = item_of(incoming, self.settings)
+        (self.ingest.urgent if urgent else self.ingest.telemetry).put(item)
+        if wait:
+            assert self.air.wait_acked(mid, HANDLED_WITHIN_S), f"{topic} was not handled"
+
+    def badge(self, prefix: str, **kw: Any) -> tuple[FastDevice, Badge]:
+        """A registered device; its id is `prefix` plus a random suffix, as in `Running`."""
+        b = add_badge(self.store, f"{prefix}-{uuid.uuid4().hex[:6]}", **kw)
+        d = FastDevice(self, b.device_id, b.cancel_pin, b.duress_pin)
+        self.devices.append(d)
+        self.air.devices[d.device_id] = d
+        return d, b
+
+    def device(self, device_id: str) -> FastDevice:
+        """A device by id, registered or not."""
+        return FastDevice(self, device_id)
+
+    def user(
+        self,
+        username: str = "op1",
+        role: Role = Role.OPERATOR,
+        *,
+        org: str | None = None,
+        team: str | None = None,
+    ) -> dict[str, str]:
+        with self.store.begin() as db:
+            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
+        return self.login(username)
+
+    def login(self, username: str) -> dict[str, str]:
+        r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+class FastDevice:
+    """A device of the fast tier: it builds its messages as `device_sim` does, fires them into
+    the workers, and reads the commands the service sent it. Each call returns once the
+    message is handled, so a device never needs to resend an unanswered alert."""
+
+    def __init__(
+        self, hub: Handlers, device_id: str, cancel_pin: str = "1234", duress_pin: str = "9876"
+    ) -> None:
+        self.hub = hub
+        self.device_id = device_id
+        self.cancel_pin = cancel_pin
+        self.duress_pin = duress_pin
+        self.position = (51.5072, -0.1276)
+        self.battery = 100
+        self._seq = itertools.count(1)
+
+    def _loc(self) -> dict[str, Any]:
+        lat, lon = self.position
+        return messages.loc(lat, lon, acc=5.0, src="gps")
+
+    def _send(self, suffix: str, body: dict[str, Any], qos: int = 1, wait: bool = True) -> None:
+        payload = encode({"v": 1, "ts": now_ms(), "seq": next(self._seq), **body})
+        self.hub.fire(f"vigil/v1/{self.device_id}/{suffix}", payload, qos=qos, wait=wait)
+
+    def publish_raw(
+        self, suffix: str, payload: bytes | str, qos: int = 1, topic: str | None = None
+    ) -> None:
+        self.hub.fire(topic or f"vigil/v1/{self.device_id}/{suffix}", payload, qos=qos)
+
+    def raise_alert(
+        self, type: str = "red", trigger: str | None = "button", note: str | None = None
+    ) -> str:
+        alert_id = str(uuid.uuid4())
+        body = messages.alert(
+            alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
+        )
+        self._send(ALERT, body)
+        return alert_id
+
+    def cancel_alert(self, alert_id: str, pin: str) -> None:
+        self._send(ALERT_CANCEL, messages.alert_cancel(alert_id, pin))
+
+    def start_visit(
+        self,
+        visit_id: str | None = None,
+        duration_s: int = 1800,
+        note: str | None = None,
+        memo: str | None = None,
+    ) -> str:
+        visit_id = visit_id or f"visit-{uuid.uuid4().hex[:12]}"
+        body = messages.visit(
+            visit_id, "start", duration_s=duration_s, note=note, position=self._loc(), memo=memo
+        )
+        self._send(VISIT, body)
+        return visit_id
+
+    def extend_visit(self, visit_id: str, duration_s: int) -> None:
+        self._send(
+            VISIT, messages.visit(visit_id, "extend", duration_s=duration_s, position=self._loc())
+        )
+
+    def checkin_visit(self, visit_id: str) -> None:
+        self._send(VISIT, messages.visit(visit_id, "checkin", position=self._loc()))
+
+    def end_visit(self, visit_id: str, pin: str | None = None) -> None:
+        self._send(VISIT, messages.visit(visit_id, "end", position=self._loc(), pin=pin))
+
+    def send_evidence(
+        self,
+        evidence_id: str,
+        alert_id: str | None = None,
+        visit_id: str | None = None,
+        data: bytes | None = None,
+        uri: str | None = None,
+        codec: str = "opus",
+        duration_ms: int = 15000,
+    ) -> None:
+        body = messages.evidence(
+            evidence_id,
+            alert_id=alert_id,
+            visit_id=visit_id,
+            data=data,
+            uri=uri,
+            codec=codec,
+            duration_ms=duration_ms,
+        )
+        self._send(EVIDENCE, body)
+
+    def send_location(
+        self,
+        lat: float | None = None,
+        lon: float | None = None,
+        acc: float = 5.0,
+        qos: int = 0,
+        *,
+        spd: float | None = None,
+        hdg: float | None = None,
+        src: str = "gps",
+        wait: bool = False,
+    ) -> None:
+        """A fix; telemetry is not waited for by default (a batch takes what comes together,
+        as from a device), so wait for its effect."""
+        if lat is not None and lon is not None:
+            self.position = (lat, lon)
+        lat_, lon_ = self.position
+        position = messages.loc(lat_, lon_, acc=acc, spd=spd, hdg=hdg, src=src)
+        self._send(LOCATION, messages.location(position, self.battery), qos, wait)
+
+    def heartbeat(self, batt: int | None = None, qos: int = 0, *, wait: bool = False) -> None:
+        if batt is not None:
+            self.battery = batt
+        body = messages.heartbeat(self.battery, chg=False, rssi=-67, fw="1.4.2")
+        self._send(HEARTBEAT, body, qos, wait)
+
+    @property
+    def commands(self) -> list[Command]:
+        return self.hub.air.log(self.device_id).snapshot()
+
+    def wait_for(self, type: str, timeout: float = 5.0, **match: Any) -> Command:
+        return self.hub.air.log(self.device_id).wait_for(type, timeout, match)
+
+
+def fast_settings(data_dir: Path, db_url: str, **extra: Any) -> Settings:
+    """`service_settings` less the broker: nothing here connects to one."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": db_url,
+        "mqtt_node": "f" + uuid.uuid4().hex[:10],
+        "secret_key": "test-secret-" + secrets.token_hex(16),
+        "scheduler_tick_s": 0.1,
+        "command_resend_s": 2.0,
+        "visit_grace_s": 2,
+        "waiting_max_s": 1.0,  # held messages expire sooner: each fire is handled at once
+        "escalation_tick_s": 0.1,
+        "escalation_retry_base_s": 0.2,
+        "twilio_timeout_s": 2.0,
+    }
+    values.update(extra)
+    return Settings(**values)
