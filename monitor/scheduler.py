@@ -1,6 +1,7 @@
 """Durable timers: visit deadlines, overdue visits, silent devices, unsent commands, and
 the deletion of expired location history; SQLite's checkpoints; the broker's password file
-kept in step with the registry.
+kept in step with the registry. Each is a job of every tick (`Scheduler.jobs`), run on its
+own: one that fails does not stop the others.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
 unsent command), not a timer in memory: after a restart the first tick finds whatever fell
@@ -13,14 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor import health
+from monitor import failures, health, metrics
 from monitor.broker_sync import BrokerSync
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -35,6 +37,16 @@ from monitor.visits.models import Visit, VisitState
 log = logging.getLogger(__name__)
 
 BATCH = 500
+
+
+@dataclass(frozen=True)
+class Job:
+    """One thing every tick does, given the tick's time. It runs whatever the jobs before it
+    did: one that raises is logged and counted under its name
+    (`vigil_scheduler_failures_total{job=...}`), and the next still runs."""
+
+    name: str
+    run: Callable[[datetime], object]
 
 
 class Scheduler(threading.Thread):
@@ -61,24 +73,43 @@ class Scheduler(threading.Thread):
         self._settled = 0
         # Set by VIGIL_BROKER_DIR (and the demo): also used by routes that change credentials.
         self.broker_sync = BrokerSync.from_settings(store, settings)
+        grace = settings.visit_grace_s
+        # What each tick does, in this order. A new job is one more entry.
+        self.jobs: list[Job] = [
+            # A write that changes nothing, every second: this replica's readiness (and the
+            # consoles' banner) says the store cannot write before an alert finds out.
+            Job("probe", lambda now: store.probe(max_age=health.PROBE_EVERY_S)),
+            self._each_due(
+                "visits_due", self._due_visits, lambda db, v, now: visits.notify_due(db, v, now)
+            ),
+            self._each_due(
+                "visits_overdue",
+                self._overdue_visits,
+                lambda db, v, now: visits.raise_overdue(db, v, now, grace),
+            ),
+            self._each_due(
+                "silent_devices",
+                self._silent_devices,
+                lambda db, d, now: visits.device_offline(
+                    db, d, "missed two heartbeats", only_if_due=True
+                ),
+            ),
+            Job("held_messages", self._expire_held),
+            Job("commands_published", self._mark_sent),
+            Job("commands_unsent", self._resend_unsent),
+            Job("checkpoint", lambda now: store.checkpoint()),
+            Job("location_retention", self._start_purge),
+            # Last: a reload of the broker can take seconds, and the jobs before it share the
+            # tick's time.
+            Job("broker_sync", self._sync_broker),
+        ]
 
     def stop(self) -> None:
         self._stop_flag.set()
 
     def run(self) -> None:
         while not self._stop_flag.is_set():
-            try:
-                # A write that changes nothing, every second: this replica's readiness (and
-                # the consoles' banner) says the store cannot write before an alert finds out.
-                self.store.probe(max_age=health.PROBE_EVERY_S)
-                self.tick()
-            except Exception as err:
-                # Under a name of its own: the tick reads, and its reads must not clear what
-                # the probe's writes met.
-                self.store.health.store_failed(err, "scheduler tick")
-                log.exception("scheduler tick failed; trying again")
-            else:
-                self.store.health.store_ok("scheduler tick")
+            self.tick()
             # Tells the consoles of what changes with no report: an MQTT link lost or back.
             self.store.health.check()
             self._stop_flag.wait(self.settings.scheduler_tick_s)
@@ -86,74 +117,109 @@ class Scheduler(threading.Thread):
             self._purging.join()  # it stops after its current batch: before the store closes
 
     def tick(self) -> None:
+        """Every job once, in order, each on its own."""
+        now = utcnow()
+        failed = False
+        for job in self.jobs:
+            try:
+                job.run(now)
+            except Exception as err:
+                failed = True
+                self._failed(job.name, err)
+                # Under a name of its own: the jobs read, and their reads must not clear what
+                # the probe's writes met.
+                self.store.health.store_failed(err, "scheduler tick")
+        if not failed:
+            self.store.health.store_ok("scheduler tick")
+
+    def _failed(self, job: str, err: Exception, what: object = None) -> None:
+        metrics.SCHEDULER_FAILURES.labels(job).inc()
+        of = "" if what is None else f" for {what}"
+        if failures.is_transient(err):
+            # Every job meets the same outage: a line each, not a traceback each, per tick.
+            log.warning("scheduler job %s%s: store unavailable (%s); will try again", job, of, err)
+        else:
+            log.error("scheduler job %s%s failed; will try again", job, of, exc_info=err)
+
+    def _each_due(
+        self,
+        name: str,
+        find: Callable[[Session, datetime], Sequence[Any]],
+        act: Callable[[Session, Any, datetime], object],
+    ) -> Job:
+        """A job that finds what fell due (`find`, at most `BATCH`) and acts on each in a
+        transaction of its own: one that fails does not hold up the others due."""
+
+        def run(now: datetime) -> None:
+            with self.store.session() as db:
+                keys = find(db, now)
+            for key in keys:
+                try:
+                    with self.store.begin() as db:
+                        act(db, key, now)
+                except Exception as err:
+                    self._failed(name, err, key)
+
+        return Job(name, run)
+
+    def _sync_broker(self, now: datetime) -> None:
         if self.broker_sync is not None:
             self.broker_sync.check()
-        now = utcnow()
-        grace = self.settings.visit_grace_s
+
+    def _due_visits(self, db: Session, now: datetime) -> Sequence[int]:
+        return db.scalars(
+            select(Visit.id)
+            .where(
+                Visit.state == VisitState.OPEN.value,
+                Visit.due_notified_at.is_(None),
+                Visit.due_at <= now,
+            )
+            .limit(BATCH)
+        ).all()
+
+    def _overdue_visits(self, db: Session, now: datetime) -> Sequence[int]:
+        grace = timedelta(seconds=self.settings.visit_grace_s)
+        return db.scalars(
+            select(Visit.id)
+            .where(
+                Visit.state == VisitState.OPEN.value,
+                Visit.overdue_alert_id.is_(None),
+                Visit.due_at <= now - grace,
+            )
+            .limit(BATCH)
+        ).all()
+
+    def _silent_devices(self, db: Session, now: datetime) -> Sequence[str]:
+        return db.scalars(
+            select(Device.id)
+            .where(Device.online.is_(True), Device.offline_due_at <= now)
+            .limit(BATCH)
+        ).all()
+
+    def _expire_held(self, now: datetime) -> None:
+        """Refuse messages held too long for the alert or visit they are about."""
+        max_age = self.settings.waiting_max_s
         with self.store.session() as db:
-            due = db.scalars(
-                select(Visit.id)
-                .where(
-                    Visit.state == VisitState.OPEN.value,
-                    Visit.due_notified_at.is_(None),
-                    Visit.due_at <= now,
-                )
-                .limit(BATCH)
-            ).all()
-            overdue = db.scalars(
-                select(Visit.id)
-                .where(
-                    Visit.state == VisitState.OPEN.value,
-                    Visit.overdue_alert_id.is_(None),
-                    Visit.due_at <= now - timedelta(seconds=grace),
-                )
-                .limit(BATCH)
-            ).all()
-            silent = db.scalars(
-                select(Device.id)
-                .where(Device.online.is_(True), Device.offline_due_at <= now)
-                .limit(BATCH)
-            ).all()
-            stale_waiting = db.scalar(
+            stale = db.scalar(
                 select(WaitingMessage.id)
-                .where(
-                    WaitingMessage.received_at
-                    <= now - timedelta(seconds=self.settings.waiting_max_s)
-                )
+                .where(WaitingMessage.received_at <= now - timedelta(seconds=max_age))
                 .limit(1)
             )
-        for visit_id in due:
-            self._each("visit due", visit_id, lambda db, v: visits.notify_due(db, v, now))
-        for visit_id in overdue:
-            self._each(
-                "visit overdue", visit_id, lambda db, v: visits.raise_overdue(db, v, now, grace)
+        if stale is not None:
+            with self.store.begin() as db:
+                waiting.expire(db, now, max_age)
+
+    def _start_purge(self, now: datetime) -> None:
+        if self.settings.location_retention_days <= 0 or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.settings.location_purge_every_s
+        # On a thread of its own: a long first purge must not hold up overdue visits and
+        # silent devices, which this thread raises alerts for.
+        if self._purging is None or not self._purging.is_alive():
+            self._purging = threading.Thread(
+                target=self._purge_locations, name="vigil-retention", daemon=True
             )
-        for device_id in silent:
-            self._each(
-                "offline check",
-                device_id,
-                lambda db, d: visits.device_offline(
-                    db, d, "missed two heartbeats", only_if_due=True
-                ),
-            )
-        if stale_waiting is not None:
-            self._each(
-                "expiring held messages",
-                now,
-                lambda db, t: waiting.expire(db, t, self.settings.waiting_max_s),
-            )
-        self._mark_sent()
-        self._resend_unsent()
-        self.store.checkpoint()
-        if self.settings.location_retention_days > 0 and time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + self.settings.location_purge_every_s
-            # On a thread of its own: a long first purge must not hold up overdue visits
-            # and silent devices, which this thread raises alerts for.
-            if self._purging is None or not self._purging.is_alive():
-                self._purging = threading.Thread(
-                    target=self._purge_locations, name="vigil-retention", daemon=True
-                )
-                self._purging.start()
+            self._purging.start()
 
     def _purge_locations(self) -> None:
         keep = timedelta(days=self.settings.location_retention_days)
@@ -168,26 +234,18 @@ class Scheduler(threading.Thread):
                     with self.store.begin(bulk=True) as db:
                         deleted += retention.delete_fixes(db, batch.doomed)
                     self._settled = batch.settled
-        except Exception:
-            log.exception("deleting expired location history failed; will try again")
+        except Exception as err:
+            self._failed("location_retention", err)  # the job started it: counted under its name
         if deleted:
             log.info("deleted %d location fixes older than the retention time", deleted)
 
-    def _each(self, what: str, key: Any, action: Callable[[Session, Any], object]) -> None:
-        # One item that fails must not hold up the others due in the same tick.
-        try:
-            with self.store.begin() as db:
-                action(db, key)
-        except Exception:
-            log.exception("%s for %s failed; will try again", what, key)
-
-    def _mark_sent(self) -> None:
+    def _mark_sent(self, now: datetime) -> None:
         done = self._take_published()
         if done:
             with self.store.begin() as db:
                 commands.mark_sent(db, done)
 
-    def _resend_unsent(self) -> None:
+    def _resend_unsent(self, now: datetime) -> None:
         if not self._can_send():
             return
         wait = self.settings.command_resend_s

@@ -62,8 +62,9 @@ class Context:
 
     settings: Settings
     evidence_store: EvidenceStore
-    # Notes a refusal in the worker's `RefusalLog` at once (its `rejected` reply goes now)
-    # while the message's own effects are committed: a cancel under a PIN lockout.
+    # Notes a refusal in the worker's `RefusalLog` from inside the transaction (its
+    # `rejected` reply goes at once), for a message whose effects still commit: a cancel
+    # under a PIN lockout.
     note: Callable[[refusals.Refused], None]
 
 
