@@ -26,8 +26,9 @@ class Addresses(Protocol):
 
 
 class Channel(Protocol):
-    """One way an escalation step reaches people (Traccar's notificator). Everything that
-    differs from one channel to another is here, in the channel's own module."""
+    """One way an escalation step reaches people (Traccar's notificator). Each channel's
+    class, in a module of its own, holds everything that differs from one channel to
+    another; the engine, flows and policies ask it rather than its name."""
 
     name: str  # as policies name it and notifications store it
     word: str  # how the timeline names one of its notifications: "SMS to ..."
