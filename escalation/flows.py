@@ -109,7 +109,7 @@ def start(
             f"repeated {snapshot.repeat} times)"
         )
     note(db, alert, "escalation_started", text, policy=name)
-    if alert.duress:
+    if rules.under_duress(alert):
         return esc, apply_duress(db, esc, alert)
     first = alert.raised_at + timedelta(seconds=steps[0].after)
     step = Step(escalation_id=esc.id, alert_id=alert.id, position=0, due_at=first)

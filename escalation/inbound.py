@@ -23,6 +23,7 @@ from escalation.channels.sms import Sms
 from escalation.channels.voice import Voice
 from escalation.models import Notification, RecipientKind, TwilioRequestSeen
 from escalation.summary import ACK_DIGIT, REPEAT_DIGIT
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.db import utcnow
@@ -198,7 +199,7 @@ def sms_reply(form: SignedForm, db: SessionDep) -> Response:
         )
         if taken:
             answer = f"Thank you: you are handling alert #{alert.id}." + (
-                "" if alert.duress else " The worker is told help is coming."
+                " The worker is told help is coming." if rules.may_reach_worker(alert) else ""
             )
         else:
             answer = f"Alert #{alert.id} is already {alert.state}" + (

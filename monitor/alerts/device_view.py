@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from monitor.alerts import rules
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertState
 
@@ -25,7 +26,7 @@ def device_view(alert: Alert, duress_at: datetime | None) -> Told:
     PIN would have left: an alert that was still open became cancelled then, one that had
     already ended stays as it ended, and nothing that happens to it afterwards shows.
     """
-    if alert.duress:
+    if rules.under_duress(alert):
         at = duress_at or alert.raised_at
         if alert.resolved_at is not None and alert.resolved_at <= at:
             return Told("alert_closed", alert.resolved_at)

@@ -309,7 +309,7 @@ def cancel_from_device(
         announce(db, Kind.ALERT_UPDATED, alert)
         return "cancel_rejected"
     if pin_kind == "duress":
-        if not alert.duress:
+        if not rules.under_duress(alert):
             alert.duress = True
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
@@ -332,7 +332,7 @@ def cancel_from_device(
             )
         return "alert_cancelled"
     # The real cancel PIN.
-    if alert.duress:
+    if rules.under_duress(alert):
         # Under duress the worker may be made to cancel again; it changes nothing.
         record(db, alert, "cancel_after_duress", actor, "Cancel PIN after duress: ignored")
     elif state in ACTIVE_STATES:

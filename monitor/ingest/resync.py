@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from monitor.alerts import rules
 from monitor.alerts.device_view import device_view
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.alerts.states import ACTIVE_STATES
@@ -53,13 +54,13 @@ def resync(db: Session, returned: dict[str, datetime | None]) -> int:
             Alert.device_alert_id.is_not(None),
             or_(
                 Alert.state.in_([s.value for s in ACTIVE_STATES]),
-                Alert.duress.is_(True),
+                rules.under_duress_sql(),
                 ended_alert,
             ),
         )
         .order_by(Alert.id)
     ).all()
-    duress_ids = [a.id for a in alerts if a.duress]
+    duress_ids = [a.id for a in alerts if rules.under_duress(a)]
     duress_at: dict[int, datetime] = {}
     if duress_ids:
         for alert_id, at in db.execute(
