@@ -70,6 +70,8 @@ class Service:
         # What changes device credentials in a request brings the broker up to date before
         # answering (worker_app's enrolment), rather than at the scheduler's next tick.
         self.app.state.broker_sync = self.scheduler.broker_sync
+        # Gateways (Traccar, OwnTracks, SMS and calls) hand in what they translate here.
+        self.app.state.ingest = self.ingest
 
     def start(self, wait_s: float = 0.0) -> None:
         if self.fanout is not None:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -16,16 +16,29 @@ from sqlalchemy.orm import Session
 from monitor import failures, metrics
 from monitor.config import Settings
 from monitor.db import Store, utcnow
-from monitor.ingest.link import Incoming
 from monitor.ingest.refusals import Refused
 from monitor.protocol import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of
 
 log = logging.getLogger(__name__)
 
 
+class Message(Protocol):
+    """A device message as the workers take it, however it came: from the broker
+    (`link.Incoming`) or handed over by a gateway (`runner.Handed`). `ack` is called once it
+    is stored or refused, never before."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+    def ack(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Item:
-    incoming: Incoming
+    incoming: Message
     received_at: datetime
     parsed: Parsed | None = None
     refused: Refused | None = None
@@ -69,7 +82,7 @@ def count(items: list[Item]) -> None:
         _COUNTED.get(suffix, _OTHER).inc(n)
 
 
-def item_of(incoming: Incoming, settings: Settings) -> tuple[Item, bool]:
+def item_of(incoming: Message, settings: Settings) -> tuple[Item, bool]:
     """Parse a message once, on paho's network thread: the item, and whether it goes on the
     urgent path. A refusal goes to the worker of the path it came on, so that path's
     acknowledgement covers it."""

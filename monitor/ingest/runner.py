@@ -1,8 +1,11 @@
-"""The ingest side assembled: two MQTT links, the two workers and the replies to devices."""
+"""The ingest side assembled: two MQTT links, the two workers and the replies to devices, and
+the door by which gateways hand in messages that did not come through the broker."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass, field
 
 from monitor import metrics
 from monitor.config import Settings
@@ -18,6 +21,24 @@ from monitor.ingest.urgent import UrgentWorker
 from monitor.protocol import TELEMETRY, URGENT
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Handed:
+    """A protocol-v1 message handed in by a gateway (another client's protocol, translated),
+    not taken from the broker: acknowledged, as a broker's message is, once stored or
+    refused."""
+
+    topic: str
+    payload: bytes
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def ack(self) -> None:
+        self.done.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether it was stored (or refused) within `timeout_s`."""
+        return self.done.wait(timeout_s)
 
 
 class Ingest:
@@ -84,6 +105,16 @@ class Ingest:
             self.urgent_link.publish(incoming.topic, b"", retain=True)
         item, urgent = item_of(incoming, self.settings)
         (self.urgent if urgent else self.telemetry).put(item)
+
+    def submit(self, topic: str, payload: bytes) -> Handed:
+        """Hand in a message from a gateway (`vigil/v1/<device>/<suffix>`, a protocol-v1
+        body): parsed, routed and applied exactly as one from the broker, so every rule
+        (idempotency, refusals, PINs, privacy, fairness) holds for it. Wait on the result
+        before answering the client: only then is it stored."""
+        handed = Handed(topic, payload)
+        item, urgent = item_of(handed, self.settings)
+        (self.urgent if urgent else self.telemetry).put(item)
+        return handed
 
     def start(self, wait_s: float = 0.0) -> None:
         self.telemetry.start()
