@@ -12,6 +12,8 @@ COPY monitor ./monitor
 COPY escalation ./escalation
 COPY console ./console
 COPY device_sim ./device_sim
+COPY worker_app ./worker_app
+COPY gateways ./gateways
 RUN pip install --no-cache-dir --no-deps .
 EXPOSE 8000
 CMD ["vigil", "serve", "--host", "0.0.0.0"]
