@@ -16,9 +16,8 @@ from monitor.alerts.states import (
     ACTIVE_STATES,
     AlertState,
     AlertType,
-    IllegalTransition,
     Outcome,
-    check_transition,
+    next_states,
 )
 from monitor.deps import SUPERVISING_ROLES, CurrentUser, SettingsDep
 
@@ -43,18 +42,6 @@ class ConsoleMeta(BaseModel):
     escalation_kinds: list[str]
 
 
-def _next_states(current: AlertState) -> list[str]:
-    # Asked of the state machine itself, so that the console allows what the service does.
-    allowed = []
-    for wanted in AlertState:
-        try:
-            check_transition(current, wanted)
-        except IllegalTransition:
-            continue
-        allowed.append(wanted.value)
-    return allowed
-
-
 @router.get("/meta")
 def console_meta(user: CurrentUser, settings: SettingsDep) -> ConsoleMeta:
     """The alert types, outcomes and states, and the thresholds and roles the console
@@ -63,7 +50,10 @@ def console_meta(user: CurrentUser, settings: SettingsDep) -> ConsoleMeta:
         alert_types=[Named(value=t.value, label=TYPE_LABELS[t]) for t in AlertType],
         outcomes=[Named(value=o.value, label=OUTCOME_LABELS[o]) for o in Outcome],
         active_states=[s.value for s in AlertState if s in ACTIVE_STATES],
-        transitions={s.value: _next_states(s) for s in AlertState},
+        # From the state machine itself, so that the console allows what the service does.
+        transitions={
+            s.value: [w.value for w in AlertState if w in next_states(s)] for s in AlertState
+        },
         low_battery_pct=settings.low_battery_pct,
         supervising_roles=[r.value for r in SUPERVISING_ROLES],
         escalation_kinds=sorted(k.value for k in SHOWN_APART),

@@ -110,8 +110,13 @@ class IllegalTransition(Exception):
         self.wanted = wanted
 
 
+def next_states(current: AlertState) -> frozenset[AlertState]:
+    """The states an alert in `current` may move to."""
+    return _ALLOWED[current]
+
+
 def check_transition(current: AlertState, wanted: AlertState) -> None:
-    if wanted not in _ALLOWED[current]:
+    if wanted not in next_states(current):
         raise IllegalTransition(current, wanted)
 
 
