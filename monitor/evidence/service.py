@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
-from monitor.db import utcnow
+from monitor.db import Store, utcnow
 from monitor.devices.models import Device
 from monitor.events import AlertAside, Kind, emit
 from monitor.evidence import custody
-from monitor.evidence.models import Evidence, EvidenceCustody
-from monitor.evidence.storage import EvidenceStore
+from monitor.evidence.models import Evidence, EvidenceCustody, EvidenceOut
+from monitor.evidence.storage import EvidenceStore, new_key
 from monitor.protocol import EvidenceMsg
 from monitor.visits.models import Visit
+
+log = logging.getLogger(__name__)
 
 
 class EvidenceRefused(Exception):
@@ -157,11 +162,13 @@ def record_upload(
     size: int,
     key: str,
     where: str,
+    source: dict[str, Any] | None = None,
 ) -> tuple[Evidence, bool]:
     """Record bytes saved in the evidence store under `key` (at `where`) against the
     evidence, checked against the sha256 the device declared (if it has). Returns
     (evidence, False) when the same bytes were already uploaded, in which case the object
-    at `key` is not needed. Raises EvidenceRefused on a mismatch."""
+    at `key` is not needed. Raises EvidenceRefused on a mismatch. `source` says where bytes
+    the device did not upload itself came from (a call recording fetched from Twilio)."""
     ev = _find(db, device.id, evidence_id)
     if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
         raise EvidenceRefused(
@@ -180,9 +187,57 @@ def record_upload(
     if ev.size_bytes is None:
         ev.size_bytes = size
     db.flush()
-    custody.record(
-        db, ev, f"device:{device.id}", "uploaded", sha256=digest, bytes=size, where=where
-    )
+    details: dict[str, Any] = {"sha256": digest, "bytes": size, "where": where}
+    if source:
+        details["source"] = source
+    custody.record(db, ev, f"device:{device.id}", "uploaded", **details)
     if ev.sha256 is not None:
         announce(db, ev, "uploaded and verified")
     return ev, True
+
+
+def keep_upload(
+    store: Store,
+    evidence: EvidenceStore,
+    *,
+    device: Device,
+    evidence_id: str,
+    data: bytes,
+    source: dict[str, Any] | None = None,
+) -> EvidenceOut:
+    """Store a recording's bytes and record them against the evidence (`record_upload`), in
+    a transaction of its own. It blocks (hashing, storing): never call it on the event loop.
+    Raises EvidenceRefused on a mismatch, storage.StoreUnavailable when the bytes cannot be
+    written."""
+    digest = hashlib.sha256(data).hexdigest()
+    key = new_key(device.id)
+    # The bytes are stored before the transaction that records them: a record never points
+    # at bytes that are not there.
+    evidence.put(key, data)
+    kept = False
+    try:
+        with store.begin() as db:
+            ev, fresh = record_upload(
+                db,
+                device=device,
+                evidence_id=evidence_id,
+                digest=digest,
+                size=len(data),
+                key=key,
+                where=evidence.describe(key),
+                source=source,
+            )
+            out = EvidenceOut.model_validate(ev)
+        kept = fresh  # only once committed
+        return out
+    finally:
+        if not kept:
+            _forget(evidence, key)
+
+
+def _forget(evidence: EvidenceStore, key: str) -> None:
+    """Remove bytes no record points at; failing that, say so (nothing else will find them)."""
+    try:
+        evidence.delete(key)
+    except Exception:
+        log.exception("could not delete unrecorded evidence at %s", evidence.describe(key))

@@ -3,8 +3,8 @@ and each clip's chain of custody."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
@@ -68,36 +68,19 @@ async def upload(
     if not data:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no bytes in the request body")
 
-    key = storage.new_key(device.id)
-
-    def keep() -> EvidenceOut:
-        # Hashed here, on a worker thread: up to VIGIL_MAX_EVIDENCE_BYTES on the event loop
-        # would hold up the alert routes and every console meanwhile.
-        digest = hashlib.sha256(data).hexdigest()
-        # The bytes are stored before the transaction that records them: a record never
-        # points at bytes that are not there.
-        evidence.put(key, data)
-        kept = False
-        try:
-            with store.begin() as db:
-                ev, fresh = service.record_upload(
-                    db,
-                    device=device,
-                    evidence_id=evidence_id,
-                    digest=digest,
-                    size=len(data),
-                    key=key,
-                    where=evidence.describe(key),
-                )
-                out = EvidenceOut.model_validate(ev)
-            kept = fresh  # only once committed
-            return out
-        finally:
-            if not kept:
-                _forget(evidence, key)
-
     try:
-        return await run_in_threadpool(keep)
+        # On a worker thread: hashing up to VIGIL_MAX_EVIDENCE_BYTES on the event loop would
+        # hold up the alert routes and every console meanwhile.
+        return await run_in_threadpool(
+            partial(
+                service.keep_upload,
+                store,
+                evidence,
+                device=device,
+                evidence_id=evidence_id,
+                data=data,
+            )
+        )
     except service.EvidenceRefused as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
     except storage.StoreUnavailable as e:
@@ -105,14 +88,6 @@ async def upload(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "the evidence store is unavailable: upload again"
         ) from e
-
-
-def _forget(evidence: storage.EvidenceStore, key: str) -> None:
-    """Remove bytes no record points at; failing that, say so (nothing else will find them)."""
-    try:
-        evidence.delete(key)
-    except Exception:
-        log.exception("could not delete unrecorded evidence at %s", evidence.describe(key))
 
 
 AUDIO_TYPES = {
