@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.devices.models import Device
+from monitor.devices.trackers import HTTP_ONLY_KINDS
 from monitor.protocol import SCHEMAS
 from monitor.security import hash_device_secret
 
@@ -78,12 +79,13 @@ def service_acl_text(service_user: str) -> str:
 
 def password_lines(db: Session) -> list[str]:
     """One line per enabled device; disabled devices are left out, so the broker refuses
-    them at connect."""
+    them at connect, and so are trackers that speak only HTTP (their identifier is a
+    credential for positions and alarms, not for the broker)."""
     return [
         f"{device_id}:{secret_hash}"
         for device_id, secret_hash in db.execute(
             select(Device.id, Device.secret_hash)
-            .where(Device.enabled.is_(True))
+            .where(Device.enabled.is_(True), Device.kind.not_in(HTTP_ONLY_KINDS))
             .order_by(Device.id)
         )
     ]

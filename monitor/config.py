@@ -284,6 +284,24 @@ class Settings(BaseSettings):
     )
     push_timeout_s: float = Field(10.0, gt=0, description="One request to a push service at most.")
 
+    # Traccar Client and OsmAnd-protocol trackers (the `gateways` package reads these).
+    osmand_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="A port of its own for trackers (Traccar's is 5055), on VIGIL_HTTP_HOST, "
+        "serving only the tracker route (at / and /osmand); 0: only /osmand on the main port.",
+    )
+    osmand_rate_per_s: float = Field(
+        5.0, gt=0, description="Requests per second one tracker may send, sustained."
+    )
+    osmand_burst: int = Field(
+        120, ge=1, description="Requests one tracker may send at once (a backlog after a gap)."
+    )
+    osmand_wait_s: float = Field(
+        10.0, gt=0, description="How long a request waits to be stored before it is answered 503."
+    )
+
     @field_validator("push_subject")
     @classmethod
     def _mailto_or_https(cls, value: str) -> str:

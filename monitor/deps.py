@@ -15,6 +15,7 @@ from monitor.audit.service import audit_now
 from monitor.config import Settings
 from monitor.db import MAX_ROW_ID, Store
 from monitor.devices.models import Device
+from monitor.devices.trackers import HTTP_ONLY_KINDS
 from monitor.evidence.storage import EvidenceStore
 from monitor.orgs.scope import Scope
 from monitor.security import read_token, verify_device_secret
@@ -166,6 +167,9 @@ def current_device(
     with store.session() as db:
         device = db.get(Device, device_id)
         if device is None or not verify_device_secret(device.secret_hash, creds.password):
+            raise refused
+        if device.kind in HTTP_ONLY_KINDS:
+            # A tracker's identifier lets it send positions and alarms, nothing more.
             raise refused
         if not device.enabled:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "device is disabled")

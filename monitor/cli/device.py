@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.audit.service import audit
 from monitor.cli.common import BROKER_RELOAD_HINT, fail, open_store, settings
+from monitor.devices.trackers import OSMAND, identifier_of
 
 app = typer.Typer(help="Badges and phones.", no_args_is_help=True)
 
@@ -21,7 +22,10 @@ app = typer.Typer(help="Badges and phones.", no_args_is_help=True)
 def device_add(
     device_id: str,
     worker: Annotated[int | None, typer.Option(help="Id of the worker who carries it.")] = None,
-    kind: Annotated[str, typer.Option(help="badge or phone")] = "badge",
+    kind: Annotated[
+        str,
+        typer.Option(help="badge, phone, or osmand (Traccar Client, an OsmAnd-protocol tracker)"),
+    ] = "badge",
     heartbeat: Annotated[
         int | None,
         typer.Option(help="Expected heartbeat interval, s (default VIGIL_DEFAULT_HEARTBEAT_S)."),
@@ -43,9 +47,29 @@ def device_add(
             audit(db, "cli", "device_added", device.id, worker=worker)
     except DeviceError as e:
         raise fail(str(e)) from e
+    if kind == OSMAND:
+        _show_identifier(device_id, secret, "added")
+        return
     typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
     typer.echo(secret)
     typer.echo(BROKER_RELOAD_HINT, err=True)
+
+
+def _show_identifier(device_id: str, secret: str, what: str) -> None:
+    """A tracker's identifier, and a link that sets up Traccar Client (it reads the server
+    URL and the identifier from a link or a QR code of it)."""
+    identifier = identifier_of(device_id, secret)
+    url = f"{settings().public_url.rstrip('/')}/osmand"
+    typer.echo(
+        f"tracker {device_id} {what}. Its device identifier is its only credential "
+        "(shown once, never stored; anyone who has it can send this worker's positions "
+        "and alarms):"
+    )
+    typer.echo(identifier)
+    typer.echo(f"Server URL: {url}")
+    typer.echo(
+        f"Traccar Client set-up link (open it, or scan it as a QR code): {url}?id={identifier}"
+    )
 
 
 def _device_change(device_id: str, action: str, change: Callable[[Session], str]) -> None:
@@ -89,13 +113,22 @@ def device_enable(device_id: str) -> None:
 @app.command("rotate")
 def device_rotate(device_id: str) -> None:
     """Give a device a new secret, printed once; the old one stops working."""
+    from monitor.devices.models import Device
     from monitor.devices.service import rotate_secret
 
-    _device_change(
-        device_id,
-        "device_secret_rotated",
-        lambda db: f"new secret for {device_id} (shown once):\n" + rotate_secret(db, device_id),
-    )
+    secrets: list[str] = []
+
+    def rotate(db: Session) -> str:
+        secret = rotate_secret(db, device_id)
+        device = db.get(Device, device_id)
+        if device is not None and device.kind == OSMAND:
+            secrets.append(secret)  # shown with its set-up link once committed
+            return f"tracker {device_id}: its old identifier stops working now"
+        return f"new secret for {device_id} (shown once):\n{secret}"
+
+    _device_change(device_id, "device_secret_rotated", rotate)
+    if secrets:
+        _show_identifier(device_id, secrets[0], "has a new identifier")
 
 
 @app.command("list")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.devices.models import CredentialsVersion, Device, LocationFix
+from monitor.devices.trackers import OSMAND, new_tracker_secret
 from monitor.orgs.models import Worker
 from monitor.protocol import DEVICE_RE, Loc
 from monitor.security import hash_device_secret, new_device_secret
@@ -45,11 +46,11 @@ def add_device(
         raise DeviceError(f"device {device_id} already exists")
     if worker_id is not None and db.get(Worker, worker_id) is None:
         raise DeviceError(f"no worker {worker_id}")
-    if kind not in ("badge", "phone"):
-        raise DeviceError("kind must be badge or phone")
+    if kind not in ("badge", "phone", OSMAND):
+        raise DeviceError(f"kind must be badge, phone or {OSMAND}")
     if heartbeat_interval_s < 10:
         raise DeviceError("heartbeat interval must be at least 10 s")
-    secret = new_device_secret()
+    secret = _new_secret(kind)
     device = Device(
         id=device_id,
         worker_id=worker_id,
@@ -63,6 +64,12 @@ def add_device(
     return device, secret
 
 
+def _new_secret(kind: str) -> str:
+    # A tracker's secret is part of its identifier, typed into its settings: shorter, and in
+    # one case (monitor/devices/trackers.py).
+    return new_tracker_secret() if kind == OSMAND else new_device_secret()
+
+
 def _existing(db: Session, device_id: str) -> Device:
     device = db.get(Device, device_id)
     if device is None:
@@ -73,7 +80,7 @@ def _existing(db: Session, device_id: str) -> Device:
 def rotate_secret(db: Session, device_id: str) -> str:
     """A new secret for the device (the old one stops working once the broker reloads)."""
     device = _existing(db, device_id)
-    secret = new_device_secret()
+    secret = _new_secret(device.kind)
     device.secret_hash = hash_device_secret(secret)
     credentials_changed(db)
     return secret
