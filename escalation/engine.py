@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from escalation import channels, delivery, flows, policies
+from escalation import channels, delivery, flows, policies, restores
+from escalation.channels.arc import Arc
 from escalation.models import Contact, Policy
 from escalation.providers import Failed, Outgoing, Providers, Retry
 from monitor.alerts import service as alerts
@@ -41,6 +42,10 @@ WAKING = frozenset(
         Kind.ALERT_DURESS,
     }
 )
+CLOSING = frozenset({Kind.ALERT_RESOLVED, Kind.ALERT_CANCELLED})
+# How often every restore owed to an alarm-receiving centre is looked for, beyond those of
+# the alerts closed here (escalation.restores): another replica's, lost to a crash.
+RESTORE_SWEEP_S = 60.0
 
 
 class Engine:
@@ -58,6 +63,8 @@ class Engine:
         self._in_flight = 0  # handed to the pool and not finished: claims wait for room
         self._fresh: deque[int] = deque()  # alerts raised here since the loop last looked
         self._look = True  # the tick must look now, not at its interval
+        self._closed: deque[int] = deque()  # alerts that may owe a centre its restore
+        self._next_sweep = 0.0
 
     # -- lifecycle (monitor.api.Runner) ---------------------------------------------------
 
@@ -123,6 +130,8 @@ class Engine:
             self._fresh.append(event.alert_id)
             self._wake.set()
         elif event.kind in WAKING:
+            if isinstance(event, AlertChanged) and event.kind in CLOSING:
+                self._closed.append(event.alert_id)
             self.wake()
 
     def load_default_policy(self) -> None:
@@ -182,6 +191,7 @@ class Engine:
         if steps_due or starting or changing:
             while not self._stopping.is_set() and self._run_one_step():
                 pass
+        self._restore_owed()
         if sends_due and not self._stopping.is_set():
             free = self.settings.escalation_senders - self._in_flight
             if free > 0:
@@ -196,6 +206,20 @@ class Engine:
             action(key)
         except Exception:
             log.exception("escalation: %s(%s) failed; trying again next tick", action.__name__, key)
+
+    def _restore_owed(self) -> None:
+        """Queue the restores that alarm-receiving centres are owed (escalation.restores)."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + RESTORE_SWEEP_S
+            with self.store.session() as db:
+                self._closed.extend(restores.owed(db))
+        while self._closed and not self._stopping.is_set():
+            self._isolated(self._restore, self._closed.popleft())
+
+    def _restore(self, alert_id: int) -> None:
+        with self.store.begin() as db:
+            to_send = restores.queue(db, alert_id, self.node)
+        self._send_all(to_send)
 
     def _settle(self, esc_id: int) -> None:
         with self.store.begin() as db:
@@ -278,3 +302,7 @@ class Engine:
             return
         with self.store.begin() as db:
             delivery.record_sent(db, item, sent.status, sent.sid)
+        if item.channel == Arc.name:
+            # Taken after its alert closed? Then the centre is owed the restore now.
+            self._closed.append(item.alert_id)
+            self.wake()

@@ -31,6 +31,7 @@ class Recipient(BaseModel):
     kind: RecipientKind
     phone: str = ""
     webhook: str | None = None  # a contact's (maybe ""); workers and backup staff have none
+    arc: str | None = None  # a contact's alarm-receiving centre (escalation.arc), likewise
 
 
 class StepSnapshot(BaseModel):
@@ -109,6 +110,9 @@ class Contact(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     phone: Mapped[str] = mapped_column(String(32), default="")
     webhook: Mapped[str] = mapped_column(String(2000), default="")
+    # An alarm-receiving centre's receiver, a sia-dc09:// URI (escalation.arc); no secret in
+    # it: it names the environment variable that holds the AES key.
+    arc: Mapped[str] = mapped_column(String(500), default="")
     # Names of the teams this person is backup staff for (recipient `backup`).
     backup_for: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -172,6 +176,8 @@ class Notification(Base):
         Index("ix_escalation_notifications_due", "status", "next_attempt_at"),
         # SMS replies are matched to what was sent to their number.
         Index("ix_escalation_notifications_address", "address"),
+        # The restores owed to alarm-receiving centres are looked for among theirs.
+        Index("ix_escalation_notifications_channel", "channel", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

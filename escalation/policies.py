@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from escalation import channels
+from escalation import arc, channels
 from escalation.channels import ChannelName
 from escalation.models import Contact, Policy, RecipientKind
 from monitor.alerts.states import AlertType
@@ -40,6 +40,16 @@ def _seconds(value: Any) -> Any:
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0, le=86400)]
+
+
+def _arc_address(value: str) -> str:
+    if value:
+        arc.parse(value)  # its ValueError names what is wrong
+    return value
+
+
+# An alarm-receiving centre's sia-dc09:// address (escalation.arc), checked in full.
+ArcAddress = Annotated[str, Field(max_length=500), AfterValidator(_arc_address)]
 # Printable names: no control characters (and so no NUL, which PostgreSQL cannot store).
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -50,6 +60,7 @@ class ContactIn(BaseModel):
     name: Name
     phone: str = Field("", pattern=r"^(\+[1-9][0-9]{6,14})?$", description="E.164")
     webhook: str = Field("", max_length=2000, pattern=r"^(https?://\S+)?$")
+    arc: ArcAddress = Field("", description="sia-dc09://host:port?account=...&prefix=...")
     backup_for: list[Name] = Field(default_factory=list, description="Team names")
 
 
@@ -141,7 +152,7 @@ def parse_file(text: str) -> PolicyFile:
 
 def stored_contacts(db: Session) -> list[ContactIn]:
     return [
-        ContactIn(name=c.name, phone=c.phone, webhook=c.webhook, backup_for=c.backup_for)
+        ContactIn(name=c.name, phone=c.phone, webhook=c.webhook, arc=c.arc, backup_for=c.backup_for)
         for c in db.scalars(select(Contact).order_by(Contact.name))
     ]
 

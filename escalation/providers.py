@@ -1,5 +1,6 @@
 """The providers notifications leave by: Twilio for SMS and calls, or the outbox without it,
-and an HTTP client for signed webhooks. The channels (escalation.channels) choose which.
+an HTTP client for signed webhooks, and SIA DC-09 to alarm-receiving centres. The channels
+(escalation.channels) choose which.
 
 Each send answers with a `Sent` or raises `Retry` (worth trying again: a 5xx, a timeout) or
 `Failed` (no point: a bad number, a 4xx). Without Twilio credentials SMS and calls go to the
@@ -21,7 +22,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from escalation import voice
+from escalation import arc, voice
 from escalation.states import NotificationStatus
 from monitor.config import Settings
 
@@ -167,3 +168,14 @@ class Providers:
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise Retry(f"webhook answered {response.status_code}")
         raise Failed(f"webhook refused it ({response.status_code})")
+
+    def arc(self, n: Outgoing) -> Sent:
+        """`n.body`, an event, to an alarm-receiving centre in SIA DC-09 over TCP
+        (escalation.arc), bounded by the address's timeout. The answer is in the sid."""
+        try:
+            taken = arc.send(n.address, arc.sequence(n.id), n.body)
+        except arc.Unreachable as exc:
+            raise Retry(f"ARC: {exc}") from exc
+        except arc.Refused as exc:
+            raise Failed(f"ARC: {exc}") from exc
+        return Sent(NotificationStatus.DELIVERED.value, taken)

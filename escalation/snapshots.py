@@ -71,6 +71,7 @@ def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> tupl
                         kind=RecipientKind.CONTACT,
                         phone=named.phone,
                         webhook=named.webhook,
+                        arc=named.arc or None,
                     )
                 )
     return tuple(out)
@@ -94,7 +95,7 @@ def snapshot(
     )
     if kind == AlertType.TEST.value:
         # A test alert proves the badge works; it must not wake anybody's phone.
-        quiet = tuple(s for s in steps if not channels.get(s.channel).sends)
+        quiet = tuple(s for s in steps if channels.get(s.channel).for_tests)
         return policy.name, EscalationSnapshot(repeat=0, steps=quiet or CONSOLE_ONLY)
     return policy.name, EscalationSnapshot(repeat=policy.repeat, steps=steps)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from escalation.channels.arc import Arc
 from escalation.channels.base import Channel
 from escalation.channels.console import Console
 from escalation.channels.dispatch import Dispatch
@@ -13,7 +14,7 @@ from escalation.channels.sms import Sms
 from escalation.channels.voice import Voice
 from escalation.channels.webhook import Webhook
 
-REGISTERED: tuple[Channel, ...] = (Console(), Sms(), Voice(), Webhook(), Dispatch())
+REGISTERED: tuple[Channel, ...] = (Console(), Sms(), Voice(), Webhook(), Dispatch(), Arc())
 CHANNELS: dict[str, Channel] = {c.name: c for c in REGISTERED}
 
 if TYPE_CHECKING:

@@ -24,6 +24,9 @@ class Addresses(Protocol):
     @property
     def webhook(self) -> str | None: ...
 
+    @property
+    def arc(self) -> str | None: ...
+
 
 class Channel(Protocol):
     """One way an escalation step reaches people (Traccar's notificator). Each channel's
@@ -33,6 +36,7 @@ class Channel(Protocol):
     name: str  # as policies name it and notifications store it
     word: str  # how the timeline names one of its notifications: "SMS to ..."
     sends: bool  # False: the step only writes in the timeline (the console)
+    for_tests: bool  # True: it runs for a test alert too (it wakes nobody's phone)
 
     def refuse_step(self, to: Sequence[str]) -> str | None:
         """Why a policy's step on this channel cannot have these recipients, or None."""
@@ -66,6 +70,7 @@ class Sending(ABC):
     word: str
     sends = True
     to_staff = True
+    for_tests = False
 
     @abstractmethod
     def address(self, to: Addresses) -> str: ...

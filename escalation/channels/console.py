@@ -13,6 +13,7 @@ class Console:
     name = "console"
     word = "Console"
     sends = False
+    for_tests = True
 
     def refuse_step(self, to: Sequence[str]) -> str | None:
         return "the console step notifies operators; no recipients" if to else None

@@ -1,0 +1,114 @@
+"""The restore an alarm-receiving centre is owed: when an alert it took (its event ACKed) is
+resolved or cancelled, the same event with qualifier 3 (restore) goes to it, once, as a
+notification like any other (durable, retried, in the timeline).
+
+A restore is a notification of the ARC channel with no step (it ends the escalation's
+events rather than being one of its steps); its body is the restore's event (`3120 00 000`).
+Every function here runs inside the caller's transaction; the engine calls them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from escalation import arc, dc09
+from escalation.channels.arc import Arc
+from escalation.delivery import LEASE, describe, note, outgoing
+from escalation.models import Notification
+from escalation.providers import Outgoing
+from escalation.states import NotificationStatus
+from monitor.alerts import service as alerts
+from monitor.alerts.models import Alert
+from monitor.alerts.states import AlertState
+from monitor.db import utcnow
+
+CLOSED = (AlertState.RESOLVED.value, AlertState.CANCELLED.value)
+DELIVERED = NotificationStatus.DELIVERED.value
+_restore = aliased(Notification)
+
+
+def owed(db: Session, limit: int = 100) -> list[int]:
+    """Closed alerts with an event taken by a centre and no restore for it yet (their
+    event lost to a crash, or taken after the alert closed)."""
+    return list(
+        db.scalars(
+            select(Notification.alert_id)
+            .join(Alert, Alert.id == Notification.alert_id)
+            .where(
+                Notification.channel == Arc.name,
+                Notification.status == DELIVERED,
+                Notification.step_id.isnot(None),
+                # An event with an end: a new one (qualifier 1), not a test report.
+                Notification.body.like(f"{dc09.NEW}%"),
+                ~Notification.body.like(f"{dc09.NEW}{arc.TEST} %"),
+                Alert.state.in_(CLOSED),
+                ~exists().where(
+                    and_(
+                        _restore.alert_id == Notification.alert_id,
+                        _restore.channel == Arc.name,
+                        _restore.step_id.is_(None),
+                        _restore.address == Notification.address,
+                        # "3120 00 000" ends "1120 00 000[X...]..."
+                        _restore.body
+                        == literal(dc09.RESTORE) + func.substr(Notification.body, 2, 10),
+                    )
+                ),
+            )
+            .distinct()
+            .limit(limit)
+        )
+    )
+
+
+def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
+    """If the alert is closed, queue (claimed by this node) a restore for each event a
+    centre took and has not had one for. The alert's lock orders two replicas: the second
+    finds the first's restores."""
+    alert = alerts.get(db, alert_id, for_update=True)
+    if alert.state not in CLOSED:
+        return []
+    rows = db.scalars(
+        select(Notification)
+        .where(Notification.alert_id == alert_id, Notification.channel == Arc.name)
+        .order_by(Notification.id)
+    ).all()
+    sent = {(n.address, n.body) for n in rows if n.step_id is None}
+    now = utcnow()
+    made: list[Notification] = []
+    for n in rows:
+        body = arc.restore_of(n.body) if n.step_id is not None else None
+        if n.status != DELIVERED or body is None or (n.address, body) in sent:
+            continue
+        sent.add((n.address, body))
+        made.append(
+            Notification(
+                alert_id=alert.id,
+                step_id=None,
+                channel=Arc.name,
+                recipient=n.recipient,
+                recipient_kind=n.recipient_kind,
+                address=n.address,
+                body=body,
+                status=NotificationStatus.CLAIMED.value,
+                attempts=1,
+                lease_until=now + LEASE,
+                claimed_by=node,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if not made:
+        return []
+    db.add_all(made)
+    db.flush()
+    for n in made:
+        note(
+            db,
+            alert,
+            "notification",
+            f"{describe(n)}: restore of event {n.body[1:4]} queued, the alert is {alert.state}",
+            notification=n.id,
+            channel=n.channel,
+        )
+    return [outgoing(n) for n in made]
