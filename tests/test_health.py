@@ -1,5 +1,5 @@
 """Device health: offline by last will or by missed heartbeats, the device_offline alert during
-a visit, low battery as a warning, and offline detection that survives a restart."""
+a visit, and offline detection that survives a restart (low battery: tests/fast/test_health.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import time
 from sqlalchemy import select, update
 
 from monitor.alerts.models import Alert
-from monitor.devices.models import BatteryWarning, Device
-from monitor.orgs.models import Worker
+from monitor.devices.models import Device
 from tests.support import Running, wait_until
 
 
@@ -92,27 +91,3 @@ def test_offline_detection_survives_restart(svc: Running) -> None:
     assert _device(svc, b.device_id).online  # nobody was watching
     svc.restart()
     wait_until(lambda: not _device(svc, b.device_id).online, timeout=5, what="offline at restart")
-
-
-def test_low_battery_is_a_warning_not_an_alert(svc: Running) -> None:
-    badge, b = svc.badge("badge-h5")
-    badge.heartbeat(batt=60)
-    wait_until(lambda: _device(svc, b.device_id).battery == 60, timeout=5, what="batt 60")
-    badge.heartbeat(batt=12)
-    badge.heartbeat(batt=11)
-
-    def warned() -> bool:
-        with svc.store.session() as db:
-            w = db.get(Worker, b.worker_id)
-            return bool(w and w.low_battery)
-
-    wait_until(warned, timeout=5, what="low battery warning")
-    wait_until(lambda: _device(svc, b.device_id).battery == 11, timeout=5, what="batt 11")
-    with svc.store.session() as db:
-        levels = db.scalars(
-            select(BatteryWarning.level).where(BatteryWarning.device_id == b.device_id)
-        ).all()
-    assert levels == [12]  # one warning per drop below the threshold
-    assert _alerts(svc) == []
-    badge.heartbeat(batt=80)
-    wait_until(lambda: not warned(), timeout=5, what="warning cleared")

@@ -339,7 +339,7 @@ def fast_settings(data_dir: Path, db_url: str, **extra: Any) -> Settings:
         "scheduler_tick_s": 0.1,
         "command_resend_s": 2.0,
         "visit_grace_s": 2,
-        "waiting_max_s": 1.0,  # held messages expire sooner: each fire is handled at once
+        "waiting_max_s": 5.0,
         "escalation_tick_s": 0.1,
         "escalation_retry_base_s": 0.2,
         "twilio_timeout_s": 2.0,
