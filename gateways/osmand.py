@@ -78,6 +78,13 @@ class OsmAndGateway:
         self._recent: dict[str, tuple[str, float]] = {}  # sha256 of identifier -> device, when
         self._lock = threading.Lock()
 
+    # A Runner (monitor/api.py): its threads end with the service.
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, work)
 
@@ -243,6 +250,7 @@ def install(app: FastAPI, context: dict[str, Any]) -> None:
         return await gateway.handle(request)
 
     app.add_api_route(PATH, osmand, methods=["GET", "POST"], tags=["gateways"])
+    app.state.runners.append(gateway)
     if settings.osmand_port:
         port_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         for path in ("/", PATH):
