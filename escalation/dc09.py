@@ -122,6 +122,7 @@ _ANSWER = re.compile(
     re.X | re.S,
 )
 _STAMP = re.compile(r"_\d\d:\d\d:\d\d,\d\d-\d\d-\d{4}")
+_ENCRYPTED_END = re.compile(r"\](?:\[[^\[\]]*\])*" + _STAMP.pattern + "$")
 
 
 def read_answer(raw: bytes, key: bytes | None) -> Answer:
@@ -144,7 +145,8 @@ def read_answer(raw: bytes, key: bytes | None) -> Answer:
         if HEX.fullmatch(hex_part) is None:
             raise ValueError("the answer's encrypted block is not hexadecimal")
         rest = decrypt(key, hex_part)
-        if "]" not in rest:
+        # What the receiver encrypted ends "](x-data)timestamp": with another key, noise.
+        if _ENCRYPTED_END.search(rest) is None:
             raise ValueError("the answer does not decrypt with this key")
     found = _STAMP.search(rest)
     return Answer(m["kind"], int(m["seq"]), (m["account"] or "").upper(), found[0] if found else "")

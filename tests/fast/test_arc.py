@@ -4,6 +4,8 @@ clear and encrypted; every event code, the restore, a NAK, a DUH and a centre th
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -124,6 +126,8 @@ def test_each_event_is_read_and_acknowledged_by_pysiaalarm(
     assert (answer.kind, answer.seq, answer.account) == ("ACK", 42, ACCOUNT)
     if key is not None:
         assert answer.stamp  # the encrypted ACK carries the receiver's time
+        with pytest.raises(ValueError, match="does not decrypt with this key"):
+            dc09.read_answer(event.create_response(), bytes(len(key)))
 
 
 def test_nak_duh_and_damaged_answers() -> None:
@@ -138,6 +142,28 @@ def test_nak_duh_and_damaged_answers() -> None:
     damaged = unknown.create_response().replace(b'"DUH"0007', b'"DUH"0006')
     with pytest.raises(ValueError, match="CRC"):
         dc09.read_answer(damaged, None)
+
+
+def test_a_duh_fails_the_send_without_a_retry() -> None:
+    """A centre that does not understand the event: pysiaalarm's DUH (to an SIA-DCS code it
+    lacks), played back by a loopback socket, since it never answers DUH to ADM-CID."""
+    body = f'"SIA-DCS"0007R{RECEIVER}L{PREFIX}#{ACCOUNT}[#{ACCOUNT}|Nri1/AC]'
+    line = f"{dc09.crc16(body.encode()):04X}0{len(body):03X}{body}"
+    duh = SIAEvent.from_line(line, {ACCOUNT: SIAAccount(ACCOUNT)}).create_response()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(duh)
+
+        t = threading.Thread(target=answer)
+        t.start()
+        with pytest.raises(arc.Refused, match="DUH"):
+            arc.send(f"sia-dc09://127.0.0.1:{port}?account={ACCOUNT}&prefix=0", 7, "1120 00 000")
+        t.join()
 
 
 def test_arc_addresses_in_policy_files() -> None:
