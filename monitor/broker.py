@@ -65,6 +65,11 @@ def acl_text() -> str:
         "# messages under its own topic, and reads only its own commands.\n"
         + "".join(f"pattern write vigil/v1/%u/{suffix}\n" for suffix in SCHEMAS)
         + "pattern read vigil/v1/%u/cmd\n"
+        + "# OwnTracks (gateways/owntracks): the app's Device ID is its username too, so its\n"
+        + "# topic is owntracks/<id>/<id>, and its commands come on .../cmd.\n"
+        + "pattern write owntracks/%u/%u\n"
+        + "pattern write owntracks/%u/%u/+\n"
+        + "pattern read owntracks/%u/%u/cmd\n"
     )
 
 
@@ -74,6 +79,7 @@ def service_acl_text(service_user: str) -> str:
         "# The service account reads and writes every device topic.\n"
         f"user {service_user}\n"
         "topic readwrite vigil/v1/#\n"
+        "topic readwrite owntracks/#\n"
     )
 
 

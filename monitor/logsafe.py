@@ -1,7 +1,8 @@
 """Keeping secrets out of the service's log.
 
 Vigil itself puts no credential in a URL (the console's websocket signs in with its first
-message), but URLs are logged whole by others: uvicorn's access log writes each request's path
+message; only the OsmAnd protocol's trackers send theirs, their identifier, in the query
+string), but URLs are logged whole by others: uvicorn's access log writes each request's path
 and query string, and httpx logs every outgoing request's URL, where the path of a chat
 service's webhook (`https://hooks.example.com/services/T0/B0/<secret>`) is its credential.
 These filters rewrite such records before any handler sees them.
@@ -20,12 +21,15 @@ _SECRET_PARAM = re.compile(
     r"(?i)([?&][^=&\s\"]*(?:token|ticket|secret|password|passwd|key|signature|auth)"
     r"[^=&\s\"]*=)[^&\s\"]*"
 )
+# And a tracker's identifier (`id=` or `deviceid=`, the OsmAnd protocol's), its only
+# credential (docs/integrations.md).
+_TRACKER_ID = re.compile(r"(?i)([?&](?:id|deviceid)=)[^&\s\"]*")
 REDACTED = "[redacted]"
 
 
 def redact_query(text: str) -> str:
     """`text` with the value of every credential-like query parameter replaced."""
-    return _SECRET_PARAM.sub(r"\1" + REDACTED, text)
+    return _TRACKER_ID.sub(r"\1" + REDACTED, _SECRET_PARAM.sub(r"\1" + REDACTED, text))
 
 
 def origin_only(url: httpx.URL | str) -> str:

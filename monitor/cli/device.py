@@ -24,7 +24,10 @@ def device_add(
     worker: Annotated[int | None, typer.Option(help="Id of the worker who carries it.")] = None,
     kind: Annotated[
         str,
-        typer.Option(help="badge, phone, or osmand (Traccar Client, an OsmAnd-protocol tracker)"),
+        typer.Option(
+            help="badge, phone, osmand (Traccar Client, an OsmAnd-protocol tracker) or "
+            "owntracks (the OwnTracks app)"
+        ),
     ] = "badge",
     heartbeat: Annotated[
         int | None,

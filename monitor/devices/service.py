@@ -16,6 +16,9 @@ from monitor.orgs.models import Worker
 from monitor.protocol import DEVICE_RE, Loc
 from monitor.security import hash_device_secret, new_device_secret
 
+# The OwnTracks app (gateways/owntracks), over MQTT or HTTP with its device secret.
+OWNTRACKS = "owntracks"
+
 
 class DeviceError(ValueError):
     pass
@@ -46,8 +49,8 @@ def add_device(
         raise DeviceError(f"device {device_id} already exists")
     if worker_id is not None and db.get(Worker, worker_id) is None:
         raise DeviceError(f"no worker {worker_id}")
-    if kind not in ("badge", "phone", OSMAND):
-        raise DeviceError(f"kind must be badge, phone or {OSMAND}")
+    if kind not in ("badge", "phone", OSMAND, OWNTRACKS):
+        raise DeviceError(f"kind must be badge, phone, {OSMAND} or {OWNTRACKS}")
     if heartbeat_interval_s < 10:
         raise DeviceError("heartbeat interval must be at least 10 s")
     secret = _new_secret(kind)

@@ -11,6 +11,7 @@ import pytest
 from gateways.osmand_messages import alert_id, messages_of
 from gateways.osmand_reports import KNOT_M_S, Report, Unreadable, read_request, timestamp_ms
 from gateways.throttle import Buckets, InFlight
+from monitor.logsafe import redact_query
 from monitor.protocol import Parsed, parse
 from tests.osmand_requests import CLIENTS, Fix, Request
 
@@ -133,3 +134,9 @@ def test_buckets_and_slots() -> None:
         assert first and not second and other
     with slots.slot("a") as again:
         assert again
+
+
+def test_the_identifier_is_kept_out_of_the_access_log() -> None:
+    for req in (CLIENTS["android"]("/osmand", IDENT, FIX), CLIENTS["plain_get"]("/", IDENT, FIX)):
+        line = redact_query(f'"{req.method} {req.url} HTTP/1.1" 200')
+        assert "abcdefghij" not in line and "batt=" in line, line

@@ -1,0 +1,113 @@
+"""OwnTracks' HTTP mode: the app POSTs the JSON it would publish, with HTTP Basic auth, and
+takes commands from the JSON array it is answered with (owntracks.org/booklet/tech/http/)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from gateways.owntracks.locates import Locates
+from gateways.owntracks.messages import KIND, REPORT_LOCATION, NotOwnTracks, decode, translate
+from monitor.db import Store
+from monitor.devices.models import Device
+from monitor.ingest.runner import Ingest
+from monitor.protocol import Refusal, parse
+from monitor.security import verify_device_secret
+
+# How long the app is kept waiting for its message to be stored; past it, 503 and the app
+# sends it again later (it queues what was not answered 2xx).
+STORED_WITHIN_S = 10.0
+# OwnTracks' payloads are small, but an iOS report may carry a photo's thumbnail (ignored).
+MAX_BODY = 512 * 1024
+
+basic = HTTPBasic(realm="vigil-owntracks", auto_error=False)
+
+
+def router(store: Store) -> APIRouter:
+    r = APIRouter(tags=["gateways"])
+    locates = Locates(store)
+
+    @r.post(
+        "/owntracks/pub",
+        summary="OwnTracks HTTP mode: a location, lwt or transition from the app",
+        responses={200: {"description": "A JSON array: `[]`, or a `reportLocation` cmd"}},
+    )
+    async def owntracks_pub(
+        request: Request,
+        creds: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+        x_limit_u: Annotated[str | None, Header()] = None,
+    ) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "payload too large")
+        ingest: Ingest | None = getattr(request.app.state, "ingest", None)
+        # The password check (PBKDF2) and waiting for the store both block: off the loop.
+        answer, refused = await run_in_threadpool(
+            _handle, store, ingest, locates, creds, x_limit_u, body
+        )
+        headers = {"X-Vigil-Refused": "; ".join(refused)[:500]} if refused else None
+        return JSONResponse(answer, headers=headers)
+
+    return r
+
+
+def _device(store: Store, creds: HTTPBasicCredentials | None) -> Device:
+    refused = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "wrong device credentials",
+        headers={"WWW-Authenticate": 'Basic realm="vigil-owntracks"'},
+    )
+    if creds is None:
+        raise refused
+    with store.session() as db:
+        device = db.get(Device, creds.username)
+        if device is None or not verify_device_secret(device.secret_hash, creds.password):
+            raise refused
+    if not device.enabled:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "device is disabled")
+    if device.kind != KIND:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"device is not of kind {KIND}")
+    return device
+
+
+def _handle(
+    store: Store,
+    ingest: Ingest | None,
+    locates: Locates,
+    creds: HTTPBasicCredentials | None,
+    limit_u: str | None,
+    body: bytes,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The answer's array, and why what monitor refused was refused."""
+    device = _device(store, creds)
+    if limit_u is not None and not secrets.compare_digest(limit_u.encode(), device.id.encode()):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "X-Limit-U must be the device id")
+    try:
+        data = decode(body)
+    except NotOwnTracks as e:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from e
+    if ingest is None:  # an app served without the service's ingest
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is not running")
+    refused: list[str] = []
+    for v1 in translate(data) if data is not None else []:
+        topic, payload = v1.topic(device.id), v1.payload()
+        # Handed in even when it will be refused: monitor records the refusal, as for MQTT.
+        handed = ingest.submit(topic, payload)
+        checked = parse(topic, payload)
+        if not handed.wait(STORED_WITHIN_S):
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not stored yet: try again")
+        if isinstance(checked, Refusal):
+            refused.append(f"{_THEIRS[v1.suffix]}: {checked.reason}")
+    # What monitor refused is recorded there and answered 200 all the same: the app resends
+    # a message answered with an error ahead of every later one, for weeks (Android retries a
+    # location 100,000 times), so one bad fix would hold back every report after it.
+    return ([REPORT_LOCATION] if locates.take(device.id) else []), refused
+
+
+# How a refusal names what the app sent, rather than the v1 message it became.
+_THEIRS = {"location": "location", "alert": "help report", "status": "lwt"}

@@ -1,0 +1,147 @@
+"""OwnTracks in HTTP mode (gateways/owntracks): the app's POSTs become positions, an offline
+device and help alerts through ingest, and a `locate` rides back in the answer."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.alerts.models import Alert
+from monitor.devices import service as devices
+from monitor.devices.commands import queue_command
+from monitor.devices.models import Device, LocationFix
+from monitor.ingest.models import RefusedMessage
+from monitor.orgs import service as orgs
+from tests import owntracks_messages as ot
+from tests.fast.handlers import Handlers as Running
+
+URL = "/owntracks/pub"
+
+
+@pytest.fixture
+def phone(svc: Running) -> tuple[str, str]:
+    """An OwnTracks device of a worker: (device id, secret)."""
+    with svc.store.begin() as db:
+        worker = orgs.add_worker(db, name="Alex Worker", cancel_pin="1234", duress_pin="9876")
+        device, secret = devices.add_device(
+            db, f"ot-alex-{uuid.uuid4().hex[:6]}", worker_id=worker.id, kind=devices.OWNTRACKS
+        )
+        return device.id, secret
+
+
+def headers(device_id: str, secret: str, **extra: str) -> dict[str, str]:
+    token = base64.b64encode(f"{device_id}:{secret}".encode()).decode()
+    # As the Android app sends them: Basic auth, and who it is in X-Limit-U/D.
+    return {
+        "Authorization": f"Basic {token}",
+        "Content-Type": "application/json",
+        "X-Limit-U": device_id,
+        "X-Limit-D": device_id,
+        **extra,
+    }
+
+
+def post(svc: Running, phone: tuple[str, str], message: dict[str, Any]) -> Any:
+    return svc.http.post(URL, content=ot.encode(message), headers=headers(*phone))
+
+
+def test_a_location_is_a_position_stored_before_the_answer(
+    svc: Running, phone: tuple[str, str]
+) -> None:
+    device_id, _ = phone
+    r = post(svc, phone, ot.android_location(device_id))
+    assert r.status_code == 200 and r.json() == []
+    with svc.store.session() as db:
+        (fix,) = db.scalars(select(LocationFix).where(LocationFix.device_id == device_id))
+        assert (fix.lat, fix.lon, fix.acc, fix.alt) == (51.5072, -0.1276, 12, 35)
+        assert fix.spd == 5.0  # 18 km/h
+        device = db.get(Device, device_id)
+        assert device is not None and device.battery == 81 and device.online
+
+
+def test_a_manual_report_for_help_raises_one_red_alert(
+    svc: Running, phone: tuple[str, str]
+) -> None:
+    device_id, _ = phone
+    report = ot.ios_help_report()
+    for _ in range(2):  # the app sends a report again when it was not answered
+        assert post(svc, phone, report).status_code == 200
+    with svc.store.session() as db:
+        (alert,) = db.scalars(select(Alert).where(Alert.device_id == device_id))
+        assert alert.type == "red" and alert.trigger == "app"
+        assert alert.device_alert_id == f"owntracks-{report['tst']}"
+        assert (alert.lat, alert.lon) == (52.085284, 5.120975)
+    # A manual report without the word, or an automatic one with it, is a position only.
+    post(svc, phone, ot.ios_help_report(report["tst"] + 60, word="Lunch"))
+    post(svc, phone, {**ot.ios_help_report(report["tst"] + 120), "t": "p"})
+    with svc.store.session() as db:
+        assert db.scalar(select(func.count(Alert.id)).where(Alert.device_id == device_id)) == 1
+        count = select(func.count(LocationFix.id)).where(LocationFix.device_id == device_id)
+        assert db.scalar(count) == 3
+
+
+def test_lwt_is_offline_and_others_are_taken_and_dropped(
+    svc: Running, phone: tuple[str, str]
+) -> None:
+    device_id, _ = phone
+    assert post(svc, phone, ot.android_location(device_id)).status_code == 200
+    assert post(svc, phone, ot.lwt()).status_code == 200
+    with svc.store.session() as db:
+        device = db.get(Device, device_id)
+        assert device is not None and not device.online
+    # A transition is where the worker was; a card, and the empty body OwnTracks sends when
+    # a friend is deleted, are answered and ignored.
+    assert post(svc, phone, ot.transition("leave")).json() == []
+    assert post(svc, phone, ot.card()).json() == []
+    r = svc.http.post(URL, content=b"", headers=headers(*phone))
+    assert r.status_code == 200 and r.json() == []
+    with svc.store.session() as db:
+        count = select(func.count(LocationFix.id)).where(LocationFix.device_id == device_id)
+        assert db.scalar(count) == 2
+
+
+def test_locate_is_answered_once_as_report_location(svc: Running, phone: tuple[str, str]) -> None:
+    device_id, _ = phone
+    with svc.store.begin() as db:
+        queue_command(db, device_id, "locate")
+    first = post(svc, phone, ot.android_location(device_id))
+    assert first.json() == [{"_type": "cmd", "action": "reportLocation"}]
+    again = post(svc, phone, ot.android_location(device_id, t="r"))
+    assert again.json() == []
+
+
+def test_what_is_refused_and_why(svc: Running, phone: tuple[str, str]) -> None:
+    device_id, secret = phone
+    fix = ot.encode(ot.android_location(device_id))
+    wrong = svc.http.post(URL, content=fix, headers=headers(device_id, secret + "x"))
+    assert wrong.status_code == 401 and "Basic" in wrong.headers["WWW-Authenticate"]
+    assert svc.http.post(URL, content=fix).status_code == 401
+    _badge, b = svc.badge("not-owntracks")
+    assert (
+        svc.http.post(URL, content=fix, headers=headers(b.device_id, b.secret)).status_code == 403
+    )
+    other_user = headers(device_id, secret, **{"X-Limit-U": "someone-else"})
+    assert svc.http.post(URL, content=fix, headers=other_user).status_code == 400
+    bad_json = post_raw(svc, phone, b"{not json")
+    assert bad_json.status_code == 400 and "JSON" in bad_json.json()["detail"]
+    encrypted = post(svc, phone, {"_type": "encrypted", "data": "c2VjcmV0"})
+    assert encrypted.status_code == 400 and "encryption" in encrypted.json()["detail"]
+
+    # Out of range: refused by monitor's own parser and recorded there; the app is answered
+    # 200 (an error would have it resend the fix ahead of all later ones), with the reason.
+    r = post(svc, phone, ot.android_location(device_id, lat=123.4))
+    assert r.status_code == 200 and r.json() == []
+    assert r.headers["X-Vigil-Refused"].startswith("location: loc.lat")
+    with svc.store.session() as db:
+        (refused,) = db.scalars(select(RefusedMessage).where(RefusedMessage.device_id == device_id))
+        assert "loc.lat" in refused.reason
+        count = select(func.count(LocationFix.id)).where(LocationFix.device_id == device_id)
+        assert db.scalar(count) == 0
+
+
+def post_raw(svc: Running, phone: tuple[str, str], body: bytes) -> Any:
+    return svc.http.post(URL, content=body, headers=headers(*phone))
