@@ -301,6 +301,12 @@ class Settings(BaseSettings):
     osmand_wait_s: float = Field(
         10.0, gt=0, description="How long a request waits to be stored before it is answered 503."
     )
+    # OwnTracks (the `gateways` package): its HTTP mode is always served at /owntracks/pub.
+    owntracks_mqtt: bool = Field(
+        False,
+        description="Take OwnTracks apps' messages from the broker (owntracks/<id>/<id>): one "
+        "more persistent MQTT session for each replica, vigil-<node>-owntracks.",
+    )
 
     @field_validator("push_subject")
     @classmethod
@@ -312,12 +318,6 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _s3_needs_a_bucket(self) -> Settings:
         if self.evidence_store == "s3" and not self.evidence_s3_bucket:
-    # OwnTracks (the `gateways` package): its HTTP mode is always served at /owntracks/pub.
-    owntracks_mqtt: bool = Field(
-        False,
-        description="Take OwnTracks apps' messages from the broker (owntracks/<id>/<id>): one "
-        "more persistent MQTT session for each replica, vigil-<node>-owntracks.",
-    )
             raise ValueError("VIGIL_EVIDENCE_S3_BUCKET must be set when VIGIL_EVIDENCE_STORE is s3")
         # SQLite has one writer and no way to tell the service's process what another stored.
         if self.ingest_processes and not self.uses_postgresql:
