@@ -1,6 +1,6 @@
 """An alarm-receiving centre as Vigil reaches it: its address (a `sia-dc09://` URI in a
 contact's `arc` field), the Contact ID event an alert is told as, and one event sent in SIA
-DC-09 over TCP with the receiver's answer (escalation.dc09 frames it)."""
+DC-09 over TCP (or UDP) with the receiver's answer (escalation.dc09 frames it)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ SCHEME = "sia-dc09"
 # holds it, and only variables of this prefix may be named (not the service's other secrets).
 KEY_ENV = re.compile(r"VIGIL_ARC_KEY_[A-Z0-9_]{1,64}")
 DEFAULT_TIMEOUT_S = 10.0
+TRANSPORTS = ("tcp", "udp")
 _HEX = {"account": (3, 16), "prefix": (1, 6), "receiver": (1, 6)}
 
 # Contact ID event codes (SIA DC-05, carried in DC-09's ADM-CID) for each kind of alert.
@@ -53,11 +54,12 @@ class Address:
     line: dc09.Line
     key_env: str = ""  # the environment variable holding the AES key in hex, "" for none
     timeout_s: float = DEFAULT_TIMEOUT_S
+    transport: str = "tcp"
 
 
 def parse(uri: str) -> Address:
     """`sia-dc09://host:port?account=1234&prefix=1&receiver=2&key=env:VIGIL_ARC_KEY_X&timeout=10`
-    (receiver, key and timeout optional); ValueError saying what is wrong."""
+    (receiver, key, timeout and transport=tcp|udp optional); ValueError saying what is wrong."""
     parts = urlsplit(uri)
     if parts.scheme != SCHEME:
         raise ValueError(f"an ARC address starts {SCHEME}://")
@@ -70,7 +72,7 @@ def parse(uri: str) -> Address:
     if parts.username or parts.password or parts.path not in ("", "/") or parts.fragment:
         raise ValueError("an ARC address has only a host, a port and its query")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = set(query) - {*_HEX, "key", "timeout"}
+    unknown = set(query) - {*_HEX, "key", "timeout", "transport"}
     if unknown:
         raise ValueError(f"unknown ARC setting {sorted(unknown)[0]!r}")
     for name, (low, high) in _HEX.items():
@@ -91,10 +93,13 @@ def parse(uri: str) -> Address:
         raise ValueError("timeout must be a number of seconds") from exc
     if not 0.5 <= timeout <= 60:
         raise ValueError("timeout must be from 0.5 to 60 seconds")
+    transport = query.get("transport", "tcp")
+    if transport not in TRANSPORTS:
+        raise ValueError("transport must be tcp or udp")
     line = dc09.Line(
         query["account"].upper(), query["prefix"].upper(), query.get("receiver", "").upper()
     )
-    return Address(parts.hostname, port, line, key[4:], timeout)
+    return Address(parts.hostname, port, line, key[4:], timeout, transport)
 
 
 def key_of(address: Address) -> bytes | None:
@@ -155,11 +160,28 @@ def _read_line(sock: socket.socket, deadline: float) -> bytes:
         if left <= 0:
             raise TimeoutError("no answer in time")
         sock.settimeout(left)
-        chunk = sock.recv(1024)
+        chunk = sock.recv(4096)  # a whole datagram, over UDP
         if not chunk:
             raise ConnectionError("the receiver closed the connection without answering")
         data += chunk
     return data.lstrip(b"\n").split(dc09.CR, 1)[0]
+
+
+def _connect(address: Address) -> socket.socket:
+    """A TCP connection, or a UDP socket connected to the receiver (one datagram each way)."""
+    if address.transport == "tcp":
+        return socket.create_connection((address.host, address.port), timeout=address.timeout_s)
+    family, kind, proto, _, where = socket.getaddrinfo(
+        address.host, address.port, type=socket.SOCK_DGRAM
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.settimeout(address.timeout_s)
+        sock.connect(where)  # its ICMP "port unreachable" then comes back as an error
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def send(uri: str, seq: int, body: str) -> str:
@@ -178,9 +200,7 @@ def send(uri: str, seq: int, body: str) -> str:
     xdata = body[m.end() :]
     deadline = time.monotonic() + address.timeout_s
     try:
-        with socket.create_connection(
-            (address.host, address.port), timeout=address.timeout_s
-        ) as sock:
+        with _connect(address) as sock:
             for attempt in (1, 2):
                 message = dc09.frame(
                     dc09.ADM_CID, seq, address.line, data, xdata, now=datetime.now(UTC), key=key

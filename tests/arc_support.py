@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pysiaalarm import SIAAccount, SIAClient, SIAEvent
+from pysiaalarm import CommunicationsProtocol, SIAAccount, SIAClient, SIAEvent
 from pysiaalarm.utils import regexes
 
 from tests.support import wait_until
@@ -53,13 +53,17 @@ def free_port() -> int:
 class Centre:
     """The receiver and what it took (every event it ACKed, in order)."""
 
-    def __init__(self, port: int, key: str | None, *, nak_first: bool = False) -> None:
+    def __init__(
+        self, port: int, key: str | None, *, nak_first: bool = False, udp: bool = False
+    ) -> None:
         self.key = key
+        self.udp = udp
         self.account = SIAAccount(ACCOUNT, key)
         self.events: list[SIAEvent] = []
         self.refused = 0  # NAKs it sent
         self._lock = threading.Lock()
-        self.client = SIAClient("127.0.0.1", port, [self.account], self._took)
+        protocol = CommunicationsProtocol.UDP if udp else CommunicationsProtocol.TCP
+        self.client = SIAClient("127.0.0.1", port, [self.account], self._took, protocol)
         self.port = int(self.client.sia_server.server_address[1])
         if nak_first:
             self._nak_first()
@@ -89,6 +93,8 @@ class Centre:
         query = f"account={ACCOUNT}&prefix={PREFIX}&receiver={RECEIVER}"
         if self.key is not None:
             query += f"&key=env:{KEY_ENV}"
+        if self.udp:
+            query += "&transport=udp"
         for name, value in extra.items():
             query += f"&{name}={value}"
         return f"sia-dc09://127.0.0.1:{self.port}?{query}"
@@ -104,8 +110,10 @@ class Centre:
 
 
 @contextlib.contextmanager
-def centre(port: int = 0, key: str | None = None, *, nak_first: bool = False) -> Iterator[Centre]:
-    c = Centre(port, key, nak_first=nak_first)
+def centre(
+    port: int = 0, key: str | None = None, *, nak_first: bool = False, udp: bool = False
+) -> Iterator[Centre]:
+    c = Centre(port, key, nak_first=nak_first, udp=udp)
     c.client.start()
     try:
         yield c

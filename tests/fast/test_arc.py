@@ -316,6 +316,33 @@ def test_a_nak_is_answered_with_a_new_timestamp(
         assert (n.status, n.attempts) == ("delivered", 1)
 
 
+@pytest.mark.parametrize("bits", [None, 128])
+def test_over_udp(svc: Handlers, bits: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    allow_several_xdata(monkeypatch)
+    text_key = KEYS[bits] if bits else None
+    if text_key:
+        monkeypatch.setenv(KEY_ENV, vigil_key(text_key))
+    with centre(key=text_key, udp=True, nak_first=True) as c:
+        _load(svc, _policy(c.address()))
+        badge, _ = svc.badge("badge-udp")
+        alert_id = badge.raise_alert("man_down")
+        (event,) = c.took(1)
+        assert (event.event_qualifier, event.event_type, event.encrypted) == (
+            "1",
+            "100",
+            bits is not None,
+        )
+        assert c.refused == 1  # the NAK answered over UDP too
+        badge.cancel_alert(alert_id, badge.cancel_pin)
+        restore = c.took(2)[1]
+        assert (restore.event_qualifier, restore.event_type) == ("3", "100")
+        wait_until(
+            lambda: [n.status for n in _arc_notes(svc)] == ["delivered"] * 2,
+            timeout=10,
+            what="the event and its restore delivered",
+        )
+
+
 def test_a_centre_that_is_down_is_retried(svc: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
     allow_several_xdata(monkeypatch)
     port = free_port()
