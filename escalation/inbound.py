@@ -10,7 +10,7 @@ replay, is answered 409 and changes nothing either.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,7 +27,7 @@ from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.db import utcnow
-from monitor.deps import RowId, SessionDep, SettingsDep
+from monitor.deps import RowId, SessionDep, SettingsDep, StoreDep
 from monitor.events import Kind
 
 # "1", "ACK" or "YES", optionally naming the alert: "ACK 42" takes alert #42.
@@ -170,8 +170,45 @@ def delivery_status(
     return Response(status_code=204)
 
 
+class WorkerLine(Protocol):
+    """The Vigil number's other texters: workers asking for help from their registered
+    phones, and numbers Vigil does not know (gateways/line.py installs one as
+    app.state.worker_line; without it, this route answers contacts only)."""
+
+    def is_workers_phone(self, number: str) -> bool: ...
+
+    def sms(self, form: dict[str, str]) -> Response:
+        """Answer a text that is not a contact's reply (it takes its own transactions)."""
+        ...
+
+
 @router.post("/sms", response_class=Response)
-def sms_reply(form: SignedForm, db: SessionDep) -> Response:
+def sms(form: SignedForm, request: Request, store: StoreDep) -> Response:
+    """A text to the Vigil number. One number serves contacts answering our SMS and workers
+    texting for help; who a text is for is decided here, by its sender, and only here:
+
+    1. "1", "ACK" or "YES" (or "ACK 42") from a number Vigil has texted: a contact's reply;
+    2. else, from a worker's registered phone: the worker line (a red alert, CANCEL <PIN>);
+    3. else, from a number Vigil has texted: a contact's reply (told how to answer);
+    4. else: an unknown number, which the worker line refuses.
+    """
+    sender, words = form.get("From", "")[:32], form.get("Body", "").strip()
+    sid_of(form, "MessageSid")
+    line: WorkerLine | None = getattr(request.app.state, "worker_line", None)
+    if line is not None:
+        with store.session() as db:
+            texted = delivery.sms_sent_to(db, sender, None)[0] is not None
+        if not (texted and ACK_REPLY.match(words)) and (
+            line.is_workers_phone(sender) or not texted
+        ):
+            # Outside any transaction here: the line waits for ingest to store the alert,
+            # which on SQLite needs the write turn a transaction would hold.
+            return line.sms(form)
+    with store.begin() as db:
+        return contact_reply(db, form)
+
+
+def contact_reply(db: Session, form: dict[str, str]) -> Response:
     """A reply to our SMS: 1, ACK or YES takes the latest alert sent to that number that
     still waits for someone ("ACK 42" names one)."""
     sender, words = form.get("From", "")[:32], form.get("Body", "").strip()

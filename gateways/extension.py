@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 # Each module has `install(app, context)`; context holds "settings" and "store".
-PARTS: tuple[str, ...] = ("owntracks", "osmand")
+PARTS: tuple[str, ...] = ("owntracks", "osmand", "line")
 
 
 def setup(app: FastAPI, context: dict[str, Any]) -> None:

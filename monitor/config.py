@@ -244,6 +244,17 @@ class Settings(BaseSettings):
         "https://api.twilio.com", description="Twilio's REST API (a proxy or a test double)."
     )
     twilio_timeout_s: float = Field(10.0, gt=0, description="One request to Twilio at most.")
+    # The worker line: workers texting or calling the Vigil number (the `gateways` package).
+    line_wait_s: float = Field(
+        10.0,
+        gt=0,
+        le=14,
+        description="How long a text or call to the Vigil number waits for its alert to be "
+        "stored before Twilio is answered 503 (Twilio gives up after 15 s).",
+    )
+    line_recording_max_s: int = Field(
+        3600, ge=60, le=14400, description="A call to the Vigil number is recorded this long at most."
+    )
     webhook_secret: str = Field(
         "", description="HMAC-SHA256 key for outgoing webhooks; empty keeps one in data_dir."
     )

@@ -1,4 +1,5 @@
-"""A local stand-in for Twilio's REST API (Messages and Calls) for tests."""
+"""A local stand-in for Twilio's REST API (Messages, Calls and Recordings with their media)
+for tests."""
 
 from __future__ import annotations
 
@@ -26,9 +27,15 @@ DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
 
 # Account sid, collection ("Messages"/"Calls"), optional resource sid.
 _PATH = re.compile(
-    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<collection>Messages|Calls)"
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/(?P<collection>Messages|Calls|Recordings)"
     r"(?:/(?P<sid>[^/]+))?\.json$"
 )
+# A recording's media: no extension or .wav for WAV, .mp3 for MP3 (as Twilio serves them).
+_MEDIA = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<sid>RE[0-9a-f]{{32}})"
+    r"(?P<ext>\.mp3|\.wav)?$"
+)
+_MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/x-wav", "": "audio/x-wav"}
 _KINDS: dict[str, Kind] = {"Messages": "sms", "Calls": "call"}
 _SID_PREFIX = {"sms": "SM", "call": "CA"}
 
@@ -85,6 +92,7 @@ class _State:
     messages: list[Request] = field(default_factory=list)
     calls: list[Request] = field(default_factory=list)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media: dict[str, bytes] = field(default_factory=dict)  # a recording's sid -> its audio
     failures: dict[str, _Failure] = field(default_factory=dict)
     hangs: dict[str, _Hang] = field(default_factory=dict)
 
@@ -235,6 +243,42 @@ class FakeTwilio:
         with self._cond:
             resource = self._state.resources[sid]
             resource.update(fields, status=status, date_updated=_now_rfc2822())
+
+    def add_recording(self, call_sid: str, audio: bytes, duration_s: int = 12) -> str:
+        """A recording of a call, as Twilio keeps one when TwiML's <Record> ends: its
+        resource under Recordings/ and its media at `media_url`. Returns its sid (RE...)."""
+        sid = "RE" + secrets.token_hex(16)
+        now = _now_rfc2822()
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        resource = {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "call_sid": call_sid,
+            "channels": 1,
+            "conference_sid": None,
+            "date_created": now,
+            "date_updated": now,
+            "duration": str(duration_s),
+            "encryption_details": None,
+            "error_code": None,
+            "media_url": f"{self.url}{base}/Recordings/{sid}",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "source": "RecordVerb",
+            "start_time": now,
+            "status": "completed",
+            "subresource_uris": {
+                "add_on_results": f"{base}/Recordings/{sid}/AddOnResults.json",
+                "transcriptions": f"{base}/Recordings/{sid}/Transcriptions.json",
+            },
+            "track": "both",
+            "uri": f"{base}/Recordings/{sid}.json",
+        }
+        with self._cond:
+            self._state.resources[sid] = resource
+            self._state.media[sid] = audio
+        return sid
 
     def reset(self) -> None:
         """Forget behaviours, records and stored resources."""
@@ -486,8 +530,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length > 0 else b""
         params = parse_qs(raw.decode("utf-8"), keep_blank_values=True) if method == "POST" else {}
 
+        media = _MEDIA.match(path)
+        if media is not None and method == "GET":
+            self._media(fake, path, media)
+            return
         match = _PATH.match(path)
-        kind: Kind = _KINDS[match["collection"]] if match else "other"
+        kind: Kind = _KINDS.get(match["collection"], "other") if match else "other"
         req = Request(kind=kind, at=arrived, params=params, method=method, path=path)
         fake._record(req)
 
@@ -541,6 +589,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         resource = fake._create(kind, params)
         self._json(req, 201, resource, resource["sid"])
+
+    def _media(self, fake: FakeTwilio, path: str, match: re.Match[str]) -> None:
+        """A recording's audio (Twilio asks for the account's credentials when the account
+        enforces HTTP auth on media: the fake always does)."""
+        req = Request(kind="other", at=time.monotonic(), params={}, method="GET", path=path)
+        fake._record(req)
+        if not self._authorized(fake) or match["account"] != fake.account_sid:
+            self._error(req, 401, 20003, "Authenticate")
+            return
+        with fake._cond:
+            audio = fake._state.media.get(match["sid"])
+        if audio is None:
+            self._not_found(req, path)
+            return
+        fake._finish(req, 200, match["sid"])
+        self.send_response(200)
+        self.send_header("Content-Type", _MEDIA_TYPES[match["ext"] or ""])
+        self.send_header("Content-Length", str(len(audio)))
+        self.end_headers()
+        self.wfile.write(audio)
 
     def _authorized(self, fake: FakeTwilio) -> bool:
         header = self.headers.get("Authorization", "")
