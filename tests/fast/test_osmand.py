@@ -242,3 +242,17 @@ def test_cli_registers_a_tracker_and_shows_its_identifier_once(vigil) -> None:  
         assert not verify_device_secret(device.secret_hash, parts[1])
         assert verify_device_secret(device.secret_hash, new.split(".")[1])
     store.dispose()
+
+
+def test_unknown_identifiers_in_a_loop_are_turned_away_without_a_query(svc: Handlers) -> None:
+    device_id, identifier = add_tracker(svc.store)
+    assert send(svc.http, android("/osmand", identifier, Fix())).status_code == 200
+    codes = [
+        send(svc.http, android("/osmand", f"guess-{i}.{'b' * 26}", Fix())).status_code
+        for i in range(40)
+    ]
+    assert codes[:30] == [400] * 30 and set(codes[30:]) == {429}, codes
+    # The tracker that was right a moment ago, from the same address, is not held back.
+    later = Fix(at_s=Fix().at_s + 30)
+    assert send(svc.http, android("/osmand", identifier, later, alarm="sos")).status_code == 200
+    assert len(alerts_of(svc.store, device_id)) == 1
