@@ -303,11 +303,13 @@ class Settings(BaseSettings):
         description="A port of its own for trackers (Traccar's is 5055), on VIGIL_HTTP_HOST, "
         "serving only the tracker route (at / and /osmand); 0: only /osmand on the main port.",
     )
+    # Generous: Traccar Client sends its buffer in order, an SOS behind what it buffered
+    # without signal, so the rate is how long such an SOS waits.
     osmand_rate_per_s: float = Field(
-        5.0, gt=0, description="Requests per second one tracker may send, sustained."
+        10.0, gt=0, description="Requests per second one tracker may send, sustained."
     )
     osmand_burst: int = Field(
-        120, ge=1, description="Requests one tracker may send at once (a backlog after a gap)."
+        300, ge=1, description="Requests one tracker may send at once (a backlog after a gap)."
     )
     osmand_wait_s: float = Field(
         10.0, gt=0, description="How long a request waits to be stored before it is answered 503."
