@@ -39,7 +39,7 @@ class App:
     def __init__(self, brk: Broker, device_id: str, secret: str) -> None:
         self.device_id = device_id
         self.base = f"owntracks/{device_id}/{device_id}"
-        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.heard: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.subscribed = queue.Queue[int]()
         c = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -49,11 +49,13 @@ class App:
         )
         c.username_pw_set(device_id, secret)
         c.will_set(self.base, ot.encode(ot.lwt()), qos=1, retain=False)
-        c.on_message = lambda _c, _u, m: self.commands.put(json.loads(m.payload))
+        c.on_message = lambda _c, _u, m: self.heard.put((m.topic, json.loads(m.payload)))
         c.on_subscribe = lambda _c, _u, mid, *_: self.subscribed.put(mid)
         c.connect(brk.host, brk.port)
         c.loop_start()
-        _, mid = c.subscribe(f"{self.base}/cmd", qos=1)
+        # What the app subscribes to: its commands, and friends' positions, events and cards.
+        friends = [(f"owntracks/+/+{sub}", 1) for sub in ("", "/event", "/info")]
+        _, mid = c.subscribe([(f"{self.base}/cmd", 1), *friends])
         assert self.subscribed.get(timeout=5) == mid
         self.client = c
 
@@ -76,10 +78,13 @@ def test_owntracks_app_over_mqtt(svc: Running) -> None:
         device_id = f"ot-{uuid.uuid4().hex[:8]}"
         _, secret = devices.add_device(db, device_id, worker_id=worker.id, kind=devices.OWNTRACKS)
         other_id = f"ot-{uuid.uuid4().hex[:8]}"
-        devices.add_device(db, other_id, worker_id=worker.id, kind=devices.OWNTRACKS)
+        _, other_secret = devices.add_device(
+            db, other_id, worker_id=worker.id, kind=devices.OWNTRACKS
+        )
     svc.broker.load_registry(svc.store)
     assert svc.service.app.state.runners, "the OwnTracks runner is registered"
     app = App(svc.broker, device_id, secret)
+    other = App(svc.broker, other_id, other_secret)
 
     def fixes(device: str) -> int:
         with svc.store.session() as db:
@@ -100,14 +105,27 @@ def test_owntracks_app_over_mqtt(svc: Running) -> None:
         (alert,) = db.scalars(select(Alert).where(Alert.device_id == device_id))
         assert alert.type == "red" and alert.device_alert_id == f"owntracks-{report['tst']}"
     assert fixes(other_id) == 0
+    # Another worker's app is taken, and the first app, subscribed to friends, hears nothing
+    # of it: workers do not see each other.
+    other.publish(ot.android_location(other_id))
+    wait_until(lambda: fixes(other_id) == 1, what="the other app's position")
 
     # `locate` from the outbox reaches the app on its own command topic.
     with svc.store.begin() as db:
         queue_command(db, device_id, "locate")
-    assert app.commands.get(timeout=10) == {"_type": "cmd", "action": "reportLocation"}
+    topic, command = app.heard.get(timeout=10)
+    assert (topic, command) == (f"{app.base}/cmd", {"_type": "cmd", "action": "reportLocation"})
+    assert app.heard.empty() and other.heard.empty()
+
+    # Reports sent while the service is down wait in its session at the broker.
+    svc.stop()
+    app.publish(ot.android_location(device_id))
+    svc.restart()
+    wait_until(lambda: fixes(device_id) == 4, what="the report sent while the service was down")
 
     # Its last will: the device is offline.
     app.vanish()
+    other.vanish()
 
     def offline() -> bool:
         with svc.store.session() as db:
@@ -115,4 +133,4 @@ def test_owntracks_app_over_mqtt(svc: Running) -> None:
             return device is not None and not device.online
 
     wait_until(offline, what="the lwt taken as offline")
-    assert fixes(device_id) == 3
+    assert fixes(device_id) == 4
