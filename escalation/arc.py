@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
@@ -116,6 +117,17 @@ def key_of(address: Address) -> bytes | None:
     if len(key) not in dc09.KEY_SIZES:
         raise Refused(f"{address.key_env} is not a 128-, 192- or 256-bit key (32, 48, 64 digits)")
     return key
+
+
+def key_problems(uris: Iterable[str]) -> list[str]:
+    """What is wrong with the keys these addresses name, on this replica (to warn at start)."""
+    problems = []
+    for uri in uris:
+        try:
+            key_of(parse(uri))
+        except (ValueError, Refused) as exc:
+            problems.append(f"{uri}: {exc}")
+    return problems
 
 
 # -- what an alert is told as ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from escalation import channels, delivery, flows, policies, restores
+from escalation import arc, channels, delivery, flows, policies, restores
 from escalation.channels.arc import Arc
 from escalation.models import Contact, Policy
 from escalation.providers import Failed, Outgoing, Providers, Retry
@@ -75,6 +75,9 @@ class Engine:
         with self.store.begin() as db:
             if again := delivery.reclaim(db, self.node):
                 log.warning("%d notifications were being sent when this node stopped", again)
+            centres = db.scalars(select(Contact.arc).where(Contact.arc != "")).all()
+        for problem in arc.key_problems(centres):
+            log.warning("alarm-receiving centre %s: its events will fail until it is", problem)
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(
             self.settings.escalation_senders,

@@ -210,6 +210,17 @@ policies:
     assert "to[1]: contact 'Manager' has no arc address" in str(caught.value)
 
 
+def test_keys_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = "sia-dc09://h:5000?account=1234&prefix=1&key=env:VIGIL_ARC_KEY_T"
+    monkeypatch.delenv("VIGIL_ARC_KEY_T", raising=False)
+    assert arc.key_problems([uri]) == [f"{uri}: VIGIL_ARC_KEY_T is not set on this replica"]
+    monkeypatch.setenv("VIGIL_ARC_KEY_T", "00112233")
+    assert "not a 128-, 192- or 256-bit key" in arc.key_problems([uri])[0]
+    monkeypatch.setenv("VIGIL_ARC_KEY_T", "00112233445566778899aabbccddeeff")
+    assert arc.key_problems([uri]) == []
+    assert arc.key_of(arc.parse(uri)) == bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
 # -- end to end: a service's escalation to the centre ------------------------------------------
 
 
