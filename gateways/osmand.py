@@ -145,7 +145,8 @@ class OsmAndGateway:
             # Recorded with the refused traffic operators see, and answered 200 all the same:
             # Traccar Client sends its queue in order and resends what was not taken, so a
             # refused fix answered with an error would hold back every report after it.
-            return _answer("refused", 200, **{"X-Vigil-Refused": "; ".join(refused)[:500]})
+            why = " ".join("; ".join(refused).encode("ascii", "replace").decode().split())
+            return _answer("refused", 200, **{"X-Vigil-Refused": why[:500]})
         return _answer("stored", 200)
 
     def _throttled(self, device_id: str) -> Response:
