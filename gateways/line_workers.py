@@ -5,8 +5,8 @@ Each worker has at most one line device, `line-<worker id>`, made the first time
 texts or calls. It is a device like any other to ingest: its alerts are keyed by (device,
 alert id), its cancels follow the worker's PINs and the device's wrong-PIN lockout, and an
 administrator who disables it (`vigil device disable line-7`) turns the worker's line off:
-their texts and calls are then refused, and recorded as refused. It never connects to the
-broker: its secret is made at random and shown to nobody.
+their texts and calls are then refused, and recorded as refused. It has no account at the
+broker, and its secret is made at random and shown to nobody.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from monitor.devices.models import Device
+from monitor.devices.trackers import LINE
 from monitor.orgs.models import Worker
 from monitor.security import hash_device_secret, new_device_secret
 
-KIND = "line"
+KIND = LINE  # no account at the broker, nor for evidence uploads (HTTP_ONLY_KINDS)
 # Its messages come only from Twilio's webhooks: "silent" means nothing for it, so it counts
 # as offline a day after its last text or call rather than within minutes.
 HEARTBEAT_S = 86400

@@ -15,7 +15,10 @@ import secrets
 
 # Device kinds that speak only HTTP: they get no account at the broker.
 OSMAND = "osmand"
-HTTP_ONLY_KINDS = frozenset({OSMAND})
+# A worker's texts and calls to the Vigil number, through Twilio's signed webhooks
+# (gateways/line_workers.py): a device with no credential anyone holds.
+LINE = "line"
+HTTP_ONLY_KINDS = frozenset({OSMAND, LINE})
 
 # Not a character of a device id (A-Z a-z 0-9 _ -), so an identifier splits one way only;
 # and safe unescaped in a URL (Traccar Client for iOS writes the identifier as it is).

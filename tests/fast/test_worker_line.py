@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from gateways import line_words
 from monitor.alerts.models import Alert
+from monitor.broker import password_lines
 from monitor.devices.models import Device
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage
@@ -148,6 +149,22 @@ def test_a_text_raises_one_red_alert_for_the_worker_however_often_it_comes(
     with line.store.session() as db:
         device = db.get(Device, f"line-{worker_id}")
         assert device is not None and device.kind == "line" and device.worker_id == worker_id
+        # No account at the broker: nothing may connect as the line.
+        assert not [entry for entry in password_lines(db) if entry.startswith("line-")]
+
+
+def test_twilio_hears_503_until_the_alert_is_stored_and_its_retry_makes_one_alert(
+    line: Handlers,
+) -> None:
+    add_worker(line)
+    line.restart(line_wait_s=0.5)
+    line.ingest.urgent.stop()  # ingest takes the alert but does not get to store it
+    line.ingest.urgent.join(timeout=10)
+    message_sid = sid("SM")
+    assert text(line, "help", message_sid=message_sid).status_code == 503
+    line.restart()  # as after a crash: what the stopped worker held is gone
+    assert answer(text(line, "help", message_sid=message_sid)) == line_words.RECEIVED
+    assert len(line_alerts(line)) == 1
 
 
 def test_cancel_by_sms_follows_the_pins_and_duress_is_answered_as_a_cancel(
