@@ -81,7 +81,8 @@ def post(svc: Handlers, path: str, params: dict[str, str], *, signed: bool = Tru
         PUBLIC_URL + path, params
     )
     headers = {"X-Twilio-Signature": signature if signed else "forged"}
-    return svc.http.post(path, data=params, headers=headers)
+    response: Response = svc.http.post(path, data=params, headers=headers)
+    return response
 
 
 def text(svc: Handlers, body: str, sender: str = PHONE, message_sid: str | None = None) -> Response:
