@@ -152,13 +152,17 @@ def event(alert: AlertDetail) -> str:
     return out + f"[I{_text(f'Vigil alert #{alert.id}: {who}{team}')}]"
 
 
-def restore_of(body: str) -> str | None:
-    """The restore (qualifier 3) that ends the event of an ARC notification's body, or None
-    for an event that has no end (a test report) or a body that is a restore already."""
+EVENT_LENGTH = len("1120 00 000")  # a body's event, before its extended data
+
+
+def restore_of(body: str, why: str) -> str | None:
+    """The restore (qualifier 3) that ends the event of an ARC notification's body, with
+    `why` as its alarm text, or None for an event that has no end (a test report) or a body
+    that is a restore already."""
     m = _EVENT.match(body)
     if m is None or m["q"] != dc09.NEW or int(m["code"]) == TEST:
         return None
-    return f"{dc09.RESTORE}{m['code']} {m['group']} {m['zone']}"
+    return f"{dc09.RESTORE}{m['code']} {m['group']} {m['zone']}[I{_text(why)}]"
 
 
 # -- sending ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ resolved or cancelled, the same event with qualifier 3 (restore) goes to it, onc
 notification like any other (durable, retried, in the timeline).
 
 A restore is a notification of the ARC channel with no step (it ends the escalation's
-events rather than being one of its steps); its body is the restore's event (`3120 00 000`).
+events rather than being one of its steps); its body is the restore's event and why
+(`3120 00 000[IVigil alert #42 resolved: false_alarm]`).
 Every function here runs inside the caller's transaction; the engine calls them.
 """
 
@@ -49,9 +50,10 @@ def owed(db: Session, limit: int = 100) -> list[int]:
                         _restore.channel == Arc.name,
                         _restore.step_id.is_(None),
                         _restore.address == Notification.address,
-                        # "3120 00 000" ends "1120 00 000[X...]..."
-                        _restore.body
-                        == literal(dc09.RESTORE) + func.substr(Notification.body, 2, 10),
+                        # "3120 00 000[I...]" ends "1120 00 000[X...]..."
+                        func.substr(_restore.body, 1, arc.EVENT_LENGTH)
+                        == literal(dc09.RESTORE)
+                        + func.substr(Notification.body, 2, arc.EVENT_LENGTH - 1),
                     )
                 ),
             )
@@ -73,14 +75,18 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
         .where(Notification.alert_id == alert_id, Notification.channel == Arc.name)
         .order_by(Notification.id)
     ).all()
-    sent = {(n.address, n.body) for n in rows if n.step_id is None}
+    sent = {(n.address, n.body[: arc.EVENT_LENGTH]) for n in rows if n.step_id is None}
+    if alert.state == AlertState.CANCELLED.value:
+        why = f"Vigil alert #{alert.id} cancelled by the worker (PIN)"
+    else:
+        why = f"Vigil alert #{alert.id} resolved: {alert.outcome or 'no outcome given'}"
     now = utcnow()
     made: list[Notification] = []
     for n in rows:
-        body = arc.restore_of(n.body) if n.step_id is not None else None
-        if n.status != DELIVERED or body is None or (n.address, body) in sent:
+        body = arc.restore_of(n.body, why) if n.step_id is not None else None
+        if n.status != DELIVERED or body is None or (n.address, body[: arc.EVENT_LENGTH]) in sent:
             continue
-        sent.add((n.address, body))
+        sent.add((n.address, body[: arc.EVENT_LENGTH]))
         made.append(
             Notification(
                 alert_id=alert.id,

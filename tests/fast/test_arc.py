@@ -285,6 +285,9 @@ def test_every_alert_reaches_the_centre_and_its_restore_follows(
                 alerts.resolve(db, a.id, actor="user:op1", outcome=Outcome.TEST)
         events = c.took(10)
         assert _codes(events[6:]) == [("3", "100"), ("3", "102"), ("3", "120"), ("3", "121")]
+        why = {e.event_type: xdata(e)["I"] for e in events[6:]}
+        assert why["120"] == why["121"] == f"Vigil alert #{pk} resolved: genuine_emergency"
+        assert why["100"] == f"Vigil alert #{_pk(svc, man_down)} cancelled by the worker (PIN)"
         wait_until(
             lambda: all(n.status == "delivered" for n in _arc_notes(svc)),
             timeout=10,
