@@ -140,3 +140,53 @@ def test_the_identifier_is_kept_out_of_the_access_log() -> None:
     for req in (CLIENTS["android"]("/osmand", IDENT, FIX), CLIENTS["plain_get"]("/", IDENT, FIX)):
         line = redact_query(f'"{req.method} {req.url} HTTP/1.1" 200')
         assert "abcdefghij" not in line and "batt=" in line, line
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # The shapes Traccar's own decoder takes (our values): cell towers and Wi-Fi without a
+        # fix, hdop, vacc/hacc, extra attributes of hardware trackers, an IMEI-like id.
+        "id=424242&timestamp=1763802000&cell=234,15,1201,3302&cell=234,15,1201,3303,-85"
+        "&wifi=00-11-22-33-44-55,-71",
+        "lat=51.5&lon=-0.12&speed=0.0&heading=0.0&vacc=0&hacc=0&altitude=0&deviceid=424242",
+        "id=424242&lat=51.5&lon=-0.12&timestamp=2025-11-22T09%3A00%3A00Z&hdop=1.2&speed=0.0",
+        "lat=51.5&lon=-0.12&timestamp=2025-11-22+09%3A00%3A00&altitude=12.5&id=424242",
+        "id=424242&timestamp=1763802000&lat=51.5&lon=-0.12&ignition=true&rpm=900&fuel=31",
+        "id=424242&lat=51.5&lon=-0.12&altitude=12.000000&speed=0.000000&batt=87&valid=1",
+    ],
+)
+def test_the_query_shapes_traccar_takes(query: str) -> None:
+    (r,) = read_request(query, None, b"")
+    assert r.identifier == "424242"
+    for m in messages_of(r, now_ms=1_763_802_000_000, low_battery_pct=15):
+        assert isinstance(parse(f"vigil/v1/t/{m.suffix}", json.dumps(m.body).encode()), Parsed)
+
+
+def test_a_phone_that_measured_nothing_but_where_it_is() -> None:
+    body = {
+        "location": {
+            "timestamp": "2025-11-22T09:00:00.579Z",
+            "coords": {
+                "latitude": 51.5,
+                "longitude": -0.12,
+                "accuracy": 12,
+                "speed": -1,
+                "heading": -1,
+                "altitude": 0,
+                "floor": None,
+            },
+            "battery": {"level": -1, "is_charging": False},
+            "mock": True,
+            "extras": {},
+        },
+        "device_id": "424242",
+    }
+    (r,) = read_request("", "application/json; charset=utf-8", json.dumps(body).encode())
+    assert (r.spd, r.hdg, r.batt, r.at_ms) == (None, None, None, 1_763_802_000_579)
+    (location,) = messages_of(r, now_ms=1, low_battery_pct=15)
+    assert location.body == {
+        "v": 1,
+        "ts": 1_763_802_000_579,
+        "loc": {"lat": 51.5, "lon": -0.12, "acc": 12.0, "alt": 0.0},
+    }
