@@ -157,9 +157,13 @@ class Line:
         """CANCEL <PIN>: a cancel of the line's latest alert, answered with the command
         monitor queued for the device (line_words: the duress PIN's is the cancel PIN's)."""
         with self.store.session() as db:
+            # The latest alert the worker raised by text or call, open or not (a duress PIN on
+            # one that is over raises a new duress alert, as on a badge). Not one the service
+            # raised (a duress alert after such a cancel has no device alert id): aiming at it
+            # would answer the next CANCEL differently, and tell duress apart.
             target = db.scalar(
                 select(Alert.device_alert_id)
-                .where(Alert.device_id == found.device_id)
+                .where(Alert.device_id == found.device_id, Alert.device_alert_id.is_not(None))
                 .order_by(Alert.id.desc())
                 .limit(1)
             )

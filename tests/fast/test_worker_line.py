@@ -192,6 +192,23 @@ def test_cancel_by_sms_follows_the_pins_and_duress_is_answered_as_a_cancel(
     assert alert.duress and alert.state == "raised"
 
 
+def test_after_the_duress_pin_on_an_alert_that_is_over_every_answer_is_as_without_it(
+    line: Handlers,
+) -> None:
+    add_worker(line)
+    add_worker(line, phone="+447700900456")
+    seen: dict[str, list[str]] = {}
+    for phone, second_pin in ((PHONE, "1234"), ("+447700900456", "9876")):
+        answers = [answer(text(line, "help", sender=phone))]
+        for pin in ("1234", second_pin, "1234", "0000"):
+            answers.append(answer(text(line, f"CANCEL {pin}", sender=phone)))
+        seen[second_pin] = answers
+    assert seen["9876"] == seen["1234"]
+    # Yet the second worker's duress PIN raised a duress alert, silently.
+    with line.store.session() as db:
+        assert db.scalar(select(Alert).where(Alert.duress.is_(True), Alert.type == "duress"))
+
+
 def test_wrong_pins_by_sms_lock_the_line_out_as_they_would_a_device(line: Handlers) -> None:
     add_worker(line)
     answer(text(line, "help"))
