@@ -3,7 +3,10 @@ takes commands from the JSON array it is answered with (owntracks.org/booklet/te
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
@@ -13,6 +16,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from gateways.owntracks.locates import Locates
 from gateways.owntracks.messages import KIND, REPORT_LOCATION, NotOwnTracks, decode, translate
+from gateways.throttle import Buckets
 from monitor.db import Store
 from monitor.devices.models import Device
 from monitor.ingest.runner import Ingest
@@ -25,12 +29,43 @@ STORED_WITHIN_S = 10.0
 # OwnTracks' payloads are small, but an iOS report may carry a photo's thumbnail (ignored).
 MAX_BODY = 512 * 1024
 
+# Failed sign-ins one client address may make (a second, and at once) before it is turned
+# away without a query or a password check; credentials that were right in the last
+# RECENT_S skip its address's limit (phones behind one carrier address).
+FAILURES_PER_S, FAILURE_BURST = 1.0, 30
+RECENT_S = 600.0
+
 basic = HTTPBasic(realm="vigil-owntracks", auto_error=False)
+
+
+class Doorman:
+    """Who has been turned away lately, by address, and which credentials were right."""
+
+    def __init__(self) -> None:
+        self.failures = Buckets(FAILURES_PER_S, FAILURE_BURST)
+        self._right: dict[str, float] = {}  # sha256 of the Authorization header -> when
+        self._lock = threading.Lock()
+
+    def may_try(self, address: str, key: str) -> bool:
+        with self._lock:
+            at = self._right.get(key)
+        return (at is not None and time.monotonic() - at < RECENT_S) or self.failures.has(address)
+
+    def right(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._right[key] = now
+            if len(self._right) > Buckets.PRUNE_AT:
+                self._right = {k: t for k, t in self._right.items() if now - t < RECENT_S}
+
+    def wrong(self, address: str) -> None:
+        self.failures.take(address)
 
 
 def router(store: Store) -> APIRouter:
     r = APIRouter(tags=["gateways"])
     locates = Locates(store)
+    doorman = Doorman()
 
     @r.post(
         "/owntracks/pub",
@@ -46,10 +81,24 @@ def router(store: Store) -> APIRouter:
         if len(body) > MAX_BODY:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "payload too large")
         ingest: Ingest | None = getattr(request.app.state, "ingest", None)
-        # The password check (PBKDF2) and waiting for the store both block: off the loop.
-        answer, refused = await run_in_threadpool(
-            _handle, store, ingest, locates, creds, x_limit_u, body
-        )
+        address = request.client.host if request.client is not None else "?"
+        key = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
+        if not doorman.may_try(address, key):
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many failed sign-ins",
+                headers={"Retry-After": "30"},
+            )
+        try:
+            # The password check (PBKDF2) and waiting for the store both block: off the loop.
+            answer, refused = await run_in_threadpool(
+                _handle, store, ingest, locates, creds, x_limit_u, body
+            )
+        except HTTPException as e:
+            if e.status_code == status.HTTP_401_UNAUTHORIZED:
+                doorman.wrong(address)
+            raise
+        doorman.right(key)
         headers = {"X-Vigil-Refused": "; ".join(refused)[:500]} if refused else None
         return JSONResponse(answer, headers=headers)
 

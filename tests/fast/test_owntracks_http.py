@@ -145,3 +145,16 @@ def test_what_is_refused_and_why(svc: Running, phone: tuple[str, str]) -> None:
 
 def post_raw(svc: Running, phone: tuple[str, str], body: bytes) -> Any:
     return svc.http.post(URL, content=body, headers=headers(*phone))
+
+
+def test_failed_sign_ins_are_turned_away_by_address(svc: Running, phone: tuple[str, str]) -> None:
+    device_id, secret = phone
+    fix = ot.encode(ot.android_location(device_id))
+    assert post(svc, phone, ot.android_location(device_id)).status_code == 200
+    unknown = headers("ot-nobody", secret)
+    codes = [svc.http.post(URL, content=fix, headers=unknown).status_code for _ in range(31)]
+    assert codes[:30] == [401] * 30 and codes[30] == 429
+    # Turned away before the password is checked, right or wrong...
+    assert svc.http.post(URL, content=fix, headers=headers(device_id, "x")).status_code == 429
+    # ...but credentials that were right a moment ago still get in from that address.
+    assert post(svc, phone, ot.android_location(device_id)).status_code == 200
