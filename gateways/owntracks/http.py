@@ -77,9 +77,12 @@ def router(store: Store) -> APIRouter:
         creds: Annotated[HTTPBasicCredentials | None, Depends(basic)],
         x_limit_u: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "payload too large")
+        # Read up to the limit only: a huge body is refused, not held.
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "payload too large")
         ingest: Ingest | None = getattr(request.app.state, "ingest", None)
         address = request.client.host if request.client is not None else "?"
         key = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
@@ -92,7 +95,7 @@ def router(store: Store) -> APIRouter:
         try:
             # The password check (PBKDF2) and waiting for the store both block: off the loop.
             answer, refused = await run_in_threadpool(
-                _handle, store, ingest, locates, creds, x_limit_u, body
+                _handle, store, ingest, locates, creds, x_limit_u, bytes(body)
             )
         except HTTPException as e:
             if e.status_code == status.HTTP_401_UNAUTHORIZED:

@@ -128,6 +128,8 @@ def test_what_is_refused_and_why(svc: Running, phone: tuple[str, str]) -> None:
     assert svc.http.post(URL, content=fix, headers=other_user).status_code == 400
     bad_json = post_raw(svc, phone, b"{not json")
     assert bad_json.status_code == 400 and "JSON" in bad_json.json()["detail"]
+    huge = svc.http.post(URL, content=b" " * (513 * 1024), headers=headers(*phone))
+    assert huge.status_code == 413
     encrypted = post(svc, phone, {"_type": "encrypted", "data": "c2VjcmV0"})
     assert encrypted.status_code == 400 and "encryption" in encrypted.json()["detail"]
 
