@@ -2,11 +2,12 @@
 "line" through which that worker's texts and calls to the Vigil number reach ingest.
 
 Each worker has at most one line device, `line-<worker id>`, made the first time the worker
-texts or calls (or ahead of that by `vigil line add`, gateways/line_cli.py). It is a device like any other to ingest: its alerts are keyed by (device,
-alert id), its cancels follow the worker's PINs and the device's wrong-PIN lockout, and an
-administrator who disables it (`vigil device disable line-7`) turns the worker's line off:
-their texts and calls are then refused, and recorded as refused. It has no account at the
-broker, and its secret is made at random and shown to nobody.
+texts or calls (or ahead of that by `vigil line add`, gateways/line_cli.py). It is a device
+like any other to ingest: its alerts are keyed by (device, alert id), its cancels follow the
+worker's PINs and the device's wrong-PIN lockout, and an administrator who disables it
+(`vigil device disable line-7`) turns the worker's line off: their texts and calls are then
+refused, and recorded as refused. It has no account at the broker, and its secret is made at
+random and shown to nobody.
 """
 
 from __future__ import annotations
