@@ -186,7 +186,7 @@ def test_a_flood_from_one_tracker_does_not_hold_up_another(limited: Handlers) ->
     for t in threads:
         t.join()
     assert r.status_code == 200 and len(alerts_of(limited.store, quiet_id)) == 1
-    assert took < 2.0, took
+    assert took < 5.0, took  # generous: the machine may be busy; unheld, it takes ms
     assert codes.count(200) <= 6 and codes.count(429) >= 90, codes
     # Limited: the flood's positions beyond the burst were turned away, not stored.
     assert count(limited.store, LocationFix, noisy_id) <= 6
