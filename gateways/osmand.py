@@ -144,7 +144,7 @@ class OsmAndGateway:
         if refused:
             # Recorded with the refused traffic operators see, and answered 200 all the same:
             # Traccar Client sends its queue in order and resends what was not taken, so a
-            # refused fix answered with an error would hold back every report after it.
+            # refused fix answered with an error would hold back every position after it.
             why = " ".join("; ".join(refused).encode("ascii", "replace").decode().split())
             return _answer("refused", 200, **{"X-Vigil-Refused": why[:500]})
         return _answer("stored", 200)

@@ -303,8 +303,8 @@ class Settings(BaseSettings):
         description="A port of its own for trackers (Traccar's is 5055), on VIGIL_HTTP_HOST, "
         "serving only the tracker route (at / and /osmand); 0: only /osmand on the main port.",
     )
-    # Generous: Traccar Client sends its buffer in order, an SOS behind what it buffered
-    # without signal, so the rate is how long such an SOS waits.
+    # Generous: Traccar Client sends what it buffered without signal in order, one request
+    # each, and the rate is how long the latest position takes to arrive.
     osmand_rate_per_s: float = Field(
         10.0, gt=0, description="Requests per second one tracker may send, sustained."
     )
