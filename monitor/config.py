@@ -253,7 +253,10 @@ class Settings(BaseSettings):
         "stored before Twilio is answered 503 (Twilio gives up after 15 s).",
     )
     line_recording_max_s: int = Field(
-        3600, ge=60, le=14400, description="A call to the Vigil number is recorded this long at most."
+        3600,
+        ge=60,
+        le=14400,
+        description="A call to the Vigil number is recorded this long at most.",
     )
     webhook_secret: str = Field(
         "", description="HMAC-SHA256 key for outgoing webhooks; empty keeps one in data_dir."
