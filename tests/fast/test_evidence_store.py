@@ -18,7 +18,6 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from device_sim.device import SimDevice
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.audit.models import AuditEntry
 from monitor.broker import free_port
@@ -27,7 +26,10 @@ from monitor.db import utcnow
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.users.models import Role
 from monitor.visits.models import Visit
-from tests.support import Badge, Broker, Running, running, service_settings, wait_until
+from tests.fast.handlers import FastDevice as SimDevice
+from tests.fast.handlers import Handlers as Running
+from tests.fast.handlers import fast_settings
+from tests.support import Badge, wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -93,9 +95,7 @@ class Stored:
 
 
 @pytest.fixture(params=["local", "s3"])
-def stored(
-    request: pytest.FixtureRequest, db_url: str, mqtt_broker: Broker, tmp_path: Path
-) -> Iterator[Stored]:
+def stored(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[Stored]:
     extra: dict[str, Any] = {}
     s3 = None
     bucket = ""
@@ -111,9 +111,12 @@ def stored(
             "evidence_s3_region": "us-east-1",
             "evidence_s3_prefix": PREFIX.rstrip("/"),  # the slash is added when missing
         }
-    settings = service_settings(tmp_path / "data", db_url, mqtt_broker, **extra)
-    with running(settings, mqtt_broker) as svc:
+    svc = Running(fast_settings(tmp_path / "data", db_url, **extra))
+    try:
+        svc.start()
         yield Stored(svc, s3, bucket)
+    finally:
+        svc.close()
 
 
 def vigil(svc: Running, *args: str, ok: bool = True) -> Result:
