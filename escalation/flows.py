@@ -102,7 +102,11 @@ def start(
     if not name:
         text = "No escalation policy fits this alert: operators only"
     elif alert.type == AlertType.TEST.value:
-        text = f"Escalation policy {name!r}: a test alert goes to operators only"
+        # A test wakes no person; the channels kept for tests that send (an alarm-receiving
+        # centre, which logs a 602) are said.
+        sending = any(channels.get(s.channel).sends for s in steps)
+        centres = " and the alarm-receiving centre" if sending else ""
+        text = f"Escalation policy {name!r}: a test alert goes to operators{centres} only"
     else:
         text = (
             f"Escalation policy {name!r} started ({len(steps)} steps, "

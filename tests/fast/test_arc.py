@@ -238,7 +238,7 @@ def test_every_alert_reaches_the_centre_and_its_restore_follows(
         red = badge.raise_alert("red")
         man_down = badge.raise_alert("man_down")
         badge.raise_alert("no_motion")
-        badge.raise_alert("test")
+        test = badge.raise_alert("test")
         with svc.store.begin() as db:
             device = db.get(Device, badge.device_id)
             org_id = alerts.get(db, _pk(svc, red)).org_id
@@ -266,6 +266,9 @@ def test_every_alert_reaches_the_centre_and_its_restore_follows(
         assert xdata(panic)["I"] == f"Vigil alert #{_pk(svc, red)}: Amira Khan (Housing)"
         assert "X" not in xdata(next(e for e in events if e.event_type == "102"))  # no fix known
         assert len({e.sequence for e in events}) == 6
+        # The test alert's timeline says where it went: operators and the centre, nobody else.
+        said = "a test alert goes to operators and the alarm-receiving centre only"
+        assert any(said in t for t in _timeline(svc, _pk(svc, test)))
 
         pk = _pk(svc, red)
         wait_until(
