@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from console import hub
 from monitor.cli import app
 from monitor.users.models import Role
-from tests.support import PASSWORD, Running, add_badge, bearer, console_socket
+from tests.fast.handlers import Handlers as Running
+from tests.support import PASSWORD, add_badge, bearer, console_socket
 
-TABLE = Path(__file__).parent.parent / "docs" / "security.md"
+TABLE = Path(__file__).parents[2] / "docs" / "security.md"
 ROW = re.compile(
     r"^\| `(GET|POST|PUT|DELETE) (/\S+)` \| (yes|no) \| (yes|no) \| (yes|no) \| (yes|own|no) \|$"
 )

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from monitor.audit.models import AuditEntry
 from monitor.users.models import Role
-from tests.support import PASSWORD, Running
+from tests.fast.handlers import Handlers as Running
+from tests.support import PASSWORD
 
 
 def entries(svc: Running, action: str) -> list[AuditEntry]:

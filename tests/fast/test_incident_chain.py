@@ -18,7 +18,8 @@ from monitor.db import Store, UTCDateTime
 from monitor.migrate import upgrade
 from monitor.users.models import Role
 from tests.escalation_support import load
-from tests.support import Running, wait_until
+from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 
 def verify(url: str, monkeypatch: pytest.MonkeyPatch, *, ok: bool = True) -> str:
@@ -72,7 +73,7 @@ def test_timeline_entries_are_chained_and_verified(
     assert f"incident log intact: incidents 1, entries {len(timeline)}" in out
 
 
-DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
+DEFAULT_POLICY = Path(__file__).parents[2] / "escalation" / "default_policy.yaml"
 AUDIO = b"OggS" + bytes(range(200))
 
 

@@ -28,7 +28,8 @@ from monitor.orgs.models import Team, Worker
 from monitor.orgs.scope import Scope
 from monitor.reads import alert_detail
 from monitor.users.models import Role
-from tests.support import Running, add_badge
+from tests.fast.handlers import Handlers as Running
+from tests.support import add_badge
 
 ORG, OTHER = "Review Org", "Elsewhere Trust"
 SINCE = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday: ISO week 2025-W10

@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from device_sim.device import SimDevice
 from monitor.alerts.models import Alert
 from monitor.devices.models import LocationFix
 from monitor.privacy import positions, retention
 from monitor.users.models import Role
 from monitor.visits.models import Visit
 from tests.escalation_support import load
-from tests.support import Running, add_badge, bearer, console_socket, wait_until
+from tests.fast.handlers import FastDevice as SimDevice
+from tests.fast.handlers import Handlers as Running
+from tests.support import add_badge, bearer, console_socket, wait_until
 
-DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
+DEFAULT_POLICY = Path(__file__).parents[2] / "escalation" / "default_policy.yaml"
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
 

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from device_sim.device import SimDevice
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.devices.models import LocationFix
 from monitor.users.models import Role
 from tests.escalation_support import load
-from tests.support import Badge, Running, bearer, console_socket, wait_until
+from tests.fast.handlers import FastDevice as SimDevice
+from tests.fast.handlers import Handlers as Running
+from tests.support import Badge, bearer, console_socket, wait_until
 
-DEFAULT_POLICY = Path(__file__).parent.parent / "escalation" / "default_policy.yaml"
+DEFAULT_POLICY = Path(__file__).parents[2] / "escalation" / "default_policy.yaml"
 AUDIO = b"OggS" + bytes(range(256)) * 8
 
 NORTH, SOUTH = "North Council", "South Trust"
