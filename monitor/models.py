@@ -15,7 +15,7 @@ from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
 from monitor.replicas.models import Replica
 from monitor.users.models import User
-from monitor.visits.models import Visit
+from monitor.visits.models import Visit, VisitEvent
 
 __all__ = [
     "Alert",
@@ -35,6 +35,7 @@ __all__ = [
     "Team",
     "User",
     "Visit",
+    "VisitEvent",
     "WaitingMessage",
     "Worker",
 ]

@@ -14,8 +14,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from gateways.owntracks import places
 from gateways.owntracks.locates import Locates
-from gateways.owntracks.messages import KIND, REPORT_LOCATION, NotOwnTracks, decode, translate
+from gateways.owntracks.messages import (
+    KIND,
+    REPORT_LOCATION,
+    NotOwnTracks,
+    decode,
+    place,
+    translate,
+)
 from gateways.throttle import Buckets
 from monitor.db import Store
 from monitor.devices.models import Device
@@ -155,6 +163,11 @@ def _handle(
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not stored yet: try again")
         if isinstance(checked, Refusal):
             refused.append(f"{_THEIRS[v1.suffix]}: {checked.reason}")
+    # A transition during a visit goes into its timeline too, once its position is stored;
+    # if that fails the app is answered 503 and sends it again (made once by its key).
+    where = place(device.id, data) if data is not None else None
+    if where is not None:
+        places.record(store, device.id, where)
     # What monitor refused is recorded there and answered 200 all the same: the app resends
     # a message answered with an error ahead of every later one, for weeks (Android retries a
     # location 100,000 times), so one bad fix would hold back every report after it.

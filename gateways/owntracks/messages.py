@@ -7,8 +7,10 @@ set of rules.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.devices.service import OWNTRACKS
@@ -85,13 +87,56 @@ def translate(data: dict[str, Any]) -> list[V1]:
             return [V1("alert", _alert(data, help_asked))]
         return [V1("location", _location(data))]
     if kind == "transition":
-        # An enter or leave is where the worker was at that moment: kept as a position.
-        # Vigil's visits have no timeline for the region's name (docs/integrations.md).
+        # An enter or leave is where the worker was at that moment: kept as a position. The
+        # region's name goes into an open visit's timeline as well (`place`, places.py).
         return [V1("location", _location(data))]
     if kind == "lwt":
         # The lwt's `tst` is when the app connected, not when it went: no time is given.
         return [V1("status", {"v": 1, "online": False})]
     return []
+
+
+# How long a region's name may be in a visit's timeline; the app lets it be any length.
+PLACE_NAME_MAX = 200
+_ARRIVED = {"enter": "Arrived at", "leave": "Left"}
+# `t` of a transition: a beacon's region, or a circle on the map (`c`, and what else comes).
+_REGION_KIND = {"b": "OwnTracks beacon"}
+
+
+@dataclass(frozen=True)
+class Place:
+    """A transition as an entry of a visit's timeline."""
+
+    at: datetime
+    text: str
+    # The same report sent again names the same key (device, time, event, region).
+    key: str
+    data: dict[str, Any]
+
+
+def place(device_id: str, data: dict[str, Any]) -> Place | None:
+    """The timeline entry an OwnTracks `transition` makes; None for anything else, or one
+    without a readable event, region name or time."""
+    event, desc, tst = data.get("event"), data.get("desc"), data.get("tst")
+    if data.get("_type") != "transition" or event not in _ARRIVED:
+        return None
+    if not isinstance(desc, str) or not desc.strip():
+        return None
+    if not isinstance(tst, int | float) or isinstance(tst, bool):
+        return None
+    try:
+        at = datetime.fromtimestamp(tst, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    name = " ".join(desc.split())[:PLACE_NAME_MAX]
+    region = _REGION_KIND.get(str(data.get("t")), "OwnTracks region")
+    digest = hashlib.sha256(json.dumps([device_id, tst, event, desc]).encode()).hexdigest()
+    return Place(
+        at=at,
+        text=f"{_ARRIVED[event]} {name} ({region})",
+        key=f"owntracks:{digest}",
+        data={"source": "owntracks", "device_id": device_id, "event": event, "region": name},
+    )
 
 
 def _ms(tst: Any) -> Any:

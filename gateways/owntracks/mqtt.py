@@ -18,7 +18,16 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gateways.owntracks.messages import KIND, REPORT_LOCATION, NotOwnTracks, decode, translate
+from gateways.owntracks import places
+from gateways.owntracks.messages import (
+    KIND,
+    REPORT_LOCATION,
+    NotOwnTracks,
+    Place,
+    decode,
+    place,
+    translate,
+)
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.models import Device
@@ -32,6 +41,10 @@ ROOT = "owntracks"
 # Locations and lwt on the base topic, transitions on `event`; the rest (info, waypoint,
 # status, step, ...) carries nothing Vigil uses and is not taken.
 SUFFIXES = ("", "/event")
+# How often a transition's visit entry is tried (a second apart) before the message is
+# acknowledged without it: a place missing from a timeline must not hold back every later
+# position of the device.
+PLACE_ATTEMPTS = 30
 
 
 def topics(settings: Settings) -> list[tuple[str, SubscribeOptions]]:
@@ -69,8 +82,11 @@ class OwnTracksMqtt:
         self.link: MqttLink | None = None
         self.ingest: Ingest | None = None
         # Messages handed in, in the order they came, each acknowledged once all that it
-        # became is stored; and devices to ask for a fix. One thread serves both.
-        self._work: queue.Queue[tuple[Incoming, list[Handed]] | str | None] = queue.Queue()
+        # became is stored (its place in a visit's timeline too); and devices to ask for a
+        # fix. One thread serves both.
+        self._work: queue.Queue[tuple[Incoming, list[Handed], Place | None] | str | None] = (
+            queue.Queue()
+        )
         self._thread = threading.Thread(target=self._run, name="vigil-owntracks", daemon=True)
         self._stopping = threading.Event()
         self._unsubscribe: Callable[[], None] | None = None
@@ -107,7 +123,7 @@ class OwnTracksMqtt:
             incoming.ack()
             return
         handed = [self.ingest.submit(v1.topic(device_id), v1.payload()) for v1 in translate(data)]
-        self._work.put((incoming, handed))
+        self._work.put((incoming, handed, place(device_id, data)))
 
     def _on_command(self, event: Event) -> None:
         """On the committing thread: only a look and a queue."""
@@ -125,14 +141,38 @@ class OwnTracksMqtt:
             except Exception:
                 log.exception("OwnTracks gateway")
 
-    def _ack_when_stored(self, incoming: Incoming, handed: list[Handed]) -> None:
+    def _ack_when_stored(
+        self, incoming: Incoming, handed: list[Handed], where: Place | None
+    ) -> None:
         for h in handed:
             # Ingest retries until the store takes it; a stop leaves it unacknowledged, so
             # the broker delivers it again.
             while not h.wait(1.0):
                 if self._stopping.is_set():
                     return
+        if where is not None and not self._place(incoming, where):
+            return
         incoming.ack()
+
+    def _place(self, incoming: Incoming, where: Place) -> bool:
+        """Write a transition into its visit's timeline (once, by its key); False if stopped
+        first, leaving the message to the broker to deliver again."""
+        device_id = device_of(incoming.topic)
+        assert device_id is not None
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            try:
+                places.record(self.store, device_id, where)
+                return True
+            except Exception:
+                log.warning(
+                    "OwnTracks transition of %s not recorded (attempt %d)",
+                    device_id,
+                    attempt,
+                    exc_info=True,
+                )
+            if self._stopping.wait(1.0):
+                return False
+        return True
 
     def _ask_fix(self, device_id: str) -> None:
         with self.store.session() as db:

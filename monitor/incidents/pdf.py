@@ -146,6 +146,9 @@ def render(
         pdf.row("On hold", f"since {when(a.held_at)} by {a.held_by or ''}: {a.hold_reason or ''}")
     if a.visit is not None:
         pdf.row("Visit", f"{a.visit.note or '(no note)'}, due {when(a.visit.due_at)}")
+        # The visit's own timeline (not hash-chained: it is the visit's, not the incident's).
+        for e in a.visit.events:
+            pdf.line_of(f"{when(e.at)}   {e.text}", size=8)
 
     pdf.heading("Position")
     if positions_withheld:

@@ -14,6 +14,8 @@ from monitor.visits.models import VisitOut, VisitState
 # Keys of timeline entries' data that hold positions: a "raised" entry's `loc`, a
 # "positions" entry's `fixes`, an outbox message's `body` (its summary says where).
 _POSITION_KEYS = frozenset({"loc", "lat", "lon", "acc", "fixes", "body"})
+# Kinds of a visit's timeline entries that say where the worker was.
+PLACE_KINDS = frozenset({"place"})
 # What a message shows in place of its text once the alert is over, to whom may not see it.
 WITHHELD = "(withheld once the alert is over: it gives the worker's position)"
 
@@ -29,6 +31,10 @@ def alert(out: A, always: bool) -> A:
     if isinstance(out, AlertDetail):
         out.trail = []
         out.timeline = [_without_position(e) for e in out.timeline]
+        if out.visit is not None:
+            # A place the phone reported (an OwnTracks region's name) says where the worker
+            # was as a fix does.
+            out.visit.events = [e for e in out.visit.events if e.kind not in PLACE_KINDS]
     return out
 
 

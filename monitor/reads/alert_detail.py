@@ -12,7 +12,8 @@ from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertEventOut, AlertOut, TrailPoint
 from monitor.evidence.models import Evidence, EvidenceOut
 from monitor.orgs.models import Worker
-from monitor.visits.models import Visit
+from monitor.visits import service as visits
+from monitor.visits.models import Visit, VisitEventOut
 
 
 class WorkerBrief(BaseModel):
@@ -37,6 +38,9 @@ class VisitBrief(BaseModel):
     memo: str | None
     started_at: datetime
     due_at: datetime
+    # The visit's timeline: its start, deadlines and end, and places the worker's phone
+    # reported arriving at or leaving (OwnTracks regions).
+    events: list[VisitEventOut] = []
 
 
 class AlertDetail(AlertOut):
@@ -89,4 +93,6 @@ def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
     if not history:
         return out
     out.trail = alerts.trail_of(db, alert)
+    if out.visit is not None:
+        out.visit.events = visits.timeline_of(db, out.visit.id)
     return out

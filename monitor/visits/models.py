@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.db import Base, utcnow
@@ -44,6 +45,36 @@ class Visit(Base):
     overdue_alert_id: Mapped[int | None]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class VisitEvent(Base):
+    """One entry of a visit's timeline (its start, deadlines and end; places the worker's
+    phone reported arriving at or leaving). Entries are only ever added."""
+
+    __tablename__ = "visit_events"
+    # A resent report (an OwnTracks transition comes again until the broker or the app is
+    # answered) names the same `key`, so it cannot make a second entry, even from two
+    # replicas at once. Entries without a key (NULL) are never the same.
+    __table_args__ = (UniqueConstraint("visit_id", "key", name="uq_visit_events_visit_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    key: Mapped[str | None] = mapped_column(String(128))
+
+
+class VisitEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    kind: str
+    actor: str
+    text: str
+    data: dict[str, Any]
 
 
 class VisitOut(BaseModel):

@@ -1,8 +1,10 @@
-"""Visit service functions: the amber timer's start, extend, check-in, end, due and overdue."""
+"""Visit service functions: the amber timer's start, extend, check-in, end, due and overdue,
+and the visit's timeline."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,7 +18,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.orgs.models import Organisation
 from monitor.protocol import VisitMsg
-from monitor.visits.models import Visit, VisitState
+from monitor.visits.models import Visit, VisitEvent, VisitEventOut, VisitState
 
 
 def _base_time(msg: VisitMsg, received_at: datetime) -> datetime:
@@ -32,6 +34,54 @@ def _started(db: Session, visit: Visit) -> None:
         "visit_started",
         visit_id=visit.device_visit_id,
         due_ts=int(visit.due_at.timestamp() * 1000),
+    )
+
+
+def record(
+    db: Session,
+    visit: Visit,
+    kind: str,
+    actor: str,
+    text: str,
+    *,
+    key: str | None = None,
+    at: datetime | None = None,
+    **data: Any,
+) -> VisitEvent | None:
+    """Add an entry to the visit's timeline; None if one with this `key` is there already
+    (a resent report). A copy added by another replica at the same moment is refused by the
+    unique constraint when the transaction commits."""
+    if key is not None and db.scalar(
+        select(VisitEvent.id).where(VisitEvent.visit_id == visit.id, VisitEvent.key == key)
+    ):
+        return None
+    entry = VisitEvent(
+        visit_id=visit.id, at=at or utcnow(), kind=kind, actor=actor, text=text, data=data, key=key
+    )
+    db.add(entry)
+    db.flush()
+    return entry
+
+
+def timeline_of(db: Session, visit_id: int) -> list[VisitEventOut]:
+    """The visit's timeline, in the order things happened."""
+    rows = db.scalars(
+        select(VisitEvent)
+        .where(VisitEvent.visit_id == visit_id)
+        .order_by(VisitEvent.at, VisitEvent.id)
+    )
+    return [VisitEventOut.model_validate(r) for r in rows]
+
+
+def open_visit_of(db: Session, device: Device) -> Visit | None:
+    """The visit the device's worker is on now: the device's own open visit, or else one
+    their other device (the badge or app that runs the timer) has open; the newest."""
+    q = select(Visit).where(Visit.state == VisitState.OPEN.value)
+    own = db.scalar(q.where(Visit.device_id == device.id).order_by(Visit.id.desc()).limit(1))
+    if own is not None or device.worker_id is None:
+        return own
+    return db.scalar(
+        q.where(Visit.worker_id == device.worker_id).order_by(Visit.id.desc()).limit(1)
     )
 
 
@@ -84,6 +134,7 @@ def handle(
             visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc
         db.add(visit)
         db.flush()
+        record(db, visit, "started", _actor(device), _minutes("Started", msg.duration_s), at=base)
         _started(db, visit)
         return
 
@@ -107,6 +158,11 @@ def handle(
             assert msg.duration_s is not None
             visit.duration_s = msg.duration_s
         visit.due_at = base + timedelta(seconds=visit.duration_s)
+        actor = _actor(device)
+        if msg.action == "extend":
+            record(db, visit, "extended", actor, _minutes("Extended", visit.duration_s), at=base)
+        else:
+            record(db, visit, "checked_in", actor, "Checked in: the timer starts again", at=base)
         # A new deadline earns a new `visit_due` and, if missed, a new overdue alert.
         visit.due_notified_at = None
         visit.overdue_alert_id = None
@@ -114,6 +170,14 @@ def handle(
         return
 
     _end(db, device, visit, msg, pin_kind)
+
+
+def _actor(device: Device) -> str:
+    return f"device:{device.id}"
+
+
+def _minutes(what: str, duration_s: int | None) -> str:
+    return f"{what} for {round((duration_s or 0) / 60)} min"
 
 
 def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg, pin_kind: str | None) -> None:
@@ -136,6 +200,9 @@ def _end(db: Session, device: Device, visit: Visit, msg: VisitMsg, pin_kind: str
     visit.state = VisitState.ENDED.value
     visit.ended_at = utcnow()
     visit.end_reason = "duress" if pin_kind == "duress" else "ended"
+    # Operators only read this (the device is never told): the end reason says duress too.
+    text = "Ended with the DURESS PIN" if pin_kind == "duress" else "Ended"
+    record(db, visit, "ended", _actor(device), text)
     # The device is answered the same way in both cases: a duress end must look ordinary.
     queue_command(db, device.id, "visit_ended", visit_id=visit.device_visit_id)
     if pin_kind == "duress":
@@ -172,6 +239,7 @@ def notify_due(db: Session, visit_id: int, now: datetime) -> bool:
     visit = db.get(Visit, visit_id)
     assert visit is not None
     db.refresh(visit)
+    record(db, visit, "due", "system", "Time is up: the device was told")
     queue_command(
         db,
         visit.device_id,
@@ -213,6 +281,7 @@ def raise_overdue(db: Session, visit_id: int, now: datetime, grace_s: int) -> bo
         due_at=visit.due_at.isoformat(),
     )
     visit.overdue_alert_id = alert.id
+    record(db, visit, "overdue", "system", "Overdue: alert raised", alert_id=alert.id)
     return True
 
 

@@ -1,5 +1,6 @@
 """OwnTracks in HTTP mode (gateways/owntracks): the app's POSTs become positions, an offline
-device and help alerts through ingest, and a `locate` rides back in the answer."""
+device and help alerts through ingest, a region transition an entry of the worker's open
+visit, and a `locate` rides back in the answer."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.ingest.models import RefusedMessage
 from monitor.orgs import service as orgs
+from monitor.visits.models import Visit, VisitEvent
 from tests import owntracks_messages as ot
 from tests.fast.handlers import Handlers as Running
 
@@ -160,3 +162,73 @@ def test_failed_sign_ins_are_turned_away_by_address(svc: Running, phone: tuple[s
     assert svc.http.post(URL, content=fix, headers=headers(device_id, "x")).status_code == 429
     # ...but credentials that were right a moment ago still get in from that address.
     assert post(svc, phone, ot.android_location(device_id)).status_code == 200
+
+
+def places(svc: Running) -> list[VisitEvent]:
+    with svc.store.session() as db:
+        return list(db.scalars(select(VisitEvent).where(VisitEvent.kind == "place")))
+
+
+def test_a_transition_during_a_visit_is_in_its_timeline_once(svc: Running) -> None:
+    # The worker runs the visit's timer on their badge and carries OwnTracks on the phone.
+    badge, b = svc.badge("badge-ot")
+    with svc.store.begin() as db:
+        device, secret = devices.add_device(
+            db, f"ot-{b.device_id}", worker_id=b.worker_id, kind=devices.OWNTRACKS
+        )
+        phone = (device.id, secret)
+    visit_id = badge.start_visit(note="Home visit, 12 Elm St")
+    badge.wait_for("visit_started", visit_id=visit_id, timeout=10)
+    alert_id = badge.raise_alert()
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+
+    # (A second on: OwnTracks gives whole seconds, and the timeline is in time order.)
+    arrived = ot.transition("enter", ot.now_s() + 1)
+    for _ in range(2):  # the app sends it again when it was not answered
+        assert post(svc, phone, arrived).json() == []
+    assert post(svc, phone, ot.transition("leave", ot.now_s() + 2)).status_code == 200
+
+    ops = svc.user()
+    (row,) = svc.http.get("/api/v1/alerts", headers=ops).json()
+    visit = svc.http.get(f"/api/v1/alerts/{row['id']}", headers=ops).json()["visit"]
+    assert visit["device_visit_id"] == visit_id
+    texts = [e["text"] for e in visit["events"]]
+    assert texts == [
+        "Started for 30 min",
+        "Arrived at 12 Elm St (OwnTracks region)",
+        "Left 12 Elm St (OwnTracks region)",
+    ]
+    place = visit["events"][1]
+    assert place["kind"] == "place" and place["actor"] == f"device:{phone[0]}"
+    assert place["data"] == {
+        "source": "owntracks",
+        "device_id": phone[0],
+        "event": "enter",
+        "region": "12 Elm St",
+    }
+    # Each transition is also the position it always was.
+    with svc.store.session() as db:
+        count = select(func.count(LocationFix.id)).where(LocationFix.device_id == phone[0])
+        assert db.scalar(count) == 3
+
+    # Once the visit is over, a transition is a position only.
+    badge.end_visit(visit_id)
+    badge.wait_for("visit_ended", visit_id=visit_id, timeout=10)
+    post(svc, phone, ot.transition("enter", ot.now_s() + 3))
+    assert len(places(svc)) == 2
+
+
+def test_no_open_visit_no_place(svc: Running, phone: tuple[str, str]) -> None:
+    device_id, _ = phone
+    assert post(svc, phone, ot.transition("enter")).status_code == 200
+    assert places(svc) == []
+    # A visit of the phone's own: what happened before it started stays out of it (a region
+    # can be the worker's home).
+    svc.device(device_id).start_visit()
+    with svc.store.session() as db:
+        (visit,) = db.scalars(select(Visit).where(Visit.device_id == device_id))
+        assert visit.state == "open"
+    post(svc, phone, ot.transition("leave", ot.now_s() - 3600))
+    assert places(svc) == []
+    post(svc, phone, ot.transition("enter"))
+    assert [p.text for p in places(svc)] == ["Arrived at 12 Elm St (OwnTracks region)"]
