@@ -18,7 +18,9 @@ from playwright.sync_api import (
 )
 
 from monitor.alerts.states import ACTIVE_STATES, AlertType, Outcome
+from monitor.devices import service as devices
 from monitor.users.models import Role
+from tests import owntracks_messages as ot
 from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
 
@@ -212,6 +214,33 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
         "Authorities called: Police (999), reference CAD 4471"
     )
     expect(page.locator("#timeline li", has_text="played or downloaded")).to_have_count(1)
+
+
+def test_the_visit_shows_its_timeline_with_places(svc: Running, browser: BrowserContext) -> None:
+    base = svc.serve_http()
+    svc.user("vic", Role.OPERATOR)
+    page = sign_in(browser, base, "vic")
+    badge, b = svc.badge("badge-ui-visit")
+    with svc.store.begin() as db:
+        phone, secret = devices.add_device(
+            db, f"ot-{b.device_id}", worker_id=b.worker_id, kind=devices.OWNTRACKS
+        )
+        phone_id = phone.id
+    visit_id = badge.start_visit(note="Home visit, 12 Elm St")
+    badge.wait_for("visit_started", visit_id=visit_id, timeout=10)
+    # A region's name is the worker's to type: shown as text, never as markup.
+    arrived = {**ot.transition("enter", ot.now_s() + 1), "desc": "<b>Elm</b> St"}
+    r = svc.http.post("/owntracks/pub", content=ot.encode(arrived), auth=(phone_id, secret))
+    assert r.status_code == 200
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+
+    page.locator("#queue tbody tr").first.click()
+    events = page.locator("#d-facts .visit-events li")
+    expect(events).to_have_count(2)
+    expect(events.first).to_contain_text("Started for 30 min")
+    expect(events.nth(1)).to_contain_text("Arrived at <b>Elm</b> St (OwnTracks region)")
+    expect(page.locator("#d-facts .visit-events b")).to_have_count(0)
 
 
 def test_fleet_view_for_supervisors(svc: Running, browser: BrowserContext) -> None:

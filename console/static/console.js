@@ -283,6 +283,21 @@ function openLinked() {
 }
 window.addEventListener("hashchange", openLinked);
 
+// A fact's value; the Visit's has the visit's timeline under it (its start, deadlines, end,
+// and the places the worker's phone reported arriving at or leaving), as text, never markup.
+function factOf(key, text, a) {
+  const dd = el("dd", text);
+  if (key !== "Visit" || !a.visit?.events?.length) return dd;
+  const ul = el("ul", undefined, "visit-events");
+  ul.append(...a.visit.events.map((e) => {
+    const li = el("li", "", e.kind === "place" ? "place" : "");
+    li.append(el("time", new Date(e.at).toLocaleTimeString()), ` ${e.text}`);
+    return li;
+  }));
+  dd.append(ul);
+  return dd;
+}
+
 async function select(id) {
   if (state.selected !== null) render(state.selected);
   state.selected = id;
@@ -306,7 +321,7 @@ async function select(id) {
     ["Visit", a.visit ? `${a.visit.note || "(no note)"}, due ${new Date(a.visit.due_at).toLocaleTimeString()}` : ""],
     ["Worker's note", a.note || ""], ["Taken by", (a.acknowledged_by || "").replace(/^user:/, "")],
     ["Outcome", a.outcome || ""]];
-  $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
+  $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), factOf(k, v, a)]));
   if (a.duress) $("#d-facts").prepend(el("dt", "DURESS", "duress-banner"), el("dd", "The worker keyed the duress PIN: the device shows the alert as cancelled."));
   $("#ack").disabled = !canBecome(a, "acknowledged");
   $("#resolve-form button").disabled = !canBecome(a, "resolved");
