@@ -21,6 +21,7 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.orgs import service as orgs
+from monitor.visits.models import VisitEvent
 from tests import owntracks_messages as ot
 from tests.support import Broker, Running, running, service_settings, wait_until
 
@@ -133,3 +134,38 @@ def test_owntracks_app_over_mqtt(svc: Running) -> None:
 
     wait_until(offline, what="the lwt taken as offline")
     assert fixes(device_id) == 4
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_transition_over_mqtt_goes_into_the_open_visit_once(svc: Running) -> None:
+    # The worker's badge runs the visit's timer; OwnTracks on their phone reports regions.
+    badge, b = svc.badge("badge-ot")
+    with svc.store.begin() as db:
+        device_id = f"ot-{uuid.uuid4().hex[:8]}"
+        _, secret = devices.add_device(db, device_id, worker_id=b.worker_id, kind=devices.OWNTRACKS)
+    svc.broker.load_registry(svc.store)
+    app = App(svc.broker, device_id, secret)
+    visit_id = badge.start_visit(note="Home visit, 12 Elm St")
+    badge.wait_for("visit_started", visit_id=visit_id, timeout=10)
+
+    arrived = ot.transition("enter", ot.now_s() + 1)
+    for _ in range(2):  # a copy the app sends again: one entry
+        app.publish(arrived, topic=f"{app.base}/event")
+    app.publish(ot.transition("leave", ot.now_s() + 2), topic=f"{app.base}/event")
+
+    def places() -> list[str]:
+        with svc.store.session() as db:
+            rows = db.scalars(
+                select(VisitEvent).where(VisitEvent.kind == "place").order_by(VisitEvent.at)
+            )
+            return [e.text for e in rows]
+
+    # Taken in the order published: once the leave is there, the copy was handled too.
+    wait_until(lambda: len(places()) == 2, what="the arrival and the leave in the visit")
+    assert places() == [
+        "Arrived at 12 Elm St (OwnTracks region)",
+        "Left 12 Elm St (OwnTracks region)",
+    ]
+    with svc.store.session() as db:
+        count = select(func.count(LocationFix.id)).where(LocationFix.device_id == device_id)
+        assert db.scalar(count) == 3  # each is a position as well
