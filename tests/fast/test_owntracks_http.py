@@ -5,10 +5,12 @@ visit, and a `locate` rides back in the answer."""
 from __future__ import annotations
 
 import base64
+import io
 import uuid
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert
@@ -17,6 +19,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.ingest.models import RefusedMessage
 from monitor.orgs import service as orgs
+from monitor.users.models import Role
 from monitor.visits.models import Visit, VisitEvent
 from tests import owntracks_messages as ot
 from tests.fast.handlers import Handlers as Running
@@ -206,6 +209,19 @@ def test_a_transition_during_a_visit_is_in_its_timeline_once(svc: Running) -> No
         "event": "enter",
         "region": "12 Elm St",
     }
+    # Once the alert is over, an operator no longer sees where the worker was: the places go
+    # with the positions (monitor/privacy/positions.py).
+    r = svc.http.post(
+        f"/api/v1/alerts/{row['id']}/resolve", headers=ops, json={"outcome": "false_alarm"}
+    )
+    assert r.status_code == 200, r.text
+    after = svc.http.get(f"/api/v1/alerts/{row['id']}", headers=ops).json()["visit"]["events"]
+    assert [e["text"] for e in after] == ["Started for 30 min"]
+    # The safety lead, who may see positions, finds them under the visit in the incident PDF.
+    lead = svc.user("lead", Role.SUPERVISOR)
+    report = svc.http.get(f"/api/v1/incidents/{row['id']}/report.pdf", headers=lead)
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(report.content)).pages)
+    assert "Arrived at 12 Elm St (OwnTracks region)" in text
     # Each transition is also the position it always was.
     with svc.store.session() as db:
         count = select(func.count(LocationFix.id)).where(LocationFix.device_id == phone[0])
