@@ -1,5 +1,6 @@
 """OwnTracks (owntracks.org): the app's JSON over MQTT (`owntracks/<id>/<id>`) and in its HTTP
-mode, as positions, offline and help reports of the device, and `locate` as `reportLocation`."""
+mode, as positions, offline and help reports of the device (and a region's transition as a
+place in the worker's open visit), and `locate` as `reportLocation`."""
 
 from __future__ import annotations
 
