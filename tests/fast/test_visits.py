@@ -12,7 +12,7 @@ from monitor.alerts.models import Alert
 from monitor.ingest.models import WaitingMessage
 from monitor.orgs.models import Organisation
 from monitor.users.models import Role
-from monitor.visits.models import Visit
+from monitor.visits.models import Visit, VisitEvent
 from tests.fast.handlers import Handlers as Running
 from tests.support import wait_until
 
@@ -69,6 +69,14 @@ def test_start_extend_checkin_end(svc: Running) -> None:
     assert svc.http.get("/api/v1/visits", headers=ops).json() == []
     (ended,) = svc.http.get("/api/v1/visits?state=all", headers=ops).json()
     assert ended["state"] == "ended" and ended["end_reason"] == "ended"
+    # The visit's own timeline, in the order things happened.
+    with svc.store.session() as db:
+        events = db.scalars(select(VisitEvent).order_by(VisitEvent.at, VisitEvent.id))
+        assert [(e.kind, e.text) for e in events] == [
+            ("started", "Started for 30 min"),
+            ("extended", "Extended for 60 min"),
+            ("ended", "Ended"),
+        ]
 
 
 def test_visit_due_then_overdue_alert(svc: Running) -> None:
@@ -102,6 +110,9 @@ def test_visit_due_then_overdue_alert(svc: Running) -> None:
     ops = svc.user()
     detail = svc.http.get(f"/api/v1/alerts/{alert.id}", headers=ops).json()
     assert detail["timeline"][0]["data"]["memo"] == "clip-9"
+    events = detail["visit"]["events"]
+    assert [e["kind"] for e in events] == ["started", "due", "overdue"]
+    assert events[2]["actor"] == "system" and events[2]["data"] == {"alert_id": alert.id}
     time.sleep(1.0)
     with svc.store.session() as db:
         assert len(db.scalars(select(Alert)).all()) == 1  # raised once only
