@@ -250,7 +250,11 @@ def install(app: FastAPI, context: dict[str, Any]) -> None:
         tracker (docs/integrations.md)."""
         return await gateway.handle(request)
 
-    app.add_api_route(PATH, osmand, methods=["GET", "POST"], tags=["gateways"])
+    # One route per method, so that each has an operation id of its own in the API schema.
+    for method in ("GET", "POST"):
+        app.add_api_route(
+            PATH, osmand, methods=[method], tags=["gateways"], name=f"osmand_{method.lower()}"
+        )
     app.state.runners.append(gateway)
     if settings.osmand_port:
         port_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
