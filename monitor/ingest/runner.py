@@ -113,7 +113,12 @@ class Ingest:
         before answering the client: only then is it stored."""
         handed = Handed(topic, payload)
         item, urgent = item_of(handed, self.settings)
-        (self.urgent if urgent else self.telemetry).put(item)
+        if urgent:
+            # A copy of an alert waiting to be stored is not acknowledged at once, as a
+            # broker's is: the gateway would answer its client that it is stored.
+            self.urgent.put(item, coalesce=False)
+        else:
+            self.telemetry.put(item)
         return handed
 
     def start(self, wait_s: float = 0.0) -> None:

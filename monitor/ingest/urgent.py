@@ -79,12 +79,15 @@ class UrgentWorker(ItemWorker):
         self._copies: dict[tuple[str, str], int] = {}
         self._copies_lock = threading.Lock()
 
-    def put(self, item: Item) -> None:
+    def put(self, item: Item, *, coalesce: bool = True) -> None:
         """Called on the MQTT thread: queue the message in its device's line. A copy of an
         alert already waiting there is acknowledged at once and only counted, to be answered
         with it: a device resending one alert fast takes no place in the line and none of
-        the broker's in-flight window (the alert itself stays unacknowledged until stored)."""
-        alert = alert_key(item)
+        the broker's in-flight window (the alert itself stays unacknowledged until stored).
+        Not so with `coalesce` False (a gateway's message, `Ingest.submit`): its
+        acknowledgement is the gateway's answer to a client that keeps nothing once
+        answered, so a copy queues and is acknowledged only once handled itself."""
+        alert = alert_key(item) if coalesce else None
         if alert is not None:
             with self._copies_lock:
                 if alert in self._copies:
@@ -94,7 +97,8 @@ class UrgentWorker(ItemWorker):
                     return
                 self._copies[alert] = 0
         if not self.lines.put(device_key(item), (item, None)):
-            self._take_copies(item)  # acknowledged already; the device resends unanswered ones
+            if alert is not None:
+                self._take_copies(item)  # acknowledged already; the device resends them
             self._overloaded(item)
 
     def _take_copies(self, item: Item) -> int:

@@ -24,6 +24,7 @@ from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning, Device, LocationFix
 from monitor.devices.trackers import OSMAND, identifier_of, split_identifier
 from monitor.ingest.models import RefusedMessage
+from monitor.ingest.urgent import UrgentWorker
 from monitor.orgs import service as orgs
 from monitor.orgs.models import Worker
 from monitor.security import verify_device_secret
@@ -255,4 +256,28 @@ def test_unknown_identifiers_in_a_loop_are_turned_away_without_a_query(svc: Hand
     # The tracker that was right a moment ago, from the same address, is not held back.
     later = Fix(at_s=Fix().at_s + 30)
     assert send(svc.http, android("/osmand", identifier, later, alarm="sos")).status_code == 200
+    assert len(alerts_of(svc.store, device_id)) == 1
+
+
+def test_a_resent_alarm_is_answered_only_once_the_alert_is_stored(svc: Handlers) -> None:
+    """A copy of an alert still waiting to be stored, handed in by a gateway, is not
+    acknowledged at once as a broker's copy is: its acknowledgement is the gateway's 200, and
+    a client answered 200 keeps nothing to send again."""
+    device_id, _ = add_tracker(svc.store)
+    topic = f"vigil/v1/{device_id}/alert"
+    payload = f'{{"v":1,"ts":{int(time.time() * 1000)},"id":"sos-00001","type":"red"}}'.encode()
+    waiting = UrgentWorker(svc.store, svc.settings)  # not started: nothing is stored yet
+    running, svc.ingest.urgent = svc.ingest.urgent, waiting
+    try:
+        first = svc.ingest.submit(topic, payload)
+        resent = svc.ingest.submit(topic, payload)
+        assert not first.wait(0.3)
+        assert not resent.wait(0.3), "a resent alarm was acknowledged before it was stored"
+        waiting.start()
+        assert first.wait(10) and resent.wait(10)
+    finally:
+        svc.ingest.urgent = running
+        waiting.stop()
+        waiting.join(timeout=10)
+        waiting.pins.join(timeout=10)
     assert len(alerts_of(svc.store, device_id)) == 1
