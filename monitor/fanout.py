@@ -111,10 +111,13 @@ class Fanout:
     def _relay(self, payload: str) -> None:
         try:
             msg = json.loads(payload)
-        except ValueError:
+            if msg.get("o") == self.origin:
+                return
+            event = decode(msg["k"], msg["d"], datetime.fromisoformat(msg["at"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Not one of ours as this version writes them: dropped, and the listening thread
+            # (the only way this replica's consoles hear of the others' alerts) goes on.
+            log.warning("ignored an event on %s that could not be read", CHANNEL)
             return
-        if msg.get("o") == self.origin:
-            return
-        event = decode(msg["k"], msg["d"], datetime.fromisoformat(msg["at"]))
         if event is not None:
             self.store.bus.publish(event)
