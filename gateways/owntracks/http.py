@@ -24,7 +24,7 @@ from gateways.owntracks.messages import (
     place,
     translate,
 )
-from gateways.throttle import Buckets
+from gateways.throttle import Buckets, InFlight
 from monitor.db import Store
 from monitor.devices.models import Device
 from monitor.ingest.runner import Ingest
@@ -42,6 +42,10 @@ MAX_BODY = 512 * 1024
 # RECENT_S skip its address's limit (phones behind one carrier address).
 FAILURES_PER_S, FAILURE_BURST = 1.0, 30
 RECENT_S = 600.0
+# Requests at once, per set of credentials and in all: each holds one of the threads the
+# service's own routes run on (run_in_threadpool) for as long as its message waits to be
+# stored, so one app resending in a loop, or a few, must not take them all.
+IN_FLIGHT_PER_SENDER, IN_FLIGHT = 4, 16
 
 basic = HTTPBasic(realm="vigil-owntracks", auto_error=False)
 
@@ -74,6 +78,7 @@ def router(store: Store) -> APIRouter:
     r = APIRouter(tags=["gateways"])
     locates = Locates(store)
     doorman = Doorman()
+    senders, everyone = InFlight(IN_FLIGHT_PER_SENDER), InFlight(IN_FLIGHT)
 
     @r.post(
         "/owntracks/pub",
@@ -100,15 +105,23 @@ def router(store: Store) -> APIRouter:
                 "too many failed sign-ins",
                 headers={"Retry-After": "30"},
             )
-        try:
-            # The password check (PBKDF2) and waiting for the store both block: off the loop.
-            answer, refused = await run_in_threadpool(
-                _handle, store, ingest, locates, creds, x_limit_u, bytes(body)
-            )
-        except HTTPException as e:
-            if e.status_code == status.HTTP_401_UNAUTHORIZED:
-                doorman.wrong(address)
-            raise
+        with senders.slot(key) as mine, everyone.slot("") as room:
+            if not (mine and room):
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    "too many requests at once",
+                    headers={"Retry-After": "1"},
+                )
+            try:
+                # The password check (PBKDF2) and waiting for the store both block: off the
+                # loop.
+                answer, refused = await run_in_threadpool(
+                    _handle, store, ingest, locates, creds, x_limit_u, bytes(body)
+                )
+            except HTTPException as e:
+                if e.status_code == status.HTTP_401_UNAUTHORIZED:
+                    doorman.wrong(address)
+                raise
         doorman.right(key)
         headers = {"X-Vigil-Refused": "; ".join(refused)[:500]} if refused else None
         return JSONResponse(answer, headers=headers)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,11 +19,13 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device, LocationFix
 from monitor.ingest.models import RefusedMessage
+from monitor.ingest.urgent import UrgentWorker
 from monitor.orgs import service as orgs
 from monitor.users.models import Role
 from monitor.visits.models import Visit, VisitEvent
 from tests import owntracks_messages as ot
 from tests.fast.handlers import Handlers as Running
+from tests.support import wait_until
 
 URL = "/owntracks/pub"
 
@@ -164,6 +167,31 @@ def test_failed_sign_ins_are_turned_away_by_address(svc: Running, phone: tuple[s
     # Turned away before the password is checked, right or wrong...
     assert svc.http.post(URL, content=fix, headers=headers(device_id, "x")).status_code == 429
     # ...but credentials that were right a moment ago still get in from that address.
+    assert post(svc, phone, ot.android_location(device_id)).status_code == 200
+
+
+def test_one_app_holds_at_most_four_of_the_service_threads(
+    svc: Running, phone: tuple[str, str]
+) -> None:
+    """Requests waiting for the store hold threads the console's routes run on too: one set
+    of credentials gets four at once, the rest are turned away (429) until one is answered."""
+    device_id, _ = phone
+    waiting = UrgentWorker(svc.store, svc.settings)  # not started: help reports wait
+    running, svc.ingest.urgent = svc.ingest.urgent, waiting
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            held = [pool.submit(post, svc, phone, ot.ios_help_report()) for _ in range(4)]
+            wait_until(lambda: waiting.depth() == 4, what="four help reports waiting")
+            turned_away = post(svc, phone, ot.android_location(device_id))
+            assert turned_away.status_code == 429
+            assert turned_away.headers["Retry-After"] == "1"
+            waiting.start()
+            assert [f.result(timeout=20).status_code for f in held] == [200] * 4
+    finally:
+        svc.ingest.urgent = running
+        waiting.stop()
+        waiting.join(timeout=10)
+        waiting.pins.join(timeout=10)
     assert post(svc, phone, ot.android_location(device_id)).status_code == 200
 
 
