@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from monitor.devices.service import OWNTRACKS
+from monitor.protocol import AlertMsg
 
 # The device kind of an OwnTracks app in the registry (`vigil device add --kind owntracks`).
 KIND = OWNTRACKS
@@ -187,4 +190,27 @@ def _alert(data: dict[str, Any], asked: str) -> dict[str, Any]:
         trigger="app",
         note=f"OwnTracks manual report with {asked}",
     )
+    return _without_refused_details(body)
+
+
+def _without_refused_details(body: dict[str, Any]) -> dict[str, Any]:
+    """The alert without what the protocol would refuse it for in its position or battery
+    (a phone's -1 for a speed or course it did not measure, a position out of range): a
+    detail must not cost a worker asking for help the alert, as it must not a tracker's
+    alarm (gateways/osmand_messages.py). The protocol's own rules decide; anything else
+    wrong is left for ingest to refuse and record."""
+    try:
+        AlertMsg.model_validate_json(json.dumps(body))
+    except ValidationError as err:
+        for e in err.errors():
+            where = e["loc"]
+            if where[:1] == ("batt",):
+                body.pop("batt", None)
+            elif where[:1] == ("loc",):
+                loc = body.get("loc")
+                field = where[1] if len(where) > 1 else None
+                if isinstance(loc, dict) and field in ("acc", "alt", "spd", "hdg"):
+                    loc.pop(field, None)
+                else:
+                    body.pop("loc", None)  # no usable latitude and longitude
     return body

@@ -92,6 +92,29 @@ def test_a_manual_report_for_help_raises_one_red_alert(
         assert db.scalar(count) == 3
 
 
+def test_a_help_report_with_details_the_protocol_refuses_still_raises_its_alert(
+    svc: Running, phone: tuple[str, str]
+) -> None:
+    """A speed and course the phone did not measure (-1), a battery level it could not read,
+    or no usable position: the alert is raised without them, never refused for them."""
+    device_id, _ = phone
+    unmeasured = {**ot.ios_help_report(), "vel": -1, "cog": -1, "batt": -1}
+    nowhere = {**ot.ios_help_report(unmeasured["tst"] + 60), "lat": 91}
+    for report in (unmeasured, nowhere):
+        r = post(svc, phone, report)
+        assert r.status_code == 200 and "X-Vigil-Refused" not in r.headers, r.headers
+    with svc.store.session() as db:
+        alerts = list(
+            db.scalars(select(Alert).where(Alert.device_id == device_id).order_by(Alert.id))
+        )
+    assert [a.device_alert_id for a in alerts] == [
+        f"owntracks-{unmeasured['tst']}",
+        f"owntracks-{nowhere['tst']}",
+    ]
+    assert (alerts[0].lat, alerts[0].lon, alerts[0].acc) == (52.085284, 5.120975, 5)
+    assert alerts[1].lat is None
+
+
 def test_lwt_is_offline_and_others_are_taken_and_dropped(
     svc: Running, phone: tuple[str, str]
 ) -> None:
