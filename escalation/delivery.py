@@ -20,6 +20,7 @@ from escalation.channels.sms import Sms
 from escalation.models import Notification, RecipientKind, Step
 from escalation.providers import Outgoing
 from escalation.states import FINAL, UNANSWERED, NotificationStatus, StepState
+from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
@@ -38,7 +39,8 @@ FRESH_S = LEASE.total_seconds() / 4
 
 
 def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
-    """An escalation entry in the alert's timeline."""
+    """An escalation entry in the alert's timeline, of a kind in timeline.EntryKind (the
+    console sets those apart: console/meta.py)."""
     alerts.record(db, alert, kind, "escalation", text, **data)
     # One announcement per alert per transaction is enough: a console refetches the
     # whole timeline when it hears of a change.
@@ -234,14 +236,16 @@ def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> No
         data["body"] = n.body
     else:
         text = f"{describe(n)}: {status}" + (f" ({sid})" if sid else "")
-    note(db, alert, "notification", text, **data)
+    note(db, alert, EntryKind.NOTIFICATION, text, **data)
 
 
 def record_skip(db: Session, item: Outgoing, why: str) -> None:
     n, alert = locked(db, item.id)
     if why == "duress" and _ours(n, item):
         n.status, n.lease_until, n.updated_at = CANCELLED, None, utcnow()
-        note(db, alert, "notification", f"{describe(n)} not sent: the worker is under duress")
+        note(
+            db, alert, EntryKind.NOTIFICATION, f"{describe(n)} not sent: the worker is under duress"
+        )
 
 
 def record_failure(
@@ -256,20 +260,20 @@ def record_failure(
     n.error, n.lease_until, n.updated_at = error, None, now
     if silenced(db, n, alert):
         n.status = CANCELLED
-        note(db, alert, "notification", f"{describe(n)} failed; not retried: duress")
+        note(db, alert, EntryKind.NOTIFICATION, f"{describe(n)} failed; not retried: duress")
         return False
     if retry and n.attempts < settings.escalation_attempts:
         wait = min(settings.escalation_retry_base_s * 2 ** (n.attempts - 1), 60.0)
         n.status, n.next_attempt_at = PENDING, now + timedelta(seconds=wait)
         text = f"{describe(n)} failed ({error}); trying again in {wait:.0f} s"
-        note(db, alert, "notification", text, notification=n.id, status="retrying")
+        note(db, alert, EntryKind.NOTIFICATION, text, notification=n.id, status="retrying")
         return False
     n.status = (NotificationStatus.ERROR if retry else NotificationStatus.FAILED).value
     tries = f" after {n.attempts} tries" if n.attempts > 1 else ""
     note(
         db,
         alert,
-        "notification",
+        EntryKind.NOTIFICATION,
         f"{describe(n)} failed{tries}: {error}",
         notification=n.id,
         status=n.status,
@@ -285,13 +289,13 @@ def record_status(db: Session, n: Notification, alert: Alert, status: str, sid: 
     text = f"{describe(n)}: {status}"
     if n.status in FINAL:
         # Late news (a call completing after the 1 that acknowledged it): shown, not applied.
-        note(db, alert, "notification", text, notification=n.id, status=status)
+        note(db, alert, EntryKind.NOTIFICATION, text, notification=n.id, status=status)
         return False
     # A retry may be waiting after a timeout although Twilio had taken the message: its
     # callback settles it, and the retry is not sent.
     n.status, n.updated_at = status, utcnow()
     n.provider_sid = n.provider_sid or sid
-    note(db, alert, "notification", text, notification=n.id, status=status)
+    note(db, alert, EntryKind.NOTIFICATION, text, notification=n.id, status=status)
     if status in UNANSWERED:
         return bring_next_step_forward(db, n, alert)
     return False
@@ -322,7 +326,7 @@ def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
     if nxt is None or nxt.due_at <= now:
         return False
     nxt.due_at = now
-    note(db, alert, "escalation_advanced", "Nobody reached at that step: going on now")
+    note(db, alert, EntryKind.ADVANCED, "Nobody reached at that step: going on now")
     return True
 
 

@@ -26,6 +26,7 @@ from escalation.delivery import (
 from escalation.models import Escalation, Notification, Step
 from escalation.providers import Outgoing
 from escalation.states import EscalationState, NotificationStatus, StepState
+from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
@@ -112,7 +113,7 @@ def start(
             f"Escalation policy {name!r} started ({len(steps)} steps, "
             f"repeated {snapshot.repeat} times)"
         )
-    note(db, alert, "escalation_started", text, policy=name)
+    note(db, alert, EntryKind.STARTED, text, policy=name)
     if rules.under_duress(alert):
         return esc, apply_duress(db, esc, alert)
     first = alert.raised_at + timedelta(seconds=steps[0].after)
@@ -154,7 +155,7 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
     note(
         db,
         alert,
-        "escalation_duress",
+        EntryKind.DURESS,
         "Duress: every step of the policy runs now, and the worker's phone is not contacted"
         + (f" ({silenced} notifications to it cancelled)" if silenced else ""),
     )
@@ -198,7 +199,7 @@ def run_step(
     queued: list[Notification] = []
     phone = ""  # the worker's
     if not channel.sends:
-        note(db, alert, "escalation_step", f"Escalation {label}: operators, on the console")
+        note(db, alert, EntryKind.STEP, f"Escalation {label}: operators, on the console")
     else:
         if step.id is None:
             db.flush()  # the step was made in this transaction: its notifications need its id
@@ -238,7 +239,7 @@ def run_step(
         text = f"Escalation {label}: {channel.name} to {who}"
         if skipped:
             text += f"; no address for {', '.join(skipped)}"
-        note(db, alert, "escalation_step", text, channel=channel.name, position=step.position)
+        note(db, alert, EntryKind.STEP, text, channel=channel.name, position=step.position)
     # A step that reached nobody (no backup staff for the team, no number) has nobody to
     # wait for: the next step follows at once.
     nxt = _schedule_next(db, esc, alert, step.position, now, at_once=channel.sends and not queued)
@@ -266,7 +267,7 @@ def _schedule_next(
         note(
             db,
             alert,
-            "escalation_exhausted",
+            EntryKind.EXHAUSTED,
             "Every escalation step has run; nobody has taken charge",
         )
         return None
@@ -296,7 +297,7 @@ def stop(db: Session, esc: Escalation, alert: Alert) -> None:
     text = f"Escalation stopped: alert {why}"
     if cancelled:
         text += f" ({cancelled} notifications not sent)"
-    note(db, alert, "escalation_stopped", text)
+    note(db, alert, EntryKind.STOPPED, text)
 
 
 def fail_step(db: Session, step_id: int, error: str) -> None:
@@ -310,7 +311,7 @@ def fail_step(db: Session, step_id: int, error: str) -> None:
     assert esc is not None
     step.state, step.done_at = StepState.ERROR.value, utcnow()
     label = esc.snapshot.label(step.position)
-    note(db, alert, "escalation_error", f"Escalation {label} failed: {error}")
+    note(db, alert, EntryKind.ERROR, f"Escalation {label} failed: {error}")
     _schedule_next(db, esc, alert, step.position, utcnow(), at_once=True)
 
 
