@@ -138,6 +138,10 @@ def read_answer(raw: bytes, key: bytes | None) -> Answer:
     if int(m["length"], 16) != len(body):
         raise ValueError("the answer's length does not match")
     rest = m["rest"]
+    if key is not None and not m["star"] and m["kind"] == "ACK":
+        # A receiver acknowledges an encrypted message encrypted: an ACK in clear could be
+        # anyone's on the path, and would mark delivered an event the centre never took.
+        raise ValueError("an ACK in clear to an encrypted message")
     if m["star"]:
         if key is None:
             raise ValueError("an encrypted answer to a message sent in clear")

@@ -128,6 +128,14 @@ def test_each_event_is_read_and_acknowledged_by_pysiaalarm(
         assert answer.stamp  # the encrypted ACK carries the receiver's time
         with pytest.raises(ValueError, match="does not decrypt with this key"):
             dc09.read_answer(event.create_response(), bytes(len(key)))
+        # The same ACK in clear, as anyone on the path could send it, is no answer.
+        plain = SIAEvent.from_line(
+            dc09.frame("ADM-CID", 42, LINE, data, now=datetime.now(UTC)).decode().strip(),
+            {ACCOUNT: SIAAccount(ACCOUNT)},
+        ).create_response()
+        assert dc09.read_answer(plain, None).kind == "ACK"
+        with pytest.raises(ValueError, match="ACK in clear"):
+            dc09.read_answer(plain, key)
 
 
 def test_nak_duh_and_damaged_answers() -> None:
