@@ -87,7 +87,8 @@ class Service:
             runner.stop()
         self.scheduler.stop()
         self.ingest.stop(end_session=end_session)
-        self.scheduler.join(timeout=10)
+        if self.scheduler.is_alive():  # not if start failed before it: the rest still stops
+            self.scheduler.join(timeout=10)
         if self.fanout is not None:
             self.fanout.stop()
         self.store.dispose()
