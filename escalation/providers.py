@@ -170,7 +170,7 @@ class Providers:
         raise Failed(f"webhook refused it ({response.status_code})")
 
     def arc(self, n: Outgoing) -> Sent:
-        """`n.body`, an event, to an alarm-receiving centre in SIA DC-09 over TCP
+        """`n.body`, an event, to an alarm-receiving centre in SIA DC-09 over TCP or UDP
         (escalation.arc), bounded by the address's timeout. The answer is in the sid."""
         try:
             taken = arc.send(n.address, arc.sequence(n.id), n.body)
