@@ -93,7 +93,7 @@ class Line:
         second copy changes nothing)."""
         payload = json.dumps({"v": 1, "ts": now_ms(), **body}).encode()
         handed = self.ingest.submit(f"vigil/v1/{device_id}/{suffix}", payload)
-        if not handed.wait(self.settings.line_wait_s):
+        if not handed.wait(self.settings.line_wait_s) or handed.retry_later:
             raise HTTPException(503, "not stored in time: try again", headers={"Retry-After": "1"})
 
     def caller(self, number: str, channel: str, what: str, key: str | None) -> Caller | None:

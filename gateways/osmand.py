@@ -200,7 +200,9 @@ class OsmAndGateway:
             handed.append(ingest.submit(topic, payload))
         deadline = time.monotonic() + self.settings.osmand_wait_s
         stored = all(h.wait(max(0.0, deadline - time.monotonic())) for h in handed)
-        return stored, refused
+        # Refused for now (the tracker's line full, the store failing): not stored, so the
+        # tracker is told to send it again.
+        return stored and not any(h.retry_later for h in handed), refused
 
 
 class TrackerPort:

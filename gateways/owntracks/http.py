@@ -172,7 +172,7 @@ def _handle(
         # Handed in even when it will be refused: monitor records the refusal, as for MQTT.
         handed = ingest.submit(topic, payload)
         checked = parse(topic, payload)
-        if not handed.wait(STORED_WITHIN_S):
+        if not handed.wait(STORED_WITHIN_S) or handed.retry_later:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not stored yet: try again")
         if isinstance(checked, Refusal):
             refused.append(f"{_THEIRS[v1.suffix]}: {checked.reason}")

@@ -144,12 +144,18 @@ class OwnTracksMqtt:
     def _ack_when_stored(
         self, incoming: Incoming, handed: list[Handed], where: Place | None
     ) -> None:
-        for h in handed:
+        assert self.ingest is not None
+        for first in handed:
+            h = first
             # Ingest retries until the store takes it; a stop leaves it unacknowledged, so
-            # the broker delivers it again.
-            while not h.wait(1.0):
+            # the broker delivers it again. Refused for now only (the device's line full),
+            # it is handed in again a second later.
+            while not h.wait(1.0) or h.retry_later:
                 if self._stopping.is_set():
                     return
+                if h.retry_later:
+                    self._stopping.wait(1.0)
+                    h = self.ingest.submit(h.topic, h.payload)
         if where is not None and not self._place(incoming, where):
             return
         incoming.ack()

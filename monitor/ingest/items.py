@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class Message(Protocol):
     """A device message as the workers take it, however it came: from the broker
     (`link.Incoming`) or handed over by a gateway (`runner.Handed`). `ack` is called once it
-    is stored or refused, never before."""
+    is stored or refused, never before; `refused` first if it was refused."""
 
     @property
     def topic(self) -> str: ...
@@ -34,6 +34,9 @@ class Message(Protocol):
     def payload(self) -> bytes: ...
 
     def ack(self) -> None: ...
+
+    def refused(self, refusal: Refusal) -> None:
+        """Told, before `ack`, when the message is refused rather than stored."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from monitor.config import Settings
+from monitor.protocol import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class Incoming:
 
     def ack(self) -> None:
         self.link.ack(self.mid, self.qos, self.generation)
+
+    def refused(self, refusal: Refusal) -> None:
+        """Nothing to do: the device hears `rejected`, and the refusal is recorded."""
 
 
 class MqttLink:

@@ -18,9 +18,13 @@ from monitor.ingest.replies import Replies
 from monitor.ingest.takeover import Takeover
 from monitor.ingest.telemetry import TelemetryWriter
 from monitor.ingest.urgent import UrgentWorker
-from monitor.protocol import TELEMETRY, URGENT
+from monitor.protocol import TELEMETRY, URGENT, Refusal
 
 log = logging.getLogger(__name__)
+
+
+# Refusals that say "not now" rather than "never" (monitor/ingest/urgent.py).
+AGAIN = frozenset({"overloaded", "store_failed", "too_many_waiting"})
 
 
 @dataclass
@@ -32,9 +36,19 @@ class Handed:
     topic: str
     payload: bytes
     done: threading.Event = field(default_factory=threading.Event)
+    refusal: Refusal | None = None
 
     def ack(self) -> None:
         self.done.set()
+
+    def refused(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+    @property
+    def retry_later(self) -> bool:
+        """Refused for now only (the device's line full, the store failing, too many held):
+        the gateway must have it sent again, as a device resends what was not taken."""
+        return self.refusal is not None and self.refusal.code in AGAIN
 
     def wait(self, timeout_s: float) -> bool:
         """Whether it was stored (or refused) within `timeout_s`."""

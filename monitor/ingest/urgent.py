@@ -161,7 +161,7 @@ class UrgentWorker(ItemWorker):
         4. acknowledged to the broker, only now: until then the broker keeps it for us.
         """
         if item.refused is not None:
-            self._note(item.refused)
+            self._refuse(item, item.refused)
             item.ack()
             return
         try:
@@ -186,10 +186,16 @@ class UrgentWorker(ItemWorker):
         except Stopping:
             raise
         except Refuse as refuse:
-            self._note(refuse.refused)
+            self._refuse(item, refuse.refused)
             return []
         except Exception as err:
             return self._permanent_failure(item, err)
+
+    def _refuse(self, item: Item, refused: refusals.Refused) -> None:
+        """`item` is refused, not stored: its sender is told (a gateway answers by it), and
+        the refusal noted."""
+        item.incoming.refused(refused.refusal)
+        self._note(refused)
 
     def _note(self, refused: refusals.Refused) -> None:
         answer = self.refusals.add(refused)
@@ -211,7 +217,7 @@ class UrgentWorker(ItemWorker):
         so a device sending in a loop costs others nothing."""
         most = self.settings.urgent_per_device
         reason = f"more than {most} messages from this device waiting; send it again later"
-        self._note(item.refused or item.refuse("overloaded", reason))
+        self._refuse(item, item.refused or item.refuse("overloaded", reason))
         item.ack()
 
     def _permanent_failure(self, item: Item, err: BaseException) -> list[Direct]:
@@ -224,5 +230,5 @@ class UrgentWorker(ItemWorker):
                 raise
             except Exception:
                 log.exception("even the bare alert on %s failed", item.incoming.topic)
-        self._note(item.refused or item.refuse("store_failed", failures.describe(err)))
+        self._refuse(item, item.refused or item.refuse("store_failed", failures.describe(err)))
         return []
