@@ -72,7 +72,7 @@ def worker_phone(db: Session, alert: Alert) -> str:
 def may_reach_worker(db: Session, alert: Alert) -> bool:
     """rules.may_reach_worker for a call or an SMS: not while this alert, or any other open
     alert of the same device, is under duress."""
-    if not rules.may_reach_worker(alert):
+    if not rules.may_tell_device(alert):
         return False  # no need to look at the device's other alerts
     device_duress = alerts.active_duress(db, alert.device_id)
     return rules.may_reach_worker(alert, device_under_duress=device_duress)

@@ -236,7 +236,7 @@ def contact_reply(db: Session, form: dict[str, str]) -> Response:
         )
         if taken:
             answer = f"Thank you: you are handling alert #{alert.id}." + (
-                " The worker is told help is coming." if rules.may_reach_worker(alert) else ""
+                " The worker is told help is coming." if rules.may_tell_device(alert) else ""
             )
         else:
             answer = f"Alert #{alert.id} is already {alert.state}" + (

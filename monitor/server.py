@@ -76,8 +76,9 @@ class Service:
     def start(self, wait_s: float = 0.0) -> None:
         if self.fanout is not None:
             self.fanout.start()
-        self.ingest.start(wait_s)
+        # The scheduler first: its timers must not wait while ingest waits for its links.
         self.scheduler.start()
+        self.ingest.start(wait_s)
         for runner in self.app.state.runners:
             runner.start()
 

@@ -57,13 +57,19 @@ def should_escalate_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
 # -- what may reach the worker
 
 
-def may_reach_worker(alert: Alert, *, device_under_duress: bool = False) -> bool:
-    """Whether anything about this alert may go to the worker: a command to their device, a
-    call or an SMS to their phone. Never under duress: the device must go on showing a
-    cancelled alert, and whoever is with the worker must notice nothing. Calls and SMS also
-    stop while any open alert of the device is under duress (`device_under_duress`:
-    alerts.service.active_duress)."""
-    return not (under_duress(alert) or device_under_duress)
+def may_tell_device(alert: Alert) -> bool:
+    """Whether the device may be told anything more about this alert (a command about it).
+    Never under duress: the device must go on showing a cancelled alert, and whoever is
+    with the worker must notice nothing."""
+    return not under_duress(alert)
+
+
+def may_reach_worker(alert: Alert, *, device_under_duress: bool) -> bool:
+    """Whether a call or an SMS about this alert may go to the worker's phone: not if the
+    device may not be told of it, nor while any open alert of the device is under duress
+    (`device_under_duress`: alerts.service.active_duress), since the phone is in the same
+    hands."""
+    return may_tell_device(alert) and not device_under_duress
 
 
 def may_reach_worker_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:

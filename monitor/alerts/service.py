@@ -127,7 +127,7 @@ def announce(db: Session, kind: Kind, alert: Alert, **extra: Any) -> None:
 def _tell_device(db: Session, alert: Alert, type_: str) -> None:
     # After a duress PIN the device must go on believing the alert was cancelled: it is told
     # nothing more about this alert, whatever happens to it.
-    if not rules.may_reach_worker(alert) or alert.device_alert_id is None:
+    if not rules.may_tell_device(alert) or alert.device_alert_id is None:
         return
     queue_command(db, alert.device_id, type_, alert_id=alert.device_alert_id)
 
@@ -164,7 +164,7 @@ def transition(
 def _ask_position(db: Session, alert: Alert) -> None:
     """Ask the device for a fresh fix (it answers with a `location`). Never under duress:
     the device must see nothing unusual."""
-    if rules.may_reach_worker(alert):
+    if rules.may_tell_device(alert):
         queue_command(db, alert.device_id, "locate")
 
 
