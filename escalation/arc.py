@@ -226,7 +226,7 @@ def send(uri: str, seq: int, body: str) -> str:
                 answer = dc09.read_answer(_read_line(sock, deadline), key)
                 if answer.kind == "NAK" and attempt == 1:
                     continue
-                return _settled(answer, seq, address, nak=attempt == 2)
+                return _settled(answer, seq, address, nak=attempt == 2, keyed=key is not None)
     except ValueError as exc:
         raise Unreachable(f"no valid answer: {exc}") from exc
     except OSError as exc:  # refused, reset, unreachable, timed out
@@ -234,8 +234,12 @@ def send(uri: str, seq: int, body: str) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _settled(answer: dc09.Answer, seq: int, address: Address, *, nak: bool) -> str:
+def _settled(answer: dc09.Answer, seq: int, address: Address, *, nak: bool, keyed: bool) -> str:
     if answer.kind == "DUH":
+        if keyed:
+            # A DUH is never encrypted, so on an encrypted link anyone on the path could send
+            # one: tried again, until the attempts run out, rather than given up at once.
+            raise Unreachable("the receiver answered DUH (not encrypted, so not trusted)")
         raise Refused("the receiver does not understand the event (DUH)")
     if answer.kind == "NAK":
         raise Unreachable("the receiver refused it twice (NAK): is this clock right?")

@@ -152,9 +152,11 @@ def test_nak_duh_and_damaged_answers() -> None:
         dc09.read_answer(damaged, None)
 
 
-def test_a_duh_fails_the_send_without_a_retry() -> None:
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_duh_fails_the_send_without_a_retry(keyed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A centre that does not understand the event: pysiaalarm's DUH (to an SIA-DCS code it
-    lacks), played back by a loopback socket, since it never answers DUH to ADM-CID."""
+    lacks), played back by a loopback socket, since it never answers DUH to ADM-CID. On an
+    encrypted link a DUH, which is never encrypted, is not trusted: the send is tried again."""
     body = f'"SIA-DCS"0007R{RECEIVER}L{PREFIX}#{ACCOUNT}[#{ACCOUNT}|Nri1/AC]'
     line = f"{dc09.crc16(body.encode()):04X}0{len(body):03X}{body}"
     duh = SIAEvent.from_line(line, {ACCOUNT: SIAAccount(ACCOUNT)}).create_response()
@@ -169,8 +171,12 @@ def test_a_duh_fails_the_send_without_a_retry() -> None:
 
         t = threading.Thread(target=answer)
         t.start()
-        with pytest.raises(arc.Refused, match="DUH"):
-            arc.send(f"sia-dc09://127.0.0.1:{port}?account={ACCOUNT}&prefix=0", 7, "1120 00 000")
+        address = f"sia-dc09://127.0.0.1:{port}?account={ACCOUNT}&prefix=0"
+        if keyed:
+            monkeypatch.setenv(KEY_ENV, vigil_key(KEYS[128]))
+            address += f"&key=env:{KEY_ENV}"
+        with pytest.raises(arc.Unreachable if keyed else arc.Refused, match="DUH"):
+            arc.send(address, 7, "1120 00 000")
         t.join()
 
 
