@@ -15,6 +15,7 @@ from typing import Annotated, Protocol
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from starlette.types import Message
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -33,11 +34,29 @@ from monitor.events import Kind
 # "1", "ACK" or "YES", optionally naming the alert: "ACK 42" takes alert #42.
 ACK_REPLY = re.compile(r"^(?:1|ACK|YES)(?:\s+#?(\d{1,12}))?$", re.IGNORECASE)
 XML = "application/xml"
+# Twilio's webhook bodies are a few KiB. The form is read before its signature can be
+# checked, and Starlette alone would parse up to 1,000 fields of 1 MB each for anyone: a
+# body over this is refused with 413 unread (by its Content-Length) or as soon as reading
+# it passes the limit (without one, or with a false one).
+MAX_FORM = 64 * 1024
 
 
 async def signed_form(request: Request, settings: SettingsDep) -> dict[str, str]:
     """The posted form, once its signature checks out against the configured public URL."""
-    form = await request.form()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM:
+        raise HTTPException(413, f"a Twilio webhook is limited to {MAX_FORM} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise HTTPException(413, f"a Twilio webhook is limited to {MAX_FORM} bytes")
+
+    async def read_again() -> Message:
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    # Parsed by Starlette's own form parser, from the bytes read.
+    form = await Request(request.scope, read_again).form()
     params = {key: str(value) for key, value in form.multi_items()}
     url = settings.public_url.rstrip("/") + request.url.path
     if request.url.query:

@@ -11,12 +11,14 @@ import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from httpx import Response
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from escalation.inbound import MAX_FORM
 from gateways import line_words
 from monitor.alerts.models import Alert
 from monitor.broker import password_lines
@@ -259,6 +261,39 @@ def test_unsigned_webhooks_change_nothing(line: Handlers) -> None:
     call = {"CallSid": sid("CA"), "From": PHONE}
     assert post(line, "/twilio/line/call", call, signed=False).status_code == 403
     assert line_alerts(line) == []
+
+
+def test_an_oversized_webhook_is_refused_before_it_is_parsed_and_changes_nothing(
+    line: Handlers,
+) -> None:
+    add_worker(line)
+    params = {"MessageSid": sid("SM"), "From": PHONE, "To": VIGIL_NUMBER, "Body": "help "}
+    params["Body"] += "x" * MAX_FORM
+    # Validly signed, and still refused: the limit comes before the form is read.
+    assert post(line, "/twilio/sms", params).status_code == 413
+    signature = RequestValidator(line.settings.twilio_auth_token).compute_signature(
+        PUBLIC_URL + "/twilio/sms", params
+    )
+    body = urlencode(params).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    # Sent in chunks without a Content-Length, or with one that understates it.
+    for length in ({}, {"Content-Length": "100"}):
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+            **length,
+        }
+        assert line.http.post("/twilio/sms", content=chunks(), headers=headers).status_code == 413
+    assert line_alerts(line) == []
+    assert refused(line) == []
+    # The same text at its usual size, signed, is taken.
+    params["Body"] = "help"
+    assert answer(post(line, "/twilio/sms", params)) == line_words.RECEIVED
+    assert len(line_alerts(line)) == 1
 
 
 def test_a_call_raises_an_alert_and_its_recording_becomes_playable_evidence(
