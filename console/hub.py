@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES
@@ -155,7 +156,7 @@ class Hub:
             rows = db.scalars(
                 select(Alert)
                 .where(
-                    Alert.state.in_([s.value for s in ACTIVE_STATES]),
+                    rules.is_open_sql(),
                     scope.covers(Alert.worker_id, Alert.org_id),
                 )
                 .order_by(Alert.priority, Alert.raised_at)

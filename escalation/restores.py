@@ -10,7 +10,7 @@ Every function here runs inside the caller's transaction; the engine calls them.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, exists, func, literal, select
+from sqlalchemy import and_, exists, func, literal, not_, select
 from sqlalchemy.orm import Session, aliased
 
 from escalation import arc, dc09
@@ -19,12 +19,12 @@ from escalation.delivery import LEASE, describe, note, outgoing
 from escalation.models import Notification
 from escalation.providers import Outgoing
 from escalation.states import NotificationStatus
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertState
 from monitor.db import utcnow
 
-CLOSED = (AlertState.RESOLVED.value, AlertState.CANCELLED.value)
 DELIVERED = NotificationStatus.DELIVERED.value
 _restore = aliased(Notification)
 
@@ -43,7 +43,7 @@ def owed(db: Session, limit: int = 100) -> list[int]:
                 # An event with an end: a new one (qualifier 1), not a test report.
                 Notification.body.like(f"{dc09.NEW}%"),
                 ~Notification.body.like(f"{dc09.NEW}{arc.TEST} %"),
-                Alert.state.in_(CLOSED),
+                not_(rules.is_open_sql()),
                 ~exists().where(
                     and_(
                         _restore.alert_id == Notification.alert_id,
@@ -68,7 +68,7 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
     centre took and has not had one for. The alert's lock orders two replicas: the second
     finds the first's restores."""
     alert = alerts.get(db, alert_id, for_update=True)
-    if alert.state not in CLOSED:
+    if rules.is_open(alert):
         return []
     rows = db.scalars(
         select(Notification)

@@ -10,9 +10,9 @@ from fastapi import APIRouter, FastAPI, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import AlertEvent
-from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import CurrentDevice, StoreDep
 from monitor.events import Kind
 from monitor.evidence.views import DevicePath
@@ -44,7 +44,7 @@ def recording(
         alert = alerts.find_device_alert(db, device.id, alert_id, for_update=True)
         if alert is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown alert {alert_id}")
-        if alert.state_enum not in ACTIVE_STATES:
+        if not rules.is_open(alert):
             # Nothing to note once it is over, and no way to grow a closed incident's record.
             raise HTTPException(status.HTTP_409_CONFLICT, f"alert {alert_id} is over")
         noted = db.scalars(

@@ -12,6 +12,18 @@ from monitor.alerts.states import ACTIVE_STATES, AlertState
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 
 
+# -- open: nobody has resolved or cancelled it yet
+
+
+def is_open(alert: Alert) -> bool:
+    """Raised or acknowledged: not yet resolved or cancelled (states.ACTIVE_STATES)."""
+    return alert.state in _ACTIVE
+
+
+def is_open_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
+    return alert.state.in_(_ACTIVE)
+
+
 # -- under duress: the worker keyed the duress PIN, and may be with someone who threatens them
 
 
@@ -27,11 +39,11 @@ def under_duress_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
 def open_under_duress(alert: Alert) -> bool:
     """Under duress and still open: it keeps the worker's phone silent for every alert of
     the device, and keeps the escalation going after someone took the alert."""
-    return under_duress(alert) and alert.state in _ACTIVE
+    return under_duress(alert) and is_open(alert)
 
 
 def open_under_duress_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
-    return and_(under_duress_sql(alert), alert.state.in_(_ACTIVE))
+    return and_(under_duress_sql(alert), is_open_sql(alert))
 
 
 def device_under_duress_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:

@@ -19,7 +19,6 @@ from monitor.alerts.models import (
     TrailPoint,
 )
 from monitor.alerts.states import (
-    ACTIVE_STATES,
     EFFECTS,
     AlertState,
     AlertType,
@@ -303,7 +302,6 @@ def cancel_from_device(
     Returns the command type the device gets: `alert_cancelled` or `cancel_rejected`. The
     duress PIN is answered exactly as the cancel PIN is, whatever state the alert is in.
     """
-    state = alert.state_enum
     if pin_kind is None:
         record(db, alert, "cancel_rejected", actor, "Cancel refused: wrong PIN")
         announce(db, Kind.ALERT_UPDATED, alert)
@@ -314,7 +312,7 @@ def cancel_from_device(
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
             announce(db, Kind.ALERT_DURESS, alert)
-        if state not in ACTIVE_STATES and not active_duress(db, device.id):
+        if not rules.is_open(alert) and not active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue. (A resent copy of the
             # same message finds that alert active and raises no second one.)
@@ -335,7 +333,7 @@ def cancel_from_device(
     if rules.under_duress(alert):
         # Under duress the worker may be made to cancel again; it changes nothing.
         record(db, alert, "cancel_after_duress", actor, "Cancel PIN after duress: ignored")
-    elif state in ACTIVE_STATES:
+    elif rules.is_open(alert):
         text = "Cancelled by the worker with the cancel PIN"
         transition(db, alert, AlertState.CANCELLED, actor=actor, text=text)
     # An alert that is already over is answered as cancelled too: the device only needs to
@@ -402,7 +400,7 @@ def active_for_devices(db: Session, device_ids: list[str]) -> dict[str, Alerting
     for device_id, alert_id, org_id, team_id in db.execute(
         select(Alert.device_id, Alert.id, Alert.org_id, Worker.team_id)
         .outerjoin(Worker, Worker.id == Alert.worker_id)
-        .where(Alert.device_id.in_(device_ids), Alert.state.in_([s.value for s in ACTIVE_STATES]))
+        .where(Alert.device_id.in_(device_ids), rules.is_open_sql())
     ):
         found.setdefault(device_id, Alerting([], org_id, team_id)).alert_ids.append(alert_id)
     return found

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts import holds, service
+from monitor.alerts import holds, rules, service
 from monitor.alerts.models import (
     Alert,
     AlertOut,
@@ -17,7 +17,6 @@ from monitor.alerts.models import (
     NoteIn,
     ResolveIn,
 )
-from monitor.alerts.states import ACTIVE_STATES
 from monitor.db import MAX_ROW_ID
 from monitor.deps import (
     CurrentUser,
@@ -58,9 +57,7 @@ def list_alerts(
     """Active alerts most urgent first, then oldest first; or every alert, newest first."""
     q = select(Alert).where(scope.covers(Alert.worker_id, Alert.org_id))
     if state == "active":
-        q = q.where(Alert.state.in_([s.value for s in ACTIVE_STATES])).order_by(
-            Alert.priority, Alert.raised_at, Alert.id
-        )
+        q = q.where(rules.is_open_sql()).order_by(Alert.priority, Alert.raised_at, Alert.id)
     else:
         q = q.order_by(Alert.raised_at.desc(), Alert.id.desc())
     rows = service.to_out_many(db, db.scalars(q.limit(limit).offset(offset)).all())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from monitor.alerts import rules
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES
 from monitor.deps import ReadSessionDep, ScopeDep, Supervisor
 from monitor.devices.models import Device, DeviceOut
 from monitor.orgs.models import Worker
@@ -30,9 +30,7 @@ def list_devices(db: ReadSessionDep, user: Supervisor, scope: ScopeDep) -> list[
         .order_by(Device.id)
     ).all()
     # Devices whose worker has an active alert: few, whatever the size of the fleet.
-    alerting = set(
-        db.scalars(select(Alert.device_id).where(Alert.state.in_([s.value for s in ACTIVE_STATES])))
-    )
+    alerting = set(db.scalars(select(Alert.device_id).where(rules.is_open_sql())))
     out = []
     for device, worker_name in rows:
         row = DeviceOut.model_validate(device)

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from monitor.alerts import rules
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES
 from monitor.audit.service import audit
 from monitor.db import Store, utcnow
 from monitor.evidence import custody
@@ -83,7 +83,7 @@ def decide(db: Session, ev: Evidence, cutoff: datetime, *, lock: bool) -> tuple[
         if alert.hold:
             return f"alert {alert.id}", f"alert {alert.id} is on hold: {alert.hold_reason}"
         end = alert.resolved_at or alert.cancelled_at
-        if alert.state in ACTIVE_STATES or end is None:
+        if rules.is_open(alert) or end is None:
             return f"alert {alert.id}", f"alert {alert.id} is still open"
         closed.append(end)
     if visit is not None:

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from monitor.alerts import rules
 from monitor.alerts.device_view import device_view
 from monitor.alerts.models import Alert, AlertEvent
-from monitor.alerts.states import ACTIVE_STATES
 from monitor.devices.commands import queue_command
 from monitor.visits.models import Visit, VisitState
 
@@ -53,7 +52,7 @@ def resync(db: Session, returned: dict[str, datetime | None]) -> int:
             # Alerts the service raised itself were never the device's to hear of.
             Alert.device_alert_id.is_not(None),
             or_(
-                Alert.state.in_([s.value for s in ACTIVE_STATES]),
+                rules.is_open_sql(),
                 rules.under_duress_sql(),
                 ended_alert,
             ),

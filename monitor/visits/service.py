@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES, AlertType
+from monitor.alerts.states import AlertType
 from monitor.db import utcnow
 from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
@@ -304,7 +305,7 @@ def device_offline(db: Session, device_id: str, reason: str, *, only_if_due: boo
         select(Alert.id).where(
             Alert.device_id == device_id,
             Alert.type == AlertType.DEVICE_OFFLINE.value,
-            Alert.state.in_([s.value for s in ACTIVE_STATES]),
+            rules.is_open_sql(),
         )
     )
     if already is None:
