@@ -24,6 +24,7 @@ from escalation.channels.sms import Sms
 from escalation.channels.voice import Voice
 from escalation.models import Notification, RecipientKind, TwilioRequestSeen
 from escalation.summary import ACK_DIGIT, REPEAT_DIGIT
+from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
@@ -133,7 +134,7 @@ def gather(
         alerts.record(
             db,
             alert,
-            "keypress",
+            EntryKind.KEYPRESS,
             actor,
             f"{n.recipient} pressed {digits or 'nothing'} on the call (duress: ignored)",
             notification=n.id,
@@ -145,7 +146,7 @@ def gather(
         alerts.record(
             db,
             alert,
-            "keypress",
+            EntryKind.KEYPRESS,
             actor,
             f"{n.recipient} pressed 1 on the call" + ("" if taken else " (alert already taken)"),
             notification=n.id,
@@ -161,7 +162,7 @@ def gather(
     alerts.record(
         db,
         alert,
-        "keypress",
+        EntryKind.KEYPRESS,
         actor,
         f"{n.recipient} pressed {digits or 'nothing'} on the call"
         + (": hearing it again" if digits == REPEAT_DIGIT else ": not acknowledged"),
@@ -246,7 +247,9 @@ def contact_reply(db: Session, form: dict[str, str]) -> Response:
     n, alert = _notification(db, n_id)
     actor = f"{n.recipient} ({n.address})"
     if delivery.silenced(db, n, alert):
-        alerts.record(db, alert, "sms_reply", actor, f"{n.recipient} replied (duress: ignored)")
+        alerts.record(
+            db, alert, EntryKind.SMS_REPLY, actor, f"{n.recipient} replied (duress: ignored)"
+        )
         return Response(str(MessagingResponse()), media_type=XML)  # no answer at all
     if match:
         taken = delivery.acknowledge_by(db, n, alert, via=Sms.name)
@@ -267,7 +270,7 @@ def contact_reply(db: Session, form: dict[str, str]) -> Response:
     else:
         text = f"{n.recipient} replied to the SMS: {words[:500]!r} (not an acknowledgement)"
         answer = f"To take alert #{alert.id}, reply 1, ACK or YES (or ACK {alert.id})."
-    alerts.record(db, alert, "sms_reply", actor, text, notification=n.id)
+    alerts.record(db, alert, EntryKind.SMS_REPLY, actor, text, notification=n.id)
     alerts.announce(db, Kind.ALERT_ESCALATION, alert)
     reply.message(answer)
     return Response(str(reply), media_type=XML)

@@ -19,6 +19,7 @@ from escalation.delivery import LEASE, describe, note, outgoing
 from escalation.models import Notification
 from escalation.providers import Outgoing
 from escalation.states import NotificationStatus
+from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
@@ -112,7 +113,7 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
         note(
             db,
             alert,
-            "notification",
+            EntryKind.NOTIFICATION,
             f"{describe(n)}: restore of event {n.body[1:4]} queued, the alert is {alert.state}",
             notification=n.id,
             channel=n.channel,
