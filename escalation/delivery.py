@@ -30,8 +30,6 @@ from monitor.db import utcnow
 from monitor.events import AlertChanged, Kind, pending
 from monitor.orgs.models import Worker
 
-PENDING, CLAIMED = NotificationStatus.PENDING.value, NotificationStatus.CLAIMED.value
-CANCELLED = NotificationStatus.CANCELLED.value
 # A claimed notification whose sender died is claimed again after this long.
 LEASE = timedelta(seconds=120)
 # A claim younger than this needs no last look before its send (needs_last_look).
@@ -104,7 +102,7 @@ def silence_worker(db: Session, alert: Alert) -> int:
             aimed_at_worker_sql(worker_phone(db, alert)),
             cancellable(utcnow()),
         )
-        .values(status=CANCELLED, updated_at=utcnow())
+        .values(status=NotificationStatus.CANCELLED.value, updated_at=utcnow())
     ).rowcount
 
 
@@ -113,16 +111,23 @@ def silence_worker(db: Session, alert: Alert) -> int:
 
 def sendable(now: datetime) -> ColumnElement[bool]:
     return or_(
-        and_(Notification.status == PENDING, Notification.next_attempt_at <= now),
-        and_(Notification.status == CLAIMED, Notification.lease_until < now),
+        and_(
+            Notification.status == NotificationStatus.PENDING.value,
+            Notification.next_attempt_at <= now,
+        ),
+        and_(
+            Notification.status == NotificationStatus.CLAIMED.value, Notification.lease_until < now
+        ),
     )
 
 
 def cancellable(now: datetime) -> ColumnElement[bool]:
     """Not sent and not being sent: waiting (even for a retry later) or left by a dead sender."""
     return or_(
-        Notification.status == PENDING,
-        and_(Notification.status == CLAIMED, Notification.lease_until < now),
+        Notification.status == NotificationStatus.PENDING.value,
+        and_(
+            Notification.status == NotificationStatus.CLAIMED.value, Notification.lease_until < now
+        ),
     )
 
 
@@ -147,7 +152,12 @@ def claim(db: Session, node: str, limit: int, max_attempts: int) -> list[Outgoin
             n.status, n.error = NotificationStatus.ERROR.value, "no result after repeated claims"
             n.updated_at = now
             continue
-        n.status, n.lease_until, n.claimed_by, n.updated_at = CLAIMED, now + LEASE, node, now
+        n.status, n.lease_until, n.claimed_by, n.updated_at = (
+            NotificationStatus.CLAIMED.value,
+            now + LEASE,
+            node,
+            now,
+        )
         n.attempts += 1
         out.append(outgoing(n))
     return out
@@ -158,8 +168,10 @@ def reclaim(db: Session, node: str) -> int:
     than when their lease runs out. (One Twilio took just before a crash goes twice.)"""
     return db.execute(  # type: ignore[attr-defined,no-any-return]
         update(Notification)
-        .where(Notification.status == CLAIMED, Notification.claimed_by == node)
-        .values(status=PENDING, next_attempt_at=utcnow(), lease_until=None)
+        .where(
+            Notification.status == NotificationStatus.CLAIMED.value, Notification.claimed_by == node
+        )
+        .values(status=NotificationStatus.PENDING.value, next_attempt_at=utcnow(), lease_until=None)
     ).rowcount
 
 
@@ -194,7 +206,7 @@ def still_to_send(db: Session, item: Outgoing) -> str | None:
     if row is None:
         return "claimed again elsewhere"
     status, attempts, lease_until, kind, address, phone, may_reach = row
-    if status != CLAIMED or attempts != item.attempt:
+    if status != NotificationStatus.CLAIMED.value or attempts != item.attempt:
         return "claimed again elsewhere"
     if lease_until is None or lease_until <= utcnow():
         return "its lease ran out while it waited"
@@ -218,7 +230,7 @@ def locked(db: Session, notification_id: int) -> tuple[Notification, Alert]:
 
 
 def _ours(n: Notification, item: Outgoing) -> bool:
-    return n.status == CLAIMED and n.attempts == item.attempt
+    return n.status == NotificationStatus.CLAIMED.value and n.attempts == item.attempt
 
 
 def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> None:
@@ -242,7 +254,7 @@ def record_sent(db: Session, item: Outgoing, status: str, sid: str | None) -> No
 def record_skip(db: Session, item: Outgoing, why: str) -> None:
     n, alert = locked(db, item.id)
     if why == "duress" and _ours(n, item):
-        n.status, n.lease_until, n.updated_at = CANCELLED, None, utcnow()
+        n.status, n.lease_until, n.updated_at = NotificationStatus.CANCELLED.value, None, utcnow()
         note(
             db, alert, EntryKind.NOTIFICATION, f"{describe(n)} not sent: the worker is under duress"
         )
@@ -259,12 +271,15 @@ def record_failure(
     now = utcnow()
     n.error, n.lease_until, n.updated_at = error, None, now
     if silenced(db, n, alert):
-        n.status = CANCELLED
+        n.status = NotificationStatus.CANCELLED.value
         note(db, alert, EntryKind.NOTIFICATION, f"{describe(n)} failed; not retried: duress")
         return False
     if retry and n.attempts < settings.escalation_attempts:
         wait = min(settings.escalation_retry_base_s * 2 ** (n.attempts - 1), 60.0)
-        n.status, n.next_attempt_at = PENDING, now + timedelta(seconds=wait)
+        n.status, n.next_attempt_at = (
+            NotificationStatus.PENDING.value,
+            now + timedelta(seconds=wait),
+        )
         text = f"{describe(n)} failed ({error}); trying again in {wait:.0f} s"
         note(db, alert, EntryKind.NOTIFICATION, text, notification=n.id, status="retrying")
         return False
@@ -307,7 +322,7 @@ def bring_next_step_forward(db: Session, n: Notification, alert: Alert) -> bool:
     if n.step_id is None:
         return False
     statuses = db.scalars(select(Notification.status).where(Notification.step_id == n.step_id))
-    if not all(s in UNANSWERED or s == CANCELLED for s in statuses):
+    if not all(s in UNANSWERED or s == NotificationStatus.CANCELLED.value for s in statuses):
         return False
     step = db.get(Step, n.step_id)
     assert step is not None

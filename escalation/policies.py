@@ -13,14 +13,13 @@ from sqlalchemy.orm import Session
 
 from escalation import arc, channels
 from escalation.channels import ChannelName
-from escalation.models import Contact, Policy, RecipientKind
+from escalation.channels.base import RESERVED
+from escalation.models import Contact, Policy
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
-# Recipients that are not contacts: the alerting worker, and their team's backup staff.
-WORKER, BACKUP = RecipientKind.WORKER.value, RecipientKind.BACKUP.value
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 MIN_ROUND_S = 10
 
@@ -107,7 +106,7 @@ def check_references(policies: list[PolicyIn], contacts: list[ContactIn]) -> Non
     by_name = {c.name: c for c in contacts}
     problems = []
     for c in contacts:
-        if c.name in (WORKER, BACKUP):
+        if c.name in RESERVED:
             problems.append(f"contacts: {c.name!r} is a reserved recipient name")
     for i, p in enumerate(policies):
         if p.repeat and sum(s.after for s in p.steps) < MIN_ROUND_S:

@@ -26,7 +26,6 @@ from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertState
 from monitor.db import utcnow
 
-DELIVERED = NotificationStatus.DELIVERED.value
 _restore = aliased(Notification)
 
 
@@ -39,7 +38,7 @@ def owed(db: Session, limit: int = 100) -> list[int]:
             .join(Alert, Alert.id == Notification.alert_id)
             .where(
                 Notification.channel == Arc.name,
-                Notification.status == DELIVERED,
+                Notification.status == NotificationStatus.DELIVERED.value,
                 Notification.step_id.isnot(None),
                 # An event with an end: a new one (qualifier 1), not a test report.
                 Notification.body.like(f"{dc09.NEW}%"),
@@ -85,7 +84,11 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
     made: list[Notification] = []
     for n in rows:
         body = arc.restore_of(n.body, why) if n.step_id is not None else None
-        if n.status != DELIVERED or body is None or (n.address, body[: arc.EVENT_LENGTH]) in sent:
+        if (
+            n.status != NotificationStatus.DELIVERED.value
+            or body is None
+            or (n.address, body[: arc.EVENT_LENGTH]) in sent
+        ):
             continue
         sent.add((n.address, body[: arc.EVENT_LENGTH]))
         made.append(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from escalation import channels
 from escalation.channels.console import Console
 from escalation.models import Contact, EscalationSnapshot, Recipient, RecipientKind, StepSnapshot
-from escalation.policies import BACKUP, WORKER, choose, stored_policies
+from escalation.policies import choose, stored_policies
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertType
 from monitor.orgs.models import Organisation, Team, Worker
@@ -54,11 +54,11 @@ def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> tupl
     """The step's `to` resolved to people and addresses, as they are now."""
     out: list[Recipient] = []
     for name in names:
-        if name == WORKER:
+        if name == RecipientKind.WORKER.value:
             if ctx.worker is not None:
                 w = ctx.worker
                 out.append(Recipient(name=w.name, kind=RecipientKind.WORKER, phone=w.phone))
-        elif name == BACKUP:
+        elif name == RecipientKind.BACKUP.value:
             for c in contacts:
                 if ctx.team is not None and ctx.team in c.backup_for:
                     out.append(Recipient(name=c.name, kind=RecipientKind.BACKUP, phone=c.phone))
@@ -87,7 +87,7 @@ def snapshot(
         return "", EscalationSnapshot(repeat=0, steps=CONSOLE_ONLY)
     # Every contact at once, and only if a step names anyone but the worker.
     contacts: list[Contact] = []
-    if any(name != WORKER for s in policy.steps for name in s.to):
+    if any(name != RecipientKind.WORKER.value for s in policy.steps for name in s.to):
         contacts = list(db.scalars(_CONTACTS))
     steps = tuple(
         StepSnapshot(after=s.after, channel=s.channel, to=_recipients(ctx, contacts, s.to))
