@@ -41,14 +41,150 @@ from device_sim.protocol import (
 )
 from device_sim.state import DeviceState
 
-__all__ = ["BrokerRefusedError", "Command", "SimDevice"]
+__all__ = ["BrokerRefusedError", "Command", "DeviceMessages", "SimDevice"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POSITION = (51.5072, -0.1276)
 
 
-class SimDevice:
+class DeviceMessages:
+    """What a device says to the service: each message built to protocol v1, numbered and
+    stamped. How a message leaves is a subclass's (`_send`, `_send_alert`, `_next_seq`):
+    SimDevice publishes it over MQTT; the service's fast tests hand it straight to ingest."""
+
+    def __init__(
+        self,
+        device_id: str,
+        cancel_pin: str,
+        duress_pin: str,
+        position: tuple[float, float] = DEFAULT_POSITION,
+        fw: str = "1.4.2",
+    ) -> None:
+        self.device_id = device_id
+        self.cancel_pin = cancel_pin
+        self.duress_pin = duress_pin
+        # What the device reports; the fleet (or a test) moves and drains it.
+        self.position = position
+        self.battery = 100
+        self.charging = False
+        self.rssi = -67
+        self.fw = fw
+
+    def send_location(
+        self,
+        lat: float | None = None,
+        lon: float | None = None,
+        acc: float = 5.0,
+        qos: int = 0,
+        *,
+        spd: float | None = None,
+        hdg: float | None = None,
+        src: str = "gps",
+    ) -> None:
+        """Publish a position fix; lat/lon, when given, also become the device's position."""
+        if (lat is None) != (lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        if lat is not None and lon is not None:
+            self.position = (lat, lon)
+        position = self._loc(acc=acc, spd=spd, hdg=hdg, src=src)
+        self._send(LOCATION, messages.location(position, self.battery), qos)
+
+    def heartbeat(self, batt: int | None = None, qos: int = 0) -> None:
+        if batt is not None:
+            self.battery = batt
+        body = messages.heartbeat(self.battery, chg=self.charging, rssi=self.rssi, fw=self.fw)
+        self._send(HEARTBEAT, body, qos)
+
+    def raise_alert(
+        self, type: str = "red", trigger: str | None = "button", note: str | None = None
+    ) -> str:
+        """Raise an alert and return its id. How it leaves is `_send_alert`'s: SimDevice's
+        keeps it in its outbox and resends it until the service confirms it."""
+        alert_id = str(uuid.uuid4())
+        body = messages.alert(
+            alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
+        )
+        self._send_alert(alert_id, body)
+        return alert_id
+
+    def cancel_alert(self, alert_id: str, pin: str) -> None:
+        self._send(ALERT_CANCEL, messages.alert_cancel(alert_id, pin), 1)
+
+    def start_visit(
+        self,
+        visit_id: str | None = None,
+        duration_s: int = 1800,
+        note: str | None = None,
+        memo: str | None = None,
+    ) -> str:
+        visit_id = visit_id or f"visit-{uuid.uuid4().hex[:12]}"
+        body = messages.visit(
+            visit_id, "start", duration_s=duration_s, note=note, position=self._loc(), memo=memo
+        )
+        self._send(VISIT, body, 1)
+        return visit_id
+
+    def extend_visit(self, visit_id: str, duration_s: int) -> None:
+        body = messages.visit(visit_id, "extend", duration_s=duration_s, position=self._loc())
+        self._send(VISIT, body, 1)
+
+    def checkin_visit(self, visit_id: str) -> None:
+        self._send(VISIT, messages.visit(visit_id, "checkin", position=self._loc()), 1)
+
+    def end_visit(self, visit_id: str, pin: str | None = None) -> None:
+        self._send(VISIT, messages.visit(visit_id, "end", position=self._loc(), pin=pin), 1)
+
+    def send_evidence(
+        self,
+        evidence_id: str,
+        alert_id: str | None = None,
+        visit_id: str | None = None,
+        data: bytes | None = None,
+        uri: str | None = None,
+        codec: str = "opus",
+        duration_ms: int = 15000,
+    ) -> None:
+        """Publish an evidence reference; with `data`, its size and SHA-256 are included."""
+        body = messages.evidence(
+            evidence_id,
+            alert_id=alert_id,
+            visit_id=visit_id,
+            data=data,
+            uri=uri,
+            codec=codec,
+            duration_ms=duration_ms,
+        )
+        self._send(EVIDENCE, body, 1)
+
+    # --- how a message leaves: the subclass's ----------------------------------------------
+
+    def _next_seq(self) -> int:
+        raise NotImplementedError
+
+    def _send(self, suffix: str, body: JsonObject, qos: int) -> None:
+        """Send the message `body` on the device's `suffix` topic."""
+        raise NotImplementedError
+
+    def _send_alert(self, alert_id: str, body: JsonObject) -> None:
+        """Send the alert `body`, whose id is `alert_id`."""
+        raise NotImplementedError
+
+    def _loc(
+        self,
+        acc: float | None = 5.0,
+        spd: float | None = None,
+        hdg: float | None = None,
+        src: str | None = "gps",
+    ) -> JsonObject:
+        lat, lon = self.position
+        return messages.loc(lat, lon, acc=acc, spd=spd, hdg=hdg, src=src)
+
+    def _encode(self, body: JsonObject) -> bytes:
+        return encode({"v": PROTOCOL_VERSION, "ts": now_ms(), "seq": self._next_seq(), **body})
+
+
+class SimDevice(DeviceMessages):
     """A simulated device. Methods are safe to call from any thread.
 
     With `loop` it runs on that shared NetLoop (a fleet's); without, on a loop of its own.
@@ -75,21 +211,13 @@ class SimDevice:
     ) -> None:
         if alert_retry_s <= 0:
             raise ValueError("alert_retry_s must be > 0")
-        self.device_id = check_device_id(device_id)
+        super().__init__(check_device_id(device_id), cancel_pin, duress_pin, position, fw)
         self.secret = secret
         self.host = host
         self.port = port
         self.protocol = protocol
-        self.cancel_pin = cancel_pin
-        self.duress_pin = duress_pin
         self.alert_retry_s = alert_retry_s
         self.keepalive = keepalive
-        # What the device reports; the fleet (or a test) moves and drains it.
-        self.position = position
-        self.battery = 100
-        self.charging = False
-        self.rssi = -67
-        self.fw = fw
 
         self._state = DeviceState(device_id, state_dir)
         self._log = CommandLog(device_id)
@@ -179,99 +307,10 @@ class SimDevice:
 
     # --- device to service ------------------------------------------------------------------
 
-    def send_location(
-        self,
-        lat: float | None = None,
-        lon: float | None = None,
-        acc: float = 5.0,
-        qos: int = 0,
-        *,
-        spd: float | None = None,
-        hdg: float | None = None,
-        src: str = "gps",
-    ) -> None:
-        """Publish a position fix; lat/lon, when given, also become the device's position."""
-        if (lat is None) != (lon is None):
-            raise ValueError("give both lat and lon, or neither")
-        if lat is not None and lon is not None:
-            self.position = (lat, lon)
-        position = self._loc(acc=acc, spd=spd, hdg=hdg, src=src)
-        self._send(LOCATION, messages.location(position, self.battery), qos)
-
-    def heartbeat(self, batt: int | None = None, qos: int = 0) -> None:
-        if batt is not None:
-            self.battery = batt
-        body = messages.heartbeat(self.battery, chg=self.charging, rssi=self.rssi, fw=self.fw)
-        self._send(HEARTBEAT, body, qos)
-
-    def raise_alert(
-        self, type: str = "red", trigger: str | None = "button", note: str | None = None
-    ) -> str:
-        """Raise an alert and return its id; it is resent until the service confirms it."""
-        alert_id = str(uuid.uuid4())
-        body = messages.alert(
-            alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
-        )
-        self._state.add_alert(alert_id, self._encode(body))
-        log.debug("%s raised %s alert %s", self.device_id, type, alert_id)
-        self._send_due_alerts()
-        if self._link.running:
-            self._link.loop.call_soon(self._arm_resend)
-        return alert_id
-
     @property
     def pending_alerts(self) -> list[str]:
         """Ids of alerts not yet confirmed by `alert_received`, oldest first."""
         return self._state.pending_ids()
-
-    def cancel_alert(self, alert_id: str, pin: str) -> None:
-        self._send(ALERT_CANCEL, messages.alert_cancel(alert_id, pin), 1)
-
-    def start_visit(
-        self,
-        visit_id: str | None = None,
-        duration_s: int = 1800,
-        note: str | None = None,
-        memo: str | None = None,
-    ) -> str:
-        visit_id = visit_id or f"visit-{uuid.uuid4().hex[:12]}"
-        body = messages.visit(
-            visit_id, "start", duration_s=duration_s, note=note, position=self._loc(), memo=memo
-        )
-        self._send(VISIT, body, 1)
-        return visit_id
-
-    def extend_visit(self, visit_id: str, duration_s: int) -> None:
-        body = messages.visit(visit_id, "extend", duration_s=duration_s, position=self._loc())
-        self._send(VISIT, body, 1)
-
-    def checkin_visit(self, visit_id: str) -> None:
-        self._send(VISIT, messages.visit(visit_id, "checkin", position=self._loc()), 1)
-
-    def end_visit(self, visit_id: str, pin: str | None = None) -> None:
-        self._send(VISIT, messages.visit(visit_id, "end", position=self._loc(), pin=pin), 1)
-
-    def send_evidence(
-        self,
-        evidence_id: str,
-        alert_id: str | None = None,
-        visit_id: str | None = None,
-        data: bytes | None = None,
-        uri: str | None = None,
-        codec: str = "opus",
-        duration_ms: int = 15000,
-    ) -> None:
-        """Publish an evidence reference; with `data`, its size and SHA-256 are included."""
-        body = messages.evidence(
-            evidence_id,
-            alert_id=alert_id,
-            visit_id=visit_id,
-            data=data,
-            uri=uri,
-            codec=codec,
-            duration_ms=duration_ms,
-        )
-        self._send(EVIDENCE, body, 1)
 
     def upload_evidence(
         self, base_url: str, evidence_id: str, data: bytes, timeout: float = 10.0
@@ -382,23 +421,19 @@ class SimDevice:
         self._cancel_resend()
         self._link.stop(send_disconnect=send_disconnect)
 
-    def _loc(
-        self,
-        acc: float | None = 5.0,
-        spd: float | None = None,
-        hdg: float | None = None,
-        src: str | None = "gps",
-    ) -> JsonObject:
-        lat, lon = self.position
-        return messages.loc(lat, lon, acc=acc, spd=spd, hdg=hdg, src=src)
-
-    def _encode(self, body: JsonObject) -> bytes:
-        return encode(
-            {"v": PROTOCOL_VERSION, "ts": now_ms(), "seq": self._state.next_seq(), **body}
-        )
+    def _next_seq(self) -> int:
+        return self._state.next_seq()
 
     def _send(self, suffix: str, body: JsonObject, qos: int) -> None:
         self._link.publish(topic(self.device_id, suffix), self._encode(body), qos)
+
+    def _send_alert(self, alert_id: str, body: JsonObject) -> None:
+        # Into the outbox, out now if connected, and again until the service confirms it.
+        self._state.add_alert(alert_id, self._encode(body))
+        log.debug("%s raised %s alert %s", self.device_id, body["type"], alert_id)
+        self._send_due_alerts()
+        if self._link.running:
+            self._link.loop.call_soon(self._arm_resend)
 
 
 def _topic(device_id: str, suffix: str) -> str:

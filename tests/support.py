@@ -245,7 +245,32 @@ def serve_process(settings_env: dict[str, str], log: Path) -> subprocess.Popen[b
         )
 
 
-class Running:
+class SignsIn:
+    """Users and their sign-in, for a service under test with a `store` and an API client
+    `http`: `Running` here, and the fast tier's `Handlers`."""
+
+    store: Store
+    http: TestClient
+
+    def user(
+        self,
+        username: str = "op1",
+        role: Role = Role.OPERATOR,
+        *,
+        org: str | None = None,
+        team: str | None = None,
+    ) -> dict[str, str]:
+        with self.store.begin() as db:
+            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
+        return self.login(username)
+
+    def login(self, username: str) -> dict[str, str]:
+        r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+class Running(SignsIn):
     """A started service with an API client signed in as an operator."""
 
     def __init__(self, settings: Settings, brk: Broker) -> None:
@@ -346,23 +371,6 @@ class Running:
                 time.sleep(0.2)
         self.devices.append(d)
         return d
-
-    def user(
-        self,
-        username: str = "op1",
-        role: Role = Role.OPERATOR,
-        *,
-        org: str | None = None,
-        team: str | None = None,
-    ) -> dict[str, str]:
-        with self.store.begin() as db:
-            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
-        return self.login(username)
-
-    def login(self, username: str) -> dict[str, str]:
-        r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def bearer(headers: dict[str, str]) -> str:

@@ -23,26 +23,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from device_sim import messages
 from device_sim.commands import Command, CommandLog
-from device_sim.protocol import (
-    ALERT,
-    ALERT_CANCEL,
-    EVIDENCE,
-    HEARTBEAT,
-    LOCATE,
-    LOCATION,
-    VISIT,
-    encode,
-    now_ms,
-)
+from device_sim.device import DeviceMessages
+from device_sim.protocol import ALERT, HEARTBEAT, LOCATE, LOCATION, topic
 from monitor.config import Settings
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming
 from monitor.server import Service
-from monitor.users.models import Role
-from monitor.users.service import add_user
-from tests.support import PASSWORD, Badge, add_badge
+from tests.support import Badge, SignsIn, add_badge
 
 # How long a fired message may take to be stored (or refused) and acknowledged.
 HANDLED_WITHIN_S = 10.0
@@ -87,7 +75,7 @@ class Airwaves:
             device = self.devices.get(parts[2])
             if device is not None and command.type == LOCATE:
                 # As `SimDevice` does: it answers with a fix (not waited for, on this thread).
-                device.send_location(qos=1, wait=False)
+                device.send_location(qos=1)
             self.log(parts[2]).append(command)
         return Published()
 
@@ -104,7 +92,7 @@ class Airwaves:
             return self._changed.wait_for(lambda: mid in self._acked, timeout)
 
 
-class Handlers:
+class Handlers(SignsIn):
     """The service with its ingest workers running and no MQTT: `fire` hands a device message
     to them as the MQTT thread does, and returns once it is stored (or refused), answered and
     acknowledged. Shaped like `tests.support.Running` (store, http, user, badge), so a test of
@@ -189,137 +177,37 @@ class Handlers:
         """A device by id, registered or not."""
         return FastDevice(self, device_id)
 
-    def user(
-        self,
-        username: str = "op1",
-        role: Role = Role.OPERATOR,
-        *,
-        org: str | None = None,
-        team: str | None = None,
-    ) -> dict[str, str]:
-        with self.store.begin() as db:
-            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
-        return self.login(username)
 
-    def login(self, username: str) -> dict[str, str]:
-        r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-class FastDevice:
-    """A device of the fast tier: it builds its messages as `device_sim` does, fires them into
-    the workers, and reads the commands the service sent it. Each call returns once the
-    message is handled, so a device never needs to resend an unanswered alert."""
+class FastDevice(DeviceMessages):
+    """A device of the fast tier: its messages are `device_sim`'s own (`DeviceMessages`), fired
+    into the workers instead of published, and it reads the commands the service sent it.
+    Each call but a fix or a heartbeat returns once the message is handled, so a device never
+    needs to resend an unanswered alert."""
 
     def __init__(
         self, hub: Handlers, device_id: str, cancel_pin: str = "1234", duress_pin: str = "9876"
     ) -> None:
+        super().__init__(device_id, cancel_pin, duress_pin)
         self.hub = hub
-        self.device_id = device_id
-        self.cancel_pin = cancel_pin
-        self.duress_pin = duress_pin
-        self.position = (51.5072, -0.1276)
-        self.battery = 100
         self._seq = itertools.count(1)
 
-    def _loc(self) -> dict[str, Any]:
-        lat, lon = self.position
-        return messages.loc(lat, lon, acc=5.0, src="gps")
+    def _next_seq(self) -> int:
+        return next(self._seq)
 
-    def _send(self, suffix: str, body: dict[str, Any], qos: int = 1, wait: bool = True) -> None:
-        payload = encode({"v": 1, "ts": now_ms(), "seq": next(self._seq), **body})
-        self.hub.fire(f"vigil/v1/{self.device_id}/{suffix}", payload, qos=qos, wait=wait)
+    def _send(self, suffix: str, body: dict[str, Any], qos: int) -> None:
+        # Telemetry is not waited for (a batch takes what comes together, as from a device),
+        # so a test waits for its effect; nor is the fix that answers a locate, which is sent
+        # on the thread that publishes the command.
+        wait = suffix not in (LOCATION, HEARTBEAT)
+        self.hub.fire(topic(self.device_id, suffix), self._encode(body), qos=qos, wait=wait)
+
+    def _send_alert(self, alert_id: str, body: dict[str, Any]) -> None:
+        self._send(ALERT, body, 1)
 
     def publish_raw(
         self, suffix: str, payload: bytes | str, qos: int = 1, topic: str | None = None
     ) -> None:
         self.hub.fire(topic or f"vigil/v1/{self.device_id}/{suffix}", payload, qos=qos)
-
-    def raise_alert(
-        self, type: str = "red", trigger: str | None = "button", note: str | None = None
-    ) -> str:
-        alert_id = str(uuid.uuid4())
-        body = messages.alert(
-            alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
-        )
-        self._send(ALERT, body)
-        return alert_id
-
-    def cancel_alert(self, alert_id: str, pin: str) -> None:
-        self._send(ALERT_CANCEL, messages.alert_cancel(alert_id, pin))
-
-    def start_visit(
-        self,
-        visit_id: str | None = None,
-        duration_s: int = 1800,
-        note: str | None = None,
-        memo: str | None = None,
-    ) -> str:
-        visit_id = visit_id or f"visit-{uuid.uuid4().hex[:12]}"
-        body = messages.visit(
-            visit_id, "start", duration_s=duration_s, note=note, position=self._loc(), memo=memo
-        )
-        self._send(VISIT, body)
-        return visit_id
-
-    def extend_visit(self, visit_id: str, duration_s: int) -> None:
-        self._send(
-            VISIT, messages.visit(visit_id, "extend", duration_s=duration_s, position=self._loc())
-        )
-
-    def checkin_visit(self, visit_id: str) -> None:
-        self._send(VISIT, messages.visit(visit_id, "checkin", position=self._loc()))
-
-    def end_visit(self, visit_id: str, pin: str | None = None) -> None:
-        self._send(VISIT, messages.visit(visit_id, "end", position=self._loc(), pin=pin))
-
-    def send_evidence(
-        self,
-        evidence_id: str,
-        alert_id: str | None = None,
-        visit_id: str | None = None,
-        data: bytes | None = None,
-        uri: str | None = None,
-        codec: str = "opus",
-        duration_ms: int = 15000,
-    ) -> None:
-        body = messages.evidence(
-            evidence_id,
-            alert_id=alert_id,
-            visit_id=visit_id,
-            data=data,
-            uri=uri,
-            codec=codec,
-            duration_ms=duration_ms,
-        )
-        self._send(EVIDENCE, body)
-
-    def send_location(
-        self,
-        lat: float | None = None,
-        lon: float | None = None,
-        acc: float = 5.0,
-        qos: int = 0,
-        *,
-        spd: float | None = None,
-        hdg: float | None = None,
-        src: str = "gps",
-        wait: bool = False,
-    ) -> None:
-        """A fix; telemetry is not waited for by default (a batch takes what comes together,
-        as from a device), so wait for its effect."""
-        if lat is not None and lon is not None:
-            self.position = (lat, lon)
-        lat_, lon_ = self.position
-        position = messages.loc(lat_, lon_, acc=acc, spd=spd, hdg=hdg, src=src)
-        self._send(LOCATION, messages.location(position, self.battery), qos, wait)
-
-    def heartbeat(self, batt: int | None = None, qos: int = 0, *, wait: bool = False) -> None:
-        if batt is not None:
-            self.battery = batt
-        body = messages.heartbeat(self.battery, chg=False, rssi=-67, fw="1.4.2")
-        self._send(HEARTBEAT, body, qos, wait)
 
     @property
     def commands(self) -> list[Command]:
