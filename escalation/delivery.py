@@ -58,6 +58,38 @@ def outgoing(n: Notification, checked_at: float | None = None) -> Outgoing:
     return Outgoing(n.id, n.alert_id, n.channel, n.address, n.body, n.attempts, checked_at)
 
 
+def claimed(
+    *,
+    alert_id: int,
+    step_id: int | None,
+    channel: str,
+    recipient: str,
+    recipient_kind: str,
+    address: str,
+    body: str,
+    node: str,
+    now: datetime,
+) -> Notification:
+    """A new notification, already claimed by `node` for its first attempt (its sender
+    takes it in the same breath): a step's (flows.run_step) or a restore's (restores.queue),
+    with no step."""
+    return Notification(
+        alert_id=alert_id,
+        step_id=step_id,
+        channel=channel,
+        recipient=recipient,
+        recipient_kind=recipient_kind,
+        address=address,
+        body=body,
+        status=NotificationStatus.CLAIMED.value,
+        attempts=1,
+        lease_until=now + LEASE,
+        claimed_by=node,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 # -- duress: whatever happens, nothing reaches the worker -------------------------------------
 
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from escalation import channels, snapshots
 from escalation.delivery import (
-    LEASE,
     aimed_at_worker,
     cancellable,
+    claimed,
     may_reach_worker,
     note,
     outgoing,
@@ -216,7 +216,7 @@ def run_step(
                 skipped.append(r.name)
                 continue
             queued.append(
-                Notification(
+                claimed(
                     alert_id=alert.id,
                     step_id=step.id,
                     channel=channel.name,
@@ -226,12 +226,8 @@ def run_step(
                     body=channel.body(
                         detail, r.kind.value, address, step.position + 1, settings.public_url
                     ),
-                    status=NotificationStatus.CLAIMED.value,
-                    attempts=1,
-                    lease_until=now + LEASE,
-                    claimed_by=node,
-                    created_at=now,
-                    updated_at=now,
+                    node=node,
+                    now=now,
                 )
             )
         db.add_all(queued)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased
 
 from escalation import arc, dc09
 from escalation.channels.arc import Arc
-from escalation.delivery import LEASE, describe, note, outgoing
+from escalation.delivery import claimed, describe, note, outgoing
 from escalation.models import Notification
 from escalation.providers import Outgoing
 from escalation.states import NotificationStatus
@@ -92,7 +92,7 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
             continue
         sent.add((n.address, body[: arc.EVENT_LENGTH]))
         made.append(
-            Notification(
+            claimed(
                 alert_id=alert.id,
                 step_id=None,
                 channel=Arc.name,
@@ -100,12 +100,8 @@ def queue(db: Session, alert_id: int, node: str) -> list[Outgoing]:
                 recipient_kind=n.recipient_kind,
                 address=n.address,
                 body=body,
-                status=NotificationStatus.CLAIMED.value,
-                attempts=1,
-                lease_until=now + LEASE,
-                claimed_by=node,
-                created_at=now,
-                updated_at=now,
+                node=node,
+                now=now,
             )
         )
     if not made:
