@@ -398,6 +398,8 @@ def test_review_pages_for_the_safety_lead(svc: Running, browser: BrowserContext)
     page.select_option("#rv-filters select[name=outcome]", "genuine_emergency")
     page.click("#rv-filters button[type=submit]")
     expect(rows).to_have_count(1)
+    # The test alert's row, one as well, stays until the answer comes: wait for Nia's.
+    expect(rows.first).to_contain_text("Nia <b>Okoro</b>")
 
     rows.first.click()
     expect(page.locator("#rv-title")).to_contain_text("Nia <b>Okoro</b>")
