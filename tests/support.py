@@ -190,6 +190,18 @@ def add_badge(
         return Badge(device.id, secret, worker.id, "1234", "9876")
 
 
+# Timers short enough for tests, shared by both tiers' services.
+TEST_TIMERS: dict[str, Any] = {
+    "scheduler_tick_s": 0.1,
+    "command_resend_s": 2.0,
+    "visit_grace_s": 2,
+    "waiting_max_s": 5.0,
+    "escalation_tick_s": 0.1,
+    "escalation_retry_base_s": 0.2,
+    "twilio_timeout_s": 2.0,
+}
+
+
 def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
@@ -204,13 +216,7 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "mqtt_node": "t" + uuid.uuid4().hex[:10],
         "mqtt_session_expiry_s": 600,
         "secret_key": "test-secret-" + secrets.token_hex(16),
-        "scheduler_tick_s": 0.1,
-        "command_resend_s": 2.0,
-        "visit_grace_s": 2,
-        "waiting_max_s": 5.0,
-        "escalation_tick_s": 0.1,
-        "escalation_retry_base_s": 0.2,
-        "twilio_timeout_s": 2.0,
+        **TEST_TIMERS,
     }
     values.update(extra)
     return Settings(**values)

@@ -74,16 +74,21 @@ def timeline_of(db: Session, visit_id: int) -> list[VisitEventOut]:
     return [VisitEventOut.model_validate(r) for r in rows]
 
 
+_OPEN = select(Visit).where(Visit.state == VisitState.OPEN.value).order_by(Visit.id.desc())
+
+
+def own_open_visit(db: Session, device_id: str) -> Visit | None:
+    """The newest visit this device has open."""
+    return db.scalar(_OPEN.where(Visit.device_id == device_id).limit(1))
+
+
 def open_visit_of(db: Session, device: Device) -> Visit | None:
     """The visit the device's worker is on now: the device's own open visit, or else one
     their other device (the badge or app that runs the timer) has open; the newest."""
-    q = select(Visit).where(Visit.state == VisitState.OPEN.value)
-    own = db.scalar(q.where(Visit.device_id == device.id).order_by(Visit.id.desc()).limit(1))
+    own = own_open_visit(db, device.id)
     if own is not None or device.worker_id is None:
         return own
-    return db.scalar(
-        q.where(Visit.worker_id == device.worker_id).order_by(Visit.id.desc()).limit(1)
-    )
+    return db.scalar(_OPEN.where(Visit.worker_id == device.worker_id).limit(1))
 
 
 class VisitRefused(Exception):
@@ -293,12 +298,7 @@ def device_offline(db: Session, device_id: str, reason: str, *, only_if_due: boo
     device = devices.go_offline(db, device_id, only_if_due=only_if_due)
     if device is None:
         return False
-    visit = db.scalar(
-        select(Visit)
-        .where(Visit.device_id == device_id, Visit.state == VisitState.OPEN.value)
-        .order_by(Visit.id.desc())
-        .limit(1)
-    )
+    visit = own_open_visit(db, device_id)
     if visit is None:
         return True
     already = db.scalar(

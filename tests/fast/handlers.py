@@ -30,7 +30,7 @@ from monitor.config import Settings
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming
 from monitor.server import Service
-from tests.support import Badge, SignsIn, add_badge
+from tests.support import TEST_TIMERS, Badge, SignsIn, add_badge
 
 # How long a fired message may take to be stored (or refused) and acknowledged.
 HANDLED_WITHIN_S = 10.0
@@ -224,13 +224,7 @@ def fast_settings(data_dir: Path, db_url: str, **extra: Any) -> Settings:
         "database_url": db_url,
         "mqtt_node": "f" + uuid.uuid4().hex[:10],
         "secret_key": "test-secret-" + secrets.token_hex(16),
-        "scheduler_tick_s": 0.1,
-        "command_resend_s": 2.0,
-        "visit_grace_s": 2,
-        "waiting_max_s": 5.0,
-        "escalation_tick_s": 0.1,
-        "escalation_retry_base_s": 0.2,
-        "twilio_timeout_s": 2.0,
+        **TEST_TIMERS,
     }
     values.update(extra)
     return Settings(**values)
