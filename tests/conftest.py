@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.db import Store
+from tests.browsers import launch, watched_context
 from tests.support import Broker, PgDatabases, Running, running, service_settings
 
 # CI runs the same examples every time: a red run must mean a change broke something.
@@ -116,3 +118,44 @@ def vigil(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
 
     run.store = lambda: Store(f"sqlite:///{tmp_path / 'cli.db'}")  # type: ignore[attr-defined]
     return run
+
+
+# -- browsers (tests/browsers.py) -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["chromium", "firefox"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """Each browser engine in turn, one per module: a test using it runs in both."""
+    with sync_playwright() as p:
+        b = launch(p, request.param)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Chromium alone, one per module, for what needs checking in one engine only."""
+    with sync_playwright() as p:
+        b = launch(p, "chromium")
+        yield b
+        b.close()
+
+
+def _profile(engine: Browser) -> Iterator[BrowserContext]:
+    context, blocked = watched_context(engine)
+    yield context
+    context.close()
+    assert blocked == [], blocked
+
+
+@pytest.fixture
+def browser(engine: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile per test in each engine, closed after it (its pages stop
+    reconnecting), failing the test if the content security policy blocked anything."""
+    yield from _profile(engine)
+
+
+@pytest.fixture
+def chrome(chromium: Browser) -> Iterator[BrowserContext]:
+    """The same in Chromium only."""
+    yield from _profile(chromium)

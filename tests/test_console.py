@@ -3,95 +3,27 @@
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
-    Browser,
     BrowserContext,
-    Page,
-    Playwright,
     expect,
-    sync_playwright,
 )
 
 from monitor.alerts.states import ACTIVE_STATES, AlertType, Outcome
 from monitor.devices import service as devices
 from monitor.users.models import Role
 from tests import owntracks_messages as ot
+from tests.browsers import sign_in
 from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def _launch(p: Playwright, name: str) -> Browser:
-    if name == "chromium":
-        return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    # Debian's Firefox ESR, driven over WebDriver BiDi (Playwright's "moz-" channels):
-    # Playwright's own patched Firefox is not something the test command may download.
-    return p.firefox.launch(channel="moz-firefox", executable_path=FIREFOX)
-
-
-@pytest.fixture(scope="module", params=["chromium", "firefox"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = _launch(p, request.param)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def browser(engine: Browser) -> Iterator[BrowserContext]:
-    """A fresh browser profile per test, closed after it (its pages stop reconnecting)."""
-    context = engine.new_context(viewport={"width": 1366, "height": 768})
-    # Anything the content security policy blocks is a broken console: collect it.
-    # (Chromium reports these on the console; Firefox over WebDriver BiDi does not.)
-    blocked: list[str] = []
-
-    def watch(page: Page) -> None:
-        page.on(
-            "console",
-            lambda m: (
-                blocked.append(m.text)
-                if "Content-Security-Policy" in m.text or "Content Security Policy" in m.text
-                else None
-            ),
-        )
-
-    context.on("page", watch)
-    yield context
-    context.close()
-    assert blocked == [], blocked
 
 
 @pytest.fixture
 def db_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     # The browser tests are about the console; one database is enough.
     return f"sqlite:///{tmp_path / 'vigil.db'}"
-
-
-def sign_in(browser: BrowserContext, base: str, username: str) -> Page:
-    # Each operator gets a profile of their own (sessionStorage is per page anyway).
-    page = browser.new_page()
-    page.goto(base + "/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
-    return page
 
 
 def test_alert_appears_and_taking_charge_shows_everywhere(

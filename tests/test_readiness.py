@@ -16,6 +16,7 @@ from sqlalchemy import event, func, select
 from monitor.alerts.models import Alert
 from monitor.db import Store
 from monitor.users.models import Role
+from tests.browsers import ARGS, CHROMIUM, sign_in
 from tests.support import (
     PASSWORD,
     Broker,
@@ -25,7 +26,6 @@ from tests.support import (
     service_settings,
     wait_until,
 )
-from tests.test_console import ARGS, CHROMIUM, sign_in
 
 DOWN = "the database cannot be reached"
 

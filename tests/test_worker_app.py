@@ -35,8 +35,8 @@ from monitor.devices.models import Device, LocationFix
 from monitor.evidence.models import Evidence
 from monitor.users.models import Role
 from monitor.visits.models import Visit
+from tests.browsers import ARGS, CHROMIUM, FIREFOX
 from tests.support import Badge, Running, add_badge, wait_until
-from tests.test_console import ARGS, CHROMIUM, FIREFOX
 
 # The console tests' browsers and flags, plus a microphone that plays a tone, allowed
 # without asking.
