@@ -30,6 +30,8 @@ class User(Base):
     org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     # A team of that organisation: the person sees only that team's workers.
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    # Their own phone (E.164), rung first when they call someone from an alert; "" for none.
+    phone: Mapped[str] = mapped_column(String(32), default="", server_default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
