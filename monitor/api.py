@@ -13,7 +13,8 @@ from sqlalchemy.exc import DataError
 
 from monitor import failures, headers, health
 from monitor.alerts.holds import HoldConflict
-from monitor.alerts.service import AlertNotFound
+from monitor.alerts.service import AlertNotFound, HeldByAnother
+from monitor.alerts.silence import NotSounding
 from monitor.alerts.states import IllegalTransition
 from monitor.alerts.views import router as alerts_router
 from monitor.audit.views import router as audit_router
@@ -27,6 +28,9 @@ from monitor.incidents.views import reports_router
 from monitor.incidents.views import router as incidents_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
+from monitor.procedures.service import ChecklistClosed, StepsNotTicked
+from monitor.procedures.views import router as procedures_router
+from monitor.reads.views import router as fleet_router
 from monitor.users.throttle import SignInThrottle
 from monitor.users.views import router as auth_router
 from monitor.visits.views import router as visits_router
@@ -83,11 +87,13 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         workers_router,
         devices_router,
         visits_router,
+        fleet_router,
         refused_router,
         evidence_router,
         playback_router,
         incidents_router,
         reports_router,
+        procedures_router,
     ):
         app.include_router(router)
 
@@ -101,6 +107,10 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
 
     app.add_exception_handler(IllegalTransition, _conflict)
     app.add_exception_handler(HoldConflict, _conflict)
+    app.add_exception_handler(NotSounding, _conflict)
+    app.add_exception_handler(ChecklistClosed, _conflict)
+    app.add_exception_handler(StepsNotTicked, _conflict)
+    app.add_exception_handler(HeldByAnother, _conflict)
 
     # A value no validator caught but the database cannot store (a NUL character in text,
     # a number out of the column's range): the transaction is rolled back, nothing changed.

@@ -157,11 +157,20 @@ class NoteIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000, pattern=NO_NUL)
 
 
+class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # An hour at most: a silence is a breather while someone acts, not a way to mute an alert.
+    minutes: int = Field(ge=1, le=60)
+
+
 class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Outcome
     note: str | None = Field(None, max_length=4000, pattern=NO_NUL)
+    # Resolving an alert another person has taken charge of is refused unless this says so.
+    take_over: bool = False
 
 
 class HoldIn(BaseModel):

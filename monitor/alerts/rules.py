@@ -7,7 +7,7 @@ from sqlalchemy import ColumnElement, and_, exists, not_, or_
 from sqlalchemy.orm import aliased
 
 from monitor.alerts.models import Alert
-from monitor.alerts.states import ACTIVE_STATES, AlertState
+from monitor.alerts.states import ACTIVE_STATES, AlertState, AlertType
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 
@@ -22,6 +22,39 @@ def is_open(alert: Alert) -> bool:
 
 def is_open_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
     return alert.state.in_(_ACTIVE)
+
+
+# -- held: a person has taken charge of it, and may be in the middle of handling it
+
+
+def holder_other_than(alert: Alert, actor: str) -> str | None:
+    """Who has taken charge of the open alert, if it is someone other than `actor` (as the
+    timeline names them, "user:" left off); None if nobody or `actor` themselves."""
+    holder = alert.acknowledged_by
+    if alert.state != AlertState.ACKNOWLEDGED.value or not holder or holder == actor:
+        return None
+    return holder.removeprefix("user:")
+
+
+# -- the consoles' alarm: it sounds and flashes for an alert nobody has taken charge of
+
+# Types nobody is in danger by: no sound, no flash, and (a test) closed after a while.
+QUIET_TYPES = frozenset({AlertType.TEST})
+
+
+def is_quiet(alert: Alert) -> bool:
+    """A quiet type, not under duress (a test cancelled with the duress PIN is an emergency)."""
+    return alert.type in QUIET_TYPES and not alert.duress
+
+
+def is_quiet_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
+    return and_(alert.type.in_([t.value for t in QUIET_TYPES]), not_(under_duress_sql(alert)))
+
+
+def sounds_alarm(alert: Alert) -> bool:
+    """Whether the consoles' alarm sounds for the alert: raised, nobody in charge, not quiet.
+    console/static/urgency.js applies the same rule, told QUIET_TYPES by console/meta.py."""
+    return alert.state == AlertState.RAISED.value and not is_quiet(alert)
 
 
 # -- under duress: the worker keyed the duress PIN, and may be with someone who threatens them

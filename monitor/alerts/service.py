@@ -11,6 +11,7 @@ from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from monitor.alerts import chain, rules
+from monitor.alerts.labels import OUTCOME_LABELS, TRIGGER_LABELS, TYPE_LABELS, plural
 from monitor.alerts.models import (
     Alert,
     AlertEvent,
@@ -111,7 +112,7 @@ def _seal_positions(db: Session, alert: Alert) -> None:
     points = trail_of(db, alert, newest=None)
     if points:
         first, last = points[0].device_ts, points[-1].device_ts
-        text = f"{len(points)} positions from {first:%H:%M:%S} to {last:%H:%M:%S} UTC"
+        text = f"{plural(len(points), 'position')} from {first:%H:%M:%S} to {last:%H:%M:%S} UTC"
         fixes = [p.model_dump(mode="json") for p in points]
         record(db, alert, "positions", "system", text, fixes=fixes)
 
@@ -147,7 +148,8 @@ def transition(
     check_transition(alert.state_enum, to)
     effects = EFFECTS[to]
     alert.state = to.value
-    setattr(alert, effects.at, utcnow())
+    if effects.at is not None:
+        setattr(alert, effects.at, utcnow())
     if effects.by is not None:
         setattr(alert, effects.by, actor)
     for name, value in (columns or {}).items():
@@ -240,7 +242,9 @@ def raise_from_device(
         alert,
         "raised",
         f"device:{device.id}",
-        f"{kind.value} alert raised" + (f" ({msg.trigger})" if msg.trigger else ""),
+        # In words: the text is the record people read (the kind is kept as the alert's type).
+        f"{TYPE_LABELS[kind]} alert raised"
+        + (f" ({TRIGGER_LABELS.get(msg.trigger, msg.trigger)})" if msg.trigger else ""),
         device_ts=msg.at.isoformat(),
         received_at=received_at.isoformat(),
         loc=alert.loc,
@@ -311,7 +315,10 @@ def cancel_from_device(
             alert.duress = True
             alert.priority = priority(alert.type_enum, True)
             record(db, alert, "duress", actor, "Cancelled with the DURESS PIN: worker under threat")
-            announce(db, Kind.ALERT_DURESS, alert)
+            if alert.state == AlertState.ACKNOWLEDGED.value:
+                _raise_again(db, alert, actor)
+            else:
+                announce(db, Kind.ALERT_DURESS, alert)
         if not rules.is_open(alert) and not active_duress(db, device.id):
             # The alert had ended, yet a person keys the duress PIN: they are under threat
             # now, so a new duress alert goes to the top of the queue. (A resent copy of the
@@ -341,6 +348,24 @@ def cancel_from_device(
     return "alert_cancelled"
 
 
+def _raise_again(db: Session, alert: Alert, actor: str) -> None:
+    """A duress on an alert someone had taken: whoever took it was dealing with something
+    else, so it is unanswered again, and flashes and sounds on every console until a person
+    takes charge of the duress. Who had taken it stays in the timeline, not on the row (the
+    columns say what holds now)."""
+    taken_by = alert.acknowledged_by
+    who = (taken_by or "someone").removeprefix("user:")
+    transition(
+        db,
+        alert,
+        AlertState.RAISED,
+        actor=actor,
+        text=f"Raised again: the duress PIN came after {who} took charge; take charge again",
+        columns={"acknowledged_at": None, "acknowledged_by": None},
+        taken_by=taken_by,
+    )
+
+
 def active_duress(db: Session, device_id: str) -> bool:
     """Whether this device has an open alert raised or cancelled under duress."""
     return (
@@ -365,11 +390,32 @@ def add_note(db: Session, alert_id: int, *, actor: str, text: str) -> Alert:
     return alert
 
 
+class HeldByAnother(Exception):
+    """Resolving an alert that another person has taken charge of, without saying that the
+    resolver takes it over from them: they may be on the phone to the worker right now."""
+
+
 def resolve(
-    db: Session, alert_id: int, *, actor: str, outcome: Outcome, note: str | None = None
+    db: Session,
+    alert_id: int,
+    *,
+    actor: str,
+    outcome: Outcome,
+    note: str | None = None,
+    take_over: bool = False,
 ) -> Alert:
     alert = get(db, alert_id, for_update=True)
-    text = f"Resolved: {outcome.value}" + (f". {note}" if note else "")
+    holder = rules.holder_other_than(alert, actor)
+    if holder is not None:
+        if not take_over:
+            raise HeldByAnother(
+                f"{holder} has taken charge of this alert: to resolve it, take it over"
+                " from them (take_over)"
+            )
+        record(
+            db, alert, "taken_over", actor, f"Taken over from {holder} to resolve", holder=holder
+        )
+    text = f"Resolved: {OUTCOME_LABELS[outcome]}" + (f". {note}" if note else "")
     transition(
         db,
         alert,

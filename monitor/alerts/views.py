@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts import holds, rules, service
+from monitor.alerts import holds, rules, service, silence
 from monitor.alerts.models import (
     Alert,
     AlertOut,
@@ -16,6 +16,7 @@ from monitor.alerts.models import (
     HoldIn,
     NoteIn,
     ResolveIn,
+    SilenceIn,
 )
 from monitor.db import MAX_ROW_ID
 from monitor.deps import (
@@ -29,6 +30,7 @@ from monitor.deps import (
 )
 from monitor.orgs.scope import Scope
 from monitor.privacy import positions
+from monitor.procedures import service as procedures
 from monitor.reads import alert_detail
 from monitor.reads.alert_detail import AlertDetail
 
@@ -88,12 +90,33 @@ def add_note(
     return _shown(db, alert, scope)
 
 
+@router.post("/{alert_id}/silence", status_code=status.HTTP_201_CREATED)
+def silence_sound(
+    alert_id: AlertId, body: SilenceIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
+) -> AlertOut:
+    """Silence the alert's alarm sound on the caller's console for `minutes`: the console
+    keeps the silence; the timeline says who and for how long (409 if it is not sounding)."""
+    service.check_in_scope(db, alert_id, scope)
+    alert = silence.silence(db, alert_id, actor=_actor(user), minutes=body.minutes)
+    return _shown(db, alert, scope)
+
+
 @router.post("/{alert_id}/resolve")
 def resolve(
     alert_id: AlertId, body: ResolveIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
 ) -> AlertOut:
+    """Close the alert with its outcome; one someone else holds only with `take_over`."""
     service.check_in_scope(db, alert_id, scope)
-    alert = service.resolve(db, alert_id, actor=_actor(user), outcome=body.outcome, note=body.note)
+    # Steps of its procedure left unticked need a reason: the note (monitor.procedures).
+    procedures.check_resolve(db, alert_id, actor=_actor(user), note=body.note)
+    alert = service.resolve(
+        db,
+        alert_id,
+        actor=_actor(user),
+        outcome=body.outcome,
+        note=body.note,
+        take_over=body.take_over,
+    )
     return _shown(db, alert, scope)
 
 
