@@ -30,6 +30,8 @@ def alert(out: A, always: bool) -> A:
     out.lat = out.lon = out.acc = None
     if isinstance(out, AlertDetail):
         out.trail = []
+        # Said, so that the console does not call it unknown (the store still holds it).
+        out.position, out.position_missing = None, "withheld"
         out.timeline = [_without_position(e) for e in out.timeline]
         if out.visit is not None:
             # A place the phone reported (an OwnTracks region's name) says where the worker

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
+from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert, AlertEventOut, AlertOut, TrailPoint
+from monitor.devices.models import Device
 from monitor.evidence.models import Evidence, EvidenceOut
 from monitor.orgs.models import Worker
 from monitor.visits import service as visits
@@ -43,12 +46,26 @@ class VisitBrief(BaseModel):
     events: list[VisitEventOut] = []
 
 
+class Position(BaseModel):
+    """Where the worker was last known to be during the alert, and when that fix was taken."""
+
+    lat: float
+    lon: float
+    acc: float | None
+    # None for a position the service gave an alert it raised itself, of unknown age.
+    at: datetime | None
+
+
 class AlertDetail(AlertOut):
     timeline: list[AlertEventOut]
     worker: WorkerBrief | None = None
     visit: VisitBrief | None = None
     evidence: list[EvidenceOut] = []
     trail: list[TrailPoint] = []
+    position: Position | None = None
+    # Why `position` is missing: "withheld" by the privacy rules (monitor/privacy/positions.py)
+    # or "not_reported" by the device; None when there is one.
+    position_missing: Literal["withheld", "not_reported"] | None = None
 
 
 def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
@@ -93,6 +110,33 @@ def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
     if not history:
         return out
     out.trail = alerts.trail_of(db, alert)
+    out.position = _newest_position(db, alert, out.trail)
+    out.position_missing = None if out.position is not None else "not_reported"
     if out.visit is not None:
         out.visit.events = visits.timeline_of(db, out.visit.id)
     return out
+
+
+def _newest_position(db: Session, alert: Alert, trail: list[TrailPoint]) -> Position | None:
+    """The newest fix of: the alert's own position as the device sent it, the trail's last,
+    and, while the alert is open, the device's last (after it closes, where the worker went
+    is none of the incident's business). Failing all three, the position the service gave an
+    alert it raised itself (an overdue visit's), whose time it did not keep."""
+    found: list[Position] = []
+    if alert.lat is not None and alert.lon is not None and alert.device_ts is not None:
+        found.append(Position(lat=alert.lat, lon=alert.lon, acc=alert.acc, at=alert.device_ts))
+    if trail:
+        last = trail[-1]
+        found.append(Position(lat=last.lat, lon=last.lon, acc=last.acc, at=last.device_ts))
+    device = db.get(Device, alert.device_id) if rules.is_open(alert) else None
+    if device is not None and device.last_lat is not None and device.last_lon is not None:
+        found.append(
+            Position(
+                lat=device.last_lat, lon=device.last_lon, acc=device.last_acc, at=device.last_fix_at
+            )
+        )
+    if found:
+        return max(found, key=lambda p: p.at or datetime.min.replace(tzinfo=UTC))
+    if alert.lat is not None and alert.lon is not None:
+        return Position(lat=alert.lat, lon=alert.lon, acc=alert.acc, at=None)
+    return None
