@@ -22,6 +22,7 @@ from monitor.config import Settings
 from monitor.devices import service as devices
 from monitor.devices.models import Device
 from monitor.orgs import service as orgs
+from monitor.procedures import definitions as procedures
 from monitor.security import hash_secret
 from monitor.server import Service
 from monitor.users.models import Role, User
@@ -149,6 +150,8 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
     with service.store.begin() as db:
         creds = seed(db, devices_count)
         password = reset_operator(db)
+        # The operators' checklists, as the escalation extension loads its default policy.
+        procedures.load_default(db)
         files = broker.write_config(
             db,
             data / "broker",

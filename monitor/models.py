@@ -13,6 +13,7 @@ from monitor.devices.models import (
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
+from monitor.procedures.models import Procedure
 from monitor.replicas.models import Replica
 from monitor.users.models import User
 from monitor.visits.models import Visit, VisitEvent
@@ -30,6 +31,7 @@ __all__ = [
     "EvidenceCustody",
     "LocationFix",
     "Organisation",
+    "Procedure",
     "RefusedMessage",
     "Replica",
     "Team",

@@ -23,6 +23,7 @@ from monitor.cli import (
     mosquitto,
     service,
     sim,
+    sop,
     user,
     worker,
 )
@@ -68,6 +69,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(audit.app, name="audit")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(locations.app, name="locations")
+app.add_typer(sop.app, name="sop")
 
 # Extensions (escalation's `vigil policy ...`) add their own command groups.
 for _ep in entry_points(group="vigil.commands"):

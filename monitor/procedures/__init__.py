@@ -1,0 +1,1 @@
+"""Standard operating procedures: the checklist an operator follows for each kind of alert."""
