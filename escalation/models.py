@@ -12,7 +12,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from escalation.states import EscalationState, NotificationStatus, StepState
+from escalation.states import CallState, EscalationState, NotificationStatus, StepState
 from monitor.db import Base, utcnow
 
 
@@ -40,6 +40,10 @@ class StepSnapshot(BaseModel):
     after: float  # seconds after the step before it ran (the first: after the alert)
     channel: str  # a name in escalation.channels.CHANNELS
     to: tuple[Recipient, ...] = ()
+    # Names in the policy's `to` that resolved to nobody as the escalation started (`backup`
+    # for a team without backup staff), so the timeline can say why the step reached nobody.
+    # None when every name resolved (and in rows older than this field).
+    missing: tuple[str, ...] | None = None
 
 
 class EscalationSnapshot(BaseModel):
@@ -234,3 +238,52 @@ class NotificationOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class Call(Base):
+    """A call an operator placed from an alert (escalation.calls): their own phone is rung
+    first, then bridged to the worker's phone or a contact's. Its changes are written to
+    the alert's timeline; this row holds where it stands and the legs' Twilio sids."""
+
+    __tablename__ = "escalation_calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    placed_by: Mapped[str] = mapped_column(String(100))  # the operator's username
+    operator_phone: Mapped[str] = mapped_column(String(32))
+    # RecipientKind: the worker, or a contact of the alert (backup staff or named).
+    to_kind: Mapped[str] = mapped_column(String(16))
+    to_name: Mapped[str] = mapped_column(String(200))
+    to_phone: Mapped[str] = mapped_column(String(32))
+    # CallState (escalation.states)
+    state: Mapped[str] = mapped_column(String(16), default=CallState.CALLING_OPERATOR.value)
+    recorded: Mapped[bool] = mapped_column(default=False)  # VIGIL_CALL_RECORDING when placed
+    operator_sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    other_sid: Mapped[str | None] = mapped_column(String(64))
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    evidence_id: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="")  # the latest change, as told
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    connected_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_s: Mapped[int | None]
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    alert_id: int
+    placed_by: str
+    to_kind: str
+    to_name: str
+    to_phone: str
+    state: str
+    recorded: bool
+    recording_sid: str | None
+    evidence_id: str | None
+    detail: str
+    created_at: datetime
+    connected_at: datetime | None
+    ended_at: datetime | None
+    duration_s: int | None

@@ -17,6 +17,7 @@ from escalation.channels.base import RESERVED
 from escalation.models import Contact, Policy
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
+from monitor.phones import E164
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
@@ -57,7 +58,7 @@ class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    phone: str = Field("", pattern=r"^(\+[1-9][0-9]{6,14})?$", description="E.164")
+    phone: str = Field("", pattern=f"^({E164})?$", description="E.164")
     webhook: str = Field("", max_length=2000, pattern=r"^(https?://\S+)?$")
     arc: ArcAddress = Field("", description="sia-dc09://host:port?account=...&prefix=...")
     backup_for: list[Name] = Field(default_factory=list, description="Team names")

@@ -149,6 +149,21 @@ class Providers:
             )
         return Sent(call.status or NotificationStatus.QUEUED.value, call.sid)
 
+    def bridge_call(self, to: str, url: str, status_callback: str) -> str:
+        """A call to `to` (an operator's own phone, escalation.calls) whose TwiML Twilio
+        fetches from `url` once it is answered; its sid. Raises Failed or Retry."""
+        with _twilio_errors():
+            call = self._twilio().calls.create(
+                to=to,
+                from_=self.settings.twilio_from_number,
+                url=url,
+                method="POST",
+                status_callback=status_callback,
+                status_callback_event=CALL_EVENTS,
+                timeout=30,
+            )
+        return str(call.sid)
+
     def webhook(self, n: Outgoing) -> Sent:
         """`n.body` POSTed to `n.address`, signed with the webhook secret."""
         body = n.body.encode()

@@ -66,3 +66,24 @@ FINAL = UNANSWERED | {
     NotificationStatus.OUTBOX,
     NotificationStatus.CANCELLED,
 }
+
+
+class CallState(StrEnum):
+    """A call an operator placed from an alert (escalation.calls): their own phone rings
+    first, then the other person's, then the two are bridged."""
+
+    CALLING_OPERATOR = "calling_operator"  # placed: the operator's phone rings
+    DIALLING = "dialling"  # the operator answered: the other person's phone rings
+    CONNECTED = "connected"  # both sides on the line
+    # Final: a conversation that ended; nobody answered; busy; the call failed or was
+    # cancelled (the operator hung up first, or duress stopped it).
+    ENDED = "ended"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+CALL_OVER = frozenset(
+    {CallState.ENDED, CallState.NO_ANSWER, CallState.BUSY, CallState.FAILED, CallState.CANCELLED}
+)

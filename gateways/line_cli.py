@@ -8,6 +8,7 @@ import typer
 from sqlalchemy import select
 
 from gateways import line_workers
+from monitor import phones
 from monitor.audit.service import audit
 from monitor.cli import fail, open_store
 from monitor.devices.models import Device
@@ -56,7 +57,7 @@ def list_lines() -> None:
             .where(Worker.phone != "")
             .order_by(Worker.id)
         ).all()
-    numbers = [line_workers.normalise(phone) for _, _, phone, _, _ in rows]
+    numbers = [phones.normalise(phone) for _, _, phone, _, _ in rows]
     for (worker_id, name, phone, device_id, enabled), number in zip(rows, numbers, strict=True):
         line = "no line yet" if device_id is None else device_id
         if device_id is not None and not enabled:

@@ -12,7 +12,6 @@ random and shown to nobody.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, select
@@ -22,25 +21,19 @@ from sqlalchemy.orm import Session
 from monitor.devices.models import Device
 from monitor.devices.trackers import LINE
 from monitor.orgs.models import Worker
+from monitor.phones import SPACING, normalise
 from monitor.security import hash_device_secret, new_device_secret
 
 KIND = LINE  # no account at the broker, nor for evidence uploads (HTTP_ONLY_KINDS)
 # Its messages come only from Twilio's webhooks: "silent" means nothing for it, so it counts
 # as offline a day after its last text or call rather than within minutes.
 HEARTBEAT_S = 86400
-# What may be written between the digits of a registered number: "+44 7700 900-001".
-_SPACING = re.compile(r"[\s().-]")
-
-
-def normalise(number: str) -> str:
-    """A phone number as Twilio writes a sender (E.164), from one written with spacing."""
-    return _SPACING.sub("", number)
 
 
 def _stored_normalised() -> ColumnElement[str]:
     # The same spacing taken out in SQL, so a worker's number matches as it was typed.
     column: ColumnElement[str] = Worker.phone.expression
-    for char in (" ", "(", ")", ".", "-"):
+    for char in SPACING:
         column = func.replace(column, char, "")
     return column
 

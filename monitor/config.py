@@ -226,6 +226,21 @@ class Settings(BaseSettings):
     test_alert_days: int = Field(
         30, ge=1, le=3650, description="A device with no test alert for this long is listed."
     )
+    # The console's alarm (console/meta.py tells the browser).
+    alarm_repeat_s: float = Field(
+        10.0,
+        ge=2,
+        le=300,
+        description="The console's alarm sounds again this often, seconds, while any alert "
+        "(not a test) is waiting for someone to take charge.",
+    )
+    test_alert_close_min: float = Field(
+        10.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="A test alert nobody has taken charge of is resolved by the service "
+        "(outcome test) this many minutes after it was raised; 0: never.",
+    )
     pdf_font_dir: Path = Field(
         Path("/usr/share/fonts/truetype/dejavu"),
         description="Where DejaVu Sans is (Debian's fonts-dejavu-core), for PDF reports.",
@@ -244,6 +259,11 @@ class Settings(BaseSettings):
         "https://api.twilio.com", description="Twilio's REST API (a proxy or a test double)."
     )
     twilio_timeout_s: float = Field(10.0, gt=0, description="One request to Twilio at most.")
+    call_recording: bool = Field(
+        False,
+        description="Record calls operators place from the console (both sides, from when "
+        "the other person answers) and keep each recording as the alert's evidence.",
+    )
     # The worker line: workers texting or calling the Vigil number (the `gateways` package).
     line_wait_s: float = Field(
         10.0,

@@ -151,6 +151,10 @@ class FakeTwilio:
         # Kept after the first start so a stop()/start() pair (Twilio unreachable, then back)
         # keeps the same url the service under test was configured with.
         self._port = 0
+        from tests.fake_twilio_voice import Voice  # it drives this fake's calls
+
+        # Calls as Twilio runs them: answered, their TwiML fetched, dialled, bridged, ended.
+        self.voice = Voice(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -244,9 +248,18 @@ class FakeTwilio:
             resource = self._state.resources[sid]
             resource.update(fields, status=status, date_updated=_now_rfc2822())
 
-    def add_recording(self, call_sid: str, audio: bytes, duration_s: int = 12) -> str:
-        """A recording of a call, as Twilio keeps one when TwiML's <Record> ends: its
-        resource under Recordings/ and its media at `media_url`. Returns its sid (RE...)."""
+    def add_recording(
+        self,
+        call_sid: str,
+        audio: bytes,
+        duration_s: int = 12,
+        *,
+        channels: int = 1,
+        source: str = "RecordVerb",
+    ) -> str:
+        """A recording of a call, as Twilio keeps one when TwiML's <Record> ends (or a
+        <Dial record=...>: source "DialVerb"): its resource under Recordings/ and its media
+        at `media_url`. Returns its sid (RE...)."""
         sid = "RE" + secrets.token_hex(16)
         now = _now_rfc2822()
         base = f"/{API_VERSION}/Accounts/{self.account_sid}"
@@ -254,7 +267,7 @@ class FakeTwilio:
             "account_sid": self.account_sid,
             "api_version": API_VERSION,
             "call_sid": call_sid,
-            "channels": 1,
+            "channels": channels,
             "conference_sid": None,
             "date_created": now,
             "date_updated": now,
@@ -265,7 +278,7 @@ class FakeTwilio:
             "price": None,
             "price_unit": "USD",
             "sid": sid,
-            "source": "RecordVerb",
+            "source": source,
             "start_time": now,
             "status": "completed",
             "subresource_uris": {

@@ -50,6 +50,10 @@ def user_add(
     team: Annotated[
         str | None, typer.Option(help="Limit the user to this team of the organisation.")
     ] = None,
+    phone: Annotated[
+        str,
+        typer.Option(help="Their own phone (E.164), rung first when they call from an alert."),
+    ] = "",
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
     ] = "",
@@ -66,10 +70,45 @@ def user_add(
     try:
         with store.begin() as db:
             user = add_user(
-                db, username, password, role_enum, full_name=full_name, org=org, team=team
+                db,
+                username,
+                password,
+                role_enum,
+                full_name=full_name,
+                org=org,
+                team=team,
+                phone=phone,
             )
-            audit(db, "cli", "user_added", username, role=role_enum.value, org=org, team=team)
+            audit(
+                db,
+                "cli",
+                "user_added",
+                username,
+                role=role_enum.value,
+                org=org,
+                team=team,
+                phone=phone,
+            )
             seen = f"team {team} of {org}" if team else org or "the whole service"
             typer.echo(f"user {user.username} added ({user.role}, sees {seen})")
     except UserError as e:
         raise fail(str(e)) from e
+
+
+@app.command("set-phone")
+def user_set_phone(
+    username: str,
+    phone: Annotated[str, typer.Argument(help='E.164 ("+447700900123"); "" removes it.')],
+) -> None:
+    """Set the user's own phone: a call from an alert in the console rings it first, then
+    connects them to the worker or a contact."""
+    from monitor.users.service import UserError, set_phone
+
+    store = open_store()
+    try:
+        with store.begin() as db:
+            set_phone(db, username, phone)
+            audit(db, "cli", "user_phone_set", username, phone=phone)
+    except UserError as e:
+        raise fail(str(e)) from e
+    typer.echo(f"user {username}: phone {phone or 'removed'}")

@@ -235,6 +235,39 @@ def keep_upload(
             _forget(evidence, key)
 
 
+def keep_for_alert(
+    store: Store,
+    evidence: EvidenceStore,
+    *,
+    alert_id: int,
+    evidence_id: str,
+    data: bytes,
+    codec: str,
+    duration_ms: int | None,
+    source: dict[str, Any],
+) -> EvidenceOut:
+    """Audio the service itself recorded about an alert (a call an operator placed), kept
+    (`keep_upload`: stored, hashed, custody) under the alert's device and tied to the alert
+    at once, as a device's clip is once referenced: the timeline says so with its sha256."""
+    with store.session() as db:
+        alert = alerts.get(db, alert_id)
+        device = db.get(Device, alert.device_id)
+        assert device is not None  # an alert's device is never deleted
+        db.expunge(device)
+    out = keep_upload(
+        store, evidence, device=device, evidence_id=evidence_id, data=data, source=source
+    )
+    with store.begin() as db:
+        ev = _find(db, device.id, evidence_id)
+        assert ev is not None
+        if ev.sha256 is None:  # not a second copy of the same bytes
+            ev.alert_id, ev.kind, ev.codec = alert_id, "audio", codec
+            ev.duration_ms, ev.sha256, ev.referenced_at = duration_ms, ev.uploaded_sha256, utcnow()
+            announce(db, ev, "recorded (uploaded)")
+        out = EvidenceOut.model_validate(ev)
+    return out
+
+
 def _forget(evidence: EvidenceStore, key: str) -> None:
     """Remove bytes no record points at; failing that, say so (nothing else will find them)."""
     try:

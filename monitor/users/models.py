@@ -45,6 +45,7 @@ class UserOut(BaseModel):
     role: Role
     org_id: int | None
     team_id: int | None
+    phone: str  # their own phone, rung first for a call from an alert; "" for none
 
 
 class Token(BaseModel):

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.orgs.models import Organisation, Team
+from monitor.phones import is_e164
 from monitor.security import hash_secret, verify_nobody, verify_secret
 from monitor.users.models import Role, User
 
@@ -25,6 +26,7 @@ def add_user(
     full_name: str = "",
     org: str | None = None,
     team: str | None = None,
+    phone: str = "",
 ) -> User:
     """A new account. Without `org` it sees the whole service; with `org` (and `team`) only
     that organisation (team). Both must exist already: a typo must not make an empty
@@ -36,6 +38,7 @@ def add_user(
     if db.scalar(select(User).where(User.username == username)) is not None:
         raise UserError(f"user {username} already exists")
     org_id, team_id = _placement(db, org, team)
+    _check_phone(phone)
     user = User(
         username=username,
         password_hash=hash_secret(password),
@@ -43,6 +46,7 @@ def add_user(
         full_name=full_name,
         org_id=org_id,
         team_id=team_id,
+        phone=phone,
     )
     db.add(user)
     db.flush()
@@ -67,6 +71,21 @@ def _placement(db: Session, org: str | None, team: str | None) -> tuple[int | No
         )
         raise UserError(f"no team {team!r} in {org} (known: {known or 'none'})")
     return org_row.id, team_row.id
+
+
+def _check_phone(phone: str) -> None:
+    if phone and not is_e164(phone):
+        raise UserError(f"phone {phone!r} is not in E.164 form (+447700900123)")
+
+
+def set_phone(db: Session, username: str, phone: str) -> User:
+    """The user's own phone, rung first when they call someone from an alert ("": none)."""
+    _check_phone(phone)
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user {username}")
+    user.phone = phone
+    return user
 
 
 def set_active(db: Session, username: str, active: bool) -> User:

@@ -1,0 +1,276 @@
+"""Calls from an alert (escalation/calls.py): the operator's phone rings first, then the
+worker's or a contact's, bridged by Twilio's <Dial>. Placed through the real twilio library
+against the fake Twilio, whose calls ring, are answered, fetch their TwiML from the service
+and post their signed webhooks back to it (tests/fake_twilio_voice.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from escalation import policies
+from escalation.timeline import EntryKind
+from monitor.alerts.models import AlertEvent
+from monitor.evidence.models import Evidence
+from monitor.users.service import set_phone
+from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio_voice import RECORDING, dial_of
+from tests.fast.handlers import FastDevice, Handlers, fast_settings
+from tests.support import wait_until
+
+PUBLIC_URL = "https://vigil.example.org"
+VIGIL_NUMBER = "+15005550006"
+ALICE = "+447700900555"  # the operator's own phone
+WORKER = "+447700900001"  # tests.support.add_badge's worker
+BACKUP = "+447700900101"
+POLICY = f"""
+contacts:
+  - name: Housing backup
+    phone: "{BACKUP}"
+    backup_for: [Housing]
+  - name: Duty manager
+    phone: "+447700900102"
+  - name: Incident webhook
+    webhook: https://example.org/hook
+policies:
+  - name: Panic
+    alert_types: [red]
+    steps:
+      - channel: console
+      - after: 10m
+        channel: sms
+        to: [backup, Duty manager]
+      - after: 10m
+        channel: webhook
+        to: [Incident webhook]
+"""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with FakeTwilio() as f:
+        yield f
+
+
+def calling(db_url: str, tmp_path: Path, fake: FakeTwilio | None, **extra: object) -> Handlers:
+    twilio = {}
+    if fake is not None:
+        twilio = {
+            "twilio_account_sid": fake.account_sid,
+            "twilio_auth_token": fake.auth_token,
+            "twilio_from_number": VIGIL_NUMBER,
+            "twilio_api_base": fake.url,
+        }
+    settings = fast_settings(tmp_path / "data", db_url, public_url=PUBLIC_URL, **twilio, **extra)
+    hub = Handlers(settings)
+    with hub.store.begin() as db:
+        policies.replace_all(db, policies.parse_file(POLICY))
+    hub.start()
+    if fake is not None:
+        fake.voice.reach(PUBLIC_URL, hub.http)
+    return hub
+
+
+@pytest.fixture
+def svc(db_url: str, tmp_path: Path, fake: FakeTwilio) -> Iterator[Handlers]:
+    hub = calling(db_url, tmp_path, fake, call_recording=True)
+    try:
+        yield hub
+    finally:
+        hub.close()
+
+
+def operator(svc: Handlers, name: str = "alice", phone: str = ALICE) -> dict[str, str]:
+    headers = svc.user(name)
+    with svc.store.begin() as db:
+        set_phone(db, name, phone)
+    return headers
+
+
+def raised(svc: Handlers) -> tuple[FastDevice, str, int]:
+    device, _ = svc.badge("call")
+    alert_id = device.raise_alert("red")
+    listed = svc.http.get("/api/v1/alerts", headers=svc.login("alice")).json()
+    pk = next(a["id"] for a in listed if a["device_id"] == device.device_id)
+    return device, alert_id, pk
+
+
+def calls_entries(svc: Handlers, pk: int) -> list[str]:
+    with svc.store.session() as db:
+        return list(
+            db.scalars(
+                select(AlertEvent.text)
+                .where(AlertEvent.alert_id == pk, AlertEvent.kind == EntryKind.CALL.value)
+                .order_by(AlertEvent.id)
+            )
+        )
+
+
+def ringing(fake: FakeTwilio, to: str) -> str:
+    """The sid of the call the service asked Twilio to place to `to`."""
+    made = fake.wait_for_count("call", 1, to=to, answered=True)
+    assert made[-1].status_code == 201, made[-1]
+    assert made[-1].sid is not None
+    return made[-1].sid
+
+
+def test_the_operator_is_rung_then_bridged_to_the_worker_and_the_call_recorded(
+    svc: Handlers, fake: FakeTwilio
+) -> None:
+    headers = operator(svc)
+    assert svc.http.get("/api/v1/auth/me", headers=headers).json()["phone"] == ALICE
+    _, _, pk = raised(svc)
+    got = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers)
+    assert got.status_code == 200, got.text
+    offered = got.json()
+    assert offered["why_not"] is None and offered["recording"] is True
+    assert [(t["to"], t["name"], t["phone"], t["refused"]) for t in offered["targets"]] == [
+        ("worker", "Alex Worker", WORKER, None),
+        ("Housing backup", "Housing backup", BACKUP, None),
+        ("Duty manager", "Duty manager", "+447700900102", None),
+    ]  # not the webhook: it has no phone
+
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 201, r.text
+    call = r.json()
+    assert (call["state"], call["to_phone"], call["recorded"]) == ("calling_operator", WORKER, True)
+    # A second press of the button is the same call, not a second one.
+    again = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert again.status_code == 409 and "already under way" in again.json()["detail"]
+
+    first = ringing(fake, ALICE)  # the operator's own phone rings first, from Vigil's number
+    made = fake.calls[-1]
+    assert made.param("From") == VIGIL_NUMBER
+    assert made.param("Url") == f"{PUBLIC_URL}/twilio/calls/{call['id']}/answer"
+    assert fake.calls[-1].params["StatusCallbackEvent"] == [
+        "initiated",
+        "ringing",
+        "answered",
+        "completed",
+    ]
+
+    fake.voice.answer(first)
+    assert fake.voice.said(first) == [
+        f"Vigil, alert {pk}. Connecting you to Alex Worker, the worker. This call is recorded."
+    ]
+    fetched = fake.voice.posted("/answer")[-1]
+    assert dial_of(fetched.body)["record"] == "record-from-answer-dual"
+    second = fake.voice.child(first)
+    assert fake.resource(second)["to"] == WORKER
+    assert fake.resource(second)["from"] == VIGIL_NUMBER  # the worker sees the centre's number
+    assert fake.resource(second)["parent_call_sid"] == first
+
+    fake.voice.answer(second)
+    states = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["calls"]
+    assert states[0]["state"] == "connected"
+
+    fake.voice.hang_up(second, talked_s=133)
+    assert all(200 <= w.status_code < 300 for w in fake.voice.webhooks), [
+        (w.url, w.status_code, w.body) for w in fake.voice.webhooks
+    ]
+    done = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["calls"][0]
+    assert (done["state"], done["duration_s"]) == ("ended", 133)
+    assert fake.resource(first)["status"] == "completed"  # Twilio hung up after "Goodbye"
+    assert fake.voice.said(first)[-1] == "The call has ended. Goodbye."
+
+    digest = hashlib.sha256(RECORDING).hexdigest()
+    with svc.store.session() as db:
+        ev = db.scalars(select(Evidence).where(Evidence.alert_id == pk)).one()
+        assert (ev.evidence_id, ev.sha256, ev.kind) == (done["evidence_id"], digest, "audio")
+        assert ev.duration_ms == 133_000
+    clip = svc.http.get(f"/api/v1/evidence/{ev.id}/audio", headers=headers)
+    assert clip.status_code == 200 and hashlib.sha256(clip.content).hexdigest() == digest
+
+    who = f"Call from alice to Alex Worker ({WORKER}): "
+    assert calls_entries(svc, pk) == [
+        who + f"ringing alice on {ALICE} (the conversation will be recorded)",
+        who + "alice answered; ringing Alex Worker",
+        who + "Alex Worker answered: connected",
+        who + "ended after 2 min 13 s",
+        who + f"recording kept as evidence {ev.evidence_id} (2 min 13 s, sha256 {digest})",
+    ]
+
+    # Twilio's requests are signed and counted once: the same one again changes nothing.
+    last = fake.voice.posted("leg=other")[-1]
+    replay = fake.voice._post(last.url, last.params)
+    assert replay.status_code == 409
+    assert len(calls_entries(svc, pk)) == 5
+
+
+def test_nobody_answers_on_the_other_side(svc: Handlers, fake: FakeTwilio) -> None:
+    headers = operator(svc)
+    _, _, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    fake.voice.answer(first)
+    fake.voice.decline(fake.voice.child(first), "busy")
+    assert fake.voice.said(first)[-1] == "Housing backup's line was busy. Goodbye."
+    call = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["calls"][0]
+    assert (call["state"], call["recording_sid"]) == ("busy", None)  # nothing to record
+    assert calls_entries(svc, pk)[-1].endswith("): Housing backup's line was busy")
+
+    # The operator who does not answer their own phone: nobody else is rung.
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 201, r.text
+    unanswered = fake.wait_for_count("call", 2, to=ALICE, answered=True)[-1].sid
+    assert unanswered is not None
+    fake.voice.decline(unanswered)
+    assert calls_entries(svc, pk)[-1].endswith("): alice did not answer")
+    assert fake.voice.leg(unanswered).child is None
+
+
+def test_the_workers_phone_is_never_rung_under_duress(svc: Handlers, fake: FakeTwilio) -> None:
+    headers = operator(svc)
+    device, alert_id, pk = raised(svc)
+    # Placed before the duress, answered after it: the worker's phone is not rung.
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    device.cancel_alert(alert_id, device.duress_pin)
+    wait_until(lambda: svc.http.get(f"/api/v1/alerts/{pk}", headers=headers).json()["duress"])
+    fake.voice.answer(first)
+    assert fake.voice.leg(first).child is None
+    assert fake.voice.said(first) == [
+        "This alert is now under duress. The worker's phone will not be called. Goodbye."
+    ]
+    assert "not connected. Under duress" in calls_entries(svc, pk)[-1]
+
+    refused = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert refused.status_code == 409
+    assert "whoever is with the worker would hear their phone ring" in refused.json()["detail"]
+    targets = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["targets"]
+    assert targets[0]["to"] == "worker" and targets[0]["refused"].startswith("Under duress")
+    # Backup staff may still be called.
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
+    assert r.status_code == 201, r.text
+
+
+def test_an_operator_without_a_phone_is_told_why(svc: Handlers, fake: FakeTwilio) -> None:
+    operator(svc)
+    headers = svc.user("bob")
+    _, _, pk = raised(svc)
+    offered = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()
+    assert offered["why_not"].startswith("You have no phone number on your user (bob)")
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 409 and "vigil user set-phone bob" in r.json()["detail"]
+    unknown = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Nobody"}, headers=headers)
+    assert unknown.status_code == 409  # the operator's phone is looked at first
+    assert not [c for c in fake.calls if c.to == ALICE]
+
+
+def test_without_twilio_calls_are_refused(db_url: str, tmp_path: Path) -> None:
+    hub = calling(db_url, tmp_path, None)
+    try:
+        headers = operator(hub)
+        _, _, pk = raised(hub)
+        offered = hub.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()
+        assert offered["why_not"].startswith("Calls from the console need Twilio")
+        r = hub.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+        assert r.status_code == 503
+    finally:
+        hub.close()
