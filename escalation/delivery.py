@@ -36,10 +36,12 @@ LEASE = timedelta(seconds=120)
 FRESH_S = LEASE.total_seconds() / 4
 
 
-def note(db: Session, alert: Alert, kind: str, text: str, **data: Any) -> None:
+def note(
+    db: Session, alert: Alert, kind: str, text: str, *, actor: str = "escalation", **data: Any
+) -> None:
     """An escalation entry in the alert's timeline, of a kind in timeline.EntryKind (the
-    console sets those apart: console/meta.py)."""
-    alerts.record(db, alert, kind, "escalation", text, **data)
+    console sets those apart: console/meta.py), written by escalation or by `actor`."""
+    alerts.record(db, alert, kind, actor, text, **data)
     # One announcement per alert per transaction is enough: a console refetches the
     # whole timeline when it hears of a change.
     if not any(

@@ -7,14 +7,22 @@ from typing import Any
 from fastapi import FastAPI
 
 from escalation.engine import Engine
+from escalation.timeline import LABELS
+from monitor.alerts import labels
 
 
 def setup(app: FastAPI, context: dict[str, Any]) -> Engine:
+    from escalation import call_views
     from escalation.inbound import router as inbound
+    from escalation.views import alert_router
     from escalation.views import router as api
 
     app.include_router(api)
+    app.include_router(alert_router)
     app.include_router(inbound)
+    app.include_router(call_views.api)
+    app.include_router(call_views.webhooks)
+    labels.add_entries(LABELS)
     engine = Engine(context["store"], context["settings"])
     app.state.escalation = engine
     return engine

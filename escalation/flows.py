@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, exists, not_, select, update
 from sqlalchemy.orm import Session
 
 from escalation import channels, snapshots
+from escalation.channels.base import Sending
 from escalation.delivery import (
     aimed_at_worker,
     cancellable,
@@ -23,12 +24,13 @@ from escalation.delivery import (
     outgoing,
     silence_worker,
 )
-from escalation.models import Escalation, Notification, Step
+from escalation.models import Escalation, Notification, Recipient, RecipientKind, Step
 from escalation.providers import Outgoing
 from escalation.states import EscalationState, NotificationStatus, StepState
 from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
+from monitor.alerts.labels import actor_label, plural
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertState, AlertType
 from monitor.config import Settings
@@ -109,10 +111,8 @@ def start(
         centres = " and the alarm-receiving centre" if sending else ""
         text = f"Escalation policy {name!r}: a test alert goes to operators{centres} only"
     else:
-        text = (
-            f"Escalation policy {name!r} started ({len(steps)} steps, "
-            f"repeated {snapshot.repeat} times)"
-        )
+        again = f"repeated {plural(snapshot.repeat, 'time')}" if snapshot.repeat else "not repeated"
+        text = f"Escalation policy {name!r} started ({plural(len(steps), 'step')}, {again})"
     note(db, alert, EntryKind.STARTED, text, policy=name)
     if rules.under_duress(alert):
         return esc, apply_duress(db, esc, alert)
@@ -199,7 +199,14 @@ def run_step(
     queued: list[Notification] = []
     phone = ""  # the worker's
     if not channel.sends:
-        note(db, alert, EntryKind.STEP, f"Escalation {label}: operators, on the console")
+        note(
+            db,
+            alert,
+            EntryKind.STEP,
+            f"Escalation {label}: operators, on the console",
+            channel=channel.name,
+            position=step.position,
+        )
     else:
         if step.id is None:
             db.flush()  # the step was made in this transaction: its notifications need its id
@@ -207,13 +214,15 @@ def run_step(
         if shielded is None:
             shielded = not may_reach_worker(db, alert)
         phone = detail.worker.phone if detail.worker is not None else ""
-        skipped = []
+        # Why each recipient not reached was not: said in the timeline, never just "nobody".
+        why_not = [_missing(name) for name in spec.missing or ()]
         for r in spec.to:
             address = channel.address(r)
             if shielded and aimed_at_worker(r.kind, address, phone):
-                continue  # whoever is with the worker would hear it
+                why_not.append(_held_back(channel, r, address))
+                continue
             if not address:
-                skipped.append(r.name)
+                why_not.append(_no_address(channel, r))
                 continue
             queued.append(
                 claimed(
@@ -231,14 +240,26 @@ def run_step(
                 )
             )
         db.add_all(queued)
-        who = ", ".join(f"{n.recipient} ({n.address})" for n in queued) or "nobody reachable"
-        text = f"Escalation {label}: {channel.name} to {who}"
-        if skipped:
-            text += f"; no address for {', '.join(skipped)}"
-        note(db, alert, EntryKind.STEP, text, channel=channel.name, position=step.position)
-    # A step that reached nobody (no backup staff for the team, no number) has nobody to
-    # wait for: the next step follows at once.
-    nxt = _schedule_next(db, esc, alert, step.position, now, at_once=channel.sends and not queued)
+        if queued:
+            who = ", ".join(f"{n.recipient} ({n.address})" for n in queued)
+            text = f"Escalation {label}: {channel.name} to {who}"
+        else:
+            text = f"Escalation {label}: {channel.name} reached nobody"
+        if why_not := why_not or ([] if queued else [NOBODY_NAMED]):
+            text += ". " + ". ".join(why_not)
+        note(
+            db,
+            alert,
+            EntryKind.STEP,
+            text,
+            channel=channel.name,
+            position=step.position,
+            reached=len(queued),
+        )
+    # A step that reached nobody waits its policy's delay like any other: going on at once
+    # sent the next round straight after (the same backup got three SMS in three seconds),
+    # and an operator who wants the next step now has "Escalate now" (escalate_now).
+    nxt = _schedule_next(db, esc, alert, step.position, now, at_once=False)
     if queued:
         db.flush()  # their ids, for the senders; else the next query or the commit flushes
     # Found fit to send just now; only a send to the worker's phone is looked at again.
@@ -250,6 +271,35 @@ def run_step(
         ],
         nxt,
     )
+
+
+# Why a step reached nobody, when its snapshot cannot say (rows from before `missing`).
+NOBODY_NAMED = "Its recipients resolved to nobody when the escalation started"
+
+
+def _missing(name: str) -> str:
+    """Why a name in the policy's `to` reached nobody (snapshots: it resolved to nobody)."""
+    if name == RecipientKind.BACKUP.value:
+        return "The team has no backup staff"
+    if name == RecipientKind.WORKER.value:
+        return "The alert has no worker on record to reach"
+    return f"No contact named {name!r} existed when the escalation started"
+
+
+def _held_back(channel: channels.Channel, r: Recipient, address: str) -> str:
+    """Why a send aimed at the phone of a worker under duress was not made."""
+    whose = f"{r.name}'s phone" if r.kind is RecipientKind.WORKER else f"{r.name} ({address})"
+    return (
+        f"{channel.word} to {whose} held back: under duress, whoever is with the worker "
+        "would hear it"
+    )
+
+
+def _no_address(channel: channels.Channel, r: Recipient) -> str:
+    if r.kind is RecipientKind.CONTACT and isinstance(channel, Sending):
+        why = channel.no_address(r.name)
+        return why[:1].upper() + why[1:]
+    return f"{r.name} has no phone number on record"
 
 
 def _schedule_next(
@@ -289,11 +339,88 @@ def stop(db: Session, esc: Escalation, alert: Alert) -> None:
         .where(Notification.alert_id == alert.id, cancellable(now))
         .values(status=NotificationStatus.CANCELLED.value, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
-    why = f"taken by {alert.acknowledged_by}" if taken else alert.state
+    why = f"taken by {actor_label(alert.acknowledged_by or '')}" if taken else alert.state
     text = f"Escalation stopped: alert {why}"
     if cancelled:
-        text += f" ({cancelled} notifications not sent)"
+        text += f" ({plural(cancelled, 'notification')} not sent)"
     note(db, alert, EntryKind.STOPPED, text)
+
+
+class Refused(Exception):
+    """Why "Escalate now" cannot bring a step forward, in words for the operator."""
+
+
+def why_stopped(alert: Alert, esc: Escalation | None) -> str | None:
+    """Why this alert's escalation runs no step any more (or has not started), or None."""
+    if esc is None:
+        return "no escalation has started for this alert" + (
+            "" if rules.should_escalate(alert) else " (it does not escalate)"
+        )
+    if alert.state == AlertState.ACKNOWLEDGED.value:
+        return f"the alert was taken by {_who(alert.acknowledged_by)}"
+    if not rules.is_open(alert):
+        return f"the alert is {alert.state}"
+    if esc.state != EscalationState.RUNNING.value or not rules.should_escalate(alert):
+        return "the escalation has ended"
+    return None
+
+
+def _who(actor: str | None) -> str:
+    return (actor or "someone").removeprefix("user:")
+
+
+def next_step(db: Session, esc: Escalation, *, lock: bool = False) -> Step | None:
+    """The escalation's next step to run: its pending step of lowest position."""
+    query = (
+        select(Step)
+        .where(Step.escalation_id == esc.id, Step.state == StepState.PENDING.value)
+        .order_by(Step.position)
+        .limit(1)
+    )
+    return db.scalar(query.with_for_update() if lock else query)
+
+
+def escalate_now(db: Session, alert_id: int, actor: str) -> Step:
+    """An operator's "Escalate now": the next step falls due now, written in the timeline
+    with who asked. It is not run here: under the alert's lock its due time is set, and the
+    step runner claims it as it claims every due step (FOR UPDATE SKIP LOCKED), so it runs
+    once across replicas, and a second press before it ran is refused rather than bringing
+    the step after it forward too. Raises Refused with the reason when nothing can run."""
+    alert = alerts.get(db, alert_id, for_update=True)
+    esc = db.scalar(select(Escalation).where(Escalation.alert_id == alert_id).with_for_update())
+    if why := why_stopped(alert, esc):
+        raise Refused(f"Nothing to escalate: {why}")
+    assert esc is not None
+    plan = esc.snapshot
+    step = next_step(db, esc, lock=True)
+    if step is None:
+        raise Refused("Nothing to escalate: every step of the policy has run")
+    label = plan.label(step.position)
+    now = utcnow()
+    if step.due_at <= now:
+        raise Refused(f"Escalation {label} is already due: it is running now")
+    spec = plan.step_at(step.position)
+    whom = ", ".join(r.name for r in spec.to)
+    what = f"{spec.channel} to {whom}" if whom else spec.channel
+    early = _span((step.due_at - now).total_seconds())
+    step.due_at = now
+    note(
+        db,
+        alert,
+        EntryKind.NOW,
+        f"Escalate now: {label} ({what}) runs at once, {early} before it was due",
+        actor=actor,
+        position=step.position,
+    )
+    return step
+
+
+def _span(seconds: float) -> str:
+    """A wait in words: "45 s", "2 min 05 s", "1 h 02 min"."""
+    s = max(1, round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def fail_step(db: Session, step_id: int, error: str) -> None:

@@ -50,10 +50,15 @@ def with_context(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> tuple[Recipient, ...]:
-    """The step's `to` resolved to people and addresses, as they are now."""
+def _step(
+    ctx: Context, contacts: list[Contact], after: float, channel: str, names: list[str]
+) -> StepSnapshot:
+    """The step with its `to` resolved to people and addresses, as they are now, and the
+    names that resolved to nobody."""
     out: list[Recipient] = []
+    missing: list[str] = []
     for name in names:
+        found = len(out)
         if name == RecipientKind.WORKER.value:
             if ctx.worker is not None:
                 w = ctx.worker
@@ -74,7 +79,9 @@ def _recipients(ctx: Context, contacts: list[Contact], names: list[str]) -> tupl
                         arc=named.arc or None,
                     )
                 )
-    return tuple(out)
+        if len(out) == found:
+            missing.append(name)
+    return StepSnapshot(after=after, channel=channel, to=tuple(out), missing=tuple(missing) or None)
 
 
 def snapshot(
@@ -89,10 +96,7 @@ def snapshot(
     contacts: list[Contact] = []
     if any(name != RecipientKind.WORKER.value for s in policy.steps for name in s.to):
         contacts = list(db.scalars(_CONTACTS))
-    steps = tuple(
-        StepSnapshot(after=s.after, channel=s.channel, to=_recipients(ctx, contacts, s.to))
-        for s in policy.steps
-    )
+    steps = tuple(_step(ctx, contacts, s.after, s.channel, s.to) for s in policy.steps)
     if kind == AlertType.TEST.value:
         # A test alert proves the badge works; it must not wake anybody's phone.
         quiet = tuple(s for s in steps if channels.get(s.channel).for_tests)

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, Request, Response
 from sqlalchemy import delete, select
 
-from escalation import policies
+from escalation import flows, policies
 from escalation.models import Notification, NotificationOut, Policy
+from escalation.plan import Plan, plan_of
 from escalation.policies import ContactIn, PolicyError, PolicyIn
 from escalation.states import NotificationStatus
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.audit.service import audit
-from monitor.deps import ReadSessionDep, RowId, ScopeDep, ServiceSupervisor, SessionDep
+from monitor.deps import (
+    CurrentUser,
+    ReadSessionDep,
+    RowId,
+    ScopeDep,
+    ServiceSupervisor,
+    SessionDep,
+)
 from monitor.orgs.scope import Scope
 from monitor.privacy import positions
 
@@ -122,3 +130,38 @@ def _shown(n: Notification, alert_state: str, scope: Scope) -> NotificationOut:
     out = NotificationOut.model_validate(n)
     out.body = positions.message(out.body, alert_state, scope.positions_always)
     return out
+
+
+# -- an alert's escalation plan, and "Escalate now" ------------------------------------------
+
+alert_router = APIRouter(prefix="/api/v1/alerts", tags=["escalation"])
+
+
+@alert_router.get("/{alert_id}/escalation")
+def escalation_plan(alert_id: RowId, db: ReadSessionDep, scope: ScopeDep) -> Plan:
+    """The alert's escalation: its steps with what each did, the next and when it is due,
+    and why it stopped."""
+    alerts.check_in_scope(db, alert_id, scope)
+    return plan_of(db, alerts.get(db, alert_id))
+
+
+@alert_router.post("/{alert_id}/escalate")
+def escalate_now(
+    alert_id: RowId,
+    request: Request,
+    background: BackgroundTasks,
+    db: SessionDep,
+    user: CurrentUser,
+    scope: ScopeDep,
+) -> Plan:
+    """Run the next step now ("Escalate now"), written in the timeline with who asked;
+    409 with the reason when there is no next step or the escalation has stopped."""
+    alerts.check_in_scope(db, alert_id, scope)
+    try:
+        flows.escalate_now(db, alert_id, f"user:{user.username}")
+    except flows.Refused as exc:
+        raise HTTPException(409, str(exc)) from exc
+    # The step runner looks at once, after the commit (a background task runs after it),
+    # rather than at its next tick; other replicas' runners find the step at theirs.
+    background.add_task(request.app.state.escalation.wake)
+    return plan_of(db, alerts.get(db, alert_id))

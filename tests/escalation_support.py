@@ -18,7 +18,7 @@ from escalation import policies
 from escalation.models import Notification
 from monitor.alerts.models import Alert, AlertEvent
 from tests.fake_twilio import FakeTwilio
-from tests.support import Broker, Running, running, service_settings, wait_until
+from tests.support import Broker, Running, SignsIn, running, service_settings, wait_until
 
 PUBLIC_URL = "https://vigil.example.org"
 FROM = "+15005550006"
@@ -67,7 +67,8 @@ def escalating(
         yield svc
 
 
-def load(svc: Running, text: str) -> None:
+def load(svc: SignsIn, text: str) -> None:
+    """Replace the stored contacts and policies (either tier's service)."""
     parsed = policies.parse_file(text)
     with svc.store.begin() as db:
         policies.replace_all(db, parsed)

@@ -525,15 +525,21 @@ def test_a_send_cut_short_by_a_crash_goes_out_again_at_restart(
         assert notification_to(svc, pk, BACKUP).attempts == 2
 
 
-def test_a_step_that_reaches_nobody_does_not_hold_up_the_next(
+def test_a_step_that_reaches_nobody_waits_its_delay_like_any_other(
     db_url: str, mqtt_broker: Broker, tmp_path: Path, fake: FakeTwilio
 ) -> None:
-    steps = policy("{channel: sms, to: [backup]}", "{after: 60, channel: sms, to: [Duty manager]}")
+    # It used to go on at once: with repeats, the same person got every round in seconds.
+    steps = policy("{channel: sms, to: [backup]}", "{after: 1.5, channel: sms, to: [Duty manager]}")
     with escalating(tmp_path, db_url, mqtt_broker, fake, steps) as svc:
         badge, _ = svc.badge("badge-e15", team="A team without backup staff")
+        raised = time.monotonic()
         pk = alert_pk(svc, badge.raise_alert(type="red"))
-        assert fake.wait_for_count("sms", 1, timeout=5)[0].to == DUTY
-        assert any("sms to nobody reachable" in e.text for e in timeline(svc, pk))
+        sms = fake.wait_for_count("sms", 1, timeout=5)[0]
+        assert sms.to == DUTY and sms.at - raised >= 1.4
+        assert any(
+            e.text == "Escalation step 1 of 2: sms reached nobody. The team has no backup staff"
+            for e in timeline(svc, pk)
+        )
 
 
 def test_under_duress_nothing_reaches_the_workers_phone_in_flight_retried_or_otherwise(

@@ -1,0 +1,231 @@
+"""An alert's escalation plan, "Escalate now", and timeline entries that say why a step
+reached nobody: against the real store and step runner (SMS and calls to the outbox)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from escalation import flows
+from escalation.models import Notification, Step
+from monitor.alerts.models import Alert, AlertEvent
+from monitor.users.models import Role
+from tests.escalation_support import BACKUP, CONTACTS, DUTY, WORKER_PHONE, load
+from tests.fast.handlers import Handlers
+from tests.support import wait_until
+
+NOBODY_HERE = "A team without backup staff"
+
+
+def policy(*steps: str, repeat: int = 0) -> str:
+    body = "".join(f"      - {s}\n" for s in steps)
+    return f"""
+policies:
+  - name: Plan policy
+    alert_types: [red, duress]
+    repeat: {repeat}
+    steps:
+{body}"""
+
+
+def raised(svc: Handlers, prefix: str, **kw: str) -> int:
+    device, _ = svc.badge(prefix, **kw)
+    device_alert = device.raise_alert(type="red")
+    with svc.store.session() as db:
+        pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == device_alert))
+    assert pk is not None
+    return pk
+
+
+def entries(svc: Handlers, pk: int, kind: str) -> list[AlertEvent]:
+    with svc.store.session() as db:
+        return list(
+            db.scalars(
+                select(AlertEvent)
+                .where(AlertEvent.alert_id == pk, AlertEvent.kind == kind)
+                .order_by(AlertEvent.id)
+            )
+        )
+
+
+def sent(svc: Handlers, pk: int) -> list[Notification]:
+    with svc.store.session() as db:
+        return list(
+            db.scalars(
+                select(Notification).where(Notification.alert_id == pk).order_by(Notification.id)
+            )
+        )
+
+
+def steps_of(svc: Handlers, pk: int) -> list[Step]:
+    with svc.store.session() as db:
+        return list(db.scalars(select(Step).where(Step.alert_id == pk).order_by(Step.position)))
+
+
+def test_a_step_that_reaches_nobody_waits_its_delay_and_says_why(svc: Handlers) -> None:
+    load(
+        svc,
+        CONTACTS
+        + policy(
+            "{channel: sms, to: [backup]}",
+            "{after: 1.5, channel: sms, to: [Duty manager]}",
+            "{after: 60, channel: sms, to: [backup]}",
+            repeat=1,
+        ),
+    )
+    pk = raised(svc, "plan-nobody", team=NOBODY_HERE)
+    wait_until(lambda: len(sent(svc, pk)) == 1, timeout=5, what="the duty manager's SMS")
+    first, second, third = steps_of(svc, pk)[:3]
+    assert first.done_at is not None and second.done_at is not None
+    # Its policy's 1.5 s, not at once as before; and the step after it waits its 60 s.
+    assert second.done_at - first.done_at >= timedelta(seconds=1.4)
+    assert third.state == "pending" and third.due_at - second.done_at >= timedelta(seconds=59)
+    assert sent(svc, pk)[0].address == DUTY
+    texts = [e.text for e in entries(svc, pk, "escalation_step")]
+    assert texts[0] == ("Escalation step 1 of 3: sms reached nobody. The team has no backup staff")
+    assert "nobody reachable" not in " ".join(texts)
+
+
+def test_a_call_to_the_workers_phone_held_back_under_duress_says_so(svc: Handlers) -> None:
+    contacts = f"""
+  - name: Home phone
+    phone: "{WORKER_PHONE}"
+"""
+    load(
+        svc,
+        CONTACTS
+        + contacts
+        + policy(
+            "{channel: voice, to: [worker]}",
+            "{after: 60, channel: sms, to: [Home phone, backup]}",
+        ),
+    )
+    device, b = svc.badge("plan-duress", name="Nia Walker")
+    alert_id = device.raise_alert(type="red")
+    device.cancel_alert(alert_id, b.duress_pin)
+    with svc.store.session() as db:
+        pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == alert_id))
+    assert pk is not None
+    wait_until(lambda: len(entries(svc, pk, "escalation_step")) >= 2, timeout=5, what="the burst")
+    texts = [e.text for e in entries(svc, pk, "escalation_step")]
+    held = "held back: under duress, whoever is with the worker would hear it"
+    assert f"voice reached nobody. Call to Nia Walker's phone {held}" in texts[-2]
+    assert texts[-1].startswith(
+        f"Escalation step 2 of 2, round 2: sms to Housing backup ({BACKUP})"
+    )
+    assert f"SMS to Home phone ({WORKER_PHONE}) {held}" in texts[-1]
+    # Only the call made before the PIN was keyed went to the worker's phone.
+    assert [n.recipient_kind for n in sent(svc, pk) if n.address == WORKER_PHONE] == ["worker"]
+
+
+PLAN = policy(
+    "{channel: console}",
+    "{after: 60, channel: sms, to: [backup]}",
+    "{after: 60, channel: voice, to: [Duty manager]}",
+)
+
+
+def test_escalate_now_runs_the_next_step_once_audited(svc: Handlers) -> None:
+    load(svc, CONTACTS + PLAN)
+    ops = svc.user("op1", Role.OPERATOR)
+    pk = raised(svc, "plan-now")
+    wait_until(lambda: len(steps_of(svc, pk)) == 2, timeout=5, what="step 2 scheduled")
+
+    r = svc.http.post(f"/api/v1/alerts/{pk}/escalate", headers=ops)
+    assert r.status_code == 200, r.text
+    wait_until(lambda: len(sent(svc, pk)) == 1, timeout=5, what="the backup's SMS")
+    assert sent(svc, pk)[0].address == BACKUP
+    (now,) = entries(svc, pk, "escalation_now")
+    assert now.actor == "user:op1"
+    assert now.text.startswith("Escalate now: step 2 of 3 (sms to Housing backup) runs at once")
+    # Step 3 waits its own minute from when step 2 ran: pressing brought one step forward.
+    time.sleep(0.5)
+    steps = steps_of(svc, pk)
+    assert [s.state for s in steps] == ["done", "done", "pending"]
+    assert steps[2].due_at - (steps[1].done_at or steps[2].due_at) >= timedelta(seconds=59)
+    assert len(sent(svc, pk)) == 1
+
+    # A second press, and a third before the runner got to it: the third is refused, so
+    # two operators pressing at once bring one step forward, not two.
+    with svc.store.begin() as db:
+        flows.escalate_now(db, pk, "user:op1")
+        with pytest.raises(flows.Refused, match="already due: it is running now"):
+            flows.escalate_now(db, pk, "user:op2")
+    wait_until(lambda: len(sent(svc, pk)) == 2, timeout=5, what="the duty manager's call")
+    assert sent(svc, pk)[1].address == DUTY
+
+    # Nothing is next any more: refused, with the reason, and nothing written.
+    r = svc.http.post(f"/api/v1/alerts/{pk}/escalate", headers=ops)
+    assert r.status_code == 409
+    assert r.json()["detail"] == "Nothing to escalate: every step of the policy has run"
+    assert len(entries(svc, pk, "escalation_now")) == 2
+
+    # Taken: refused, saying by whom.
+    assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+    r = svc.http.post(f"/api/v1/alerts/{pk}/escalate", headers=ops)
+    assert r.status_code == 409
+    assert r.json()["detail"] == "Nothing to escalate: the alert was taken by op1"
+
+
+def test_the_plan_shows_done_next_and_planned_steps_in_scope(svc: Handlers) -> None:
+    load(svc, CONTACTS + PLAN)
+    ops = svc.user("op1", Role.OPERATOR)
+    pk = raised(svc, "plan-show")
+    svc.badge("plan-nursing", team="Community Nursing")  # the other team, in the same org
+    elsewhere = svc.user("nursing-op", Role.OPERATOR, org="Test Org", team="Community Nursing")
+    wait_until(lambda: len(steps_of(svc, pk)) == 2, timeout=5, what="step 2 scheduled")
+
+    plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
+    assert plan["policy"] == "Plan policy" and plan["status"] == "running"
+    assert plan["next"] == 1 and plan["can_escalate_now"] is True and plan["why"] is None
+    one, two, three = plan["steps"]
+    assert (one["state"], one["word"], one["result"]) == (
+        "done",
+        "Console",
+        "Escalation step 1 of 3: operators, on the console",
+    )
+    assert two["state"] == "pending" and two["to"] == [{"name": "Housing backup", "kind": "backup"}]
+    assert two["label"] == "step 2 of 3" and two["after_s"] == 60
+    # The third is not scheduled yet: due its own minute after the second's time.
+    assert three["state"] == "planned" and three["word"] == "Call"
+    assert datetime.fromisoformat(three["due_at"]) - datetime.fromisoformat(
+        two["due_at"]
+    ) == timedelta(seconds=60)
+
+    # Another team's operator: no such alert, as for the alert itself; nothing happens.
+    assert svc.http.get(f"/api/v1/alerts/{pk}", headers=elsewhere).status_code == 404
+    assert svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=elsewhere).status_code == 404
+    assert svc.http.post(f"/api/v1/alerts/{pk}/escalate", headers=elsewhere).status_code == 404
+    assert entries(svc, pk, "escalation_now") == []
+
+    svc.http.post(f"/api/v1/alerts/{pk}/escalate", headers=ops)
+    wait_until(lambda: len(sent(svc, pk)) == 1, timeout=5, what="the backup's SMS")
+    wait_until(
+        lambda: (
+            svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()["steps"][1]["sends"]
+            != []
+        ),
+        timeout=5,
+        what="the SMS in the plan",
+    )
+    plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
+    (sms,) = plan["steps"][1]["sends"]
+    assert sms["recipient"] == "Housing backup" and sms["address"] == BACKUP
+    assert plan["steps"][1]["result"].startswith("Escalation step 2 of 3: sms to Housing backup")
+    assert plan["next"] == 2 and plan["steps"][2]["state"] == "pending"
+
+    svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops)
+    wait_until(
+        lambda: (
+            svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()["status"]
+            == "stopped"
+        ),
+        timeout=5,
+        what="the plan stopped",
+    )
+    plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
+    assert plan["why"] == "the alert was taken by op1" and plan["can_escalate_now"] is False
+    assert plan["steps"][2]["state"] == "cancelled" and plan["next"] is None
