@@ -1,0 +1,138 @@
+// Vigil console: the escalation plan in the alert (its steps, what each did, the next one
+// with a live countdown, why it stopped) and "Escalate now". Drawn by console.js's select()
+// through drawEscalation(a), so it is fetched again whenever the alert changes.
+"use strict";
+
+const plan = { id: null, skew: 0, seq: 0 };  // skew: the service's clock minus this one's
+
+// "1m 05s", "2h 03m": how long until `ms` on the service's clock.
+function until(ms) {
+  const s = Math.max(0, Math.ceil((ms - (Date.now() + plan.skew)) / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+  return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+// A wait from the policy, in words: 90 -> "1m 30s".
+function wait(seconds) {
+  if (!seconds) return "at once";
+  const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
+  return m ? `${m}m${s ? ` ${String(s).padStart(2, "0")}s` : ""}` : `${s}s`;
+}
+
+const STATES = { done: "Done", pending: "Due", cancelled: "Not run", error: "Failed", planned: "Planned" };
+const HEADS = { running: "Escalating", exhausted: "Every step has run", stopped: "Stopped", none: "Not started" };
+
+function whom(step) {
+  if (step.channel === "console") return "operators";
+  return step.to.length ? step.to.map((r) => r.name).join(", ") : "nobody (see below)";
+}
+
+function stepItem(p, step) {
+  const isNext = step.position === p.next;
+  const li = el("li", "", `plan-step ${step.state}${isNext ? " next" : ""}`);
+  li.dataset.position = step.position;
+  const head = el("div", "", "plan-line");
+  head.append(el("span", isNext ? "Next" : STATES[step.state] || step.state, "plan-state"));
+  head.append(el("strong", step.label.replace(/^step/, "Step")));
+  head.append(` · ${step.word} · ${whom(step)}`);
+  li.append(head);
+  const when = el("div", "", "plan-when");
+  if (step.done_at) {
+    when.textContent = `${step.state === "error" ? "Failed" : "Ran"} at ${new Date(step.done_at).toLocaleTimeString()}`;
+  } else if (step.state === "pending" || step.state === "planned") {
+    const due = Date.parse(step.due_at);
+    when.append(`${step.state === "planned" ? "About " : "Due "}${new Date(due).toLocaleTimeString()} `);
+    const left = el("span", until(due), "countdown");
+    left.dataset.due = String(due);
+    when.append("(in ", left, ")");
+    if (step.position > 0) when.append(` · ${wait(step.after_s)} after the step before`);
+  } else {
+    when.textContent = "Not run: the escalation stopped first";
+  }
+  li.append(when);
+  // What it did, as the timeline said it (whom it reached, or why nobody), and each send.
+  if (step.result && step.channel !== "console") li.append(el("div", step.result.replace(/^Escalation [^:]*: /, ""), "plan-result"));
+  if (step.sends.length) {
+    const ul = el("ul", undefined, "plan-sends");
+    for (const s of step.sends) {
+      const item = el("li", `${s.recipient} (${s.address}) `);
+      item.append(el("span", s.status, `status ${s.status}`));
+      ul.append(item);
+    }
+    li.append(ul);
+  }
+  return li;
+}
+
+function drawPlan(box, p) {
+  plan.skew = Date.parse(p.now) - Date.now();
+  const head = el("div", "", "plan-head");
+  head.append(el("h3", "Escalation"));
+  head.append(el("span", HEADS[p.status] || p.status, `plan-status ${p.status}`));
+  if (p.policy) head.append(el("span", `policy “${p.policy}”${p.duress ? " · duress: every step at once" : ""}`, "note"));
+  box.replaceChildren(head);
+
+  const bar = el("div", "", "plan-next");
+  const next = p.steps.find((s) => s.position === p.next);
+  if (next) {
+    const due = Date.parse(next.due_at);
+    const text = el("span", "", "plan-next-text");
+    const left = el("span", until(due), "countdown");
+    left.dataset.due = String(due);
+    text.append(el("strong", `Next: ${next.label.replace(/^step/, "step")}`), ` · ${next.word} · ${whom(next)} · in `, left);
+    bar.append(text);
+  } else {
+    bar.append(el("span", p.why ? `${HEADS[p.status]}: ${p.why}.` : "", "plan-why"));
+  }
+  const button = el("button", "Escalate now", "escalate-now");
+  button.type = "button";
+  button.id = "escalate-now";
+  button.disabled = !p.can_escalate_now;
+  // Said beside the button, not only in a tooltip: a disabled button must say why.
+  const reason = next && !p.can_escalate_now ? `${next.label.replace(/^step/, "Step")} is running now` : "";
+  button.title = p.can_escalate_now ? `Run ${next.label} now rather than at its time` : (reason || p.why || "");
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    act(() => post(`/api/v1/alerts/${p.alert_id}/escalate`));  // console.js; audited in the timeline
+  });
+  bar.append(button);
+  if (reason) bar.append(el("span", reason, "note"));
+  box.append(bar);
+
+  if (p.steps.length) {
+    const ol = el("ol", undefined, "plan-steps");
+    ol.append(...p.steps.map((s) => stepItem(p, s)));
+    box.append(ol);
+  }
+  if (p.more) box.append(el("p", `Then ${p.more} more step${p.more === 1 ? "" : "s"} in later rounds, while nobody takes charge.`, "note"));
+}
+
+// Called by console.js's select() each time the alert is drawn (it changed, or was chosen).
+async function drawEscalation(a) {
+  const box = $("#d-escalation");
+  if (!box) return;
+  box.hidden = false;
+  if (plan.id !== a.id) {  // another alert: never leave the last one's plan on screen
+    plan.id = a.id;
+    box.replaceChildren(el("h3", "Escalation"), el("p", "Loading the escalation plan…", "note"));
+  }
+  const seq = ++plan.seq;
+  let p;
+  try { p = await api(`/api/v1/alerts/${a.id}/escalation`); } catch (err) {
+    if (seq === plan.seq && plan.id === a.id) box.replaceChildren(el("h3", "Escalation"), el("p", `The escalation plan could not be loaded: ${err.message}`, "error"));
+    return;
+  }
+  // Only the latest answer for the alert still shown is drawn.
+  if (seq !== plan.seq || plan.id !== a.id || state.selected !== a.id) return;
+  drawPlan(box, p);
+}
+
+// The countdowns move every second, from the service's clock.
+setInterval(() => {
+  for (const span of document.querySelectorAll("#d-escalation .countdown")) {
+    const text = until(Number(span.dataset.due));
+    if (span.textContent !== text) span.textContent = text;
+    span.classList.toggle("due", text === "0s");
+  }
+}, 1000);
