@@ -6,7 +6,7 @@
 const $ = (sel) => document.querySelector(sel);
 const state = { token: sessionStorage.getItem("vigil.token"), me: null, alerts: new Map(),
   selected: null, seq: 0, epoch: null, ws: null, retry: 500, view: "alerts",
-  map: null, layers: null, config: null, meta: null, active: new Set(), fleetTimer: null };
+  config: null, meta: null, active: new Set(), fleetTimer: null };
 
 // What the service knows and the console is told at sign-in (GET /api/v1/console/meta): the
 // alert types and outcomes with their labels, the states and the changes each allows, the
@@ -19,7 +19,9 @@ function learn(meta) {
   state.active = new Set(meta.active_states);
   for (const t of meta.alert_types) LABEL[t.value] = t.label;
   for (const o of meta.outcomes) OUTCOMES[o.value] = o.label;
-  $("#outcome").replaceChildren(...meta.outcomes.map((o) => new Option(o.label, o.value)));
+  // No outcome is chosen for the operator: resolving asks for one (resolve.js).
+  $("#outcome").replaceChildren(new Option("Choose an outcome…", ""),
+    ...meta.outcomes.map((o) => new Option(o.label, o.value)));
 }
 
 function kindOf(a) { return a.duress ? "duress" : a.type; }
@@ -46,17 +48,19 @@ function show(view) {
   $("#login").hidden = view !== "login";
   $("#console").hidden = view !== "alerts";
   $("#fleet").hidden = view !== "fleet";
+  $("#fleetmap").hidden = view !== "map";
   $("#review").hidden = view !== "review";
   $("#logout").hidden = view === "login";
   $("#tabs").hidden = view === "login";
-  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-fleet", "fleet"], ["#tab-review", "review"]]) {
+  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-map", "map"], ["#tab-fleet", "fleet"], ["#tab-review", "review"]]) {
     $(id).classList.toggle("active", view === v);
     $(id).setAttribute("aria-pressed", String(view === v));
   }
   if (view !== "login") state.view = view;
   clearInterval(state.fleetTimer);
   if (view === "fleet") { loadFleet(); state.fleetTimer = setInterval(loadFleet, 5000); }
-  if (view === "alerts" && state.map) setTimeout(() => state.map.invalidateSize(), 0);
+  fleetMapShown(view === "map");  // fleetmap.js
+  if (view === "alerts") resizeMaps();
   if (view === "review") openReview();  // review.js
 }
 
@@ -81,15 +85,9 @@ $("#login-form").addEventListener("submit", async (e) => {
 $("#logout").addEventListener("click", () => signOut());
 $("#tab-alerts").addEventListener("click", () => show("alerts"));
 $("#tab-fleet").addEventListener("click", () => show("fleet"));
+$("#tab-map").addEventListener("click", () => show("map"));
 
-// How long ago: `at` is an ISO time or, from the queue's rows, one already parsed.
-function since(at) {
-  const ms = typeof at === "number" ? at : Date.parse(at);
-  const s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
-  return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
-}
+// How long ago (`since`), and the page's one timer (`everySecond`): times.js.
 
 // ---- the queue -----------------------------------------------------------------------
 // With hundreds of rows on screen and dozens of updates a second, the page must stay idle
@@ -124,11 +122,12 @@ function fillRow(tr, a) {
   });
   const cls = `type type-${kindOf(a)}`;
   if (tr.cells[0].className !== cls) tr.cells[0].className = cls;
-  tr.classList.toggle("flash", canBecome(a, "acknowledged"));  // nobody has taken charge yet
+  markRow(tr, a);  // its kind's colour, flashing, lateness (urgency.js)
   tr.classList.toggle("selected", state.selected === a.id);
 }
 
-function ageOf(tr) { return since(tr.raisedMs); }
+// Its age, and, for an alert nobody has taken, how late it is against the targets (urgency.js).
+function ageOf(tr) { return since(tr.raisedMs) + lateness(tr); }
 
 function newRow(a) {
   const tr = el("tr");
@@ -151,7 +150,8 @@ function drawQueue() {
     const keep = new Set(rows.map(([, , a]) => a.id));
     for (const [id, tr] of rowsById) if (!keep.has(id)) { tr.remove(); rowsById.delete(id); }
     let prev = null;
-    for (const [, , a] of rows) {
+    // One row per worker leads, the worker's other open alerts under it (urgency.js).
+    for (const [a, lead, n] of grouped(rows.map(([, , a]) => a))) {
       let tr = rowsById.get(a.id);
       if (!tr) {
         tr = newRow(a);
@@ -159,12 +159,14 @@ function drawQueue() {
         fillRow(tr, a);
         tr.cells[4].textContent = ageOf(tr);
       }
+      placeRow(tr, a, lead, n);
       const want = prev ? prev.nextSibling : body.firstChild;
       if (tr !== want) body.insertBefore(tr, want);
       prev = tr;
     }
     $("#count").textContent = rows.length;
     $("#empty").hidden = rows.length > 0;
+    alarm();  // a new alert sounds now, not at the next second (urgency.js)
   }
   for (const id of dirty) {
     const tr = rowsById.get(id);
@@ -172,6 +174,7 @@ function drawQueue() {
     if (tr && a) fillRow(tr, a);
   }
   dirty.clear();
+  openSelectedGroup();
 }
 
 // What a row shows: a change to anything else (a note, a position, the battery) draws nothing,
@@ -183,7 +186,8 @@ function showsChange(old, a) { return !old || SHOWN.some((k) => old[k] !== a[k])
 // Whether a change to an alert can move, add or remove its row (else only the row is redrawn).
 function movesRow(old, a) {
   return !old || old.priority !== a.priority || old.raised_at !== a.raised_at
-    || isActive(old) !== isActive(a);
+    || isActive(old) !== isActive(a)
+    || old.state !== a.state;  // within a worker's group, what nobody has taken leads
 }
 
 // Raised rows flash, all in step, by one class on the table's body twice a second: a CSS
@@ -201,33 +205,7 @@ $("#queue tbody").addEventListener("keydown", (ev) => {
 });
 
 // ---- one alert -----------------------------------------------------------------------
-function ensureMap() {
-  if (state.map || typeof L === "undefined") return;
-  state.map = L.map("map", { zoomControl: true, attributionControl: true });
-  if (state.config?.tiles_url) {
-    L.tileLayer(state.config.tiles_url, { maxZoom: 19, attribution: state.config.attribution || "" }).addTo(state.map);
-  }
-  state.layers = L.layerGroup().addTo(state.map);
-  state.map.setView([51.5, -0.12], 13);
-}
-
-function drawMap(a) {
-  ensureMap();
-  if (!state.map) return;
-  state.layers.clearLayers();
-  const trail = (a.trail || []).map((p) => [p.lat, p.lon]);
-  const here = a.lat != null ? [a.lat, a.lon] : trail[trail.length - 1];
-  if (trail.length > 1) L.polyline(trail, { color: "#1f5fbf", weight: 3, opacity: 0.7 }).addTo(state.layers);
-  if (here) {
-    const acc = a.acc ?? a.trail?.[a.trail.length - 1]?.acc;
-    if (acc) L.circle(here, { radius: acc, color: "#c62828", weight: 1, fillOpacity: 0.15 }).addTo(state.layers);
-    L.circleMarker(here, { radius: 7, color: "#c62828", fillColor: "#c62828", fillOpacity: 1 })
-      .addTo(state.layers).bindTooltip(a.worker_name || a.device_id);
-    state.map.setView(here, Math.max(state.map.getZoom(), 16));
-  }
-  $("#map").dataset.points = String(trail.length + (here ? 1 : 0));
-  setTimeout(() => state.map.invalidateSize(), 0);
-}
+// The map and the position's lines: fleetmap.js (drawPositions).
 
 // Each play or download of evidence is logged by the service (chain of custody), so a clip is
 // fetched only when the operator asks for it, and kept for the page's life.
@@ -279,14 +257,17 @@ function drawEvidence(a) {
 // Links in SMS and webhooks point at #alert=<id>: open that alert.
 function openLinked() {
   const m = location.hash.match(/^#alert=(\d+)$/);
-  if (m && state.token) select(Number(m[1]));
+  // Whatever tab is showing: the alert is what the link is for.
+  if (m && state.token) { show("alerts"); select(Number(m[1])); }
 }
 window.addEventListener("hashchange", openLinked);
 
 // A fact's value; the Visit's has the visit's timeline under it (its start, deadlines, end,
 // and the places the worker's phone reported arriving at or leaving), as text, never markup.
 function factOf(key, text, a) {
-  const dd = el("dd", text);
+  // A value is text, or the nodes it is made of (a live time among them: times.js).
+  const dd = el("dd", typeof text === "string" ? text : undefined);
+  if (typeof text !== "string") dd.append(...text);
   if (key !== "Visit" || !a.visit?.events?.length) return dd;
   const ul = el("ul", undefined, "visit-events");
   ul.append(...a.visit.events.map((e) => {
@@ -311,43 +292,51 @@ async function select(id) {
   render(a.id);
   if (movesRow(old, merged)) render();
   $("#detail").hidden = false;
+  $("#console").classList.add("detail-open");  // on a narrow screen, the detail in its place
   $("#d-title").textContent = `${LABEL[kindOf(a)] || a.type}: ${a.worker_name || a.device_id}`;
   const w = a.worker || {};
-  const facts = [["State", a.state], ["Worker", w.name || ""], ["Phone", w.phone || ""],
+  const facts = [["State", word("state", a.state)], ["Worker", w.name || ""], ["Phone", w.phone || ""],
     ["Team", a.team || ""], ["For responders", w.responder_notes || ""],
     ["Device", `${a.device_id}${a.battery != null ? ` (battery ${a.battery}%)` : ""}`],
-    ["Raised", `${new Date(a.raised_at).toLocaleString()} (${since(a.raised_at)} ago)`],
-    ["Position", a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)} (±${a.acc ?? "?"} m)` : "unknown"],
+    ["Raised", [`${new Date(a.raised_at).toLocaleString()} (`, ago(a.raised_at), ")"]],
+    ["Position", positionFact(a)],  // fleetmap.js
     ["Visit", a.visit ? `${a.visit.note || "(no note)"}, due ${new Date(a.visit.due_at).toLocaleTimeString()}` : ""],
-    ["Worker's note", a.note || ""], ["Taken by", (a.acknowledged_by || "").replace(/^user:/, "")],
-    ["Outcome", a.outcome || ""]];
+    ["Worker's note", a.note || ""], ["Taken by", who(a.acknowledged_by)],
+    ["Outcome", word("outcome", a.outcome)]];
   $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), factOf(k, v, a)]));
   if (a.duress) $("#d-facts").prepend(el("dt", "DURESS", "duress-banner"), el("dd", "The worker keyed the duress PIN: the device shows the alert as cancelled."));
   $("#ack").disabled = !canBecome(a, "acknowledged");
-  $("#resolve-form button").disabled = !canBecome(a, "resolved");
+  drawSilence(a);  // urgency.js
+  $("#resolve-open").disabled = !canBecome(a, "resolved");
   $("#timeline").replaceChildren(...a.timeline.map((t) => {
     // Escalation's entries (steps, notifications, key presses, SMS replies) stand apart.
     const esc = state.meta.escalation_kinds.includes(t.kind);
     const li = el("li", "", esc ? "esc" : "");
     li.append(el("time", new Date(t.at).toLocaleTimeString()));
     if (t.data?.status) li.append(el("span", t.data.status, `status ${t.data.status}`));
-    li.append(esc ? t.text : `${t.text || t.kind} (${t.actor.replace(/^user:/, "")})`);
+    li.append(esc ? t.text || word("entry", t.kind) : `${t.text || word("entry", t.kind)} (${who(t.actor)})`);
     if (t.data?.body) li.append(el("q", t.data.body));  // what an outbox message said
     return li;
   }));
-  drawMap(a);
+  drawPositions("alert", a);  // fleetmap.js
   drawEvidence(a);
+  drawEscalation(a);  // escalation.js
+  drawCalls(a);  // calls.js
+  drawProcedure(a);  // procedures.js
 }
 
 async function act(fn) {
   $("#action-error").textContent = "";
-  try { await fn(); await select(state.selected); } catch (err) {
+  try { await fn(); await select(state.selected); return true; } catch (err) {
     if (err.message !== "signed out") $("#action-error").textContent = err.message;
+    return false;
   }
 }
 const post = (path, body) => api(path, { method: "POST",
   headers: body ? { "Content-Type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
-$("#ack").addEventListener("click", () => act(() => post(`/api/v1/alerts/${state.selected}/acknowledge`)));
+// Once in charge, the next thing to do is to write what is being done: focus goes there.
+$("#ack").addEventListener("click", () => act(() => post(`/api/v1/alerts/${state.selected}/acknowledge`))
+  .then((done) => { if (done) $("#note").focus(); }));
 $("#note-form").addEventListener("submit", (e) => { e.preventDefault(); act(async () => {
   await post(`/api/v1/alerts/${state.selected}/notes`, { text: $("#note").value });
   $("#note").value = "";
@@ -356,8 +345,7 @@ $("#authorities-form").addEventListener("submit", (e) => { e.preventDefault(); a
   await post(`/api/v1/alerts/${state.selected}/authorities`, { service: $("#auth-service").value, reference: $("#auth-ref").value });
   $("#auth-service").value = ""; $("#auth-ref").value = "";
 }); });
-$("#resolve-form").addEventListener("submit", (e) => { e.preventDefault(); act(() =>
-  post(`/api/v1/alerts/${state.selected}/resolve`, { outcome: $("#outcome").value })); });
+// Resolving: resolve.js.
 
 // ---- the fleet -----------------------------------------------------------------------
 async function loadFleet() {
@@ -373,9 +361,13 @@ async function loadFleet() {
     const cells = [
       [d.id], [d.worker_name || ""], [d.online ? "online" : "offline", d.online ? "online" : "offline"],
       [d.battery != null ? `${d.battery}%` : "", d.battery != null && d.battery < state.meta.low_battery_pct ? "low" : ""],
-      [d.last_seen_at ? `${since(d.last_seen_at)} ago` : "never"], [d.visit_note || ""],
+      [d.last_seen_at ? ago(d.last_seen_at) : "never"], [d.visit_note || ""],
       [left === null ? "" : left >= 0 ? `${left} min` : `${-left} min over`, left !== null && left < 0 ? "offline" : ""]];
-    for (const [text, cls] of cells) tr.append(el("td", text, cls));
+    for (const [text, cls] of cells) {
+      const td = el("td", typeof text === "string" ? text : undefined, cls);
+      if (typeof text !== "string") td.append(text);  // a live time (times.js)
+      tr.append(td);
+    }
     return tr;
   }));
   $("#refused tbody").replaceChildren(...refused.map((r) => {
@@ -408,7 +400,8 @@ async function checkService() {
 // ---- live updates --------------------------------------------------------------------
 function onMessage(msg) {
   if (msg.kind === "heartbeat" || msg.kind === "pong") return;
-  if (msg.kind === "service") { showService(msg.ready, msg.detail); return; }
+  // The hub sends the service's state right after what a (re)connecting console missed.
+  if (msg.kind === "service") { showService(msg.ready, msg.detail); caughtUp(); return; }
   if (msg.kind === "snapshot") {
     state.snapshots = (state.snapshots || 0) + 1;
     state.alerts = new Map(msg.alerts.map((a) => [a.id, a]));
@@ -418,13 +411,12 @@ function onMessage(msg) {
     if (msg.epoch === state.epoch && msg.seq <= state.seq) return;
     if (msg.alert) {
       const old = state.alerts.get(msg.alert.id);
-      const isNew = !old && msg.kind === "alert.raised";
       const a = { ...old, ...msg.alert };
       state.alerts.set(a.id, a);
       if (showsChange(old, a)) render(a.id);
       if (movesRow(old, a)) render();
-      if (isNew) $("#chime").play().catch(() => {});
     }
+    fleetMapAlertChanged();  // fleetmap.js
     const touched = msg.alert ? [msg.alert.id] : (msg.alert_ids || (msg.alert_id ? [msg.alert_id] : []));
     if (touched.includes(state.selected)) select(state.selected);
   }
@@ -441,6 +433,7 @@ function connect() {
   ws.onopen = () => {
     ws.send(JSON.stringify({ token: state.token }));
     state.retry = 500; $("#conn").textContent = "live"; $("#conn").className = "conn on";
+    connectionOpened(ws);  // connection.js
   };
   ws.onmessage = (e) => onMessage(JSON.parse(e.data));
   ws.onclose = (e) => {
@@ -448,6 +441,7 @@ function connect() {
     $("#conn").textContent = "offline"; $("#conn").className = "conn off";
     checkService();
     if (e.code === 4401) { signOut("Your session has expired: please sign in again."); return; }
+    connectionLost();  // connection.js
     if (state.token) setTimeout(connect, state.retry);
     state.retry = Math.min(state.retry * 2, 5000);
   };
@@ -459,15 +453,17 @@ async function start() {
     [state.config] = await Promise.all([api("/api/v1/console/config"),
       api("/api/v1/console/meta").then(learn)]);
   } catch { return; }
-  $("#who").textContent = `${state.me.full_name || state.me.username} (${state.me.role})`;
+  $("#who").textContent = `${state.me.full_name || state.me.username} (${word("role", state.me.role)})`;
   $("#tab-fleet").hidden = !state.meta.supervising_roles.includes(state.me.role);
   $("#tab-review").hidden = $("#tab-fleet").hidden;
   show("alerts");
+  offerNotifications();  // urgency.js: a button, never a request on load
   connect();
   openLinked();
 }
 
-setInterval(() => {
+everySecond(() => {
+  if (state.stale) return;  // while not connected the ages stop: they may be out of date
   for (const tr of rowsById.values()) {
     const text = ageOf(tr);
     // The text node's data, not the cell's textContent: a new node would be styled anew,
@@ -475,6 +471,6 @@ setInterval(() => {
     const node = tr.cells[4].firstChild;
     if (!node) tr.cells[4].textContent = text; else if (node.data !== text) node.data = text;
   }
-}, 1000);
+});
 
 if (state.token) start(); else show("login");

@@ -1,11 +1,12 @@
 // Vigil console, the safety lead's review: the incident list with its filters and search,
 // one incident's page (timeline, map, evidence, PDF), the reports with their charts, and
-// downloads. Uses console.js's helpers ($, el, api, state, LABEL, OUTCOMES). Everything
+// downloads. Uses console.js's helpers ($, el, api, state, LABEL, OUTCOMES) and words.js's
+// (word, who): stored values are shown in the service's words, never raw. Everything
 // from the service goes on the page as text (textContent), charts included.
 "use strict";
 
-const review = { who: null, offset: 0, pageSize: 50, rows: [], incident: null, map: null,
-  layers: null, workersLoaded: false };
+const review = { who: null, offset: 0, pageSize: 50, rows: [], incident: null,
+  workersLoaded: false };
 
 // The queue's colours for each type (console.css), for the charts.
 const TYPE_COLOUR = { red: "#c62828", duress: "#7f0000", man_down: "#8e24aa",
@@ -129,7 +130,7 @@ async function loadIncidents() {
     tr.dataset.id = a.id;
     tr.tabIndex = 0;
     const cells = [when(a.raised_at), a.duress ? `${LABEL[a.type] || a.type} (duress)` : LABEL[a.type] || a.type,
-      a.worker_name || a.device_id, a.team || "", a.state, OUTCOMES[a.outcome] || "",
+      a.worker_name || a.device_id, a.team || "", word("state", a.state), OUTCOMES[a.outcome] || "",
       seconds(a.time_to_acknowledge_s), seconds(a.time_to_resolve_s)];
     cells.forEach((text, i) => tr.append(el("td", text, i === 1 ? `type type-${a.duress ? "duress" : a.type}` : undefined)));
     return tr;
@@ -171,14 +172,14 @@ async function openIncident(id) {
     ["Duress", a.duress ? "yes: the duress PIN was keyed" : "no"],
     ["Device", `${a.device_id}${a.battery != null ? ` (battery ${a.battery}%)` : ""}`],
     ["Device time", when(a.device_ts)], ["Received", when(a.raised_at)],
-    ["Taken charge", a.acknowledged_at ? `${when(a.acknowledged_at)} by ${(a.acknowledged_by || "").replace(/^user:/, "")}` : ""],
+    ["Taken charge", a.acknowledged_at ? `${when(a.acknowledged_at)} by ${who(a.acknowledged_by)}` : ""],
     ["To take charge", seconds(listed.time_to_acknowledge_s)],
-    ["Resolved", a.resolved_at ? `${when(a.resolved_at)} by ${(a.resolved_by || "").replace(/^user:/, "")}` : ""],
+    ["Resolved", a.resolved_at ? `${when(a.resolved_at)} by ${who(a.resolved_by)}` : ""],
     ["To resolve", seconds(listed.time_to_resolve_s)],
-    ["Cancelled", when(a.cancelled_at)], ["State", a.state], ["Outcome", OUTCOMES[a.outcome] || ""],
+    ["Cancelled", when(a.cancelled_at)], ["State", word("state", a.state)], ["Outcome", OUTCOMES[a.outcome] || ""],
     ["Position", a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)} (±${a.acc ?? "?"} m)` : ""],
     ["Visit", a.visit ? a.visit.note || "(no note)" : ""], ["Worker's note", a.note || ""],
-    ["On hold", a.hold ? `since ${when(a.held_at)} by ${(a.held_by || "").replace(/^user:/, "")}: ${a.hold_reason || ""}` : ""]];
+    ["On hold", a.hold ? `since ${when(a.held_at)} by ${who(a.held_by)}: ${a.hold_reason || ""}` : ""]];
   $("#rv-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   drawIncidentMap(a);
   $("#rv-evidence").replaceChildren(...(a.evidence.length ? a.evidence.map((ev) => {
@@ -206,40 +207,18 @@ async function openIncident(id) {
   $("#rv-timeline").replaceChildren(...a.timeline.map((t) => {
     const li = el("li");
     li.value = t.seq;
-    li.append(el("time", new Date(t.at).toLocaleString()), el("span", t.kind, "kind"),
-      `${t.text} (${t.actor.replace(/^user:/, "")})`, el("code", t.hash, "hash"));
+    li.dataset.kind = t.kind;
+    li.append(el("time", new Date(t.at).toLocaleString()), el("span", word("entry", t.kind), "kind"),
+      `${t.text || word("entry", t.kind)} (${who(t.actor)})`, el("code", t.hash, "hash"));
     return li;
   }));
+  drawIncidentProcedure(a);  // procedures.js
   const head = a.timeline[a.timeline.length - 1];
   $("#rv-head").textContent = head ? `Head of the hash chain: entry ${head.seq}, ${head.hash}` : "";
 }
 
-function drawIncidentMap(a) {
-  if (typeof L === "undefined") return;
-  if (!review.map) {
-    review.map = L.map("rv-map");
-    if (state.config?.tiles_url) {
-      L.tileLayer(state.config.tiles_url, { maxZoom: 19, attribution: state.config.attribution || "" }).addTo(review.map);
-    }
-    review.layers = L.layerGroup().addTo(review.map);
-    review.map.setView([51.5, -0.12], 13);
-  }
-  review.layers.clearLayers();
-  const trail = (a.trail || []).map((p) => [p.lat, p.lon]);
-  const here = a.lat != null ? [a.lat, a.lon] : null;
-  if (trail.length > 1) L.polyline(trail, { color: "#1f5fbf", weight: 3, opacity: 0.7 }).addTo(review.layers);
-  for (const p of trail) L.circleMarker(p, { radius: 3, color: "#1f5fbf" }).addTo(review.layers);
-  if (here) {
-    if (a.acc) L.circle(here, { radius: a.acc, color: "#c62828", weight: 1, fillOpacity: 0.15 }).addTo(review.layers);
-    L.circleMarker(here, { radius: 7, color: "#c62828", fillColor: "#c62828", fillOpacity: 1 }).addTo(review.layers);
-  }
-  const all = here ? [...trail, here] : trail;
-  $("#rv-map").dataset.points = String(all.length);
-  setTimeout(() => {
-    review.map.invalidateSize();
-    if (all.length) review.map.fitBounds(L.latLngBounds(all).pad(0.3), { maxZoom: 17 });
-  }, 0);
-}
+// The incident's trail and where the alert was raised: fleetmap.js, with every other map.
+function drawIncidentMap(a) { drawPositions("incident", a); }
 
 $("#rv-back").addEventListener("click", () => reviewShow("incidents"));
 $("#rv-pdf").addEventListener("click", async () => {
