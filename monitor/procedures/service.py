@@ -3,6 +3,7 @@ alert's hash-chained timeline, and the rule that open steps need a reason to res
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts import rules
 from monitor.alerts.labels import TYPE_LABELS
-from monitor.alerts.models import Alert, AlertEvent
+from monitor.alerts.models import Alert, AlertEvent, AlertEventOut, AlertOut
 from monitor.alerts.service import active_duress, announce, get, record
-from monitor.alerts.states import AlertType
+from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.events import Kind
 from monitor.orgs.models import Organisation, Team, Worker
 from monitor.procedures.definitions import choose, stored
@@ -44,8 +45,8 @@ class Checklist:
     """What the timeline says: the entry that applied the procedure, and the last tick
     of each of its steps."""
 
-    applied: AlertEvent | None = None
-    ticks: dict[int, AlertEvent] = field(default_factory=dict)
+    applied: AlertEventOut | None = None
+    ticks: dict[int, AlertEventOut] = field(default_factory=dict)
 
 
 _ENTRIES = (
@@ -63,14 +64,24 @@ _NAMES = (
 )
 
 
-def _read(db: Session, alert: Alert) -> Checklist:
+def _found(timeline: Iterable[AlertEventOut]) -> Checklist:
+    """The last procedure applied, and the ticks of its steps, from the timeline's entries."""
     found = Checklist()
-    for entry in db.scalars(_ENTRIES, {"alert_id": alert.id}):
+    for entry in timeline:
         if entry.kind == APPLIED:
             found = Checklist(applied=entry)
-        elif found.applied is not None and entry.data.get("procedure") == found.applied.seq:
+        elif (
+            entry.kind == STEP
+            and found.applied is not None
+            and entry.data.get("procedure") == found.applied.seq
+        ):
             found.ticks[int(entry.data["step"])] = entry
     return found
+
+
+def _read(db: Session, alert: Alert) -> Checklist:
+    rows = db.scalars(_ENTRIES, {"alert_id": alert.id})
+    return _found(AlertEventOut.model_validate(r) for r in rows)
 
 
 def _wanted_kind(db: Session, alert: Alert, found: Checklist) -> str:
@@ -84,7 +95,7 @@ def _wanted_kind(db: Session, alert: Alert, found: Checklist) -> str:
     return alert.type
 
 
-def _view(alert: Alert, found: Checklist) -> AlertProcedure:
+def _view(alert: Alert | AlertOut, found: Checklist, *, active: bool) -> AlertProcedure:
     applied = found.applied
     data: dict[str, Any] = applied.data if applied is not None else {}
     steps = []
@@ -104,12 +115,21 @@ def _view(alert: Alert, found: Checklist) -> AlertProcedure:
     return AlertProcedure(
         alert_id=alert.id,
         name=data.get("name"),
-        kind=data.get("applies_to", alert.type),
+        kind=data.get("applies_to", str(alert.type)),
         applied_at=applied.at if applied is not None else None,
         seq=applied.seq if applied is not None else None,
         steps=steps,
-        active=rules.is_open(alert),
+        active=active,
     )
+
+
+def recorded(alert: AlertOut, timeline: Iterable[AlertEventOut]) -> AlertProcedure | None:
+    """The checklist as the alert's timeline recorded it, for the incident's review and its
+    PDF; None if no procedure was applied. Reads only: it never applies one."""
+    found = _found(timeline)
+    if found.applied is None:
+        return None
+    return _view(alert, found, active=alert.state in ACTIVE_STATES)
 
 
 def _due(db: Session, alert: Alert, found: Checklist) -> tuple[str, Any] | None:
@@ -131,7 +151,11 @@ def shown(db: Session, alert: Alert) -> AlertProcedure | None:
     """The alert's checklist as it stands; None if a procedure is due to be applied first
     (which writes: see `ensure`)."""
     found = _read(db, alert)
-    return None if _due(db, alert, found) is not None else _view(alert, found)
+    return (
+        None
+        if _due(db, alert, found) is not None
+        else _view(alert, found, active=rules.is_open(alert))
+    )
 
 
 def ensure(db: Session, alert: Alert) -> AlertProcedure:
@@ -140,7 +164,7 @@ def ensure(db: Session, alert: Alert) -> AlertProcedure:
     found = _read(db, alert)
     due = _due(db, alert, found)
     if due is None:
-        return _view(alert, found)
+        return _view(alert, found, active=rules.is_open(alert))
     kind, procedure = due
     label = TYPE_LABELS[AlertType(kind)]
     if procedure is None:
@@ -155,7 +179,7 @@ def ensure(db: Session, alert: Alert) -> AlertProcedure:
     name = procedure.name if procedure is not None else None
     record(db, alert, APPLIED, "system", text, name=name, applies_to=kind, steps=steps)
     announce(db, Kind.ALERT_UPDATED, alert)
-    return _view(alert, _read(db, alert))
+    return _view(alert, _read(db, alert), active=rules.is_open(alert))
 
 
 def tick(db: Session, alert_id: int, step: int, *, done: bool, actor: str) -> AlertProcedure:
@@ -173,7 +197,7 @@ def tick(db: Session, alert_id: int, step: int, *, done: bool, actor: str) -> Al
     text = f"Step {step + 1} {'done' if done else 'not done after all'}: {what}"
     record(db, alert, STEP, actor, text, procedure=checklist.seq, step=step, done=done)
     announce(db, Kind.ALERT_UPDATED, alert)
-    return _view(alert, _read(db, alert))
+    return _view(alert, _read(db, alert), active=rules.is_open(alert))
 
 
 def check_resolve(db: Session, alert_id: int, *, actor: str, note: str | None) -> None:
