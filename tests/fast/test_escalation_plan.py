@@ -4,7 +4,9 @@ reached nobody: against the real store and step runner (SMS and calls to the out
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +16,7 @@ from escalation.models import Notification, Step
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.users.models import Role
 from tests.escalation_support import BACKUP, CONTACTS, DUTY, WORKER_PHONE, load
-from tests.fast.handlers import Handlers
+from tests.fast.handlers import Handlers, fast_settings
 from tests.support import wait_until
 
 NOBODY_HERE = "A team without backup staff"
@@ -229,3 +231,44 @@ def test_the_plan_shows_done_next_and_planned_steps_in_scope(svc: Handlers) -> N
     plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
     assert plan["why"] == "the alert was taken by op1" and plan["can_escalate_now"] is False
     assert plan["steps"][2]["state"] == "cancelled" and plan["next"] is None
+
+
+def test_escalate_now_on_two_replicas_at_once_runs_the_step_once(
+    svc: Handlers, db_url: str, tmp_path: Path
+) -> None:
+    """Two services on one database, each with its step runner: operators press on both at
+    the same moment, and each step brought forward runs once, on whichever replica claims it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("replicas share PostgreSQL")
+    other = Handlers(fast_settings(tmp_path / "b", db_url, secret_key=svc.settings.secret_key))
+    try:
+        other.start()
+        load(
+            svc, CONTACTS + policy("{channel: console}", "{after: 60, channel: sms, to: [backup]}")
+        )
+        ops = svc.user("op1", Role.OPERATOR)
+        pks = [raised(svc, f"plan-replica-{i}") for i in range(4)]
+        for pk in pks:
+            wait_until(lambda: len(steps_of(svc, pk)) == 2, timeout=5, what="step 2 scheduled")
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(
+                pool.map(
+                    lambda job: (
+                        job[0]
+                        .http.post(f"/api/v1/alerts/{job[1]}/escalate", headers=ops)
+                        .status_code
+                    ),
+                    [(replica, pk) for pk in pks for replica in (svc, other)],
+                )
+            )
+        for pk in pks:
+            wait_until(lambda: len(sent(svc, pk)) >= 1, timeout=5, what="the backup's SMS")
+        time.sleep(1.0)  # time for a second run, if the guarantee did not hold
+        for i, pk in enumerate(pks):
+            # One press won; the other was refused (already due, or nothing left to run).
+            assert sorted(codes[2 * i : 2 * i + 2]) == [200, 409]
+            assert [n.address for n in sent(svc, pk)] == [BACKUP]
+            assert len(entries(svc, pk, "escalation_now")) == 1
+            assert len([e for e in entries(svc, pk, "escalation_step")]) == 2
+    finally:
+        other.close()
