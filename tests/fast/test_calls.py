@@ -16,6 +16,7 @@ from escalation import policies
 from escalation.timeline import EntryKind
 from monitor.alerts.models import AlertEvent
 from monitor.evidence.models import Evidence
+from monitor.users.models import User
 from monitor.users.service import set_phone
 from tests.fake_twilio import FakeTwilio
 from tests.fake_twilio_voice import RECORDING, dial_of
@@ -274,3 +275,17 @@ def test_without_twilio_calls_are_refused(db_url: str, tmp_path: Path) -> None:
         assert r.status_code == 503
     finally:
         hub.close()
+
+
+def test_an_operators_phone_is_set_from_the_command_line(vigil) -> None:  # type: ignore[no-untyped-def]
+    vigil("db", "upgrade")
+    pw = ("--password", "a good long one")
+    refused = vigil("user", "add", "amy", "--phone", "+44 7700 900555", *pw, ok=False)
+    assert "is not in E.164 form" in refused.output
+    vigil("user", "add", "amy", "--phone", ALICE, *pw)
+    assert "phone +447700900556" in vigil("user", "set-phone", "amy", "+447700900556").output
+    assert "E.164" in vigil("user", "set-phone", "amy", "07700 900556", ok=False).output
+    with vigil.store().session() as db:
+        assert db.scalar(select(User.phone).where(User.username == "amy")) == "+447700900556"
+    assert "phone removed" in vigil("user", "set-phone", "amy", "").output
+    vigil("user", "set-phone", "nobody", ALICE, ok=False)
