@@ -11,7 +11,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from escalation.timeline import SHOWN_APART
-from monitor.alerts.labels import OUTCOME_LABELS, TYPE_LABELS
+from monitor.alerts import rules
+from monitor.alerts.labels import OUTCOME_LABELS, TYPE_LABELS, all_labels
 from monitor.alerts.states import (
     ACTIVE_STATES,
     AlertState,
@@ -40,6 +41,15 @@ class ConsoleMeta(BaseModel):
     low_battery_pct: int
     supervising_roles: list[str]
     escalation_kinds: list[str]
+    # The one table of words (monitor.alerts.labels), by table ("type", "outcome", "state",
+    # "entry", "role", "trigger"), then by stored value: what the console shows instead.
+    labels: dict[str, dict[str, str]]
+    # The alarm repeats this often, seconds, while an alert waits for someone to take charge.
+    alarm_repeat_s: float
+    # VIGIL_ACK_TARGETS' seconds, shortest first: an unanswered row is marked late past each.
+    ack_target_s: list[float]
+    # Alert types that neither sound nor flash unless under duress (alerts.rules.sounds_alarm).
+    quiet_types: list[str]
 
 
 @router.get("/meta")
@@ -57,4 +67,8 @@ def console_meta(user: CurrentUser, settings: SettingsDep) -> ConsoleMeta:
         low_battery_pct=settings.low_battery_pct,
         supervising_roles=[r.value for r in SUPERVISING_ROLES],
         escalation_kinds=sorted(k.value for k in SHOWN_APART),
+        labels=all_labels(),
+        alarm_repeat_s=settings.alarm_repeat_s,
+        ack_target_s=[seconds for seconds, _ in settings.ack_target_list],
+        quiet_types=sorted(t.value for t in rules.QUIET_TYPES),
     )

@@ -1,4 +1,5 @@
-"""A filtered incident list as CSV: a header row, then one incident per row."""
+"""A filtered incident list as CSV: a header row, then one incident per row. Types, states
+and outcomes are given as stored (for formulas and imports) and in words (for people)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 from datetime import datetime
 
+from monitor.alerts.labels import OUTCOME_LABELS, STATE_LABELS, TYPE_LABELS
 from monitor.incidents.models import IncidentOut
 
 COLUMNS = (
@@ -13,9 +15,12 @@ COLUMNS = (
     "raised_at",
     "device_ts",
     "type",
+    "type_label",
     "duress",
     "state",
+    "state_label",
     "outcome",
+    "outcome_label",
     "worker_id",
     "worker_name",
     "team_id",
@@ -59,5 +64,8 @@ def to_csv(rows: list[IncidentOut]) -> str:
     writer.writerow(COLUMNS)
     for row in rows:
         values = row.model_dump()
+        values["type_label"] = TYPE_LABELS[row.type]
+        values["state_label"] = STATE_LABELS[row.state]
+        values["outcome_label"] = OUTCOME_LABELS[row.outcome] if row.outcome else None
         writer.writerow([_cell(c, values[c]) for c in COLUMNS])
     return out.getvalue()

@@ -15,7 +15,16 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
-from monitor.alerts.states import ACTIVE_STATES
+from monitor.alerts.labels import (
+    OUTCOME_LABELS,
+    STATE_LABELS,
+    TRIGGER_LABELS,
+    TYPE_LABELS,
+    actor_label,
+    entry_label,
+)
+from monitor.alerts.states import ACTIVE_STATES, AlertType
+from monitor.procedures.service import recorded
 from monitor.reads.alert_detail import AlertDetail
 
 FONTS = {
@@ -118,32 +127,34 @@ def render(
     pdf.add_page()
     pdf.use("sans", "B", 16)
     pdf.cell(0, 9, f"Incident report #{a.id}", new_x="LMARGIN", new_y="NEXT")
-    pdf.line_of(f"Exported {when(now)} by {exported_by}", size=8)
+    pdf.line_of(f"Exported {when(now)} by {actor_label(exported_by)}", size=8)
 
     pdf.heading("Incident")
-    kind = a.type.value + (" (duress)" if a.duress and a.type.value != "duress" else "")
+    kind = TYPE_LABELS[a.type] + (" (duress)" if a.duress and a.type.value != "duress" else "")
     pdf.row("Type", kind)
     pdf.row("Duress", "yes: the duress PIN was keyed" if a.duress else "no")
     pdf.row("Worker", a.worker_name or "(no worker)")
     pdf.row("Team", a.team or "")
     pdf.row("Organisation", org or "")
     pdf.row("Device", a.device_id + (f", alert {a.device_alert_id}" if a.device_alert_id else ""))
-    pdf.row("Trigger", a.trigger or "")
+    pdf.row("Trigger", TRIGGER_LABELS.get(a.trigger, a.trigger) if a.trigger else "")
     pdf.row("Battery", f"{a.battery} %" if a.battery is not None else "")
     pdf.row("Time on the device", when(a.device_ts) or "(raised by the service)")
     pdf.row("Received", when(a.raised_at))
     if a.acknowledged_at is not None:
-        pdf.row("Taken charge of", f"{when(a.acknowledged_at)} by {a.acknowledged_by or ''}")
+        by = actor_label(a.acknowledged_by or "")
+        pdf.row("Taken charge of", f"{when(a.acknowledged_at)} by {by}")
     pdf.row("Time to take charge", duration(ack_s))
     if a.resolved_at is not None:
-        pdf.row("Resolved", f"{when(a.resolved_at)} by {a.resolved_by or ''}")
+        pdf.row("Resolved", f"{when(a.resolved_at)} by {actor_label(a.resolved_by or '')}")
     pdf.row("Time to resolve", duration(resolve_s))
     pdf.row("Cancelled by the worker", when(a.cancelled_at))
-    pdf.row("State", a.state.value)
-    pdf.row("Outcome", a.outcome.value if a.outcome else "(none yet)")
+    pdf.row("State", STATE_LABELS[a.state])
+    pdf.row("Outcome", OUTCOME_LABELS[a.outcome] if a.outcome else "(none yet)")
     pdf.row("Worker's note", a.note or "")
     if a.hold:
-        pdf.row("On hold", f"since {when(a.held_at)} by {a.held_by or ''}: {a.hold_reason or ''}")
+        by = actor_label(a.held_by or "")
+        pdf.row("On hold", f"since {when(a.held_at)} by {by}: {a.hold_reason or ''}")
     if a.visit is not None:
         pdf.row("Visit", f"{a.visit.note or '(no note)'}, due {when(a.visit.due_at)}")
         # The visit's own timeline (not hash-chained: it is the visit's, not the incident's).
@@ -190,6 +201,19 @@ def render(
                 size=8,
             )
 
+    checklist = recorded(a, a.timeline)
+    if checklist is not None:
+        done = sum(step.done for step in checklist.steps)
+        title = checklist.name or f"none for {TYPE_LABELS[AlertType(checklist.kind)]}"
+        pdf.heading("Procedure")
+        pdf.row("Procedure", f"{title}, applied {when(checklist.applied_at)}")
+        pdf.row("Steps ticked", f"{done} of {len(checklist.steps)}")
+        # What was ticked, by whom and when, as the timeline below records it.
+        for step in checklist.steps:
+            by = actor_label(step.by or "")
+            mark = f"done, {when(step.at)} by {by}" if step.done else "not ticked"
+            pdf.line_of(f"{step.index + 1}. {step.do}   ({mark})", size=8.5)
+
     pdf.heading(f"Timeline ({len(a.timeline)} entries)")
     pdf.line_of(
         "Each entry's hash covers the entry and the hash of the one before it "
@@ -198,7 +222,8 @@ def render(
     )
     for t in a.timeline:
         pdf.ln(1)
-        pdf.line_of(f"{t.seq}. {when(t.at)}   {t.kind}   {t.actor}", style="B", size=8.5)
+        who = actor_label(t.actor)
+        pdf.line_of(f"{t.seq}. {when(t.at)}   {entry_label(t.kind)}   {who}", style="B", size=8.5)
         if t.text:
             pdf.line_of(t.text)
         pdf.line_of(f"hash {t.hash}", "mono", size=7)

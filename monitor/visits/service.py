@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
+from monitor.alerts.labels import moment
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
@@ -277,7 +278,7 @@ def raise_overdue(db: Session, visit_id: int, now: datetime, grace_s: int) -> bo
         device=device,
         org_id=visit.org_id,
         kind=AlertType.VISIT_OVERDUE,
-        text=f"Visit overdue: due {visit.due_at.isoformat()}, not ended or extended",
+        text=f"Visit overdue: due at {moment(visit.due_at)}, not ended or extended",
         visit_id=visit.id,
         note=visit.note,
         lat=lat,

@@ -444,7 +444,8 @@ def test_pdf_export_of_one_incident(svc: Running, fleet: Fleet) -> None:
         "Zoë Ångström",
         "Housing",
         ORG,
-        "genuine_emergency",
+        "Outcome Genuine emergency",  # in words, from monitor.alerts.labels
+        "Type Panic",
         "2025-03-03 09:00:00.000 UTC",  # received
         "2025-03-03 08:59:59.000 UTC",  # the device's time
         "51.507200, -0.127600",
