@@ -308,14 +308,14 @@ class Running(SignsIn):
         self.http = TestClient(self.service.app)
         self.start()
 
-    def serve_http(self, log_level: str = "warning") -> str:
+    def serve_http(self, log_level: str = "warning", port: int | None = None) -> str:
         """Serve the app over real HTTP as `vigil serve` does (for a browser); returns its
-        base URL."""
+        base URL. `port` serves it again where stop_http left off."""
         import threading
 
         import uvicorn
 
-        port = broker.free_port()
+        port = port or broker.free_port()
         server = uvicorn.Server(self.service.http_config("127.0.0.1", port, log_level))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -323,11 +323,16 @@ class Running(SignsIn):
         assert broker.wait_for_port("127.0.0.1", port, 10)
         return f"http://127.0.0.1:{port}"
 
-    def close(self) -> None:
+    def stop_http(self) -> None:
+        """Stop serving HTTP (browsers lose the service); the service itself runs on."""
         if getattr(self, "_http_server", None):
             server, thread = self._http_server
             server.should_exit = True
             thread.join(10)
+            del self._http_server
+
+    def close(self) -> None:
+        self.stop_http()
         for d in self.devices:
             with contextlib.suppress(Exception):
                 # The broker is shared by the session: leave no retained status behind for

@@ -1,0 +1,72 @@
+// Vigil console: getting around without the mouse, and on a narrow screen. The arrow keys
+// move through the queue (the alert follows); single keys act on the alert on screen; on a
+// phone or tablet the alert takes the queue's place, with a way back.
+"use strict";
+
+// The shortcuts, as docs/console.md lists them. Never while typing, nor with a modifier
+// (the browser's own shortcuts), nor while a dialog is open.
+const SHORTCUTS = {
+  a: () => { if (!$("#ack").disabled) $("#ack").click(); },
+  n: () => { if (!$("#note").disabled) $("#note").focus(); },
+  r: () => { if (!$("#resolve-open").disabled) $("#resolve-open").click(); },
+};
+
+const queueRows = () => [...document.querySelectorAll("#queue tbody tr")];
+
+function typing(target) {
+  return target instanceof HTMLElement
+    && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+// Select a row and give it the focus.
+function goTo(tr) {
+  if (!tr) return;
+  tr.focus();
+  select(Number(tr.dataset.id));
+}
+
+// Back to the queue: on a narrow screen the alert gives the queue its place again.
+function backToQueue() {
+  $("#console").classList.remove("detail-open");
+  const row = rowsById.get(state.selected) || queueRows()[0];
+  if (row) row.focus(); else $("#queue-pane h2").focus();
+}
+
+// After a resolve the alert leaves the queue: focus goes to the row that took its place.
+function afterResolved(id) {
+  const rows = queueRows();
+  const gone = rows.findIndex((tr) => Number(tr.dataset.id) === id);
+  const rest = rows.filter((tr) => Number(tr.dataset.id) !== id);
+  const next = rest[Math.min(Math.max(gone, 0), rest.length - 1)];
+  $("#console").classList.remove("detail-open");
+  if (next) next.focus(); else $("#queue-pane h2").focus();
+}
+
+$("#queue-pane h2").tabIndex = -1;
+$("#back-to-queue").addEventListener("click", backToQueue);
+
+$("#queue tbody").addEventListener("keydown", (ev) => {
+  const tr = ev.target.closest("tr");
+  if (!tr || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  const rows = queueRows();
+  const at = rows.indexOf(tr);
+  const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: rows.length - 1 }[ev.key];
+  if (to === undefined) return;
+  ev.preventDefault();
+  goTo(rows[Math.min(Math.max(to, 0), rows.length - 1)]);
+});
+
+document.addEventListener("keydown", (ev) => {
+  if (state.view !== "alerts" || $("#console").hidden || $("#resolve-dialog").open) return;
+  if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  if (ev.key === "Escape") {
+    // From a field too: Esc leaves it, as it would a menu.
+    if (state.selected !== null) { ev.preventDefault(); backToQueue(); }
+    return;
+  }
+  if (typing(ev.target) || state.selected === null || $("#detail").hidden) return;
+  const fn = SHORTCUTS[ev.key.toLowerCase()];
+  if (!fn) return;
+  ev.preventDefault();
+  fn();
+});

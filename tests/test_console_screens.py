@@ -1,0 +1,288 @@
+"""The console in a real browser: the truth about the connection, deliberate resolution,
+phone, tablet and desktop widths, deep links and the keyboard."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from monitor.users.models import Role
+from tests.browsers import sign_in, watched_context
+from tests.support import PASSWORD, Running
+
+# Set to a folder to keep the screenshots of each width, to look at them.
+SHOTS = os.environ.get("VIGIL_SHOTS")
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return f"sqlite:///{tmp_path / 'vigil.db'}"
+
+
+def _raise(svc: Running, prefix: str, name: str, type: str = "red") -> int:
+    """An alert raised by a new badge of worker `name`; its id in the service."""
+    badge, _ = svc.badge(prefix, name=name)
+    for i in range(2):
+        badge.send_location(lat=51.5 + i * 0.0004, lon=-0.12, acc=8, qos=1)
+    device_alert = badge.raise_alert(type=type)
+    badge.wait_for("alert_received", alert_id=device_alert, timeout=10)
+    op = svc.login("op1")
+    (row,) = [
+        a
+        for a in svc.http.get("/api/v1/alerts", headers=op).json()
+        if a["device_id"] == badge.device_id
+    ]
+    return int(row["id"])
+
+
+def _row(page: Page, pk: int):  # type: ignore[no-untyped-def]
+    return page.locator(f'#queue tbody tr[data-id="{pk}"]')
+
+
+def test_stale_while_the_service_is_away_and_caught_up_on_return(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    op = svc.user("op1")
+    page = sign_in(chrome, base, "op1")
+    gone = _raise(svc, "stale-a", "Ada Stone")
+    _row(page, gone).click()
+    expect(page.locator("#ack")).to_be_enabled()
+    age = _row(page, gone).locator("td.age")
+
+    svc.stop_http()
+    banner = page.locator("#conn-banner")
+    expect(banner).to_contain_text(re.compile(r"Connection to the service lost at \d\d:\d\d:\d\d"))
+    expect(banner).to_contain_text("may be out of date")
+    expect(page.locator("body")).to_have_class(re.compile(r"\bstale\b"))
+    for control in ("#ack", "#resolve-open", "#note"):
+        expect(page.locator(control)).to_be_disabled()
+    expect(page.locator("#detail .offline-note")).to_be_visible()
+    # Not the service's own banner: this console cannot reach it, which is another thing.
+    expect(page.locator("#service-banner")).to_be_hidden()
+    frozen = age.text_content()
+    page.wait_for_timeout(2_200)
+    assert age.text_content() == frozen, "the ages must stop while out of date"
+
+    # The service itself is stopped and started again, and while the console cannot reach
+    # it the alert on screen is resolved and another is raised.
+    svc.restart()
+    r = svc.http.post(f"/api/v1/alerts/{gone}/resolve", json={"outcome": "test"}, headers=op)
+    assert r.status_code == 200
+    new = _raise(svc, "stale-b", "Ben Ode", type="man_down")
+
+    svc.serve_http(port=urlparse(base).port)
+    expect(banner).to_contain_text(
+        re.compile(r"Reconnected at \d\d:\d\d:\d\d; caught up"), timeout=15_000
+    )
+    expect(_row(page, new)).to_contain_text("Ben Ode")
+    expect(_row(page, gone)).to_have_count(0)
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#d-facts")).to_contain_text("Test")  # the alert on screen, as it is now
+    expect(page.locator("#resolve-open")).to_be_disabled()  # resolved: nothing more to do
+    expect(page.locator("#note")).to_be_enabled()
+    expect(banner).to_be_hidden(timeout=10_000)
+
+
+def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    svc.user("op1")
+    alice = svc.user("alice")
+    svc.user("lead", Role.SUPERVISOR)
+    mine = _raise(svc, "res-a", "Cai Rowe")
+    held = _raise(svc, "res-b", "Dee Marsh")
+    page = sign_in(chrome, base, "lead")
+
+    _row(page, mine).click()
+    page.click("#resolve-open")
+    dialog = page.locator("#resolve-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#outcome")).to_have_value("")  # no outcome chosen for the operator
+    page.click("#rs-next")
+    # Refused in the browser: no outcome, no note; still the first step.
+    assert page.locator("#outcome").evaluate("e => !e.validity.valid")
+    expect(page.locator("#rs-confirm")).to_be_hidden()
+    page.select_option("#outcome", "false_alarm")
+    page.fill("#resolve-note", "   ")
+    page.click("#rs-next")
+    expect(page.locator("#rs-confirm")).to_be_hidden()
+    page.fill("#resolve-note", "Pressed by mistake in a pocket")
+    page.click("#rs-next")
+    summary = page.locator("#rs-summary")
+    expect(summary).to_contain_text("False alarm")
+    expect(summary).to_contain_text("Pressed by mistake in a pocket")
+    expect(page.locator("#rs-held")).to_be_hidden()
+    expect(page.locator("#rs-confirm")).to_be_focused()
+    page.click("#rs-confirm")
+    expect(dialog).to_be_hidden()
+    expect(_row(page, mine)).to_have_count(0)
+    entries = svc.http.get(f"/api/v1/alerts/{mine}", headers=alice).json()["timeline"]
+    assert [e["actor"] for e in entries if e["kind"] == "resolved"] == ["user:lead"]
+
+    # Alice takes charge while the lead has the dialog open: the service refuses (409), and
+    # the dialog says so, with the warning and the take-over to tick.
+    _row(page, held).click()
+    page.click("#resolve-open")
+    expect(page.locator("#rs-held")).to_be_hidden()
+    page.select_option("#outcome", "worker_safe")
+    page.fill("#resolve-note", "Worker called back, safe")
+    page.click("#rs-next")
+    assert svc.http.post(f"/api/v1/alerts/{held}/acknowledge", headers=alice).status_code == 200
+    page.click("#rs-confirm")
+    expect(page.locator("#rs-error")).to_contain_text("alice has taken charge of this alert")
+    expect(page.locator("#rs-held")).to_contain_text("alice has taken charge")
+    page.click("#rs-next")  # the take-over is not ticked: still refused
+    expect(page.locator("#rs-confirm")).to_be_hidden()
+    page.check("#rs-take-over")
+    page.click("#rs-next")
+    expect(summary).to_contain_text("Taken over from")
+    expect(summary).to_contain_text("alice")
+    page.click("#rs-confirm")
+    expect(dialog).to_be_hidden()
+    expect(_row(page, held)).to_have_count(0)
+    expect(page.locator("#timeline")).to_contain_text("Taken over from alice to resolve")
+
+
+def _inside(page: Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    width = page.evaluate("innerWidth")
+    assert box is not None, f"{selector} is not on screen"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (selector, box, width)
+
+
+def _fits(page: Page, what: str) -> None:
+    scroll, width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert scroll <= width, f"{what}: the page is {scroll} px wide on a {width} px screen"
+
+
+def _shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (768, 1024), (1366, 768)])
+def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, height: int) -> None:
+    base = svc.serve_http()
+    svc.user("op1")
+    svc.user("lead", Role.SUPERVISOR)
+    pk = _raise(svc, "wide", "Evangeline Featherstonehaugh-Smythe")
+    _raise(svc, "wide2", "Fin Hale", type="test")
+    context, blocked = watched_context(chromium, width, height)
+    try:
+        page = sign_in(context, base, "lead")
+        expect(_row(page, pk)).to_be_visible()
+        _fits(page, "the queue")
+        _shot(page, f"{width}-queue")
+        _row(page, pk).click()
+        expect(page.locator("#d-facts")).to_contain_text("Featherstonehaugh")
+        narrow = width < 1100
+        expect(page.locator("#back-to-queue")).to_be_visible() if narrow else None
+        expect(page.locator("#queue-pane")).to_be_hidden() if narrow else None
+        for key in ("#ack", "#resolve-open", "#map", "#note"):
+            page.locator(key).scroll_into_view_if_needed()
+            _inside(page, key)
+        _fits(page, "an alert")
+        _shot(page, f"{width}-alert")
+        # The actions stay in reach at the foot of a long alert.
+        page.locator("#timeline").scroll_into_view_if_needed()
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        if narrow:
+            expect(page.locator("#ack")).to_be_in_viewport()
+            page.click("#back-to-queue")
+            expect(_row(page, pk)).to_be_focused()
+        page.click("#tab-fleet")
+        expect(page.locator("#devices tbody tr").first).to_be_visible()
+        _fits(page, "the fleet")
+        _shot(page, f"{width}-fleet")
+        page.click("#tab-review")
+        expect(page.locator("#incidents")).to_be_visible()
+        _fits(page, "the review")
+        _shot(page, f"{width}-review")
+        page.click("#tab-alerts")
+        page.click("#resolve-open") if not narrow else (
+            _row(page, pk).click(),
+            page.click("#resolve-open"),
+        )
+        for key in ("#outcome", "#resolve-note", "#rs-next", "#rs-cancel"):
+            _inside(page, key)
+        _shot(page, f"{width}-resolve")
+        assert blocked == []
+    finally:
+        context.close()
+
+
+def test_deep_link_opens_the_alert_from_any_tab_and_after_sign_in(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    svc.user("op1")
+    svc.user("lead", Role.SUPERVISOR)
+    pk = _raise(svc, "link", "Gus Penn")
+    page = sign_in(chrome, base, "lead")
+    for tab in ("#tab-fleet", "#tab-review"):
+        page.click(tab)
+        expect(page.locator("#console")).to_be_hidden()
+        page.goto(f"{base}/#alert={pk}")
+        expect(page.locator("#console")).to_be_visible()
+        expect(page.locator("#d-title")).to_contain_text("Gus Penn")
+        expect(page.locator("#tab-alerts")).to_have_attribute("aria-pressed", "true")
+        page.goto(f"{base}/#")
+
+    # Opened from an SMS by someone not yet signed in: the alert once they are.
+    fresh = chrome.new_page()
+    fresh.goto(f"{base}/#alert={pk}")
+    fresh.fill("input[name=username]", "lead")
+    fresh.fill("input[name=password]", PASSWORD)
+    fresh.click("button[type=submit]")
+    expect(fresh.locator("#d-title")).to_contain_text("Gus Penn")
+
+
+def test_the_keyboard_moves_through_the_queue_and_acts(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    svc.user("op1")
+    first = _raise(svc, "key-a", "Hal Ives")
+    second = _raise(svc, "key-b", "Ivy Lund", type="man_down")
+    page = sign_in(chrome, base, "op1")
+    _row(page, first).focus()
+    page.keyboard.press("ArrowDown")
+    expect(_row(page, second)).to_be_focused()
+    expect(page.locator("#d-title")).to_contain_text("Ivy Lund")
+    page.keyboard.press("ArrowUp")
+    expect(_row(page, first)).to_be_focused()
+    expect(page.locator("#d-title")).to_contain_text("Hal Ives")
+
+    page.keyboard.press("a")  # take charge: focus goes to the note
+    expect(page.locator("#note")).to_be_focused(timeout=5_000)
+    expect(page.locator("#timeline")).to_contain_text("Taken charge")
+    # Typing in a field is typing: "a" and "r" here take nothing and open nothing.
+    page.keyboard.type("Called her: a fall on the stairs")
+    page.keyboard.press("Enter")
+    expect(page.locator("#timeline")).to_contain_text("a fall on the stairs")
+    expect(page.locator("#resolve-dialog")).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(_row(page, first)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#d-title")).to_contain_text("Ivy Lund")
+    page.keyboard.press("n")
+    expect(page.locator("#note")).to_be_focused()
+    expect(page.locator("#note")).to_have_value("")
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")
+    expect(page.locator("#resolve-dialog")).to_be_visible()
+    expect(page.locator("#outcome")).to_be_focused()
+    page.keyboard.press("Escape")  # the dialog closes, and only the dialog
+    expect(page.locator("#resolve-dialog")).to_be_hidden()
+    expect(page.locator("#resolve-open")).to_be_focused()
+    op = svc.login("op1")
+    states = {a["id"]: a["state"] for a in svc.http.get("/api/v1/alerts", headers=op).json()}
+    assert states == {first: "acknowledged", second: "raised"}
