@@ -57,6 +57,17 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     expect(page.locator("#fm-map .leaflet-control-scale")).to_be_visible()
     expect(page.locator("#fm-notes")).to_contain_text("Map tiles are not configured")
 
+    # A visit's marker tells who, where they said they would be, and the time left.
+    page.locator('#fm-map path[data-worker="Tom Reyes"]').click()
+    popup = page.locator(".leaflet-popup-content")
+    expect(popup).to_contain_text("12 Elm St")
+    expect(popup).to_contain_text("min left")
+    expect(popup.locator(".geo-link")).to_have_attribute("href", "geo:51.515,-0.1")
+    # The map's next refresh leaves it open for the person reading it.
+    page.evaluate("loadFleetMap()")
+    page.wait_for_timeout(300)
+    expect(popup).to_contain_text("12 Elm St")
+
     # Live: the visiting worker's man-down turns their marker into an alert, without a reload.
     second = visiting.raise_alert(type="man_down")
     visiting.wait_for("alert_received", alert_id=second, timeout=10)

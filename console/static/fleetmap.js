@@ -197,9 +197,14 @@ function visitPopup(m) {
   return box;
 }
 
+function markerKey(m) { return m.worker_id ?? m.device_id; }
+
 function drawFleet(markers) {
   if (!maps.fleet) maps.fleet = makeMap("fm-map");
-  const { map, layers } = maps.fleet;
+  const { layers } = maps.fleet;
+  // A popup someone is reading stays open across the redraw every few seconds.
+  const reading = [...maps.fleetMarkers].find(([, mk]) => mk.isPopupOpen())?.[0];
+  const readingKey = reading ? markerKey(reading) : null;
   layers.clearLayers();
   maps.fleetMarkers.clear();
   const placed = markers.filter((m) => m.lat != null);
@@ -223,6 +228,7 @@ function drawFleet(markers) {
       if (m.alert) path.dataset.alert = String(m.alert.id);
     }
     maps.fleetMarkers.set(m, marker);
+    if (!m.alert && markerKey(m) === readingKey) marker.openPopup();
   }
   if (!maps.fleetFitted && placed.length) {
     maps.fleetFitted = true;
