@@ -31,6 +31,7 @@ from monitor.orgs.views import router as workers_router
 from monitor.procedures.service import ChecklistClosed, StepsNotTicked
 from monitor.procedures.views import router as procedures_router
 from monitor.reads.views import router as fleet_router
+from monitor.site import routes as site
 from monitor.users.throttle import SignInThrottle
 from monitor.users.views import router as auth_router
 from monitor.visits.views import router as visits_router
@@ -70,7 +71,10 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         title="Vigil",
         summary="Lone-worker safety and panic-alert monitoring",
         version="1",
-        docs_url="/docs",
+        # /docs is the service's own page (monitor/site), working without the internet;
+        # ReDoc would load its script from a CDN, so it is not offered.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -80,6 +84,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         settings.signin_max_failures, settings.signin_window_s
     )
     headers.install(app, settings)
+    site.install(app)
     for router in (
         auth_router,
         audit_router,
