@@ -4,9 +4,11 @@ resolve with steps unticked refused without a reason."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -19,6 +21,7 @@ from monitor.procedures.definitions import (
     choose,
     parse_file,
 )
+from monitor.users.models import Role
 from tests.fast.handlers import FastDevice
 from tests.fast.handlers import Handlers as Running
 
@@ -124,15 +127,27 @@ def test_a_bad_file_names_the_place(text: str, says: str) -> None:
     assert says in str(err.value)
 
 
+def _chosen(text: str, kind: str, org: str | None, team: str | None) -> str | None:
+    chosen = choose(parse_file(text).procedures, kind, org, team)
+    return chosen.name if chosen is not None else None
+
+
 def test_the_most_specific_procedure_applies() -> None:
-    procedures = parse_file(FILE).procedures
-    assert choose(procedures, "red", "Test Org", "Housing").name == "Panic, Housing"  # type: ignore[union-attr]
-    assert choose(procedures, "red", "Test Org", "Nursing").name == "Panic"  # type: ignore[union-attr]
-    assert choose(procedures, "man_down", "Test Org", "Housing").name == "Anything else"  # type: ignore[union-attr]
+    assert _chosen(FILE, "red", "Test Org", "Housing") == "Panic, Housing"
+    assert _chosen(FILE, "red", "Test Org", "Nursing") == "Panic"
+    assert _chosen(FILE, "red", "Other Org", "Housing") == "Panic"  # Test Org's Housing only
+    assert _chosen(FILE, "man_down", "Test Org", "Housing") == "Anything else"
+    # An organisation's own over everybody's; for every type over nothing.
+    org = FILE + "  - {name: Ours, org: Test Org, alert_types: [man_down], steps: [a]}\n"
+    assert _chosen(org, "man_down", "Test Org", "Housing") == "Ours"
+    assert _chosen(org, "man_down", "Other Org", None) == "Anything else"
     # Never one for every type under duress: it may say to call the worker.
-    assert choose(procedures, "duress", None, None).name == "Duress"  # type: ignore[union-attr]
-    without = [p for p in procedures if p.name != "Duress"]
-    assert choose(without, "duress", "Test Org", "Housing") is None
+    assert _chosen(FILE, "duress", None, None) == "Duress"
+    before, duress = FILE.split("  - name: Duress")
+    everything = "  - name: Anything else" + duress.split("  - name: Anything else")[1]
+    assert _chosen(before + everything, "red", "Other Org", None) == "Panic"
+    assert _chosen(before + everything, "test", None, None) == "Anything else"
+    assert _chosen(before + everything, "duress", "Test Org", "Housing") is None
 
 
 def test_load_check_dump_and_a_bad_load_changes_nothing(svc: Running, tmp_path: Path) -> None:
@@ -216,6 +231,20 @@ def test_checklist_ticks_and_resolve_with_steps_open(svc: Running, tmp_path: Pat
     kinds = [t["kind"] for t in timeline]
     assert kinds.index("procedure_unfinished") < kinds.index("resolved")
     vigil(svc, "audit", "verify")  # the checklist and its ticks are in the verified chain
+
+    # The safety lead's PDF of the incident lists the checklist as it was left.
+    lead = svc.user("lead", Role.SUPERVISOR)
+    pdf = svc.http.get(f"/api/v1/incidents/{pk}/report.pdf", headers=lead)
+    assert pdf.status_code == 200, pdf.text
+    pages = PdfReader(io.BytesIO(pdf.content)).pages
+    text = " ".join(" ".join(page.extract_text() for page in pages).split())
+    for expected in (
+        "Steps ticked 1 of 3",
+        "1. Call the Housing duty phone (not ticked)",
+        "2. Call the worker's phone (done, 20",
+        "3. Call the police (not ticked)",
+    ):
+        assert expected in text, text
 
 
 def test_every_step_ticked_resolves_without_a_note(svc: Running, tmp_path: Path) -> None:
