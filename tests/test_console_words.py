@@ -41,7 +41,8 @@ def _overdue_alert(svc: Running) -> int:
         found = svc.http.get("/api/v1/alerts", headers=op).json()
         return next((a["id"] for a in found if a["type"] == "visit_overdue"), None)
 
-    return wait_until(raised, timeout=20, what="the visit_overdue alert")
+    alert_id: int = wait_until(raised, timeout=20, what="the visit_overdue alert")
+    return alert_id
 
 
 def _pdf_text(body: bytes) -> str:
