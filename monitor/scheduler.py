@@ -1,7 +1,7 @@
-"""Durable timers: visit deadlines, overdue visits, silent devices, unsent commands, and
-the deletion of expired location history; SQLite's checkpoints; the broker's password file
-kept in step with the registry. Each is a job of every tick (`Scheduler.jobs`), run on its
-own: one that fails does not stop the others.
+"""Durable timers: visit deadlines, overdue visits, silent devices, test alerts left open,
+unsent commands, and the deletion of expired location history; SQLite's checkpoints; the
+broker's password file kept in step with the registry. Each is a job of every tick
+(`Scheduler.jobs`), run on its own: one that fails does not stop the others.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
 unsent command), not a timer in memory: after a restart the first tick finds whatever fell
@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor import failures, health, metrics
+from monitor.alerts import expiry
 from monitor.broker_sync import BrokerSync
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -93,6 +94,11 @@ class Scheduler(threading.Thread):
                 lambda db, d, now: visits.device_offline(
                     db, d, "missed two heartbeats", only_if_due=True
                 ),
+            ),
+            self._each_due(
+                "test_alerts",
+                self._tests_to_close,
+                lambda db, a, now: expiry.close_test(db, a, now, self._test_close_after),
             ),
             Job("held_messages", self._expire_held),
             Job("commands_published", self._mark_sent),
@@ -195,6 +201,15 @@ class Scheduler(threading.Thread):
             .where(Device.online.is_(True), Device.offline_due_at <= now)
             .limit(BATCH)
         ).all()
+
+    @property
+    def _test_close_after(self) -> timedelta:
+        return timedelta(minutes=self.settings.test_alert_close_min)
+
+    def _tests_to_close(self, db: Session, now: datetime) -> Sequence[int]:
+        if self.settings.test_alert_close_min <= 0:
+            return []  # never
+        return expiry.tests_to_close(db, now, self._test_close_after, BATCH)
 
     def _expire_held(self, now: datetime) -> None:
         """Refuse messages held too long for the alert or visit they are about."""

@@ -41,18 +41,26 @@ _ALLOWED: dict[AlertState, frozenset[AlertState]] = {
     AlertState.RAISED: frozenset(
         {AlertState.ACKNOWLEDGED, AlertState.RESOLVED, AlertState.CANCELLED}
     ),
-    AlertState.ACKNOWLEDGED: frozenset({AlertState.RESOLVED, AlertState.CANCELLED}),
+    # Back to raised: a duress PIN after someone took charge (alerts.service.cancel_from_device)
+    # needs a person to take charge of the duress, with the full alarm on every console.
+    AlertState.ACKNOWLEDGED: frozenset(
+        {AlertState.RAISED, AlertState.RESOLVED, AlertState.CANCELLED}
+    ),
     AlertState.RESOLVED: frozenset(),
     AlertState.CANCELLED: frozenset(),
 }
 
-# Lower is more urgent. A duress alert outranks everything whatever its type.
+# Lower is more urgent; the queue, the console's colours and its alarm follow it. A duress
+# alert outranks everything whatever its type. Panic and man down are one rank: a worker in
+# danger now, by their own hand or by their fall. An overdue visit comes before no motion: a
+# worker who did not come out of a visit is a known risk, stillness is a sensor's guess. Then
+# a silent device, and last a test, which is nobody in danger.
 _PRIORITY = {
     "duress": 0,
     AlertType.RED: 1,
-    AlertType.MAN_DOWN: 2,
-    AlertType.NO_MOTION: 3,
-    AlertType.VISIT_OVERDUE: 4,
+    AlertType.MAN_DOWN: 1,
+    AlertType.VISIT_OVERDUE: 3,
+    AlertType.NO_MOTION: 4,
     AlertType.DEVICE_OFFLINE: 5,
     AlertType.TEST: 6,
 }
@@ -64,7 +72,7 @@ class Effects:
     the time (and who) stamped on the row, the positions sealed into the timeline, the
     timeline entry, the command to the device, the event announced."""
 
-    at: str  # the alert's column for when it happened
+    at: str | None  # the alert's column for when it happened (None: the timeline's alone)
     by: str | None  # the alert's column for who did it, if kept on the row
     seal_positions: bool  # the incident is over: its trail joins the hash chain
     entry: str  # the timeline entry's kind
@@ -73,6 +81,16 @@ class Effects:
 
 
 EFFECTS: dict[AlertState, Effects] = {
+    # Raised again (only a duress after someone took charge does this): raised_at stays the
+    # first raise; who had taken it is cleared by the caller and kept in the timeline.
+    AlertState.RAISED: Effects(
+        at=None,
+        by=None,
+        seal_positions=False,
+        entry="raised_again",
+        device_command=None,  # under duress the device is told nothing more
+        event=Kind.ALERT_DURESS,
+    ),
     AlertState.ACKNOWLEDGED: Effects(
         at="acknowledged_at",
         by="acknowledged_by",
