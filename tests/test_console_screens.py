@@ -65,6 +65,7 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
     expect(page.locator("#detail .offline-note")).to_be_visible()
     # Not the service's own banner: this console cannot reach it, which is another thing.
     expect(page.locator("#service-banner")).to_be_hidden()
+    _shot(page, "stale")
     frozen = age.text_content()
     page.wait_for_timeout(2_200)
     assert age.text_content() == frozen, "the ages must stop while out of date"
@@ -81,6 +82,7 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
         re.compile(r"Reconnected at \d\d:\d\d:\d\d; caught up"), timeout=15_000
     )
     expect(_row(page, new)).to_contain_text("Ben Ode")
+    _shot(page, "caught-up")
     expect(_row(page, gone)).to_have_count(0)
     expect(page.locator("body")).not_to_have_class(re.compile(r"\bstale\b"))
     expect(page.locator("#d-facts")).to_contain_text("Test")  # the alert on screen, as it is now
@@ -115,6 +117,7 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     expect(page.locator("#rs-confirm")).to_be_hidden()
     page.fill("#resolve-note", "Pressed by mistake in a pocket")
     page.click("#rs-next")
+    _shot(page, "resolve-confirm")
     summary = page.locator("#rs-summary")
     expect(summary).to_contain_text("False alarm")
     expect(summary).to_contain_text("Pressed by mistake in a pocket")
@@ -136,6 +139,7 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     page.click("#rs-next")
     assert svc.http.post(f"/api/v1/alerts/{held}/acknowledge", headers=alice).status_code == 200
     page.click("#rs-confirm")
+    _shot(page, "resolve-refused")
     expect(page.locator("#rs-error")).to_contain_text("alice has taken charge of this alert")
     expect(page.locator("#rs-held")).to_contain_text("alice has taken charge")
     page.click("#rs-next")  # the take-over is not ticked: still refused
@@ -194,8 +198,8 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
         # The actions stay in reach at the foot of a long alert.
         page.locator("#timeline").scroll_into_view_if_needed()
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        expect(page.locator("#ack")).to_be_in_viewport()
         if narrow:
-            expect(page.locator("#ack")).to_be_in_viewport()
             page.click("#back-to-queue")
             expect(_row(page, pk)).to_be_focused()
         page.click("#tab-fleet")

@@ -32,6 +32,9 @@ function connBanner(text, good) {
   banner.hidden = !text;
   banner.textContent = text || "";
   banner.classList.toggle("good", Boolean(good));
+  // The alert's sticky actions stop below the banner, however many lines it takes.
+  document.body.classList.toggle("banner-shown", Boolean(text));
+  document.documentElement.style.setProperty("--banner-h", `${banner.offsetHeight}px`);
 }
 
 function connectionLost() {
