@@ -75,6 +75,18 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
         "data-alert", str(_pk(svc, second)), timeout=5_000
     )
 
+    # A new alert far outside the view brings the map to it: an alarm is never off screen.
+    idle.send_location(53.4808, -2.2426, qos=1)
+    far = idle.raise_alert(type="red")
+    idle.wait_for("alert_received", alert_id=far, timeout=10)
+    far_marker = page.locator('#fm-map path[data-worker="Ida Idle"]')
+    expect(far_marker).to_have_count(1, timeout=10_000)
+    page.wait_for_timeout(500)  # the fit's animation
+    shown, view = far_marker.bounding_box(), page.locator("#fm-map").bounding_box()
+    assert shown is not None and view is not None
+    assert view["x"] <= shown["x"] <= view["x"] + view["width"]
+    assert view["y"] <= shown["y"] <= view["y"] + view["height"]
+
     alert_marker.click()
     expect(page.locator("#console")).to_be_visible()
     expect(page.locator("#d-title")).to_contain_text("Nia Okoro")
@@ -84,7 +96,7 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     try:
         small = sign_in(phone, base, "mara")
         small.click("#tab-map")
-        expect(small.locator("#fm-map path.fm-marker")).to_have_count(2, timeout=10_000)
+        expect(small.locator("#fm-map path.fm-marker")).to_have_count(3, timeout=10_000)
         box = small.locator("#fm-map").bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
         assert small.evaluate("document.documentElement.scrollWidth") <= 390

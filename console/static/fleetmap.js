@@ -12,7 +12,7 @@ const FLEET_POLL_MS = 5000;
 // Above this many markers, names show on hover only, so the map stays readable.
 const NAMED_MARKERS = 25;
 const maps = { alert: null, incident: null, fleet: null, fleetTimer: null, fleetSoon: null,
-  fleetFitted: false, fleetMarkers: new Map() };
+  fleetFitted: false, fleetMarkers: new Map(), fleetAlerts: new Set() };
 
 // ---- making a map --------------------------------------------------------------------
 // A map on the element `id`, with the configured tiles, or a blank background that says it
@@ -230,7 +230,13 @@ function drawFleet(markers) {
     maps.fleetMarkers.set(m, marker);
     if (!m.alert && markerKey(m) === readingKey) marker.openPopup();
   }
-  if (!maps.fleetFitted && placed.length) {
+  // Fitted once when first shown; after that the view is the user's, unless a new alert
+  // falls outside it: a new alarm must never be off screen.
+  const bounds = maps.fleet.map.getBounds();
+  const unseen = placed.some((m) => m.alert && !maps.fleetAlerts.has(m.alert.id)
+    && !bounds.contains([m.lat, m.lon]));
+  maps.fleetAlerts = new Set(placed.filter((m) => m.alert).map((m) => m.alert.id));
+  if ((!maps.fleetFitted || unseen) && placed.length) {
     maps.fleetFitted = true;
     fitFleet();
   }
