@@ -215,7 +215,7 @@ def run_step(
             shielded = not may_reach_worker(db, alert)
         phone = detail.worker.phone if detail.worker is not None else ""
         # Why each recipient not reached was not: said in the timeline, never just "nobody".
-        why_not = [_missing(name) for name in spec.missing or ()]
+        why_not = [missing_reason(name) for name in spec.missing or ()]
         for r in spec.to:
             address = channel.address(r)
             if shielded and aimed_at_worker(r.kind, address, phone):
@@ -277,7 +277,7 @@ def run_step(
 NOBODY_NAMED = "Its recipients resolved to nobody when the escalation started"
 
 
-def _missing(name: str) -> str:
+def missing_reason(name: str) -> str:
     """Why a name in the policy's `to` reached nobody (snapshots: it resolved to nobody)."""
     if name == RecipientKind.BACKUP.value:
         return "The team has no backup staff"

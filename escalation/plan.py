@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalation import channels
-from escalation.flows import next_step, why_stopped
+from escalation.flows import missing_reason, next_step, why_stopped
 from escalation.models import Escalation, Notification, Step
 from escalation.states import StepState
 from escalation.timeline import EntryKind
@@ -45,6 +45,7 @@ class PlanStep(BaseModel):
     word: str  # the channel in the timeline's word: "SMS", "Call"
     after_s: float  # the policy's wait after the step before
     to: list[PlanRecipient]
+    nobody: str | None  # why `to` is empty, e.g. "The team has no backup staff"
     # done, pending (scheduled), cancelled, error (a fault), or planned (not yet scheduled:
     # its due_at is an estimate from the next step's)
     state: Literal["done", "pending", "cancelled", "error", "planned"]
@@ -116,6 +117,7 @@ def plan_of(db: Session, alert: Alert) -> Plan:
             word=channels.get(spec.channel).word,
             after_s=spec.after,
             to=[PlanRecipient(name=r.name, kind=r.kind.value) for r in spec.to],
+            nobody=". ".join(missing_reason(n) for n in spec.missing or ()) or None,
             state=state,  # a StepState, or "planned"
             due_at=due_at,
             done_at=row.done_at if row is not None else None,

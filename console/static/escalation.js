@@ -23,9 +23,12 @@ function wait(seconds) {
 const STATES = { done: "Done", pending: "Due", cancelled: "Not run", error: "Failed", planned: "Planned" };
 const HEADS = { running: "Escalating", exhausted: "Every step has run", stopped: "Stopped", none: "Not started" };
 
-function whom(step) {
+function whom(p, step) {
   if (step.channel === "console") return "operators";
-  return step.to.length ? step.to.map((r) => r.name).join(", ") : "nobody (see below)";
+  // Under duress the worker's phone is never rung or texted: say so before the step runs.
+  const name = (r) => (p.duress && r.kind === "worker" ? `${r.name} (held back: duress)` : r.name);
+  if (step.to.length) return step.to.map(name).join(", ");
+  return step.nobody ? `nobody: ${step.nobody.charAt(0).toLowerCase()}${step.nobody.slice(1)}` : "nobody";
 }
 
 function stepItem(p, step) {
@@ -35,7 +38,7 @@ function stepItem(p, step) {
   const head = el("div", "", "plan-line");
   head.append(el("span", isNext ? "Next" : STATES[step.state] || step.state, "plan-state"));
   head.append(el("strong", step.label.replace(/^step/, "Step")));
-  head.append(` · ${step.word} · ${whom(step)}`);
+  head.append(` · ${step.word} · ${whom(p, step)}`);
   li.append(head);
   const when = el("div", "", "plan-when");
   if (step.done_at) {
@@ -48,7 +51,8 @@ function stepItem(p, step) {
     when.append("(in ", left, ")");
     if (step.position > 0) when.append(` · ${wait(step.after_s)} after the step before`);
   } else {
-    when.textContent = "Not run: the escalation stopped first";
+    // Cancelled: by the duress round that replaced the pending step, or by the stop.
+    when.textContent = p.duress && p.status === "running" ? "Not run: the duress round replaced it" : "Not run: the escalation stopped first";
   }
   li.append(when);
   // What it did, as the timeline said it (whom it reached, or why nobody), and each send.
@@ -80,7 +84,7 @@ function drawPlan(box, p) {
     const text = el("span", "", "plan-next-text");
     const left = el("span", until(due), "countdown");
     left.dataset.due = String(due);
-    text.append(el("strong", `Next: ${next.label.replace(/^step/, "step")}`), ` · ${next.word} · ${whom(next)} · in `, left);
+    text.append(el("strong", `Next: ${next.label.replace(/^step/, "step")}`), ` · ${next.word} · ${whom(p, next)} · in `, left);
     bar.append(text);
   } else {
     bar.append(el("span", p.why ? `${HEADS[p.status]}: ${p.why}.` : "", "plan-why"));

@@ -89,6 +89,11 @@ def test_a_step_that_reaches_nobody_waits_its_delay_and_says_why(svc: Handlers) 
     texts = [e.text for e in entries(svc, pk, "escalation_step")]
     assert texts[0] == ("Escalation step 1 of 3: sms reached nobody. The team has no backup staff")
     assert "nobody reachable" not in " ".join(texts)
+    # The plan says so of the step to come, before it runs.
+    ops = svc.user("op1", Role.OPERATOR)
+    plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
+    assert plan["steps"][2]["to"] == [] and plan["next"] == 2
+    assert plan["steps"][2]["nobody"] == "The team has no backup staff"
 
 
 def test_a_call_to_the_workers_phone_held_back_under_duress_says_so(svc: Handlers) -> None:
@@ -111,14 +116,21 @@ def test_a_call_to_the_workers_phone_held_back_under_duress_says_so(svc: Handler
     with svc.store.session() as db:
         pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == alert_id))
     assert pk is not None
-    wait_until(lambda: len(entries(svc, pk, "escalation_step")) >= 2, timeout=5, what="the burst")
-    texts = [e.text for e in entries(svc, pk, "escalation_step")]
+    wait_until(lambda: len(entries(svc, pk, "escalation_step")) >= 3, timeout=5, what="the burst")
+    # The duress round (round 2) runs every step at once.
+    burst = {
+        e.text.split(":")[0]: e.text
+        for e in entries(svc, pk, "escalation_step")
+        if ", round 2:" in e.text
+    }
     held = "held back: under duress, whoever is with the worker would hear it"
-    assert f"voice reached nobody. Call to Nia Walker's phone {held}" in texts[-2]
-    assert texts[-1].startswith(
-        f"Escalation step 2 of 2, round 2: sms to Housing backup ({BACKUP})"
+    assert burst["Escalation step 1 of 2, round 2"] == (
+        f"Escalation step 1 of 2, round 2: voice reached nobody. Call to Nia Walker's phone {held}"
     )
-    assert f"SMS to Home phone ({WORKER_PHONE}) {held}" in texts[-1]
+    assert burst["Escalation step 2 of 2, round 2"] == (
+        f"Escalation step 2 of 2, round 2: sms to Housing backup ({BACKUP}). "
+        f"SMS to Home phone ({WORKER_PHONE}) {held}"
+    )
     # Only the call made before the PIN was keyed went to the worker's phone.
     assert [n.recipient_kind for n in sent(svc, pk) if n.address == WORKER_PHONE] == ["worker"]
 
