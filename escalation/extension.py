@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from escalation.engine import Engine
+from escalation.states import STATUS_LABELS
 from escalation.timeline import LABELS
 from monitor.alerts import labels
 
@@ -23,6 +24,7 @@ def setup(app: FastAPI, context: dict[str, Any]) -> Engine:
     app.include_router(call_views.api)
     app.include_router(call_views.webhooks)
     labels.add_entries(LABELS)
+    labels.add_table("status", STATUS_LABELS)
     engine = Engine(context["store"], context["settings"])
     app.state.escalation = engine
     return engine

@@ -47,6 +47,25 @@ class NotificationStatus(StrEnum):
     CANCELED = "canceled"  # Twilio's spelling: a call cancelled before it was answered
 
 
+# What the console shows for each (monitor.alerts.labels' "status" table, added when escalation
+# loads). Another word Twilio brings (accepted, sending, ringing...) is shown made readable.
+STATUS_LABELS: dict[str, str] = {
+    NotificationStatus.PENDING: "waiting to send",
+    NotificationStatus.CLAIMED: "sending",
+    NotificationStatus.ACKNOWLEDGED: "taken",
+    NotificationStatus.OUTBOX: "outbox, not sent",
+    NotificationStatus.CANCELLED: "not sent: no longer needed",
+    NotificationStatus.ERROR: "error",
+    NotificationStatus.QUEUED: "queued",
+    NotificationStatus.DELIVERED: "delivered",
+    NotificationStatus.COMPLETED: "call ended",
+    NotificationStatus.BUSY: "busy",
+    NotificationStatus.NO_ANSWER: "no answer",
+    NotificationStatus.FAILED: "failed",
+    NotificationStatus.UNDELIVERED: "not delivered",
+    NotificationStatus.CANCELED: "call cancelled",
+}
+
 # Statuses after which a notification can no longer bring an acknowledgement.
 UNANSWERED = frozenset(
     {

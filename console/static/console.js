@@ -313,7 +313,7 @@ async function select(id) {
     const esc = state.meta.escalation_kinds.includes(t.kind);
     const li = el("li", "", esc ? "esc" : "");
     li.append(el("time", new Date(t.at).toLocaleTimeString()));
-    if (t.data?.status) li.append(el("span", t.data.status, `status ${t.data.status}`));
+    if (t.data?.status) li.append(el("span", word("status", t.data.status), `status ${t.data.status}`));
     li.append(esc ? t.text || word("entry", t.kind) : `${t.text || word("entry", t.kind)} (${who(t.actor)})`);
     if (t.data?.body) li.append(el("q", t.data.body));  // what an outbox message said
     return li;

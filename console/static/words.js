@@ -10,7 +10,8 @@ function humanise(value) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-// What people call `value` in `table` ("state", "entry", "outcome", "type", "role", "trigger").
+// What people call `value` in `table` ("state", "entry", "outcome", "type", "role", "trigger",
+// and escalation's "status").
 function word(table, value) {
   if (value === null || value === undefined || value === "") return "";
   return state.meta?.labels?.[table]?.[value] ?? humanise(value);

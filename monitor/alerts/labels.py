@@ -85,6 +85,15 @@ def add_entries(labels: Mapping[str, str]) -> None:
     ENTRY_LABELS.update(labels)
 
 
+# Tables of an extension's own values, by name (escalation's "status": a notification's).
+EXTENSION_TABLES: dict[str, dict[str, str]] = {}
+
+
+def add_table(name: str, labels: Mapping[str, str]) -> None:
+    """An extension's own table of words, which the console is told with the rest."""
+    EXTENSION_TABLES.setdefault(name, {}).update(labels)
+
+
 def humanise(value: str) -> str:
     """A value nobody gave words to yet, made readable rather than shown raw
     ("call_bridged": "Call bridged"). console/static/words.js does the same."""
@@ -131,4 +140,5 @@ def all_labels() -> dict[str, dict[str, str]]:
         "role": {k.value: v for k, v in ROLE_LABELS.items()},
         "trigger": dict(TRIGGER_LABELS),
         "entry": dict(ENTRY_LABELS),
+        **{name: dict(table) for name, table in EXTENSION_TABLES.items()},
     }

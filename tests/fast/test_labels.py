@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
+from escalation.states import STATUS_LABELS, NotificationStatus
 from escalation.timeline import LABELS as ESCALATION_LABELS
 from escalation.timeline import EntryKind
 from monitor.alerts import labels
@@ -22,6 +23,7 @@ def test_every_stored_value_has_words() -> None:
     assert set(labels.ROLE_LABELS) == set(Role)
     # Escalation's entry kinds are labelled beside their enum, and reach the one table.
     assert set(ESCALATION_LABELS) == set(EntryKind)
+    assert set(STATUS_LABELS) == set(NotificationStatus)
     assert labels.entry_label("notification") == "Notification"
 
 
@@ -48,6 +50,7 @@ def test_the_console_is_told_every_table(svc: Handlers) -> None:
     assert got["entry"]["raised"] == "Alert raised"
     assert got["entry"]["escalation_started"] == "Escalation started"  # escalation's, added
     assert got["trigger"]["fall"] == "fall detected"
+    assert got["status"]["no-answer"] == "no answer"  # escalation's own table, added
 
 
 def test_the_record_and_the_csv_say_it_in_words(svc: Handlers) -> None:
