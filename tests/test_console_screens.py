@@ -92,15 +92,16 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
 
 
 def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
-    svc: Running, chrome: BrowserContext
+    svc: Running, browser: BrowserContext
 ) -> None:
+    # The key flow, in both engines.
     base = svc.serve_http()
     svc.user("op1")
     alice = svc.user("alice")
     svc.user("lead", Role.SUPERVISOR)
     mine = _raise(svc, "res-a", "Cai Rowe")
     held = _raise(svc, "res-b", "Dee Marsh")
-    page = sign_in(chrome, base, "lead")
+    page = sign_in(browser, base, "lead")
 
     _row(page, mine).click()
     page.click("#resolve-open")
@@ -202,6 +203,10 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
         if narrow:
             page.click("#back-to-queue")
             expect(_row(page, pk)).to_be_focused()
+        page.click("#tab-map")
+        expect(page.locator("#fleetmap")).to_be_visible()
+        _fits(page, "the fleet map")
+        _shot(page, f"{width}-map")
         page.click("#tab-fleet")
         expect(page.locator("#devices tbody tr").first).to_be_visible()
         _fits(page, "the fleet")

@@ -20,10 +20,8 @@ function staleness(stale) {
   document.body.classList.toggle("stale", stale);
   $("#detail").disabled = stale;  // a fieldset: every control in the alert
   $("#rs-confirm").disabled = stale;
-  for (const b of [$("#detail"), $("#rs-confirm")]) {
-    if (stale) b.title = "Not connected to the service: actions are off until it is back.";
-    else b.removeAttribute("title");
-  }
+  if (stale) $("#rs-confirm").title = "Not connected to the service: try again once it is back.";
+  else $("#rs-confirm").removeAttribute("title");
 }
 
 function connBanner(text, good) {
