@@ -19,6 +19,7 @@ from monitor.procedures.definitions import (
     DEFAULT_FILE,
     ProcedureError,
     choose,
+    load_default,
     parse_file,
 )
 from monitor.users.models import Role
@@ -292,3 +293,17 @@ def test_duress_replaces_the_checklist(svc: Running, tmp_path: Path) -> None:
         "Procedure for Panic: Panic (2 steps)",
         "No procedure for Duress: the Panic steps no longer apply",
     ]
+
+
+def test_the_default_procedures_load_only_into_an_empty_store(svc: Running, tmp_path: Path) -> None:
+    """What `vigil demo` does: the shipped procedures, never over stored ones."""
+    with svc.store.begin() as db:
+        assert load_default(db)
+    dumped = vigil(svc, "sop", "dump").output
+    assert parse_file(dumped).procedures == sorted(
+        parse_file(DEFAULT_FILE.read_text()).procedures, key=lambda p: p.name
+    )
+    load(svc, tmp_path)
+    with svc.store.begin() as db:
+        assert not load_default(db)
+    assert "Panic, Housing" in vigil(svc, "sop", "dump").output
