@@ -157,7 +157,7 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
         alert,
         EntryKind.DURESS,
         "Duress: every step of the policy runs now, and the worker's phone is not contacted"
-        + (f" ({silenced} notifications to it cancelled)" if silenced else ""),
+        + (f" ({plural(silenced, 'notification')} to it cancelled)" if silenced else ""),
     )
     return made
 

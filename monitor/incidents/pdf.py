@@ -22,6 +22,7 @@ from monitor.alerts.labels import (
     TYPE_LABELS,
     actor_label,
     entry_label,
+    plural,
 )
 from monitor.alerts.states import ACTIVE_STATES, AlertType
 from monitor.procedures.service import recorded
@@ -214,7 +215,7 @@ def render(
             mark = f"done, {when(step.at)} by {by}" if step.done else "not ticked"
             pdf.line_of(f"{step.index + 1}. {step.do}   ({mark})", size=8.5)
 
-    pdf.heading(f"Timeline ({len(a.timeline)} entries)")
+    pdf.heading(f"Timeline ({plural(len(a.timeline), 'entry', 'entries')})")
     pdf.line_of(
         "Each entry's hash covers the entry and the hash of the one before it "
         "(format vigil-incident-v1); `vigil audit verify` checks every incident's chain.",

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts import rules
-from monitor.alerts.labels import TYPE_LABELS
+from monitor.alerts.labels import TYPE_LABELS, plural
 from monitor.alerts.models import Alert, AlertEvent, AlertEventOut, AlertOut
 from monitor.alerts.service import active_duress, announce, get, record
 from monitor.alerts.states import ACTIVE_STATES, AlertType
@@ -174,7 +174,7 @@ def ensure(db: Session, alert: Alert) -> AlertProcedure:
         text = f"No procedure for {label}: the {before} steps no longer apply"
         steps: list[dict[str, Any]] = []
     else:
-        text = f"Procedure for {label}: {procedure.name} ({len(procedure.steps)} steps)"
+        text = f"Procedure for {label}: {procedure.name} ({plural(len(procedure.steps), 'step')})"
         steps = [s.model_dump(exclude_none=True) for s in procedure.steps]
     name = procedure.name if procedure is not None else None
     record(db, alert, APPLIED, "system", text, name=name, applies_to=kind, steps=steps)
