@@ -608,7 +608,8 @@ def test_duress_after_someone_took_the_alert_still_notifies_every_level(
         badge.cancel_alert(alert_id, b.duress_pin)
         fake.wait_for_count("sms", 1, timeout=5, to=BACKUP)
         fake.wait_for_count("call", 1, timeout=5, to=DISPATCH)
-        # The burst runs once; later rounds wait for nobody, since someone has the alert.
+        # The burst runs once, and is this policy's last round (it has no repeats; with them,
+        # the duress having raised the alert again, they would follow until someone took it).
         time.sleep(1.0)
         assert len(fake.requests) == 2
 

@@ -117,9 +117,10 @@ function lateness(tr) {
     tr.classList.toggle("late-2", level >= 2);
     tr.late = level;
   }
-  return level ? ` · over ${targetText(targets[level - 1])} target` : "";
+  return level ? ` · over ${targetText(targets[level - 1])}` : "";
 }
-function targetText(s) { return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`; }
+// No break inside "40 s": the age cell is narrow at phone width.
+function targetText(s) { return s < 120 ? `${s}\u00a0s` : `${Math.round(s / 60)}\u00a0min`; }
 
 // ---- the alarm ------------------------------------------------------------------------
 
@@ -146,7 +147,8 @@ function alarm(now = Date.now()) {
   if (!loud.length) return;
   const fresh = loud.filter((a) => !urgency.heard.has(`${a.id}/${kindOf(a)}`));
   for (const a of fresh) { urgency.heard.add(`${a.id}/${kindOf(a)}`); notify(a); }
-  if (!fresh.length && now - urgency.lastPlay < state.meta.alarm_repeat_s * 1000) return;
+  // Within half a tick of the interval: the one-second timer would otherwise make it longer.
+  if (!fresh.length && now - urgency.lastPlay < state.meta.alarm_repeat_s * 1000 - 500) return;
   urgency.lastPlay = now;
   const duress = loud.some((a) => kindOf(a) === "duress");
   play(duress ? $("#duress-alarm") : $("#chime"));
