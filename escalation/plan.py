@@ -64,6 +64,7 @@ class Plan(BaseModel):
     why: str | None  # in words, when not running
     duress: bool
     repeat: int
+    round_size: int  # steps in one round of the policy
     steps: list[PlanStep]
     more: int  # steps beyond those listed, still to come in later rounds
     next: int | None  # the position of the next step
@@ -83,6 +84,7 @@ def plan_of(db: Session, alert: Alert) -> Plan:
             why=why,
             duress=False,
             repeat=0,
+            round_size=0,
             steps=[],
             more=0,
             next=None,
@@ -167,6 +169,7 @@ def plan_of(db: Session, alert: Alert) -> Plan:
         why=why,
         duress=esc.duress,
         repeat=snap.repeat,
+        round_size=len(snap.steps),
         steps=steps,
         more=more,
         next=nxt.position if nxt is not None else None,

@@ -104,9 +104,22 @@ function drawPlan(box, p) {
   if (reason) bar.append(el("span", reason, "note"));
   box.append(bar);
 
-  if (p.steps.length) {
+  // While it escalates, the rounds before the next step's are folded away: the round under
+  // way stays in sight however often the policy has repeated.
+  const from = p.next !== null && p.round_size ? Math.floor(p.next / p.round_size) * p.round_size : 0;
+  const earlier = p.steps.filter((s) => s.position < from);
+  if (earlier.length) {
+    const fold = el("details", undefined, "plan-earlier");
+    fold.append(el("summary", `Earlier rounds: ${earlier.length} step${earlier.length === 1 ? "" : "s"}`));
     const ol = el("ol", undefined, "plan-steps");
-    ol.append(...p.steps.map((s) => stepItem(p, s)));
+    ol.append(...earlier.map((s) => stepItem(p, s)));
+    fold.append(ol);
+    box.append(fold);
+  }
+  const current = p.steps.filter((s) => s.position >= from);
+  if (current.length) {
+    const ol = el("ol", undefined, "plan-steps");
+    ol.append(...current.map((s) => stepItem(p, s)));
     box.append(ol);
   }
   if (p.more) box.append(el("p", `Then ${p.more} more step${p.more === 1 ? "" : "s"} in later rounds, while nobody takes charge.`, "note"));

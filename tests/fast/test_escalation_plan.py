@@ -194,6 +194,7 @@ def test_the_plan_shows_done_next_and_planned_steps_in_scope(svc: Handlers) -> N
 
     plan = svc.http.get(f"/api/v1/alerts/{pk}/escalation", headers=ops).json()
     assert plan["policy"] == "Plan policy" and plan["status"] == "running"
+    assert plan["round_size"] == 3 and plan["more"] == 0
     assert plan["next"] == 1 and plan["can_escalate_now"] is True and plan["why"] is None
     one, two, three = plan["steps"]
     assert (one["state"], one["word"], one["result"]) == (
