@@ -74,7 +74,8 @@ function drawPlan(box, p) {
   const head = el("div", "", "plan-head");
   head.append(el("h3", "Escalation"));
   head.append(el("span", HEADS[p.status] || p.status, `plan-status ${p.status}`));
-  if (p.policy) head.append(el("span", `policy “${p.policy}”${p.duress ? " · duress: every step at once" : ""}`, "note"));
+  const policy = p.policy ? `policy “${p.policy}”` : p.status === "none" ? "" : "no escalation policy fits this alert: operators only";
+  if (policy) head.append(el("span", `${policy}${p.duress ? " · duress: every step at once" : ""}`, "note"));
   box.replaceChildren(head);
 
   const bar = el("div", "", "plan-next");
