@@ -101,6 +101,7 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     svc.user("lead", Role.SUPERVISOR)
     mine = _raise(svc, "res-a", "Cai Rowe")
     held = _raise(svc, "res-b", "Dee Marsh")
+    late = _raise(svc, "res-c", "Eli Moss")
     page = sign_in(browser, base, "lead")
 
     _row(page, mine).click()
@@ -130,8 +131,8 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     entries = svc.http.get(f"/api/v1/alerts/{mine}", headers=alice).json()["timeline"]
     assert [e["actor"] for e in entries if e["kind"] == "resolved"] == ["user:lead"]
 
-    # Alice takes charge while the lead has the dialog open: the service refuses (409), and
-    # the dialog says so, with the warning and the take-over to tick.
+    # Alice takes charge while the lead reads the confirmation: the dialog goes back to the
+    # first step with the warning, and the take-over to tick.
     _row(page, held).click()
     page.click("#resolve-open")
     expect(page.locator("#rs-held")).to_be_hidden()
@@ -139,11 +140,10 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     page.fill("#resolve-note", "Worker called back, safe")
     page.click("#rs-next")
     assert svc.http.post(f"/api/v1/alerts/{held}/acknowledge", headers=alice).status_code == 200
-    page.click("#rs-confirm")
-    _shot(page, "resolve-refused")
-    expect(page.locator("#rs-error")).to_contain_text("alice has taken charge of this alert")
+    expect(page.locator("#rs-error")).to_contain_text("alice has just taken charge")
     expect(page.locator("#rs-held")).to_contain_text("alice has taken charge")
-    page.click("#rs-next")  # the take-over is not ticked: still refused
+    expect(page.locator("#rs-confirm")).to_be_hidden()
+    page.click("#rs-next")  # the take-over is not ticked: refused
     expect(page.locator("#rs-confirm")).to_be_hidden()
     page.check("#rs-take-over")
     page.click("#rs-next")
@@ -153,6 +153,27 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     expect(dialog).to_be_hidden()
     expect(_row(page, held)).to_have_count(0)
     expect(page.locator("#timeline")).to_contain_text("Taken over from alice to resolve")
+
+    # The same, with the news still on its way to the console when the lead confirms: the
+    # service refuses (409) and the dialog says why, with the warning.
+    _row(page, late).click()
+    page.click("#resolve-open")
+    page.select_option("#outcome", "worker_safe")
+    page.fill("#resolve-note", "Worker called back, safe")
+    page.click("#rs-next")
+    page.evaluate("window.__heard = state.ws.onmessage; state.ws.onmessage = null")
+    assert svc.http.post(f"/api/v1/alerts/{late}/acknowledge", headers=alice).status_code == 200
+    page.click("#rs-confirm")
+    expect(page.locator("#rs-error")).to_contain_text(
+        "alice took charge of this alert just before you confirmed"
+    )
+    expect(page.locator("#rs-held")).to_contain_text("alice has taken charge")
+    expect(page.locator("#rs-take-over")).not_to_be_checked()
+    _shot(page, "resolve-refused")
+    page.evaluate("() => { state.ws.onmessage = window.__heard; }")
+    page.click("#rs-cancel")
+    expect(dialog).to_be_hidden()
+    assert svc.http.get(f"/api/v1/alerts/{late}", headers=alice).json()["state"] == "acknowledged"
 
 
 def _inside(page: Page, selector: str) -> None:

@@ -5,7 +5,7 @@
 // own trouble (it cannot store alerts) is another banner, #service-banner.
 "use strict";
 
-const link = { lostAt: null, heardAt: 0, watchdog: null, shownTimer: null };
+const link = { lostAt: null, heardAt: 0, silentSince: null, watchdog: null, shownTimer: null };
 
 // The hub speaks at least every 20 s (a heartbeat): a link silent for longer than this is
 // dead even if the browser has not noticed (a laptop asleep, a network that dropped it).
@@ -37,8 +37,10 @@ function connBanner(text, good) {
 
 function connectionLost() {
   clearInterval(link.watchdog);
-  // From the first moment it was lost: retries do not move it.
-  if (link.lostAt === null) link.lostAt = new Date();
+  // From the first moment it was lost: retries do not move it. A link found silent was
+  // lost when the service was last heard from.
+  if (link.lostAt === null) link.lostAt = new Date(link.silentSince || Date.now());
+  link.silentSince = null;
   staleness(true);
   connBanner(`Connection to the service lost at ${clockTime(link.lostAt)}: what you see may ` +
     "be out of date. Reconnecting… Actions are off until it is back.");
@@ -49,7 +51,10 @@ function connectionOpened(ws) {
   ws.addEventListener("message", () => { link.heardAt = Date.now(); });
   clearInterval(link.watchdog);
   link.watchdog = setInterval(() => {
-    if (state.ws === ws && Date.now() - link.heardAt > SILENT_MS) ws.close();
+    if (state.ws === ws && Date.now() - link.heardAt > SILENT_MS) {
+      link.silentSince = link.heardAt;
+      ws.close();
+    }
   }, 5_000);
   if (link.lostAt !== null) connBanner("Connected again: catching up…");
 }

@@ -51,6 +51,8 @@ function openResolve() {
     extra.append(box);
     check.open(a, box);
   }
+  $("#rs-next").disabled = false;
+  $("#rs-confirm").disabled = Boolean(state.stale);
   $("#resolve-dialog").showModal();
   resolveStep(false);
 }
@@ -81,7 +83,9 @@ async function confirmResolve() {
     $("#rs-take-over").required = Boolean(resolving.holder);
     if (resolving.holder) showHolder();
     resolveStep(false);
-    $("#rs-error").textContent = err.message;
+    // The service's words are for any client; here the warning above says what to do.
+    $("#rs-error").textContent = resolving.holder
+      ? `${resolving.holder} took charge of this alert just before you confirmed.` : err.message;
     return;
   } finally {
     $("#rs-confirm").disabled = state.stale;
@@ -97,6 +101,27 @@ function showHolder() {
     "may be handling it now (on the phone to the worker, or with the police).";
   $("#rs-take-over-text").textContent = `I take it over from ${resolving.holder} to resolve it`;
 }
+
+// The alert may change while the dialog is open (someone takes charge of it, or closes it):
+// the dialog follows at once, rather than wait for the service to refuse.
+everySecond(() => {
+  if (!$("#resolve-dialog").open || !resolving.alert) return;
+  const now = state.alerts.get(resolving.alert.id);
+  if (!now) return;
+  if (!canBecome(now, "resolved")) {
+    $("#rs-next").disabled = $("#rs-confirm").disabled = true;
+    $("#rs-error").textContent = "This alert has been closed meanwhile: there is nothing to resolve.";
+    return;
+  }
+  const holder = holderOther(now);
+  if (holder === resolving.holder) return;
+  resolving.holder = holder;
+  $("#rs-take-over").checked = false;
+  $("#rs-take-over").required = Boolean(holder);
+  if (holder) showHolder();
+  if (!$("#rs-confirm-step").hidden) resolveStep(false); else $("#rs-held").hidden = !holder;
+  $("#rs-error").textContent = holder ? `${holder} has just taken charge of this alert.` : "";
+});
 
 $("#resolve-open").addEventListener("click", openResolve);
 $("#rs-cancel").addEventListener("click", () => $("#resolve-dialog").close());
