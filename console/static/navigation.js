@@ -11,18 +11,33 @@ const SHORTCUTS = {
   r: () => { if (!$("#resolve-open").disabled) $("#resolve-open").click(); },
 };
 
-const queueRows = () => [...document.querySelectorAll("#queue tbody tr")];
+// The rows on screen: a worker's other alerts are hidden under their lead until it is opened
+// (urgency.js), and the arrows then go through them.
+const queueRows = () => [...document.querySelectorAll("#queue tbody tr:not([hidden])")];
 
 function typing(target) {
   return target instanceof HTMLElement
     && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
 }
 
-// Select a row and give it the focus.
+// Whether the alert takes the queue's place (the breakpoint in console.css).
+const narrow = () => matchMedia("(max-width: 1100px)").matches;
+
+// Open an alert from the queue (a click, Enter): on a narrow screen the alert replaces the
+// queue, so the focus goes to its title, at the top.
+async function openAlert(id) {
+  await select(id);
+  if (!narrow() || state.selected !== id || $("#detail").hidden) return;
+  window.scrollTo(0, 0);
+  $("#d-title").focus();
+}
+
+// Move to a row. Side by side the alert follows; on a narrow screen, where the alert would
+// take the queue's place at every key, only the focus moves, and Enter opens it.
 function goTo(tr) {
   if (!tr) return;
   tr.focus();
-  select(Number(tr.dataset.id));
+  if (!narrow()) select(Number(tr.dataset.id));
 }
 
 // Back to the queue: on a narrow screen the alert gives the queue its place again.
@@ -43,6 +58,7 @@ function afterResolved(id) {
 }
 
 $("#queue-pane h2").tabIndex = -1;
+$("#d-title").tabIndex = -1;
 $("#back-to-queue").addEventListener("click", backToQueue);
 
 $("#queue tbody").addEventListener("keydown", (ev) => {

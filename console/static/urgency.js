@@ -61,8 +61,11 @@ function placeRow(tr, a, lead, n) {
       cell.title = `${n - 1} more open alert${n > 2 ? "s" : ""} of this worker: open this one to see them`;
     } else { delete cell.dataset.more; cell.removeAttribute("title"); }
   }
-  if (n > 1 || !follower) tr.setAttribute("aria-expanded", String(n > 1 && urgency.openGroup === tr.group));
-  if (n <= 1 && !follower) tr.removeAttribute("aria-expanded");
+  // A lead of several says whether its group is open; any other row says nothing.
+  const expanded = n > 1 ? String(urgency.openGroup === tr.group) : null;
+  if (tr.getAttribute("aria-expanded") !== expanded) {
+    if (expanded === null) tr.removeAttribute("aria-expanded"); else tr.setAttribute("aria-expanded", expanded);
+  }
   showFollower(tr);
 }
 
