@@ -92,9 +92,8 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
 
 
 def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
-    svc: Running, browser: BrowserContext
+    svc: Running, chrome: BrowserContext
 ) -> None:
-    # The key flow, in both engines.
     base = svc.serve_http()
     svc.user("op1")
     alice = svc.user("alice")
@@ -102,7 +101,7 @@ def test_resolve_needs_an_outcome_a_note_and_a_confirmation(
     mine = _raise(svc, "res-a", "Cai Rowe")
     held = _raise(svc, "res-b", "Dee Marsh")
     late = _raise(svc, "res-c", "Eli Moss")
-    page = sign_in(browser, base, "lead")
+    page = sign_in(chrome, base, "lead")
 
     _row(page, mine).click()
     page.click("#resolve-open")
@@ -210,8 +209,10 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
         _row(page, pk).click()
         expect(page.locator("#d-facts")).to_contain_text("Featherstonehaugh")
         narrow = width < 1100
-        expect(page.locator("#back-to-queue")).to_be_visible() if narrow else None
-        expect(page.locator("#queue-pane")).to_be_hidden() if narrow else None
+        if narrow:  # the alert in the queue's place, its title focused, and a way back
+            expect(page.locator("#back-to-queue")).to_be_visible()
+            expect(page.locator("#queue-pane")).to_be_hidden()
+            expect(page.locator("#d-title")).to_be_focused()
         for key in ("#ack", "#resolve-open", "#map", "#note"):
             page.locator(key).scroll_into_view_if_needed()
             _inside(page, key)
@@ -237,10 +238,9 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
         _fits(page, "the review")
         _shot(page, f"{width}-review")
         page.click("#tab-alerts")
-        page.click("#resolve-open") if not narrow else (
-            _row(page, pk).click(),
-            page.click("#resolve-open"),
-        )
+        if narrow:  # back in the queue since the Back control: open the alert again
+            _row(page, pk).click()
+        page.click("#resolve-open")
         for key in ("#outcome", "#resolve-note", "#rs-next", "#rs-cancel"):
             _inside(page, key)
         _shot(page, f"{width}-resolve")

@@ -197,11 +197,11 @@ setInterval(() => $("#queue tbody").classList.toggle("blink"), 500);
 // One listener for the whole queue, rather than two per row.
 $("#queue tbody").addEventListener("click", (ev) => {
   const tr = ev.target.closest("tr");
-  if (tr) select(Number(tr.dataset.id));
+  if (tr) openAlert(Number(tr.dataset.id));  // navigation.js
 });
 $("#queue tbody").addEventListener("keydown", (ev) => {
   const tr = ev.target.closest("tr");
-  if (tr && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); select(Number(tr.dataset.id)); }
+  if (tr && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); openAlert(Number(tr.dataset.id)); }
 });
 
 // ---- one alert -----------------------------------------------------------------------
