@@ -72,3 +72,11 @@ function caughtUp() {
   // The alert on screen may have changed meanwhile: fetch it as it is now.
   if (state.selected !== null && !$("#detail").hidden) select(state.selected);
 }
+
+// Signed out: the link is closed on purpose, and the next sign-in starts afresh.
+function connectionEnded() {
+  clearInterval(link.watchdog);
+  link.lostAt = null;
+  staleness(false);
+  connBanner(null);
+}

@@ -68,6 +68,7 @@ function signOut(note) {
   sessionStorage.removeItem("vigil.token");
   state.token = null;
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
+  connectionEnded();  // connection.js: no banner about a link nobody wants any more
   $("#login-note").textContent = note || "";
   show("login");
 }
@@ -473,4 +474,6 @@ everySecond(() => {
   }
 });
 
-if (state.token) start(); else show("login");
+// Once every script of the page has run: the other files' hooks (connection.js, resolve.js…)
+// must exist before the first answer from the service can call them.
+document.addEventListener("DOMContentLoaded", () => { if (state.token) start(); else show("login"); });
