@@ -316,3 +316,10 @@ def test_the_keyboard_moves_through_the_queue_and_acts(
     op = svc.login("op1")
     states = {a["id"]: a["state"] for a in svc.http.get("/api/v1/alerts", headers=op).json()}
     assert states == {first: "acknowledged", second: "raised"}
+
+    # The focused row's alert is resolved elsewhere: the focus goes to the row in its place.
+    _row(page, second).focus()
+    r = svc.http.post(f"/api/v1/alerts/{second}/resolve", json={"outcome": "test"}, headers=op)
+    assert r.status_code == 200
+    expect(_row(page, second)).to_have_count(0)
+    expect(_row(page, first)).to_be_focused()

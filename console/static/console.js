@@ -143,6 +143,7 @@ function drawQueue() {
   const body = $("#queue tbody");
   if (reorder) {
     reorder = false;
+    const focus = focusInQueue();  // navigation.js: moving or removing a row loses its focus
     const rows = [];
     for (const a of state.alerts.values()) {
       if (isActive(a)) rows.push([a.priority, Date.parse(a.raised_at), a]);
@@ -168,6 +169,7 @@ function drawQueue() {
     $("#count").textContent = rows.length;
     $("#empty").hidden = rows.length > 0;
     alarm();  // a new alert sounds now, not at the next second (urgency.js)
+    focus.restore();
   }
   for (const id of dirty) {
     const tr = rowsById.get(id);

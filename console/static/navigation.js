@@ -15,6 +15,22 @@ const SHORTCUTS = {
 // (urgency.js), and the arrows then go through them.
 const queueRows = () => [...document.querySelectorAll("#queue tbody tr:not([hidden])")];
 
+// The queue's focused row, before a redraw moves or removes rows; restore() gives the focus
+// back to it, or, if it left the queue, to the row now in its place.
+function focusInQueue() {
+  const had = document.activeElement;
+  if (!(had instanceof HTMLTableRowElement) || !had.closest("#queue tbody")) return { restore() {} };
+  const at = queueRows().indexOf(had);
+  return {
+    restore() {
+      if (document.activeElement === had) return;
+      if (had.isConnected && !had.hidden) { had.focus({ preventScroll: true }); return; }
+      const rows = queueRows();
+      if (document.activeElement === document.body && rows.length) rows[Math.min(at, rows.length - 1)].focus();
+    },
+  };
+}
+
 function typing(target) {
   return target instanceof HTMLElement
     && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
