@@ -225,6 +225,10 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
         if narrow:
             page.click("#back-to-queue")
             expect(_row(page, pk)).to_be_focused()
+            page.keyboard.press("a")  # the alert is off screen: A takes nothing
+            page.wait_for_timeout(500)
+            op = svc.login("op1")
+            assert svc.http.get(f"/api/v1/alerts/{pk}", headers=op).json()["state"] == "raised"
         page.click("#tab-map")
         expect(page.locator("#fleetmap")).to_be_visible()
         _fits(page, "the fleet map")

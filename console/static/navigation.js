@@ -96,7 +96,9 @@ document.addEventListener("keydown", (ev) => {
     if (state.selected !== null) { ev.preventDefault(); backToQueue(); }
     return;
   }
-  if (typing(ev.target) || state.selected === null || $("#detail").hidden) return;
+  // Only on the alert on screen: on a narrow screen, back in the queue, it is not.
+  const shown = !$("#detail").hidden && $("#detail").getClientRects().length > 0;
+  if (typing(ev.target) || state.selected === null || !shown) return;
   const fn = SHORTCUTS[ev.key.toLowerCase()];
   if (!fn) return;
   ev.preventDefault();
