@@ -11,9 +11,15 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from monitor.procedures import definitions as procedures
 from monitor.users.models import Role
 from tests.browsers import sign_in, watched_context
+from tests.escalation_support import load
 from tests.support import PASSWORD, Running
+
+ROOT = Path(__file__).parents[1]
+DEFAULT_PROCEDURES = ROOT / "monitor" / "procedures" / "default_procedures.yaml"
+DEFAULT_POLICY = ROOT / "escalation" / "default_policy.yaml"
 
 # Set to a folder to keep the screenshots of each width, to look at them.
 SHOTS = os.environ.get("VIGIL_SHOTS")
@@ -195,11 +201,21 @@ def _shot(page: Page, name: str) -> None:
 
 @pytest.mark.parametrize("width,height", [(390, 844), (768, 1024), (1366, 768)])
 def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, height: int) -> None:
+    # Everything an alert can show: the default procedures and escalation policy (its
+    # contacts, steps and calls), besides the map, the facts and the timeline.
+    with svc.store.begin() as db:
+        procedures.replace_all(db, procedures.parse_file(DEFAULT_PROCEDURES.read_text()))
+    load(svc, DEFAULT_POLICY.read_text())
     base = svc.serve_http()
     svc.user("op1")
     svc.user("lead", Role.SUPERVISOR)
     pk = _raise(svc, "wide", "Evangeline Featherstonehaugh-Smythe")
     _raise(svc, "wide2", "Fin Hale", type="test")
+    # A long word (a reference, a link) may not widen the page either.
+    note = {"text": "Police reference CAD-" + "0123456789" * 8}
+    assert svc.http.post(
+        f"/api/v1/alerts/{pk}/notes", json=note, headers=svc.login("op1")
+    ).is_success
     context, blocked = watched_context(chromium, width, height)
     try:
         page = sign_in(context, base, "lead")
