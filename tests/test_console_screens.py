@@ -72,6 +72,12 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
     # Not the service's own banner: this console cannot reach it, which is another thing.
     expect(page.locator("#service-banner")).to_be_hidden()
     _shot(page, "stale")
+    # A request that could not leave says so, not "Failed to fetch" (say a click that beat
+    # the banner).
+    page.evaluate(f"act(() => post('/api/v1/alerts/{gone}/notes', {{ text: 'on my way' }}))")
+    expect(page.locator("#action-error")).to_contain_text(
+        "Could not reach the service: this may not have been done"
+    )
     frozen = age.text_content()
     page.wait_for_timeout(2_200)
     assert age.text_content() == frozen, "the ages must stop while out of date"

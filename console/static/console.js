@@ -36,8 +36,12 @@ function el(tag, text, cls) {
 }
 
 async function api(path, opts = {}) {
+  // The network failing says nothing of whether the service got the request: say so, not
+  // "Failed to fetch".
   const res = await fetch(path, { ...opts, headers: { ...(opts.headers || {}),
-    Authorization: `Bearer ${state.token}` } });
+    Authorization: `Bearer ${state.token}` } }).catch(() => {
+    throw new Error("Could not reach the service: this may not have been done. Look again once the console is connected.");
+  });
   if (res.status === 401) { signOut("Your session has expired: please sign in again."); throw new Error("signed out"); }
   const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
   if (!res.ok) throw new Error(body?.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : res.statusText);
