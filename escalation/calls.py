@@ -5,20 +5,20 @@ the recording is kept as the alert's evidence, with its sha256."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from escalation import call_twiml
+from escalation import call_twiml, delivery
 from escalation.models import Call, Contact, Escalation, RecipientKind
 from escalation.providers import Failed, Providers, Retry
 from escalation.recordings import FetchFailed, fetch
 from escalation.snapshots import context
 from escalation.states import CALL_OVER, CallState
 from escalation.timeline import EntryKind
-from monitor.alerts import rules
 from monitor.alerts import service as alerts
 from monitor.alerts.models import Alert
 from monitor.config import Settings
@@ -53,27 +53,47 @@ class Target:
     refused: str | None = None
 
 
-def duress_refusal(db: Session, alert: Alert) -> str | None:
-    """Why the worker's phone may not be rung about `alert` (rules.may_reach_worker)."""
-    if rules.may_reach_worker(alert, device_under_duress=alerts.active_duress(db, alert.device_id)):
-        return None
-    return (
-        "Under duress: whoever is with the worker would hear their phone ring. "
-        "Vigil never calls the worker's phone while a duress alert is open."
-    )
+# Why a number may not be rung: the one place the words are, for the API's 409, the
+# console's button and the timeline.
+UNDER_DURESS = (
+    "Under duress: whoever is with the worker would hear their phone ring. "
+    "Vigil never calls the worker's phone while a duress alert is open."
+)
+# What the operator hears when a call to a worker now under duress is stopped.
+DURESS_SAID = "This alert is now under duress. The worker's phone will not be called. Goodbye."
+
+
+def worker_number(db: Session, alert: Alert) -> str:
+    """The worker's phone as Vigil dials it (E.164), or "" if they have none that is one."""
+    return dialable(delivery.worker_phone(db, alert)) or ""
+
+
+def reaches_silenced_worker(db: Session, alert: Alert, kind: str, number: str) -> bool:
+    """Whether ringing `number` (the worker's, or a contact's that may be the worker's own)
+    would ring the phone of a worker under duress: delivery.aimed_at_worker and
+    may_reach_worker, the rules every SMS and call of the escalation goes by."""
+    return delivery.aimed_at_worker(
+        kind, number, worker_number(db, alert)
+    ) and not delivery.may_reach_worker(db, alert)
 
 
 def targets(db: Session, alert: Alert) -> list[Target]:
     """The worker, then the alert's contacts with a phone: those its escalation names
-    (backup staff, named contacts) and the backup staff of the worker's team."""
+    (backup staff, named contacts) and the backup staff of the worker's team. Any of them
+    whose number is the worker's is refused while the worker may not be reached."""
     ctx = context(db, alert)
     found: list[Target] = []
     if ctx.worker is not None and ctx.worker.phone:
         number = dialable(ctx.worker.phone)
-        refused = duress_refusal(db, alert) or (
-            None if number else f"the worker's phone {ctx.worker.phone!r} is not a number"
+        found.append(
+            Target(
+                WORKER,
+                WORKER,
+                ctx.worker.name,
+                number or ctx.worker.phone,
+                None if number else f"the worker's phone {ctx.worker.phone!r} is not a number",
+            )
         )
-        found.append(Target(WORKER, WORKER, ctx.worker.name, number or ctx.worker.phone, refused))
     named: dict[str, str] = {}  # contact name -> RecipientKind, in the policy's order
     snapshot = db.scalar(select(Escalation.snapshot).where(Escalation.alert_id == alert.id))
     for step in snapshot.steps if snapshot is not None else ():
@@ -89,7 +109,12 @@ def targets(db: Session, alert: Alert) -> list[Target]:
         number = dialable(contact.phone) if contact is not None else None
         if number:  # a webhook or an alarm-receiving centre is not called
             found.append(Target(name, kind, name, number))
-    return found
+    return [
+        replace(t, refused=UNDER_DURESS)
+        if reaches_silenced_worker(db, alert, t.kind, t.phone)
+        else t
+        for t in found
+    ]
 
 
 def why_not(settings: Settings, providers: Providers, user: User) -> str | None:
@@ -192,6 +217,10 @@ def place(
     with store.begin() as db:
         alert, call = locked(db, call_id)
         call.operator_sid = call.operator_sid or sid
+        stopped = call.state in CALL_OVER  # by a duress while Twilio was being asked
+    if stopped:  # if Twilio does not end it, its answer finds the call over (answered)
+        with suppress(Failed, Retry):
+            providers.end_call(sid)
     return call_id
 
 
@@ -239,13 +268,17 @@ def answered(db: Session, alert: Alert, call: Call, call_sid: str, settings: Set
     call.operator_sid = call.operator_sid or call_sid
     if call.state != CallState.CALLING_OPERATOR.value:
         return call_twiml.say_and_hang_up("This call has already ended. Goodbye.")
-    refused = duress_refusal(db, alert) if call.to_kind == WORKER else None
-    if refused is not None:
+    # By the number dialled, not whom it was placed for: a contact may have the worker's.
+    if reaches_silenced_worker(db, alert, call.to_kind, call.to_phone):
         _end(call, CallState.CANCELLED)
-        tell(db, alert, call, "cancelled", f"{call.placed_by} answered; not connected. {refused}")
-        return call_twiml.say_and_hang_up(
-            "This alert is now under duress. The worker's phone will not be called. Goodbye."
+        tell(
+            db,
+            alert,
+            call,
+            "cancelled",
+            f"{call.placed_by} answered; not connected. {UNDER_DURESS}",
         )
+        return call_twiml.say_and_hang_up(DURESS_SAID)
     call.state = CallState.DIALLING.value
     tell(db, alert, call, "answered", f"{call.placed_by} answered; ringing {call.to_name}")
     return call_twiml.connect(
@@ -257,6 +290,50 @@ def answered(db: Session, alert: Alert, call: Call, call_sid: str, settings: Set
         caller_id=settings.twilio_from_number,
         record=call.recorded,
     )
+
+
+# A call still ringing a phone: the operator's own, or (once they answered) the other's.
+_RINGING = (CallState.CALLING_OPERATOR.value, CallState.DIALLING.value)
+
+
+def stop_ringing_worker(store: Store, providers: Providers, alert_id: int) -> list[int]:
+    """The alert turned to duress: every call of its device's alerts that is still ringing
+    and would reach the worker's phone (by the number dialled) is ended through Twilio, so
+    the worker's phone stops ringing at once rather than at the <Dial>'s timeout. Each is
+    cancelled in its row and timeline before Twilio is asked, so that Twilio's news of its
+    end finds it over; the operator hears why. Connected calls are left: the worker
+    answered, and is already talking. The ids of the calls stopped."""
+    with store.session() as db:
+        device_id = alerts.get(db, alert_id).device_id
+        candidates = db.scalars(
+            select(Call.id)
+            .join(Alert, Alert.id == Call.alert_id)
+            .where(Alert.device_id == device_id, Call.state.in_(_RINGING))
+            .order_by(Call.id)
+        ).all()
+    stopped = []
+    for call_id in candidates:
+        with store.begin() as db:
+            alert, call = locked(db, call_id)
+            if call.state not in _RINGING or not reaches_silenced_worker(
+                db, alert, call.to_kind, call.to_phone
+            ):
+                continue
+            dialling, sid = call.state == CallState.DIALLING.value, call.operator_sid
+            _end(call, CallState.CANCELLED)
+            rung = call.to_name if dialling else call.placed_by
+            tell(db, alert, call, "cancelled", f"stopped while {rung}'s phone rang. {UNDER_DURESS}")
+        stopped.append(call_id)
+        if sid is None:
+            continue  # not yet taken by Twilio: its answer finds the call over (answered)
+        try:
+            # Dialling: the operator is on the line and hears why; before that, hung up.
+            providers.end_call(sid, call_twiml.say_and_hang_up(DURESS_SAID) if dialling else None)
+        except (Failed, Retry) as exc:
+            with store.begin() as db:
+                alert, call = locked(db, call_id)
+                tell(db, alert, call, "failed", f"Twilio did not end the call: {exc}")
+    return stopped
 
 
 def operator_status(db: Session, alert: Alert, call: Call, status: str, duration: str) -> None:

@@ -9,6 +9,7 @@ tick catches whatever an event did not bring (a crash, another replica, a step f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
-from escalation import arc, channels, delivery, flows, policies, restores
+from escalation import arc, calls, channels, delivery, flows, policies, restores
 from escalation.channels.arc import Arc
 from escalation.models import Contact, Policy
 from escalation.providers import Failed, Outgoing, Providers, Retry
@@ -128,6 +129,15 @@ class Engine:
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, AlertChanged) and (
+            event.kind is Kind.ALERT_DURESS
+            or (event.kind is Kind.ALERT_RAISED and event.alert.get("duress") is True)
+        ):
+            # The worker's phone, if a call from the console rings it, stops now: through
+            # Twilio, so on a sending thread, not this committing one.
+            with contextlib.suppress(RuntimeError):  # the pool is shutting down
+                if self._pool is not None:
+                    self._pool.submit(self._isolated, self._stop_calls, event.alert_id)
         if isinstance(event, AlertChanged) and event.kind is Kind.ALERT_RAISED:
             # Started from here, with its steps due at once: no tick needed for it.
             self._fresh.append(event.alert_id)
@@ -223,6 +233,9 @@ class Engine:
         with self.store.begin() as db:
             to_send = restores.queue(db, alert_id, self.node)
         self._send_all(to_send)
+
+    def _stop_calls(self, alert_id: int) -> None:
+        calls.stop_ringing_worker(self.store, self.providers, alert_id)
 
     def _settle(self, esc_id: int) -> None:
         with self.store.begin() as db:

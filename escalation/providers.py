@@ -164,6 +164,17 @@ class Providers:
             )
         return str(call.sid)
 
+    def end_call(self, sid: str, twiml: str | None = None) -> None:
+        """End a call placed with `bridge_call`: with `twiml`, the call runs it at once (a
+        <Dial> under way ends, and the phone it rang stops); without, it is hung up, ringing
+        or answered (status "completed"). Raises Failed (Twilio refused: the call may have
+        ended already) or Retry."""
+        with _twilio_errors():
+            if twiml is None:
+                self._twilio().calls(sid).update(status="completed")
+            else:
+                self._twilio().calls(sid).update(twiml=twiml)
+
     def webhook(self, n: Outgoing) -> Sent:
         """`n.body` POSTed to `n.address`, signed with the webhook secret."""
         body = n.body.encode()

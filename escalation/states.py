@@ -95,7 +95,11 @@ class CallState(StrEnum):
     DIALLING = "dialling"  # the operator answered: the other person's phone rings
     CONNECTED = "connected"  # both sides on the line
     # Final: a conversation that ended; nobody answered; busy; the call failed or was
-    # cancelled (the operator hung up first, or duress stopped it).
+    # cancelled: the operator hung up first, or a duress stopped a call that would ring the
+    # worker's number. A duress ends such a call at once, still ringing the operator or the
+    # worker (calls.stop_ringing_worker, through Twilio: the operator hears why), and an
+    # operator answering after a duress is told and never connected (calls.answered). A
+    # call already connected is left: the worker answered it.
     ENDED = "ended"
     NO_ANSWER = "no_answer"
     BUSY = "busy"

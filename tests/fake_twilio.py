@@ -567,7 +567,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         sid = match["sid"]
         if sid is not None:
-            if method != "GET":
+            updating = method == "POST" and kind == "call"  # a call's update (fake.voice)
+            if method != "GET" and not updating:
                 self._error(req, 405, 20004, "Method not allowed")
                 return
             try:
@@ -579,6 +580,13 @@ class _Handler(BaseHTTPRequestHandler):
                 # A call sid under Messages/, or the reverse.
                 self._not_found(req, path)
                 return
+            if updating:
+                refused = fake.voice.update(sid, params)
+                if refused is not None:
+                    code = 21220 if "in-progress" in refused else 20001
+                    self._error(req, 400, code, refused)
+                    return
+                resource = fake.resource(sid)
             self._json(req, 200, resource, sid)
             return
         if method != "POST":

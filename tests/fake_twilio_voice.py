@@ -1,7 +1,8 @@
 """The fake Twilio's calls as Twilio runs them, driven by the test: a call created through the
 REST API rings, is answered (its TwiML fetched from its Url, or its inline Twiml), and its
 TwiML is run: <Say>, <Pause>, <Hangup>, and <Dial><Number> which places a second leg that
-rings, is answered and bridged, or not. Each step posts the webhooks Twilio would (status
+rings, is answered and bridged, or not; a call updated through the API (Status, Twiml, Url)
+is hung up or sent to its new TwiML. Each step posts the webhooks Twilio would (status
 callbacks, the <Dial> action, the recording's status), signed as Twilio signs them, to the
 service under test (`reach`)."""
 
@@ -150,7 +151,57 @@ class Voice:
             self._dial_over(leg, word, self._duration(child, talked_s), run=False)
         self._end(leg, "completed")
 
+    # -- what the account does through the REST API ------------------------------------------
+
+    def update(self, sid: str, params: dict[str, list[str]]) -> str | None:
+        """POST Calls/{sid}.json, as Twilio's Call resource documents it: Status "canceled"
+        ends a call not yet answered (an answered one is left); "completed" hangs up a call
+        whatever its state (one not answered ends "canceled"); Twiml (or Url) makes an
+        answered call run that TwiML at once, leaving a <Dial> under way (the phone it
+        rings, or the person bridged, is hung up; its action is not asked, since the call
+        has moved on). A call already over is left as it is. Returns why Twilio refuses
+        (answered 400), or None."""
+        leg = self.leg(sid)
+        status, twiml, url = (
+            values[0] if (values := params.get(name)) else None
+            for name in ("Status", "Twiml", "Url")
+        )
+        if status is not None:
+            if status not in ("canceled", "completed"):
+                return f"Status must be canceled or completed, not {status!r}"
+            if leg.status in FINAL or (status == "canceled" and leg.status == "in-progress"):
+                return None
+            if leg.parent is not None:  # a <Dial>'s leg: as if that phone hung up
+                if leg.status == "in-progress":
+                    self.hang_up(sid)
+                else:
+                    self.decline(sid, "canceled")
+            elif leg.status == "in-progress":
+                self.hang_up(sid)
+            else:
+                self._end(leg, "canceled")
+            return None
+        if twiml is None and url is None:
+            return None
+        if leg.status != "in-progress":
+            return "Call is not in-progress. Cannot redirect."
+        if leg.dial is not None:
+            self._leave_dial(leg)
+        if twiml is None:
+            assert url is not None
+            twiml = self._post(url, self._params(leg)).body
+        self._run(leg, list(ET.fromstring(twiml)))
+        return None
+
     # -- Twilio's side -----------------------------------------------------------------------
+
+    def _leave_dial(self, leg: _Leg) -> None:
+        """The call is sent elsewhere while its <Dial> runs: the other phone is hung up."""
+        child = self.leg(leg.child or "")
+        word = "completed" if child.status == "in-progress" else "canceled"
+        seconds = self._duration(child, None)
+        self._end(child, word)
+        self._dial_over(leg, word, seconds, run=False, action=False)
 
     def _from_request(self, sid: str) -> _Leg:
         made = next((r for r in self.fake.calls if r.sid == sid), None)
@@ -243,7 +294,9 @@ class Voice:
         leg.dial, leg.child, leg.rest = dict(dial.attrib), child.sid, rest
         self.ring(child.sid)
 
-    def _dial_over(self, leg: _Leg, status: str, seconds: int, *, run: bool = True) -> None:
+    def _dial_over(
+        self, leg: _Leg, status: str, seconds: int, *, run: bool = True, action: bool = True
+    ) -> None:
         """The <Dial>'s leg ended: its recording, its action, then the TwiML after it."""
         dial, child = leg.dial or {}, leg.child or ""
         leg.dial = None
@@ -254,7 +307,7 @@ class Voice:
                 leg.sid, self.recording_audio, seconds, channels=2 if dual else 1, source="DialVerb"
             )
         verbs = leg.rest
-        if "action" in dial:
+        if action and "action" in dial:
             extra = {"DialCallSid": child, "DialCallStatus": status}
             if status == "completed":
                 extra["DialCallDuration"] = str(seconds)

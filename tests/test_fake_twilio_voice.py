@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
+from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, VoiceResponse
@@ -160,3 +161,44 @@ def test_a_second_leg_not_answered_and_a_caller_who_hangs_up_first(fake: FakeTwi
     fake.voice.decline(sid, "no-answer")
     assert service.named("leg?n=1")[-1]["CallStatus"] == "no-answer"
     assert fake.voice.leg(sid).child is None
+
+
+def test_a_call_updated_through_the_api_leaves_its_dial_or_is_hung_up(fake: FakeTwilio) -> None:
+    """client.calls(sid).update(...), as Twilio's Call resource documents it."""
+    service = Service(fake.auth_token, record=False)
+    client, sid = placed(fake, service)
+    fake.voice.answer(sid)
+    child = fake.voice.child(sid)  # the other phone rings
+    updated = client.calls(sid).update(twiml="<Response><Say>Stopped.</Say><Hangup/></Response>")
+    assert updated.sid == sid
+    # The phone the <Dial> rang stops; the call runs the new TwiML, and the <Dial>'s action
+    # is not asked (the call has left it).
+    assert client.calls(child).fetch().status == "canceled"
+    assert service.named("leg?n=2")[-1]["CallStatus"] == "canceled"
+    assert service.named("dialled") == []
+    assert fake.voice.said(sid) == ["Connecting you.", "Stopped."]
+    assert client.calls(sid).fetch().status == "completed"
+    assert service.named("leg?n=1")[-1]["CallStatus"] == "completed"
+    # A call that is over cannot be sent elsewhere (Twilio's 21220); hanging it up again
+    # changes nothing.
+    with pytest.raises(TwilioRestException) as refused:
+        client.calls(sid).update(twiml="<Response><Say>Again.</Say></Response>")
+    assert (refused.value.status, refused.value.code) == (400, 21220)
+    assert client.calls(sid).update(status="completed").status == "completed"
+
+    # Hung up while the operator's own phone still rings: it ends "canceled", nobody dialled.
+    _, ringing = placed(fake, service)
+    fake.voice.ring(ringing)
+    assert client.calls(ringing).update(status="completed").status == "canceled"
+    assert service.named("leg?n=1")[-1]["CallStatus"] == "canceled"
+    assert fake.voice.leg(ringing).child is None
+
+    # Hung up while bridged: both phones hang up; "canceled" would have left it alone.
+    _, talking = placed(fake, service)
+    fake.voice.answer(talking)
+    other = fake.voice.child(talking)
+    fake.voice.answer(other)
+    assert client.calls(talking).update(status="canceled").status == "in-progress"
+    assert client.calls(talking).update(status="completed").status == "completed"
+    assert client.calls(other).fetch().status == "completed"
+    assert service.named("dialled")[-1]["DialCallStatus"] == "completed"

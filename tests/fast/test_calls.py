@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from escalation import policies
+from escalation.calls import DURESS_SAID, UNDER_DURESS
 from escalation.timeline import EntryKind
-from monitor.alerts.models import AlertEvent
+from monitor.alerts.models import Alert, AlertEvent
 from monitor.evidence.models import Evidence
 from monitor.users.models import User
 from monitor.users.service import set_phone
@@ -228,18 +229,21 @@ def test_nobody_answers_on_the_other_side(svc: Handlers, fake: FakeTwilio) -> No
 def test_the_workers_phone_is_never_rung_under_duress(svc: Handlers, fake: FakeTwilio) -> None:
     headers = operator(svc)
     device, alert_id, pk = raised(svc)
-    # Placed before the duress, answered after it: the worker's phone is not rung.
+    # Placed before the duress, the operator's own phone still ringing: hung up at the
+    # duress (through Twilio), so nobody is dialled when they would have answered.
     r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
     assert r.status_code == 201, r.text
     first = ringing(fake, ALICE)
+    fake.voice.ring(first)
     device.cancel_alert(alert_id, device.duress_pin)
-    wait_until(lambda: svc.http.get(f"/api/v1/alerts/{pk}", headers=headers).json()["duress"])
-    fake.voice.answer(first)
+    wait_until(lambda: fake.resource(first)["status"] == "canceled", what="alice's phone hung up")
     assert fake.voice.leg(first).child is None
-    assert fake.voice.said(first) == [
-        "This alert is now under duress. The worker's phone will not be called. Goodbye."
-    ]
-    assert "not connected. Under duress" in calls_entries(svc, pk)[-1]
+    placed = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["calls"]
+    assert placed[0]["state"] == "cancelled"
+    assert calls_entries(svc, pk)[-1] == (
+        f"Call from alice to Alex Worker ({WORKER}): stopped while alice's phone rang. "
+        + UNDER_DURESS
+    )
 
     refused = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
     assert refused.status_code == 409
@@ -249,6 +253,90 @@ def test_the_workers_phone_is_never_rung_under_duress(svc: Handlers, fake: FakeT
     # Backup staff may still be called.
     r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
     assert r.status_code == 201, r.text
+
+
+def worker_is_own_backup(svc: Handlers) -> None:
+    """The team's backup staff is the worker themselves (small teams): the contact "Housing
+    backup" has the worker's own number."""
+    with svc.store.begin() as db:
+        own = POLICY.replace(f'phone: "{BACKUP}"', f'phone: "{WORKER}"')
+        policies.replace_all(db, policies.parse_file(own))
+
+
+def test_a_contact_with_the_workers_own_number_is_not_rung_under_duress(
+    svc: Handlers, fake: FakeTwilio
+) -> None:
+    worker_is_own_backup(svc)
+    headers = operator(svc)
+    _, _, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    # A duress this engine was not told of (keyed on a replica that stopped before it acted
+    # on it): the operator's answer looks again, by the number it would dial.
+    with svc.store.begin() as db:
+        alert = db.get(Alert, pk)
+        assert alert is not None
+        alert.duress = True
+    fake.voice.answer(first)
+    assert fake.voice.leg(first).child is None
+    assert fake.voice.said(first) == [DURESS_SAID]
+    assert calls_entries(svc, pk)[-1] == (
+        f"Call from alice to Housing backup ({WORKER}): alice answered; not connected. "
+        + UNDER_DURESS
+    )
+
+    # Placing: refused, as the worker is; the other contact is not.
+    refused = svc.http.post(
+        f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers
+    )
+    assert (refused.status_code, refused.json()["detail"]) == (409, UNDER_DURESS)
+    targets = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["targets"]
+    assert [(t["to"], t["refused"]) for t in targets] == [
+        ("worker", UNDER_DURESS),
+        ("Housing backup", UNDER_DURESS),
+        ("Duty manager", None),
+    ]
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Duty manager"}, headers=headers)
+    assert r.status_code == 201, r.text
+    assert [c.to for c in fake.calls] == [ALICE, ALICE]  # the worker's number never
+
+
+@pytest.mark.parametrize(("to", "name"), [("worker", "Alex Worker"), ("Housing backup", None)])
+def test_the_workers_phone_ringing_stops_at_the_duress(
+    svc: Handlers, fake: FakeTwilio, to: str, name: str | None
+) -> None:
+    """Dialled once the operator answered, and ringing when the PIN is keyed: the <Dial> is
+    ended through Twilio at once, not at its timeout, and the operator hears why."""
+    if name is None:
+        worker_is_own_backup(svc)
+    headers = operator(svc)
+    device, alert_id, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": to}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    fake.voice.answer(first)
+    second = fake.voice.child(first)
+    assert (fake.resource(second)["to"], fake.resource(second)["status"]) == (WORKER, "ringing")
+
+    device.cancel_alert(alert_id, device.duress_pin)
+    updates = fake.wait_for(
+        lambda reqs: any(q.path.endswith(f"/Calls/{first}.json") and q.answered for q in reqs)
+    )
+    updates = [q for q in updates if q.path.endswith(f"/Calls/{first}.json")]
+    assert [(q.method, q.status_code) for q in updates] == [("POST", 200)]  # twilio library
+    assert fake.resource(second)["status"] == "canceled"  # the worker's phone stopped
+    assert fake.voice.said(first)[-1] == DURESS_SAID
+    assert fake.resource(first)["status"] == "completed"
+    assert fake.voice.posted("/dialled") == []
+    assert all(200 <= w.status_code < 300 for w in fake.voice.webhooks)
+    call = svc.http.get(f"/api/v1/alerts/{pk}/calls", headers=headers).json()["calls"][0]
+    assert call["state"] == "cancelled"
+    assert calls_entries(svc, pk)[-2:] == [
+        f"Call from alice to {name or to} ({WORKER}): alice answered; ringing {name or to}",
+        f"Call from alice to {name or to} ({WORKER}): stopped while {name or to}'s phone rang. "
+        + UNDER_DURESS,
+    ]  # and Twilio's news of both legs' end after it changes nothing
 
 
 def test_an_operator_without_a_phone_is_told_why(svc: Handlers, fake: FakeTwilio) -> None:
