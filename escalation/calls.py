@@ -430,6 +430,7 @@ def keep_recording(
         codec=codec,
         duration_ms=seconds * 1000 if seconds is not None else None,
         source={"twilio_recording": recording_sid, "call": call_sid, "placed_by": call.placed_by},
+        actor=f"user:{call.placed_by}",  # who made the call, not the worker's device
     )
     with store.begin() as db:
         alert, call = locked(db, call_id)

@@ -55,7 +55,8 @@ def _link(db: Session, ev: Evidence) -> None:
         )
 
 
-def announce(db: Session, ev: Evidence, what: str) -> None:
+def announce(db: Session, ev: Evidence, what: str, actor: str | None = None) -> None:
+    """The clip in its alert's timeline, by `actor` (the device that sent it, unless said)."""
     db.flush()
     if ev.alert_id is None:
         return  # a visit's clip: shown with the alert the visit may yet have
@@ -64,7 +65,7 @@ def announce(db: Session, ev: Evidence, what: str) -> None:
         db,
         alert,
         "evidence",
-        f"device:{ev.device_id}",
+        actor or f"device:{ev.device_id}",
         f"Audio {ev.evidence_id} {what}",
         evidence=ev.evidence_id,
         sha256=ev.sha256,
@@ -163,12 +164,14 @@ def record_upload(
     key: str,
     where: str,
     source: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> tuple[Evidence, bool]:
     """Record bytes saved in the evidence store under `key` (at `where`) against the
     evidence, checked against the sha256 the device declared (if it has). Returns
     (evidence, False) when the same bytes were already uploaded, in which case the object
     at `key` is not needed. Raises EvidenceRefused on a mismatch. `source` says where bytes
-    the device did not upload itself came from (a call recording fetched from Twilio)."""
+    the device did not upload itself came from (a call recording fetched from Twilio), and
+    `actor` who brought them (custody and timeline), if not the device itself."""
     ev = _find(db, device.id, evidence_id)
     if ev is not None and ev.sha256 is not None and ev.sha256 != digest:
         raise EvidenceRefused(
@@ -190,9 +193,9 @@ def record_upload(
     details: dict[str, Any] = {"sha256": digest, "bytes": size, "where": where}
     if source:
         details["source"] = source
-    custody.record(db, ev, f"device:{device.id}", "uploaded", **details)
+    custody.record(db, ev, actor or f"device:{device.id}", "uploaded", **details)
     if ev.sha256 is not None:
-        announce(db, ev, "uploaded and verified")
+        announce(db, ev, "uploaded and verified", actor)
     return ev, True
 
 
@@ -204,6 +207,7 @@ def keep_upload(
     evidence_id: str,
     data: bytes,
     source: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> EvidenceOut:
     """Store a recording's bytes and record them against the evidence (`record_upload`), in
     a transaction of its own. It blocks (hashing, storing): never call it on the event loop.
@@ -226,6 +230,7 @@ def keep_upload(
                 key=key,
                 where=evidence.describe(key),
                 source=source,
+                actor=actor,
             )
             out = EvidenceOut.model_validate(ev)
         kept = fresh  # only once committed
@@ -245,17 +250,26 @@ def keep_for_alert(
     codec: str,
     duration_ms: int | None,
     source: dict[str, Any],
+    actor: str,
 ) -> EvidenceOut:
     """Audio the service itself recorded about an alert (a call an operator placed), kept
     (`keep_upload`: stored, hashed, custody) under the alert's device and tied to the alert
-    at once, as a device's clip is once referenced: the timeline says so with its sha256."""
+    at once, as a device's clip is once referenced: the timeline says so with its sha256.
+    Custody and timeline name `actor` (the user who placed the call), not the device: the
+    worker's device did not send it."""
     with store.session() as db:
         alert = alerts.get(db, alert_id)
         device = db.get(Device, alert.device_id)
         assert device is not None  # an alert's device is never deleted
         db.expunge(device)
     out = keep_upload(
-        store, evidence, device=device, evidence_id=evidence_id, data=data, source=source
+        store,
+        evidence,
+        device=device,
+        evidence_id=evidence_id,
+        data=data,
+        source=source,
+        actor=actor,
     )
     with store.begin() as db:
         ev = _find(db, device.id, evidence_id)
@@ -263,7 +277,7 @@ def keep_for_alert(
         if ev.sha256 is None:  # not a second copy of the same bytes
             ev.alert_id, ev.kind, ev.codec = alert_id, "audio", codec
             ev.duration_ms, ev.sha256, ev.referenced_at = duration_ms, ev.uploaded_sha256, utcnow()
-            announce(db, ev, "recorded (uploaded)")
+            announce(db, ev, "recorded (uploaded)", actor)
         out = EvidenceOut.model_validate(ev)
     return out
 

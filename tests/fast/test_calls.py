@@ -16,7 +16,7 @@ from escalation import policies
 from escalation.calls import DURESS_SAID, UNDER_DURESS
 from escalation.timeline import EntryKind
 from monitor.alerts.models import Alert, AlertEvent
-from monitor.evidence.models import Evidence
+from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.users.models import User
 from monitor.users.service import set_phone
 from tests.fake_twilio import FakeTwilio
@@ -184,6 +184,18 @@ def test_the_operator_is_rung_then_bridged_to_the_worker_and_the_call_recorded(
         ev = db.scalars(select(Evidence).where(Evidence.alert_id == pk)).one()
         assert (ev.evidence_id, ev.sha256, ev.kind) == (done["evidence_id"], digest, "audio")
         assert ev.duration_ms == 133_000
+        # Kept by the operator who placed the call, in custody and in the timeline: the
+        # worker's device, under which it is filed, did not send it.
+        custody = db.execute(
+            select(EvidenceCustody.action, EvidenceCustody.actor).where(
+                EvidenceCustody.evidence_pk == ev.id
+            )
+        ).all()
+        assert [tuple(c) for c in custody] == [("uploaded", "user:alice")]
+        entry = db.scalar(
+            select(AlertEvent.actor).where(AlertEvent.alert_id == pk, AlertEvent.kind == "evidence")
+        )
+        assert entry == "user:alice"
     clip = svc.http.get(f"/api/v1/evidence/{ev.id}/audio", headers=headers)
     assert clip.status_code == 200 and hashlib.sha256(clip.content).hexdigest() == digest
 
