@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from escalation import calls
@@ -176,12 +176,14 @@ def recording(
     evidence: EvidenceStoreDep,
     settings: SettingsDep,
 ) -> Response:
-    """The conversation's recording is ready: fetched and kept as the alert's evidence."""
+    """The conversation's recording is ready: fetched and kept as the alert's evidence.
+    The news is claimed (committed) before anything is fetched, so that the same news twice
+    at once is kept once: the second is a replay (409). Claimed and not kept (an unknown
+    call, a fetch that failed...), it is let go, so that the same news again may try."""
     recording_sid = sid_of(form, "RecordingSid")
     key = f"recording:{recording_sid}"
-    with store.session() as db:
-        if db.get(TwilioRequestSeen, key) is not None:
-            raise HTTPException(409, "this request was received before: a replay changes nothing")
+    with store.begin() as db:
+        first_time(db, key)
     try:
         calls.keep_recording(
             store,
@@ -193,14 +195,16 @@ def recording(
             status=form.get("RecordingStatus", "")[:16],
             duration_s=form.get("RecordingDuration", "")[:9],
         )
-    except LookupError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except FetchFailed as exc:
-        raise HTTPException(502, f"the recording was not fetched: {exc}") from exc
-    except StoreUnavailable as exc:
-        raise HTTPException(503, "the evidence store is unavailable") from exc
-    except EvidenceRefused as exc:
-        raise HTTPException(422, str(exc)) from exc
-    with store.begin() as db:
-        first_time(db, key)
+    except Exception as exc:
+        with store.begin() as db:
+            db.execute(delete(TwilioRequestSeen).where(TwilioRequestSeen.key == key))
+        if isinstance(exc, LookupError):
+            raise HTTPException(404, str(exc)) from exc
+        if isinstance(exc, FetchFailed):
+            raise HTTPException(502, f"the recording was not fetched: {exc}") from exc
+        if isinstance(exc, StoreUnavailable):
+            raise HTTPException(503, "the evidence store is unavailable") from exc
+        if isinstance(exc, EvidenceRefused):
+            raise HTTPException(422, str(exc)) from exc
+        raise
     return Response(status_code=204)

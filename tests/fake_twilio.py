@@ -228,7 +228,8 @@ class FakeTwilio:
         times: int | None = None,
         kind: Kind | None = None,
     ) -> None:
-        """Hold create requests to ``to`` for ``seconds`` before handling them.
+        """Hold create requests to ``to`` for ``seconds`` before handling them; with
+        kind="other" and a recording's sid as ``to``, GETs of that recording's media.
 
         Only that handler thread waits; other requests are served meanwhile. Combined with
         fail() the request fails after the delay.
@@ -618,6 +619,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake._record(req)
         if not self._authorized(fake) or match["account"] != fake.account_sid:
             self._error(req, 401, 20003, "Authenticate")
+            return
+        delay = fake._take_hang(match["sid"], "other")
+        if delay > 0 and fake._stopping.wait(delay):
+            self.close_connection = True
             return
         with fake._cond:
             audio = fake._state.media.get(match["sid"])

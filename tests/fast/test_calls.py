@@ -6,6 +6,7 @@ and post their signed webhooks back to it (tests/fake_twilio_voice.py)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,6 +214,52 @@ def test_the_operator_is_rung_then_bridged_to_the_worker_and_the_call_recorded(
     replay = fake.voice._post(last.url, last.params)
     assert replay.status_code == 409
     assert len(calls_entries(svc, pk)) == 5
+
+
+def test_the_same_recording_news_twice_at_once_is_kept_once(
+    svc: Handlers, fake: FakeTwilio
+) -> None:
+    headers = operator(svc)
+    _, _, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    fake.voice.answer(first)
+    fake.voice.answer(fake.voice.child(first))
+    fake.voice.hang_up(fake.voice.child(first), talked_s=20)
+    news = fake.voice.posted("/recording")[-1]
+    assert news.status_code == 204
+    # Another recording of the call, whose news comes twice at the same moment (Twilio's
+    # retry, two replicas), while its media is slow to come: both deliveries overlap.
+    sid = fake.add_recording(first, RECORDING[::-1], 20, channels=2, source="DialVerb")
+    fake.hang(sid, 0.5, kind="other")
+    params = {**news.params, "RecordingSid": sid, "RecordingUrl": fake.resource(sid)["media_url"]}
+    start = threading.Barrier(2)
+    answers: list[int] = []
+
+    def deliver() -> None:
+        start.wait()
+        answers.append(fake.voice._post(news.url, params).status_code)
+
+    both = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(timeout=20)
+    assert sorted(answers) == [204, 409]
+    with svc.store.session() as db:
+        kept = db.scalars(select(Evidence.evidence_id).where(Evidence.alert_id == pk)).all()
+    assert sorted(kept) == sorted([f"call-{news.params['RecordingSid']}", f"call-{sid}"])
+    assert len([e for e in calls_entries(svc, pk) if f"call-{sid}" in e]) == 1
+    media = [
+        q for q in fake.requests if q.method == "GET" and sid in q.path and "json" not in q.path
+    ]
+    assert len(media) == 1  # the second was refused before it fetched anything
+
+    # News of a recording Twilio cannot give: not kept, so the claim is let go, and the same
+    # news again is tried again (not refused as a replay).
+    lost = {**params, "RecordingSid": "RE" + "0" * 32}
+    assert [fake.voice._post(news.url, lost).status_code for _ in range(2)] == [502, 502]
 
 
 def test_nobody_answers_on_the_other_side(svc: Handlers, fake: FakeTwilio) -> None:
