@@ -20,6 +20,7 @@ from escalation.snapshots import context
 from escalation.states import CALL_OVER, CallState
 from escalation.timeline import EntryKind
 from monitor.alerts import service as alerts
+from monitor.alerts.labels import span
 from monitor.alerts.models import Alert
 from monitor.config import Settings
 from monitor.db import Store, utcnow
@@ -235,15 +236,6 @@ def locked(db: Session, call_id: int) -> tuple[Alert, Call]:
     return alert, call
 
 
-def spoken(seconds: int) -> str:
-    """ "2 min 13 s", "45 s", "1 h 02 min"."""
-    h, rest = divmod(max(0, seconds), 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h} h {m:02d} min"
-    return f"{m} min {s} s" if m else f"{s} s"
-
-
 def _end(call: Call, state: CallState, duration_s: int | None = None) -> None:
     call.state, call.ended_at = state.value, utcnow()
     if duration_s is not None:
@@ -355,7 +347,7 @@ def operator_status(db: Session, alert: Alert, call: Call, status: str, duration
         )
     else:  # connected: the operator hung up first, and the <Dial>'s action did not say
         _end(call, CallState.ENDED)
-        tell(db, alert, call, "ended", f"ended after {spoken(call.duration_s or 0)}")
+        tell(db, alert, call, "ended", f"ended after {span(call.duration_s or 0)}")
 
 
 def other_status(db: Session, alert: Alert, call: Call, status: str, duration: str) -> None:
@@ -367,7 +359,7 @@ def other_status(db: Session, alert: Alert, call: Call, status: str, duration: s
         tell(db, alert, call, "connected", f"{call.to_name} answered: connected")
     elif status == "completed" and call.state == CallState.CONNECTED.value:
         _end(call, CallState.ENDED, int(duration) if duration.isdigit() else None)
-        tell(db, alert, call, "ended", f"ended after {spoken(call.duration_s or 0)}")
+        tell(db, alert, call, "ended", f"ended after {span(call.duration_s or 0)}")
     elif status in _UNANSWERED:
         state, word, text = _UNANSWERED[status]
         _end(call, state)
@@ -435,7 +427,7 @@ def keep_recording(
     with store.begin() as db:
         alert, call = locked(db, call_id)
         call.recording_sid, call.evidence_id = recording_sid, kept.evidence_id
-        length = f"{spoken(seconds)}, " if seconds is not None else ""
+        length = f"{span(seconds)}, " if seconds is not None else ""
         tell(
             db,
             alert,

@@ -30,7 +30,7 @@ from escalation.states import EscalationState, NotificationStatus, StepState
 from escalation.timeline import EntryKind
 from monitor.alerts import rules
 from monitor.alerts import service as alerts
-from monitor.alerts.labels import actor_label, plural
+from monitor.alerts.labels import actor_label, plural, span
 from monitor.alerts.models import Alert
 from monitor.alerts.states import AlertState, AlertType
 from monitor.config import Settings
@@ -402,7 +402,7 @@ def escalate_now(db: Session, alert_id: int, actor: str) -> Step:
     spec = plan.step_at(step.position)
     whom = ", ".join(r.name for r in spec.to)
     what = f"{spec.channel} to {whom}" if whom else spec.channel
-    early = _span((step.due_at - now).total_seconds())
+    early = span(max(1, (step.due_at - now).total_seconds()))
     step.due_at = now
     note(
         db,
@@ -413,14 +413,6 @@ def escalate_now(db: Session, alert_id: int, actor: str) -> Step:
         position=step.position,
     )
     return step
-
-
-def _span(seconds: float) -> str:
-    """A wait in words: "45 s", "2 min 05 s", "1 h 02 min"."""
-    s = max(1, round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def fail_step(db: Session, step_id: int, error: str) -> None:

@@ -120,6 +120,17 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+def span(seconds: float) -> str:
+    """A length of time in words, rounded to the second: "45 s", "2 min 5 s", "1 h 2 min"
+    (past an hour the seconds are left out). One way for every text that says one: a
+    call's length, how early a step was run."""
+    h, rest = divmod(max(0, round(seconds)), 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h} h {m} min"
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
 def moment(at: datetime) -> str:
     """A time written into a timeline entry's text: "14:30:05 UTC on 6 December 2026".
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from escalation import policies
 from escalation.calls import DURESS_SAID, UNDER_DURESS
 from escalation.timeline import EntryKind
+from monitor.alerts.labels import span
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.users.models import User
@@ -436,3 +437,10 @@ def test_an_operators_phone_is_set_from_the_command_line(vigil) -> None:  # type
         assert db.scalar(select(User.phone).where(User.username == "amy")) == "+447700900556"
     assert "phone removed" in vigil("user", "set-phone", "amy", "").output
     vigil("user", "set-phone", "nobody", ALICE, ok=False)
+
+
+def test_a_length_of_time_is_said_one_way() -> None:
+    """A call's length here and how early "Escalate now" ran a step (escalation/flows.py)
+    are both said by labels.span."""
+    said = [span(s) for s in (0, 45, 59.6, 125, 3600, 3725)]
+    assert said == ["0 s", "45 s", "1 min 0 s", "2 min 5 s", "1 h 0 min", "1 h 2 min"]
