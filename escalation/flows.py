@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, exists, not_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, not_, select, update
 from sqlalchemy.orm import Session
 
 from escalation import channels, snapshots
@@ -65,7 +65,7 @@ def lock_to_start(db: Session, alert_id: int) -> ToStart | None:
     if row is None:
         return None
     alert, started, may_reach, *ctx = row
-    if started or not rules.should_escalate(alert):
+    if started or not rules.needs_escalation(alert):
         return None
     return ToStart(alert, snapshots.Context(*ctx), not may_reach)
 
@@ -185,11 +185,7 @@ def run_step(
     assert esc is not None
     now = utcnow()
     plan = esc.snapshot
-    # Once someone has taken the alert, only a duress burst still runs (it went out at once).
-    acting = rules.should_escalate(alert) and (
-        alert.state == AlertState.RAISED.value or plan.in_burst(step.position)
-    )
-    if esc.state != EscalationState.RUNNING.value or not acting:
+    if not goes_out(esc, alert, step.position):
         step.state = StepState.CANCELLED.value
         return Ran([], None)
     step.state, step.done_at, step.done_by = StepState.DONE.value, now, node
@@ -305,6 +301,8 @@ def _no_address(channel: channels.Channel, r: Recipient) -> str:
 def _schedule_next(
     db: Session, esc: Escalation, alert: Alert, position: int, now: datetime, *, at_once: bool
 ) -> Step | None:
+    if esc.state != EscalationState.RUNNING.value or not rules.should_escalate(alert):
+        return None  # stopped: a duress burst that goes on schedules nothing after it
     plan = esc.snapshot
     nxt = position + 1
     if esc.duress and plan.in_burst(nxt):
@@ -323,26 +321,57 @@ def _schedule_next(
     return step
 
 
+def goes_out(esc: Escalation, alert: Alert, position: int) -> bool:
+    """Whether the escalation's step at `position` still runs when it falls due: the
+    escalation runs and nobody has taken the alert, or the step is one of a duress burst
+    that goes on (rules.duress_burst_goes_on) even though someone has taken it since."""
+    if esc.snapshot.in_burst(position) and rules.duress_burst_goes_on(alert):
+        return True
+    return esc.state == EscalationState.RUNNING.value and rules.should_escalate(alert)
+
+
+def _burst_going_on_sql(esc: Escalation, alert: Alert) -> ColumnElement[bool] | None:
+    """goes_out's burst half as a condition on Step rows, or None if no burst goes on."""
+    plan = esc.snapshot
+    if plan.burst is None or not rules.duress_burst_goes_on(alert):
+        return None
+    return Step.position.between(plan.burst, plan.burst + len(plan.steps) - 1)
+
+
 def stop(db: Session, esc: Escalation, alert: Alert) -> None:
-    """Nobody needs to be called any more: the alert was taken, resolved or cancelled."""
+    """Nobody needs to be called any more: the alert was taken, resolved or cancelled. Its
+    pending steps are cancelled, and its sends not yet made (a retry waiting, a sender that
+    died). A duress burst on an alert still open is kept, its steps and their retries: it
+    went out the moment the duress PIN was keyed (goes_out); only what follows it stops."""
     now = utcnow()
     taken = alert.state == AlertState.ACKNOWLEDGED.value
     esc.state = (EscalationState.ACKNOWLEDGED if taken else EscalationState.ENDED).value
     esc.ended_at = now
-    db.execute(
-        update(Step)
-        .where(Step.escalation_id == esc.id, Step.state == StepState.PENDING.value)
-        .values(state=StepState.CANCELLED.value)
-    )
+    burst = _burst_going_on_sql(esc, alert)
+    kept = False
+    steps = [Step.escalation_id == esc.id, Step.state == StepState.PENDING.value]
+    sends = [Notification.alert_id == alert.id, cancellable(now)]
+    if burst is not None:
+        of_burst = exists().where(Step.id == Notification.step_id, burst)
+        kept = bool(
+            db.scalar(
+                select(exists().where(and_(*steps, burst)) | exists().where(*sends, of_burst))
+            )
+        )
+        steps.append(not_(burst))
+        sends.append(~of_burst)
+    db.execute(update(Step).where(*steps).values(state=StepState.CANCELLED.value))
     cancelled = db.execute(
         update(Notification)
-        .where(Notification.alert_id == alert.id, cancellable(now))
+        .where(*sends)
         .values(status=NotificationStatus.CANCELLED.value, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]
     why = f"taken by {actor_label(alert.acknowledged_by or '')}" if taken else alert.state
     text = f"Escalation stopped: alert {why}"
     if cancelled:
         text += f" ({plural(cancelled, 'notification')} not sent)"
+    if kept:
+        text += "; the duress burst already under way still goes out"
     note(db, alert, EntryKind.STOPPED, text)
 
 
@@ -354,7 +383,7 @@ def why_stopped(alert: Alert, esc: Escalation | None) -> str | None:
     """Why this alert's escalation runs no step any more (or has not started), or None."""
     if esc is None:
         return "no escalation has started for this alert" + (
-            "" if rules.should_escalate(alert) else " (it does not escalate)"
+            "" if rules.needs_escalation(alert) else " (it does not escalate)"
         )
     if alert.state == AlertState.ACKNOWLEDGED.value:
         return f"the alert was taken by {_who(alert.acknowledged_by)}"
@@ -439,7 +468,7 @@ def alerts_without_escalation(db: Session, limit: int = 100) -> list[int]:
     return list(
         db.scalars(
             select(Alert.id)
-            .where(rules.should_escalate_sql(), ~exists().where(Escalation.alert_id == Alert.id))
+            .where(rules.needs_escalation_sql(), ~exists().where(Escalation.alert_id == Alert.id))
             .order_by(Alert.priority, Alert.raised_at)
             .limit(limit)
         )
@@ -447,13 +476,25 @@ def alerts_without_escalation(db: Session, limit: int = 100) -> list[int]:
 
 
 def escalations_to_change(db: Session, limit: int = 100) -> list[int]:
-    """Running escalations whose alert should no longer escalate (taken or closed), and
-    escalations of alerts that turned to duress since they started (two queries, each on an
-    index). An alert taken and then turned to duress is of the second kind."""
+    """Escalations out of step with their alert (three queries, each on an index): running
+    ones whose alert should no longer escalate (taken or closed); ones stopped when their
+    alert was taken under duress, whose alert is now closed (a burst kept going ends with
+    it); and those of alerts that turned to duress since they started. (A duress on a taken
+    alert raises it again: alerts.service.cancel_from_device.)"""
     stale = db.scalars(
         select(Escalation.id)
         .join(Alert, Alert.id == Escalation.alert_id)
         .where(Escalation.state == EscalationState.RUNNING.value, not_(rules.should_escalate_sql()))
+        .limit(limit)
+    ).all()
+    closed = db.scalars(
+        select(Escalation.id)
+        .join(Alert, Alert.id == Escalation.alert_id)
+        .where(
+            Escalation.state == EscalationState.ACKNOWLEDGED.value,
+            Escalation.duress.is_(True),
+            not_(rules.is_open_sql()),
+        )
         .limit(limit)
     ).all()
     turned = db.scalars(
@@ -462,11 +503,20 @@ def escalations_to_change(db: Session, limit: int = 100) -> list[int]:
         .where(rules.open_under_duress_sql(), Escalation.duress.is_(False))
         .limit(limit)
     ).all()
-    return list(dict.fromkeys([*turned, *stale]))
+    return list(dict.fromkeys([*turned, *stale, *closed]))
+
+
+def _to_stop(esc: Escalation, alert: Alert) -> bool:
+    """escalations_to_change's first two queries, for one escalation."""
+    if esc.state == EscalationState.RUNNING.value:
+        return not rules.should_escalate(alert)
+    taken = esc.state == EscalationState.ACKNOWLEDGED.value
+    return taken and esc.duress and not rules.is_open(alert)
 
 
 def settle(db: Session, esc_id: int) -> None:
-    """Bring one escalation in line with its alert (see escalations_to_change)."""
+    """Bring one escalation in line with its alert (see escalations_to_change). A duress on
+    an alert someone takes before this runs gets its burst, and the rest stops at once."""
     alert_id = db.scalar(select(Escalation.alert_id).where(Escalation.id == esc_id))
     assert alert_id is not None
     alert = alerts.get(db, alert_id, for_update=True)  # the alert first, as everywhere
@@ -474,7 +524,7 @@ def settle(db: Session, esc_id: int) -> None:
     assert esc is not None
     if rules.open_under_duress(alert) and not esc.duress:
         apply_duress(db, esc, alert)
-    elif esc.state == EscalationState.RUNNING.value and not rules.should_escalate(alert):
+    if _to_stop(esc, alert):
         stop(db, esc, alert)
 
 

@@ -12,11 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from escalation import channels
-from escalation.flows import missing_reason, next_step, why_stopped
+from escalation.flows import goes_out, missing_reason, next_step, why_stopped
 from escalation.models import Escalation, Notification, Step
 from escalation.states import StepState
 from escalation.timeline import EntryKind
-from monitor.alerts import rules
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.db import utcnow
 
@@ -130,8 +129,11 @@ def plan_of(db: Session, alert: Alert) -> Plan:
     def state_of(s: Step) -> str:
         # Stopped, its pending steps are about to be cancelled (the runner settles it in a
         # moment); a duress burst on an open alert still runs, even once it was taken.
-        burst = snap.in_burst(s.position) and rules.is_open(alert)
-        if why is not None and s.state == StepState.PENDING.value and not burst:
+        if (
+            why is not None
+            and s.state == StepState.PENDING.value
+            and not goes_out(esc, alert, s.position)
+        ):
             return StepState.CANCELLED.value
         return s.state
 

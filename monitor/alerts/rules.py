@@ -71,7 +71,8 @@ def under_duress_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
 
 def open_under_duress(alert: Alert) -> bool:
     """Under duress and still open: it keeps the worker's phone silent for every alert of
-    the device, and keeps the escalation going after someone took the alert."""
+    the device, and lets a duress burst already under way finish after someone took the
+    alert (duress_burst_goes_on)."""
     return under_duress(alert) and is_open(alert)
 
 
@@ -90,13 +91,31 @@ def device_under_duress_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
 
 
 def should_escalate(alert: Alert) -> bool:
-    """Whether the alert's escalation should still act: nobody has taken charge, or it is
-    under duress and still open (a duress burst runs even if someone took the alert)."""
-    return alert.state == AlertState.RAISED.value or open_under_duress(alert)
+    """Whether the alert's escalation climbs: nobody has taken charge of it. Once someone
+    has (or the alert is closed), it stops: only a duress burst already under way goes on
+    (duress_burst_goes_on)."""
+    return alert.state == AlertState.RAISED.value
 
 
 def should_escalate_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
-    return or_(alert.state == AlertState.RAISED.value, open_under_duress_sql(alert))
+    return alert.state == AlertState.RAISED.value
+
+
+def duress_burst_goes_on(alert: Alert) -> bool:
+    """Whether a duress burst (every step of the policy at once, the moment the duress PIN
+    was keyed) still goes out, its retries included: while the alert is open, even once
+    someone has taken it; a resolve or a cancel ends it like everything else."""
+    return open_under_duress(alert)
+
+
+def needs_escalation(alert: Alert) -> bool:
+    """Whether an alert with no escalation should get one: it climbs, or it has a duress
+    burst to send (raised under duress and taken before the engine saw it)."""
+    return should_escalate(alert) or duress_burst_goes_on(alert)
+
+
+def needs_escalation_sql(alert: type[Alert] = Alert) -> ColumnElement[bool]:
+    return or_(should_escalate_sql(alert), open_under_duress_sql(alert))
 
 
 # -- what may reach the worker

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from escalation import flows
-from escalation.models import Notification, Step
+from escalation.models import Escalation, Notification, Step
 from monitor.alerts.models import Alert, AlertEvent
+from monitor.db import utcnow
 from monitor.users.models import Role
 from tests.escalation_support import BACKUP, CONTACTS, DUTY, WORKER_PHONE, load
 from tests.fast.handlers import Handlers, fast_settings
@@ -285,3 +286,123 @@ def test_escalate_now_on_two_replicas_at_once_runs_the_step_once(
             assert len([e for e in entries(svc, pk, "escalation_step")]) == 2
     finally:
         other.close()
+
+
+def test_a_duress_raised_again_and_taken_again_stops_all_but_its_burst(svc: Handlers) -> None:
+    """Raised, taken, the duress PIN (raised again: the burst, then the policy's next round),
+    taken again: the escalation stops there. Everything after the burst is cancelled, its
+    sends waiting for a retry too, and the timeline says who took it; the burst that went
+    out at the duress still goes out to the end, its retries included, until the alert is
+    closed."""
+    load(
+        svc,
+        CONTACTS
+        + policy(
+            "{channel: sms, to: [backup]}",
+            "{after: 60, channel: sms, to: [Duty manager]}",
+            repeat=1,
+        ),
+    )
+    ops = svc.user("op1", Role.OPERATOR)
+    device, b = svc.badge("plan-retake")
+    alert_id = device.raise_alert(type="red")
+    with svc.store.session() as db:
+        pk = db.scalar(select(Alert.id).where(Alert.device_alert_id == alert_id))
+    assert pk is not None
+    base = f"/api/v1/alerts/{pk}"
+
+    def escalation_state() -> str:
+        with svc.store.session() as db:
+            esc = db.scalar(select(Escalation).where(Escalation.alert_id == pk))
+            assert esc is not None
+            return esc.state
+
+    def by_position() -> dict[int, list[Notification]]:
+        with svc.store.session() as db:
+            rows = db.execute(
+                select(Step.position, Notification)
+                .join(Notification, Notification.step_id == Step.id)
+                .where(Step.alert_id == pk)
+                .order_by(Notification.id)
+            ).all()
+        found: dict[int, list[Notification]] = {}
+        for position, n in rows:
+            found.setdefault(position, []).append(n)
+        return found
+
+    def waiting_for_a_retry(*ids: int, due: datetime) -> None:
+        """What a send that failed and waits to be tried again looks like (the fast tier's
+        outbox never fails)."""
+        with svc.store.begin() as db:
+            for n in db.scalars(select(Notification).where(Notification.id.in_(ids))):
+                n.status, n.next_attempt_at, n.lease_until = "pending", due, None
+
+    wait_until(lambda: len(sent(svc, pk)) == 1, timeout=5, what="the first SMS")
+    assert svc.http.post(f"{base}/acknowledge", headers=ops).status_code == 200
+    wait_until(lambda: escalation_state() == "acknowledged", timeout=5, what="the first stop")
+
+    device.cancel_alert(alert_id, b.duress_pin)  # raised again
+    # The burst (round 2, positions 2 and 3) at once, then round 3 climbs: its first step
+    # (position 4) at once, its second (5) in a minute.
+    wait_until(lambda: 4 in by_position(), timeout=5, what="the round after the burst")
+    wait_until(
+        lambda: all(n.status == "outbox" for ns in by_position().values() for n in ns),
+        timeout=5,
+        what="every send made",
+    )
+    assert [(s.position, s.state) for s in steps_of(svc, pk)] == [
+        (0, "done"),
+        (1, "cancelled"),
+        (2, "done"),
+        (3, "done"),
+        (4, "done"),
+        (5, "pending"),
+    ]
+    sends = by_position()
+    (burst_sms,), (after_burst_sms,) = sends[2], sends[4]
+    later = utcnow() + timedelta(hours=1)
+    waiting_for_a_retry(burst_sms.id, after_burst_sms.id, due=later)
+    made = len(sent(svc, pk))
+
+    # Someone takes charge of the duress: the escalation stops, the burst aside.
+    two = svc.user("op-two")
+    assert svc.http.post(f"{base}/acknowledge", headers=two).status_code == 200
+    wait_until(lambda: escalation_state() == "acknowledged", timeout=5, what="the second stop")
+    assert [(s.position, s.state) for s in steps_of(svc, pk)][-1] == (5, "cancelled")
+    status = {n.id: n.status for n in sent(svc, pk)}
+    assert status[after_burst_sms.id] == "cancelled"
+    assert status[burst_sms.id] == "pending"  # the burst's retry is still to go
+    stopped = [e.text for e in entries(svc, pk, "escalation_stopped")]
+    assert stopped[-1] == (
+        "Escalation stopped: alert taken by op-two (1 notification not sent); "
+        "the duress burst already under way still goes out"
+    )
+    # Once for each take, each after it.
+    taken = [e.id for e in entries(svc, pk, "acknowledged")]
+    ends = [e.id for e in entries(svc, pk, "escalation_stopped")]
+    assert len(taken) == len(ends) == 2 and taken[0] < ends[0] < taken[1] < ends[1]
+    plan = svc.http.get(f"{base}/escalation", headers=ops).json()
+    assert plan["status"] == "stopped" and plan["why"] == "the alert was taken by op-two"
+    assert plan["steps"][5]["state"] == "cancelled"
+
+    # The burst's retry goes out when due; nothing else does, and nothing new is made.
+    waiting_for_a_retry(burst_sms.id, due=utcnow())
+    wait_until(
+        lambda: {n.id: n.status for n in sent(svc, pk)}[burst_sms.id] == "outbox",
+        timeout=5,
+        what="the burst's retry",
+    )
+    time.sleep(0.5)
+    assert len(sent(svc, pk)) == made
+    assert {n.id: n.status for n in sent(svc, pk)}[after_burst_sms.id] == "cancelled"
+    assert len(entries(svc, pk, "escalation_step")) == 4  # positions 0, 2, 3 and 4 ran
+
+    # Closed: what was left of the burst is not sent either, and the escalation ends.
+    waiting_for_a_retry(burst_sms.id, due=later)
+    body = {"outcome": "genuine_emergency", "note": "Police attended"}
+    assert svc.http.post(f"{base}/resolve", headers=two, json=body).status_code == 200
+    wait_until(lambda: escalation_state() == "ended", timeout=5, what="the end")
+    assert {n.id: n.status for n in sent(svc, pk)}[burst_sms.id] == "cancelled"
+    assert entries(svc, pk, "escalation_stopped")[-1].text == (
+        "Escalation stopped: alert resolved (1 notification not sent)"
+    )
