@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,7 +145,7 @@ def transition(
     """Move `alert` to `to` with everything that change brings (states.EFFECTS), setting
     `columns` too once it is legal: the one way an alert's state changes, whoever asks.
     `data` goes into the timeline entry."""
-    check_transition(alert.state_enum, to)
+    check_transition(alert.state_enum, to, duress=rules.under_duress(alert))
     effects = EFFECTS[to]
     alert.state = to.value
     if effects.at is not None:
@@ -403,7 +403,12 @@ def resolve(
     outcome: Outcome,
     note: str | None = None,
     take_over: bool = False,
+    before_close: Callable[[Alert], None] | None = None,
 ) -> Alert:
+    """Close the alert with its outcome. One someone else holds only with `take_over`, which
+    the timeline records first. `before_close` runs next, on the locked alert, before it is
+    closed: what the caller's own rules check or record (the resolve route's procedure), in
+    the timeline after the take-over and before the resolve, or refused by raising."""
     alert = get(db, alert_id, for_update=True)
     holder = rules.holder_other_than(alert, actor)
     if holder is not None:
@@ -415,6 +420,8 @@ def resolve(
         record(
             db, alert, "taken_over", actor, f"Taken over from {holder} to resolve", holder=holder
         )
+    if before_close is not None:
+        before_close(alert)
     text = f"Resolved: {OUTCOME_LABELS[outcome]}" + (f". {note}" if note else "")
     transition(
         db,

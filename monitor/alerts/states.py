@@ -41,14 +41,18 @@ _ALLOWED: dict[AlertState, frozenset[AlertState]] = {
     AlertState.RAISED: frozenset(
         {AlertState.ACKNOWLEDGED, AlertState.RESOLVED, AlertState.CANCELLED}
     ),
-    # Back to raised: a duress PIN after someone took charge (alerts.service.cancel_from_device)
-    # needs a person to take charge of the duress, with the full alarm on every console.
+    # Back to raised only under duress (_DURESS_ONLY).
     AlertState.ACKNOWLEDGED: frozenset(
         {AlertState.RAISED, AlertState.RESOLVED, AlertState.CANCELLED}
     ),
     AlertState.RESOLVED: frozenset(),
     AlertState.CANCELLED: frozenset(),
 }
+
+# Edges only an alert under duress may take. Back to raised: a duress PIN after someone took
+# charge (alerts.service.cancel_from_device) needs a person to take charge of the duress,
+# with the full alarm on every console; nothing else puts a taken alert back in the queue.
+_DURESS_ONLY = frozenset({(AlertState.ACKNOWLEDGED, AlertState.RAISED)})
 
 # Lower is more urgent; the queue, the console's colours and its alarm follow it. A duress
 # alert outranks everything whatever its type. Panic and man down are one rank: a worker in
@@ -122,20 +126,24 @@ EFFECTS: dict[AlertState, Effects] = {
 class IllegalTransition(Exception):
     """An alert was asked to move to a state it cannot reach from where it is."""
 
-    def __init__(self, current: AlertState, wanted: AlertState) -> None:
-        super().__init__(f"an alert that is {current.value} cannot become {wanted.value}")
+    def __init__(self, current: AlertState, wanted: AlertState, why: str = "") -> None:
+        super().__init__(f"an alert that is {current.value} cannot become {wanted.value}{why}")
         self.current = current
         self.wanted = wanted
 
 
 def next_states(current: AlertState) -> frozenset[AlertState]:
-    """The states an alert in `current` may move to."""
+    """The states an alert in `current` may move to (some only under duress: _DURESS_ONLY)."""
     return _ALLOWED[current]
 
 
-def check_transition(current: AlertState, wanted: AlertState) -> None:
+def check_transition(current: AlertState, wanted: AlertState, *, duress: bool) -> None:
+    """Raises IllegalTransition unless an alert in `current`, under duress or not, may move
+    to `wanted`."""
     if wanted not in next_states(current):
         raise IllegalTransition(current, wanted)
+    if (current, wanted) in _DURESS_ONLY and not duress:
+        raise IllegalTransition(current, wanted, " unless the worker is under duress")
 
 
 def priority(alert_type: AlertType, duress: bool) -> int:

@@ -107,15 +107,18 @@ def resolve(
 ) -> AlertOut:
     """Close the alert with its outcome; one someone else holds only with `take_over`."""
     service.check_in_scope(db, alert_id, scope)
-    # Steps of its procedure left unticked need a reason: the note (monitor.procedures).
-    procedures.check_resolve(db, alert_id, actor=_actor(user), note=body.note)
+    actor = _actor(user)
     alert = service.resolve(
         db,
         alert_id,
-        actor=_actor(user),
+        actor=actor,
         outcome=body.outcome,
         note=body.note,
         take_over=body.take_over,
+        # Steps of its procedure left unticked need a reason: the note (monitor.procedures).
+        # Asked once the holder rule has passed, so a take-over is refused, or recorded,
+        # before the procedure says anything.
+        before_close=lambda _: procedures.check_resolve(db, alert_id, actor=actor, note=body.note),
     )
     return _shown(db, alert, scope)
 

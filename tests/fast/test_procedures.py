@@ -5,6 +5,7 @@ resolve with steps unticked refused without a reason."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -239,13 +240,49 @@ def test_checklist_ticks_and_resolve_with_steps_open(svc: Running, tmp_path: Pat
     assert pdf.status_code == 200, pdf.text
     pages = PdfReader(io.BytesIO(pdf.content)).pages
     text = " ".join(" ".join(page.extract_text() for page in pages).split())
+    # Who ticked it, and when to the millisecond, in UTC: the time of the tick itself.
+    at = datetime.fromisoformat(step["at"]).astimezone(UTC)
+    ticked = f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03d} UTC"
     for expected in (
         "Steps ticked 1 of 3",
         "1. Call the Housing duty phone (not ticked)",
-        "2. Call the worker's phone (done, 20",
+        f"2. Call the worker's phone (done, {ticked} by op1)",
         "3. Call the police (not ticked)",
     ):
         assert expected in text, text
+
+
+def test_a_take_over_comes_before_the_procedure_in_the_record(svc: Running, tmp_path: Path) -> None:
+    """Resolving an alert someone else holds, with steps unticked: the holder rule is asked
+    first (refused without a take-over, whatever the checklist), and the record reads in the
+    order things happened: taken over, then the steps left open and why, then resolved."""
+    load(svc, tmp_path)
+    pk, _, _ = raise_red(svc, "sop-held")
+    alice, lead = svc.user("alice"), svc.user("lead", Role.SUPERVISOR)
+    base = f"/api/v1/alerts/{pk}"
+    assert svc.http.post(f"{base}/acknowledge", headers=alice).status_code == 200
+
+    r = svc.http.post(f"{base}/resolve", json={"outcome": "false_alarm"}, headers=lead)
+    assert r.status_code == 409 and r.json()["detail"].startswith("alice has taken charge")
+    body = {"outcome": "false_alarm", "take_over": True}
+    r = svc.http.post(f"{base}/resolve", json=body, headers=lead)
+    assert r.status_code == 409 and "not ticked: say why in the note" in r.json()["detail"]
+    kinds = [t["kind"] for t in svc.http.get(base, headers=lead).json()["timeline"]]
+    assert "taken_over" not in kinds and "procedure_unfinished" not in kinds  # nothing kept
+
+    body["note"] = "Worker rang in: pressed by mistake"
+    assert svc.http.post(f"{base}/resolve", json=body, headers=lead).status_code == 200
+    timeline = svc.http.get(base, headers=lead).json()["timeline"]
+    closing = [
+        (t["kind"], t["actor"], t["text"].split(" (")[0])
+        for t in timeline
+        if t["kind"] in ("taken_over", "procedure_unfinished", "resolved")
+    ]
+    assert closing == [
+        ("taken_over", "user:lead", "Taken over from alice to resolve"),
+        ("procedure_unfinished", "user:lead", "Resolved with 3 steps not ticked"),
+        ("resolved", "user:lead", "Resolved: False alarm. Worker rang in: pressed by mistake"),
+    ]
 
 
 def test_every_step_ticked_resolves_without_a_note(svc: Running, tmp_path: Path) -> None:

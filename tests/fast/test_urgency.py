@@ -4,11 +4,18 @@ priorities, and what the console is told to draw them with."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from escalation.models import Escalation
-from monitor.alerts import chain
-from monitor.alerts.states import AlertType, priority
+from monitor.alerts import chain, service
+from monitor.alerts.states import (
+    AlertState,
+    AlertType,
+    IllegalTransition,
+    check_transition,
+    priority,
+)
 from tests.fast.handlers import Handlers as Running
 from tests.support import wait_until
 
@@ -79,6 +86,28 @@ def test_duress_on_a_taken_alert_raises_it_again_for_everyone(svc: Running) -> N
     assert _kinds(svc, pk, ops).count("raised_again") == 1
     with svc.store.session() as db:
         assert chain.verify(db).broken is None
+
+
+def test_only_duress_puts_a_taken_alert_back_in_the_queue(svc: Running) -> None:
+    """The state machine's acknowledged -> raised is the duress PIN's alone: no other caller
+    can take an alert away from the person who took it."""
+    with pytest.raises(IllegalTransition, match="unless the worker is under duress"):
+        check_transition(AlertState.ACKNOWLEDGED, AlertState.RAISED, duress=False)
+    check_transition(AlertState.ACKNOWLEDGED, AlertState.RAISED, duress=True)
+    with pytest.raises(IllegalTransition):  # the other edges are as they were, duress or not
+        check_transition(AlertState.RESOLVED, AlertState.RAISED, duress=True)
+
+    _, _, _, ops, pk = _raise(svc, "badge-u5")
+    assert svc.http.post(f"/api/v1/alerts/{pk}/acknowledge", headers=ops).status_code == 200
+    with pytest.raises(IllegalTransition), svc.store.begin() as db:
+        alert = service.get(db, pk, for_update=True)
+        service.transition(db, alert, AlertState.RAISED, actor="system", text="Raised again")
+    alert_out = svc.http.get(f"/api/v1/alerts/{pk}", headers=ops).json()
+    assert (alert_out["state"], alert_out["acknowledged_by"]) == (
+        "acknowledged",
+        "user:op-badge-u5",
+    )
+    assert "raised_again" not in _kinds(svc, pk, ops)
 
 
 def test_duress_on_an_unanswered_alert_is_not_raised_again(svc: Running) -> None:
