@@ -94,7 +94,7 @@ def place_call(
     request: Request,
 ) -> CallOut:
     """Ring the operator's own phone; once they answer, Twilio rings `to` and bridges them.
-    409 for the worker under duress, or an operator without a phone; 503 without Twilio."""
+    409 for the worker under duress, an operator without a phone, or no Twilio."""
     with store.session() as db:
         alerts.check_in_scope(db, alert_id, scope)
     try:

@@ -167,7 +167,9 @@ def place(
     before Twilio is asked, so Twilio's first news about the call always finds them."""
     reason = why_not(settings, providers, user)
     if reason is not None:
-        raise CallRefused(503 if not providers.twilio_configured else 409, reason)
+        # Not set up for calls (no Twilio, no phone of the operator's): a state of the set-up
+        # to put right, not a fault of the service, so 409 with what to do.
+        raise CallRefused(409, reason)
     with store.begin() as db:
         alert = alerts.get(db, alert_id, for_update=True)
         target = next((t for t in targets(db, alert) if t.to == to), None)
