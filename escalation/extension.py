@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from escalation.engine import Engine
-from escalation.states import STATUS_LABELS
+from escalation.states import CALL_LABELS, PLAN_LABELS, STATUS_LABELS, STEP_LABELS
 from escalation.timeline import LABELS
 from monitor.alerts import labels
 
@@ -25,6 +25,9 @@ def setup(app: FastAPI, context: dict[str, Any]) -> Engine:
     app.include_router(call_views.webhooks)
     labels.add_entries(LABELS)
     labels.add_table("status", STATUS_LABELS)
+    labels.add_table("call", CALL_LABELS)
+    labels.add_table("step", STEP_LABELS)
+    labels.add_table("plan", PLAN_LABELS)
     engine = Engine(context["store"], context["settings"])
     app.state.escalation = engine
     return engine

@@ -66,6 +66,33 @@ STATUS_LABELS: dict[str, str] = {
     NotificationStatus.CANCELED: "call cancelled",
 }
 
+# The words for a click-to-call's state (escalation/calls.py), a step of the escalation plan
+# and the plan itself (escalation/plan.py), as the console shows them: the console's "call",
+# "step" and "plan" tables (monitor.alerts.labels, added when escalation loads).
+CALL_LABELS: dict[str, str] = {
+    "calling_operator": "Ringing",
+    "dialling": "Ringing",
+    "connected": "Connected",
+    "ended": "Ended",
+    "no_answer": "No answer",
+    "busy": "Busy",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+STEP_LABELS: dict[str, str] = {
+    "done": "Done",
+    "pending": "Due",
+    "cancelled": "Not run",
+    "error": "Failed",
+    "planned": "Planned",
+}
+PLAN_LABELS: dict[str, str] = {
+    "running": "Escalating",
+    "exhausted": "Every step has run",
+    "stopped": "Stopped",
+    "none": "Not started",
+}
+
 # Statuses after which a notification can no longer bring an acknowledgement.
 UNANSWERED = frozenset(
     {

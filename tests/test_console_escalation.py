@@ -55,15 +55,17 @@ def test_the_plan_counts_down_and_escalate_now_runs_the_next_step(
         expect(steps.nth(0)).to_contain_text("Done")
         expect(steps.nth(0)).to_contain_text("Console · operators")
         expect(steps.nth(2)).to_contain_text("Planned")
-        expect(steps.nth(2)).to_contain_text("2m after the step before")
+        expect(steps.nth(2)).to_contain_text("2\u00a0min after the step before")
         # The countdown moves, second by second, from about a minute and a half.
         countdown = plan.locator(".plan-next .countdown")
         first = countdown.text_content() or ""
-        assert re.fullmatch(r"1m [23]\ds", first), first
+        assert re.fullmatch(r"1\u00a0min [23]\d\u00a0s", first), first
         expect(countdown).not_to_have_text(first, timeout=3_000)
         if SHOTS:
             page.screenshot(path=f"{SHOTS}/plan-1366.png", full_page=True)
 
+        # The button says what it sets off.
+        expect(page.locator("#escalate-now")).to_have_text("Escalate now: SMS to Housing backup")
         page.click("#escalate-now")
         # The step ran now, not in a minute and a half, and the timeline says who asked.
         expect(page.locator("#timeline")).to_contain_text(
@@ -72,12 +74,12 @@ def test_the_plan_counts_down_and_escalate_now_runs_the_next_step(
         expect(page.locator("#timeline")).to_contain_text("op1")
         expect(steps.nth(1)).to_contain_text("Done", timeout=5_000)
         expect(steps.nth(1).locator(".plan-sends")).to_contain_text(
-            f"Housing backup ({BACKUP}) outbox", timeout=5_000
+            f"Housing backup ({BACKUP}) outbox, not sent", timeout=5_000
         )
         expect(plan.locator(".plan-next")).to_contain_text(
             "Next: step 3 of 3 · Call · Duty manager"
         )
-        assert re.fullmatch(r"[12]m \d\ds", countdown.text_content() or "")
+        assert re.fullmatch(r"[12]\u00a0min \d+\u00a0s", countdown.text_content() or "")
 
         # Taken: the plan says it stopped and why, and Escalate now is off.
         page.click("#ack")

@@ -68,7 +68,9 @@ def test_stale_while_the_service_is_away_and_caught_up_on_return(
     expect(page.locator("body")).to_have_class(re.compile(r"\bstale\b"))
     for control in ("#ack", "#resolve-open", "#note"):
         expect(page.locator(control)).to_be_disabled()
-    expect(page.locator("#detail .offline-note")).to_be_visible()
+    # The banner stays on screen and says why the actions are off: the alert's own note, which
+    # would repeat it, is not shown beside it (on a phone the two took a quarter of it).
+    expect(page.locator("#detail .offline-note")).to_be_hidden()
     # Not the service's own banner: this console cannot reach it, which is another thing.
     expect(page.locator("#service-banner")).to_be_hidden()
     _shot(page, "stale")
@@ -239,6 +241,64 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
             page.locator(key).scroll_into_view_if_needed()
             _inside(page, key)
         _fits(page, "an alert")
+        # The order for someone under stress: at a glance (state, who, where, phone), the
+        # actions with the note under them, the procedure, the calls it asks for; the
+        # escalation, evidence and timeline last.
+        expect(page.locator("#d-summary")).to_contain_text("Raised, nobody in charge")
+        expect(page.locator("#d-summary")).to_contain_text("Phone")
+        expect(page.locator("#d-summary .coords")).to_be_visible()
+        expect(page.locator("#d-procedure")).to_be_visible()
+        expect(page.locator("#d-calls")).to_be_visible()
+        expect(page.locator("#d-escalation .plan-status")).to_be_visible()
+        order = [
+            "#d-title",
+            "#d-summary",
+            "#detail > .actions",
+            "#note",
+            "#d-procedure",
+            "#d-calls",
+            "#d-escalation",
+            "#timeline",
+        ]
+        tops = page.evaluate(
+            "sels => sels.map(s => document.querySelector(s).getBoundingClientRect().top"
+            " + scrollY)",
+            order,
+        )
+        assert tops == sorted(tops), dict(zip(order, tops, strict=True))
+        expect(page.locator("#d-bar-title")).to_have_text(
+            "Panic · Evangeline Featherstonehaugh-Smythe"
+        )
+        if width < 700:  # on a phone the steps' details are folded but for the next one
+            expect(page.locator("#d-procedure .sop-step.current .sop-detail")).to_be_visible()
+            expect(
+                page.locator("#d-procedure .sop-step:not(.current) .sop-detail").first
+            ).to_be_hidden()
+        # Nothing draws over the sticky actions: the map scrolled under the bar leaves Take
+        # charge the thing under the pointer at its centre.
+        page.evaluate("window.scrollTo(0, 0)")
+        under = page.evaluate(
+            """() => {
+              const map = document.querySelector('#map');
+              // Twice: the first scroll brings the bar to its sticky place.
+              for (let i = 0; i < 2; i++) {
+                const ack = document.querySelector('#ack').getBoundingClientRect();
+                const z = map.querySelector('.leaflet-control-zoom').getBoundingClientRect();
+                window.scrollBy(0, z.top - ack.top);
+              }
+              const b = document.querySelector('#ack').getBoundingClientRect();
+              const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+              const m = map.getBoundingClientRect();
+              // And where the map's zoom buttons are, now under the bar: the bar, not them.
+              const z = map.querySelector('.leaflet-control-zoom').getBoundingClientRect();
+              const bar = document.querySelector('#detail > .actions');
+              const there = document.elementFromPoint(z.left + z.width / 2, z.top + z.height / 2);
+              return [hit && hit.id, m.top < b.bottom && m.bottom > b.top,
+                      bar.contains(there)];
+            }"""
+        )
+        assert under == ["ack", True, True], under
+        page.evaluate("window.scrollTo(0, 0)")
         _shot(page, f"{width}-alert")
         # The actions stay in reach at the foot of a long alert.
         page.locator("#timeline").scroll_into_view_if_needed()
@@ -320,6 +380,11 @@ def test_the_keyboard_moves_through_the_queue_and_acts(
     page.keyboard.press("a")  # take charge: focus goes to the note
     expect(page.locator("#note")).to_be_focused(timeout=5_000)
     expect(page.locator("#timeline")).to_contain_text("Taken charge")
+    # The note is right under the actions: focusing it scrolls neither the alert's title nor
+    # the queue (which keeps its place beside the alert) off the screen.
+    expect(page.locator("#d-title")).to_be_in_viewport()
+    expect(_row(page, first)).to_be_in_viewport()
+    expect(page.locator("#d-bar-title")).to_have_text("Panic · Hal Ives")
     # Typing in a field is typing: "a" and "r" here take nothing and open nothing.
     page.keyboard.type("Called her: a fall on the stairs")
     page.keyboard.press("Enter")
@@ -327,7 +392,8 @@ def test_the_keyboard_moves_through_the_queue_and_acts(
     expect(page.locator("#resolve-dialog")).to_be_hidden()
     page.keyboard.press("Escape")
     expect(_row(page, first)).to_be_focused()
-    page.keyboard.press("ArrowDown")
+    # Taken, Hal's panic went below Ivy's man down, which nobody has taken (order.js).
+    page.keyboard.press("ArrowUp")
     expect(page.locator("#d-title")).to_contain_text("Ivy Lund")
     page.keyboard.press("n")
     expect(page.locator("#note")).to_be_focused()
@@ -349,3 +415,34 @@ def test_the_keyboard_moves_through_the_queue_and_acts(
     assert r.status_code == 200
     expect(_row(page, second)).to_have_count(0)
     expect(_row(page, first)).to_be_focused()
+
+
+def test_the_queue_puts_what_nobody_has_taken_first(svc: Running, chrome: BrowserContext) -> None:
+    """One order for the rows and within a worker's group (order.js): nobody in charge
+    first, then by priority, then the oldest. A new panic never falls below a taken one."""
+    base = svc.serve_http()
+    svc.user("op1")
+    panic = _raise(svc, "ord-a", "Ann Ash")
+    still = _raise(svc, "ord-b", "Bo Birch", type="no_motion")
+    test = _raise(svc, "ord-c", "Cy Cole", type="test")
+    op = svc.login("op1")
+    page = sign_in(chrome, base, "op1")
+    expect(_row(page, test)).to_be_visible()
+
+    def rows_are(ids: list[int]) -> None:
+        page.wait_for_function(
+            "ids => JSON.stringify([...document.querySelectorAll('#queue tbody tr')]"
+            ".map(r => Number(r.dataset.id))) === JSON.stringify(ids)",
+            arg=ids,
+            timeout=5_000,
+        )
+
+    rows_are([panic, still, test])
+    # Taken: the panic goes below every alert nobody has taken, a test included (it still
+    # waits for someone, or closes itself), and says who has it in words.
+    assert svc.http.post(f"/api/v1/alerts/{panic}/acknowledge", headers=op).status_code == 200
+    rows_are([still, test, panic])
+    expect(_row(page, panic).locator("td").nth(5)).to_have_text("op1")
+    # A new panic goes to the top, above the no-motion raised before it.
+    fresh = _raise(svc, "ord-d", "Di Dale")
+    rows_are([fresh, still, test, panic])

@@ -7,8 +7,6 @@
 
 const calling = { id: null, seq: 0 };
 
-const CALL_WORDS = { calling_operator: "Ringing", dialling: "Ringing", connected: "Connected",
-  ended: "Ended", no_answer: "No answer", busy: "Busy", failed: "Failed", cancelled: "Cancelled" };
 const CALL_LIVE = new Set(["calling_operator", "dialling", "connected"]);
 
 function telLink(number) {
@@ -18,20 +16,19 @@ function telLink(number) {
   return a;
 }
 
-// "2m 13s"; and how long a connected call has been going since `at`.
-function minutes(s) { return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`; }
-function talking(at) { return minutes(Math.max(0, Math.floor((Date.now() - Date.parse(at)) / 1000))); }
+// How long a connected call has been going since `at` ("2 min 13 s": times.js).
+function talking(at) { return since(at); }
 
 function callState(c) {
   if (c.state === "calling_operator") return c.placed_by === state.me?.username ? "Ringing your phone" : `Ringing ${c.placed_by}`;
   if (c.state === "dialling") return `Ringing ${c.to_name}`;
-  return CALL_WORDS[c.state] || c.state;
+  return word("call", c.state);
 }
 
 function callItem(c) {
   const li = el("li", "", `call ${c.state}${CALL_LIVE.has(c.state) ? " live" : ""}`);
   li.dataset.call = c.id;
-  li.append(el("time", new Date(c.created_at).toLocaleTimeString()));
+  li.append(el("time", clock(c.created_at)));
   li.append(el("span", callState(c), `call-state ${c.state}`));
   li.append(` ${c.placed_by} → ${c.to_name} (${c.to_phone})`);
   if (c.state === "connected" && c.connected_at) {
@@ -39,7 +36,7 @@ function callItem(c) {
     t.dataset.since = c.connected_at;
     li.append(" · ", t);
   }
-  if (c.duration_s != null) li.append(` · ${minutes(c.duration_s)}`);
+  if (c.duration_s != null) li.append(` · ${duration(c.duration_s)}`);
   // The latest change in words; once recorded, where the recording is (Audio, below).
   const said = c.evidence_id ? `Recording kept as evidence ${c.evidence_id} (see Audio)` : c.detail;
   if (said && (c.evidence_id || !CALL_LIVE.has(c.state))) li.append(el("div", said, "call-detail"));
@@ -84,6 +81,9 @@ function linkPhoneFact(a, offered) {
     const dd = dt.nextElementSibling;
     if (dd && !dd.querySelector("a.tel")) dd.replaceChildren(telLink(dd.textContent));
   }
+  // And in the summary under the title (summary.js), where the procedure's "call" is read.
+  const line = document.querySelector("#d-summary .sum-phone-number");
+  if (line && worker && !worker.refused && !line.querySelector("a.tel")) line.replaceChildren(telLink(line.textContent));
 }
 
 // Called by console.js's select() each time the alert is drawn (it changed, or was chosen).
@@ -122,9 +122,10 @@ async function drawCalls(a) {
   linkPhoneFact(a, offered);
 }
 
-setInterval(() => {
+// A connected call's running time, on the page's one timer (times.js).
+everySecond(() => {
   for (const span of document.querySelectorAll("#d-calls .call-time")) {
     const text = talking(span.dataset.since);
     if (span.textContent !== text) span.textContent = text;
   }
-}, 1000);
+});

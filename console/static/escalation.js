@@ -5,23 +5,11 @@
 
 const plan = { id: null, skew: 0, seq: 0 };  // skew: the service's clock minus this one's
 
-// "1m 05s", "2h 03m": how long until `ms` on the service's clock.
-function until(ms) {
-  const s = Math.max(0, Math.ceil((ms - (Date.now() + plan.skew)) / 1000));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
-  return m ? `${m}m ${String(s % 60).padStart(2, "0")}s` : `${s}s`;
-}
+// How long until `ms` on the service's clock: times.js's countdown, with the skew.
+function until(ms) { return countdown(ms, plan.skew); }
 
-// A wait from the policy, in words: 90 -> "1m 30s".
-function wait(seconds) {
-  if (!seconds) return "at once";
-  const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
-  return m ? `${m}m${s ? ` ${String(s).padStart(2, "0")}s` : ""}` : `${s}s`;
-}
-
-const STATES = { done: "Done", pending: "Due", cancelled: "Not run", error: "Failed", planned: "Planned" };
-const HEADS = { running: "Escalating", exhausted: "Every step has run", stopped: "Stopped", none: "Not started" };
+// A wait from the policy, in words: 90 -> "1 min 30 s", 120 -> "2 min".
+function wait(seconds) { return seconds ? duration(seconds).replace(/ 0\u00a0s$/, "") : "at once"; }
 
 function whom(p, step) {
   if (step.channel === "console") return "operators";
@@ -36,16 +24,16 @@ function stepItem(p, step) {
   const li = el("li", "", `plan-step ${step.state}${isNext ? " next" : ""}`);
   li.dataset.position = step.position;
   const head = el("div", "", "plan-line");
-  head.append(el("span", isNext ? "Next" : STATES[step.state] || step.state, "plan-state"));
+  head.append(el("span", isNext ? "Next" : word("step", step.state), "plan-state"));
   head.append(el("strong", step.label.replace(/^step/, "Step")));
   head.append(` · ${step.word} · ${whom(p, step)}`);
   li.append(head);
   const when = el("div", "", "plan-when");
   if (step.done_at) {
-    when.textContent = `${step.state === "error" ? "Failed" : "Ran"} at ${new Date(step.done_at).toLocaleTimeString()}`;
+    when.textContent = `${step.state === "error" ? "Failed" : "Ran"} at ${clock(step.done_at)}`;
   } else if (step.state === "pending" || step.state === "planned") {
     const due = Date.parse(step.due_at);
-    when.append(`${step.state === "planned" ? "About " : "Due "}${new Date(due).toLocaleTimeString()} `);
+    when.append(`${step.state === "planned" ? "About " : "Due "}${clock(due)} `);
     const left = el("span", until(due), "countdown");
     left.dataset.due = String(due);
     when.append("(in ", left, ")");
@@ -61,7 +49,7 @@ function stepItem(p, step) {
     const ul = el("ul", undefined, "plan-sends");
     for (const s of step.sends) {
       const item = el("li", `${s.recipient} (${s.address}) `);
-      item.append(el("span", s.status, `status ${s.status}`));
+      item.append(el("span", word("status", s.status), `status ${s.status}`));
       ul.append(item);
     }
     li.append(ul);
@@ -73,9 +61,10 @@ function drawPlan(box, p) {
   plan.skew = Date.parse(p.now) - Date.now();
   const head = el("div", "", "plan-head");
   head.append(el("h3", "Escalation"));
-  head.append(el("span", HEADS[p.status] || p.status, `plan-status ${p.status}`));
+  head.append(el("span", word("plan", p.status), `plan-status ${p.status}`));
   const policy = p.policy ? `policy “${p.policy}”` : p.status === "none" ? "" : "no escalation policy fits this alert: operators only";
-  if (policy) head.append(el("span", `${policy}${p.duress ? " · duress: every step at once" : ""}`, "note"));
+  // Under duress the first round went out at once (the burst); what follows keeps its times.
+  if (policy) head.append(el("span", `${policy}${p.duress ? " · duress: the first round went out at once" : ""}`, "note"));
   box.replaceChildren(head);
 
   const bar = el("div", "", "plan-next");
@@ -88,9 +77,10 @@ function drawPlan(box, p) {
     text.append(el("strong", `Next: ${next.label.replace(/^step/, "step")}`), ` · ${next.word} · ${whom(p, next)} · in `, left);
     bar.append(text);
   } else {
-    bar.append(el("span", p.why ? `${HEADS[p.status]}: ${p.why}.` : "", "plan-why"));
+    bar.append(el("span", p.why ? `${word("plan", p.status)}: ${p.why}.` : "", "plan-why"));
   }
-  const button = el("button", "Escalate now", "escalate-now");
+  // The button says what it sets off: "Escalate now: SMS to Housing backup".
+  const button = el("button", next ? `Escalate now: ${next.word} to ${whom(p, next)}` : "Escalate now", "escalate-now");
   button.type = "button";
   button.id = "escalate-now";
   button.disabled = !p.can_escalate_now;
@@ -146,11 +136,13 @@ async function drawEscalation(a) {
   drawPlan(box, p);
 }
 
-// The countdowns move every second, from the service's clock.
-setInterval(() => {
+// The countdowns move every second, from the service's clock (times.js's one timer).
+everySecond(() => {
+  // Not connected, the plan may be out of date: its countdowns stop, never reach "0 s" on it.
+  if (state.stale) return;
   for (const span of document.querySelectorAll("#d-escalation .countdown")) {
     const text = until(Number(span.dataset.due));
     if (span.textContent !== text) span.textContent = text;
-    span.classList.toggle("due", text === "0s");
+    span.classList.toggle("due", text === duration(0));
   }
-}, 1000);
+});

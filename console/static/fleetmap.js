@@ -9,8 +9,10 @@
 // 5 min; one that moved and went quiet shows an old place).
 const FIX_STALE_MS = 2 * 60 * 1000;
 const FLEET_POLL_MS = 5000;
-// Above this many markers, names show on hover only, so the map stays readable.
+// Above this many markers, names show on hover only, so the map stays readable; below it, a
+// name whose label would overlap a more pressing one's shows on hover only too.
 const NAMED_MARKERS = 25;
+const LABEL_BOX = { w: 150, h: 22 };  // about one label's size, in pixels
 const maps = { alert: null, incident: null, fleet: null, fleetTimer: null, fleetSoon: null,
   fleetFitted: false, fleetMarkers: new Map(), fleetAlerts: new Set() };
 
@@ -40,9 +42,7 @@ function coordsText(lat, lon) { return `${lat.toFixed(5)}, ${lon.toFixed(5)}`; }
 function geoUri(lat, lon) { return `geo:${Number(lat.toFixed(6))},${Number(lon.toFixed(6))}`; }
 
 function fixAge(ms) {
-  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  const text = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago`
-    : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+  const text = `${since(ms)} ago`;  // times.js: said as every other "ago" on the page
   return Date.now() - ms > FIX_STALE_MS ? `${text} — may be out of date` : text;
 }
 
@@ -50,11 +50,11 @@ function fixAge(ms) {
 function fixAgeNode(ms) {
   const span = el("span", fixAge(ms), "fix-age");
   span.dataset.fixAt = String(ms);
-  span.title = new Date(ms).toLocaleString();
+  span.title = clock(ms, true);
   span.classList.toggle("stale", Date.now() - ms > FIX_STALE_MS);
   return span;
 }
-(typeof everySecond === "function" ? everySecond : (fn) => setInterval(fn, 1000))(() => {
+everySecond(() => {
   for (const span of document.querySelectorAll("[data-fix-at]")) {
     const ms = Number(span.dataset.fixAt);
     const text = fixAge(ms);
@@ -97,7 +97,7 @@ function placeLines(pos, live) {
   const when = el("p", undefined, "fix-when");
   if (pos.at == null) when.append("Time of this fix unknown (taken by the service from the device's last report).");
   else if (live) when.append("Position from ", fixAgeNode(Date.parse(pos.at)));
-  else when.append(`Position at ${new Date(pos.at).toLocaleString()}`);
+  else when.append(`Position at ${clock(pos.at, true)}`);
   return [line, when];
 }
 
@@ -167,16 +167,14 @@ function markerKind(m) {
   if (m.status === "alert") return m.alert.duress ? "duress" : m.alert.type;
   return m.status;
 }
-const STATUS_WORDS = { overdue: "Visit overdue", offline: "Device offline, on a visit", visit: "On a visit" };
 function markerLabel(m) {
-  if (m.status === "alert") return LABEL[markerKind(m)] || word("type", m.alert.type);
-  return STATUS_WORDS[m.status];
+  return m.status === "alert" ? word("type", markerKind(m)) : word("fleet", m.status);
 }
 
 function timeLeft(v) {
   const left = Math.round((Date.parse(v.due_at) - Date.now()) / 60000);
-  return left >= 0 ? `${left} min left (due ${new Date(v.due_at).toLocaleTimeString()})`
-    : `overdue by ${-left} min (due ${new Date(v.due_at).toLocaleTimeString()})`;
+  return left >= 0 ? `${left} min left (due ${clock(v.due_at)})`
+    : `overdue by ${-left} min (due ${clock(v.due_at)})`;
 }
 
 function openAlertFromMap(id) {
@@ -217,8 +215,7 @@ function drawFleet(markers) {
       className: `fm-marker fm-${kind}${unanswered ? " fm-unanswered" : ""}`,
     }).addTo(layers);
     const name = m.worker_name || m.device_id;
-    marker.bindTooltip(`${name}: ${markerLabel(m)}`, { permanent: placed.length <= NAMED_MARKERS,
-      direction: "right", offset: [10, 0], className: "fm-label" });
+    marker.label = `${name}: ${markerLabel(m)}`;
     if (m.alert) marker.on("click", () => openAlertFromMap(m.alert.id));
     else marker.bindPopup(() => visitPopup(m));
     const path = marker.getElement();
@@ -240,11 +237,32 @@ function drawFleet(markers) {
     maps.fleetFitted = true;
     fitFleet();
   }
+  labelMarkers();
   document.getElementById("fm-map").dataset.markers = String(placed.length);
   drawFleetList(markers);
   const notes = [];
   if (!state.config?.tiles_url) notes.push(tilesNote());
   document.getElementById("fm-notes").replaceChildren(...notes);
+}
+
+// Names beside the markers, the most pressing first, each only where it overlaps no name
+// already shown; the others on hover. Again after every zoom, since closeness depends on it.
+function labelMarkers() {
+  if (!maps.fleet) return;
+  const { map } = maps.fleet;
+  if (!maps.fleet.relabels) { maps.fleet.relabels = true; map.on("zoomend", labelMarkers); }
+  const shown = [];
+  const all = [...maps.fleetMarkers.values()].reverse();  // drawn least pressing first
+  for (const mk of all) {
+    const p = map.latLngToContainerPoint(mk.getLatLng());
+    const free = all.length <= NAMED_MARKERS
+      && !shown.some((q) => Math.abs(q.x - p.x) < LABEL_BOX.w && Math.abs(q.y - p.y) < LABEL_BOX.h);
+    if (free) shown.push(p);
+    const tip = mk.getTooltip();
+    if (tip && tip.options.permanent === free) continue;
+    mk.unbindTooltip();
+    mk.bindTooltip(mk.label, { permanent: free, direction: "right", offset: [10, 0], className: "fm-label" });
+  }
 }
 
 function fitFleet() {

@@ -20,7 +20,7 @@ function sopStepItem(c, s) {
   words.append(el("span", s.do, "sop-do"));
   if (s.detail) words.append(el("span", s.detail, "sop-detail"));
   if (s.done && s.by) {
-    words.append(el("span", `Done by ${who(s.by)} at ${new Date(s.at).toLocaleTimeString()}`, "sop-by"));
+    words.append(el("span", `Done by ${who(s.by)} at ${clock(s.at)}`, "sop-by"));
   }
   label.append(box, words);
   li.append(label);
@@ -35,6 +35,20 @@ function sopShow(c, box = $("#d-procedure")) {
   const head = el("h3", "", "sop-head");
   head.append(el("span", c.name ? `Procedure: ${c.name}` : `No procedure for ${word("type", c.kind)}`));
   if (c.steps.length) head.append(el("span", `${done} of ${c.steps.length} done`, done === c.steps.length ? "sop-count all" : "sop-count"));
+  // On a phone the steps' details are folded (console.css), but for the next step to do: a
+  // button unfolds them all. Elsewhere the button is not shown.
+  if (c.steps.some((s) => s.detail)) {
+    const fold = el("button", "How to do each step", "sop-fold");
+    fold.type = "button";
+    fold.setAttribute("aria-expanded", String(box.classList.contains("show-details")));
+    fold.addEventListener("click", () => {
+      const open = box.classList.toggle("show-details");
+      fold.setAttribute("aria-expanded", String(open));
+      fold.textContent = open ? "Fold the details" : "How to do each step";
+    });
+    if (box.classList.contains("show-details")) fold.textContent = "Fold the details";
+    head.append(fold);
+  }
   const parts = [head];
   if (!c.name) {
     parts.push(el("p", "The worker keyed the duress PIN: the earlier checklist no longer applies, and none is stored for duress.", "sop-void"));
@@ -42,6 +56,7 @@ function sopShow(c, box = $("#d-procedure")) {
   if (c.steps.length) parts.push(el("ol", "", "sop-steps"));
   box.replaceChildren(...parts);
   box.querySelector(".sop-steps")?.append(...c.steps.map((s) => sopStepItem(c, s)));
+  box.querySelector(".sop-step:not(.done)")?.classList.add("current");
   box.classList.toggle("duress", c.kind === "duress");
   box.hidden = false;
 }

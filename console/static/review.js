@@ -1,6 +1,6 @@
 // Vigil console, the safety lead's review: the incident list with its filters and search,
 // one incident's page (timeline, map, evidence, PDF), the reports with their charts, and
-// downloads. Uses console.js's helpers ($, el, api, state, LABEL, OUTCOMES) and words.js's
+// downloads. Uses console.js's helpers ($, el, api, state) and words.js's
 // (word, who): stored values are shown in the service's words, never raw. Everything
 // from the service goes on the page as text (textContent), charts included.
 "use strict";
@@ -9,8 +9,10 @@ const review = { who: null, offset: 0, pageSize: 50, rows: [], incident: null,
   workersLoaded: false };
 
 // The queue's colours for each type (console.css), for the charts.
-const TYPE_COLOUR = { red: "#c62828", duress: "#7f0000", man_down: "#8e24aa",
-  no_motion: "#ba68c8", visit_overdue: "#b26a00", device_offline: "#f2c14e", test: "#607d8b" };
+// Each kind's colour, the queue's and the map's: console.css's --k-<kind>, defined once there.
+function typeColour(type) {
+  return getComputedStyle(document.documentElement).getPropertyValue(`--k-${type}`).trim() || "#888";
+}
 const SVG = "http://www.w3.org/2000/svg";
 
 function svgEl(tag, attrs = {}, text) {
@@ -24,7 +26,7 @@ function seconds(s) {
   if (s === null || s === undefined) return "";
   return s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
 }
-function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+function when(iso) { return iso ? clock(iso, true) : ""; }  // times.js
 function reviewError(text) { $("#rv-error").textContent = text || ""; }
 
 // A date field ("2025-03-03") as the start of that day here, in UTC for the API; `end`
@@ -91,8 +93,8 @@ $("#rv-tab-reports").addEventListener("click", () => { reviewShow("reports"); lo
 async function fillFilters() {
   const form = $("#rv-filters");
   if (form.elements.type.options.length === 1) {
-    for (const [value, label] of Object.entries(LABEL)) form.elements.type.append(new Option(label, value));
-    for (const [value, label] of Object.entries(OUTCOMES)) form.elements.outcome.append(new Option(label, value));
+    for (const t of state.meta.alert_types) form.elements.type.append(new Option(word("type", t.value), t.value));
+    for (const o of state.meta.outcomes) form.elements.outcome.append(new Option(word("outcome", o.value), o.value));
   }
   if (review.workersLoaded) return;
   let workers;
@@ -129,8 +131,8 @@ async function loadIncidents() {
     const tr = el("tr");
     tr.dataset.id = a.id;
     tr.tabIndex = 0;
-    const cells = [when(a.raised_at), a.duress ? `${LABEL[a.type] || a.type} (duress)` : LABEL[a.type] || a.type,
-      a.worker_name || a.device_id, a.team || "", word("state", a.state), OUTCOMES[a.outcome] || "",
+    const cells = [when(a.raised_at), a.duress ? `${word("type", a.type)} (duress)` : word("type", a.type),
+      a.worker_name || a.device_id, a.team || "", word("state", a.state), word("outcome", a.outcome),
       seconds(a.time_to_acknowledge_s), seconds(a.time_to_resolve_s)];
     cells.forEach((text, i) => tr.append(el("td", text, i === 1 ? `type type-${a.duress ? "duress" : a.type}` : undefined)));
     return tr;
@@ -167,7 +169,7 @@ async function openIncident(id) {
   review.incident = a;
   reviewShow("incident");
   const listed = review.rows.find((r) => r.id === id) || {};
-  $("#rv-title").textContent = `#${a.id} ${LABEL[a.type] || a.type}: ${a.worker_name || a.device_id}`;
+  $("#rv-title").textContent = `#${a.id} ${word("type", a.type)}: ${a.worker_name || a.device_id}`;
   const facts = [["Worker", a.worker_name || ""], ["Team", a.team || ""],
     ["Duress", a.duress ? "yes: the duress PIN was keyed" : "no"],
     ["Device", `${a.device_id}${a.battery != null ? ` (battery ${a.battery}%)` : ""}`],
@@ -176,7 +178,7 @@ async function openIncident(id) {
     ["To take charge", seconds(listed.time_to_acknowledge_s)],
     ["Resolved", a.resolved_at ? `${when(a.resolved_at)} by ${who(a.resolved_by)}` : ""],
     ["To resolve", seconds(listed.time_to_resolve_s)],
-    ["Cancelled", when(a.cancelled_at)], ["State", word("state", a.state)], ["Outcome", OUTCOMES[a.outcome] || ""],
+    ["Cancelled", when(a.cancelled_at)], ["State", word("state", a.state)], ["Outcome", word("outcome", a.outcome)],
     ["Position", a.lat != null ? `${a.lat.toFixed(5)}, ${a.lon.toFixed(5)} (±${a.acc ?? "?"} m)` : ""],
     ["Visit", a.visit ? a.visit.note || "(no note)" : ""], ["Worker's note", a.note || ""],
     ["On hold", a.hold ? `since ${when(a.held_at)} by ${who(a.held_by)}: ${a.hold_reason || ""}` : ""]];
@@ -208,7 +210,7 @@ async function openIncident(id) {
     const li = el("li");
     li.value = t.seq;
     li.dataset.kind = t.kind;
-    li.append(el("time", new Date(t.at).toLocaleString()), el("span", word("entry", t.kind), "kind"),
+    li.append(el("time", clock(t.at, true)), el("span", word("entry", t.kind), "kind"),
       `${t.text || word("entry", t.kind)} (${who(t.actor)})`, el("code", t.hash, "hash"));
     return li;
   }));
@@ -310,8 +312,8 @@ function drawWeeks(rep) {
       if (!n) continue;
       const h = (n / max) * plotH;
       y -= h;
-      const rect = svgEl("rect", { x, y, width: barW, height: h, fill: TYPE_COLOUR[type] || "#888", class: "bar" });
-      rect.append(svgEl("title", {}, `${w.week}: ${n} ${LABEL[type] || type}`));
+      const rect = svgEl("rect", { x, y, width: barW, height: h, fill: typeColour(type), class: "bar" });
+      rect.append(svgEl("title", {}, `${w.week}: ${n} ${word("type", type)}`));
       svg.append(rect);
       bars += 1;
     }
@@ -323,8 +325,8 @@ function drawWeeks(rep) {
   for (const type of rep.types) {
     const li = el("li");
     const swatch = el("span", undefined, "swatch");
-    swatch.style.background = TYPE_COLOUR[type] || "#888";
-    li.append(swatch, LABEL[type] || type);
+    swatch.style.background = typeColour(type);
+    li.append(swatch, word("type", type));
     legend.append(li);
   }
   box.replaceChildren(svg, legend);

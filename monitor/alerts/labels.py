@@ -53,6 +53,14 @@ TRIGGER_LABELS: dict[str, str] = {
 # The kinds of the entries in an alert's timeline. The service's own are here; an extension
 # adds its own with `add_entries` when it is loaded (escalation's are beside its EntryKind),
 # so that a new kind is one line in one table, and the service names no extension.
+# A worker on the fleet map without an alert (monitor/reads/fleet.py's status): the console's
+# "fleet" table.
+FLEET_LABELS: dict[str, str] = {
+    "overdue": "Visit past its time",
+    "offline": "Device offline, on a visit",
+    "visit": "On a visit",
+}
+
 ENTRY_LABELS: dict[str, str] = {
     "raised": "Alert raised",
     "positions": "Positions sealed",
@@ -150,6 +158,7 @@ def all_labels() -> dict[str, dict[str, str]]:
         "state": {k.value: v for k, v in STATE_LABELS.items()},
         "role": {k.value: v for k, v in ROLE_LABELS.items()},
         "trigger": dict(TRIGGER_LABELS),
+        "fleet": dict(FLEET_LABELS),
         "entry": dict(ENTRY_LABELS),
         **{name: dict(table) for name, table in EXTENSION_TABLES.items()},
     }
