@@ -15,7 +15,7 @@ function duration(seconds) {
   return text.replace(/ (h|min|s)\b/g, "\u00a0$1");
 }
 
-const msOf = (at) => (typeof at === "number" ? at : Date.parse(at));
+const msOf = (at) => (typeof at === "number" ? at : at instanceof Date ? at.getTime() : Date.parse(at));
 
 // How long ago: `at` is an ISO time or milliseconds since the epoch.
 function since(at) { return duration(Math.floor((Date.now() - msOf(at)) / 1000)); }
