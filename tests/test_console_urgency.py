@@ -115,6 +115,36 @@ def test_the_alarm_repeats_until_taken_and_a_silence_is_for_one_console(
     expect(dave).to_have_title("Vigil console")
 
 
+def test_a_silence_does_not_cover_the_duress_that_follows(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    """One operator on a night shift silences a panic for 10 min; the worker then keys the
+    duress PIN. The silence was for the panic: the duress alarm sounds on that console."""
+    base = svc.serve_http()
+    svc.user("nina", Role.OPERATOR)
+    nina = sign_in(chrome, base, "nina")
+    count_plays(nina)
+    badge, b = svc.badge("badge-ur-sd", name="Sam Lee")
+    alert_id = badge.raise_alert(type="red")
+    expect(row(nina, alert_id)).to_be_visible(timeout=5_000)
+    row(nina, alert_id).click()
+    nina.select_option("#silence-minutes", "10")
+    nina.click("#silence-form button")
+    expect(nina.locator("#silence-state")).to_contain_text("Sound off here until")
+    quiet = plays(nina)
+    nina.wait_for_timeout(REPEAT_S * 1000 + 800)
+    assert plays(nina) == quiet and plays(nina, "duress") == 0
+
+    badge.cancel_alert(alert_id, b.duress_pin)
+    badge.wait_for("alert_cancelled", alert_id=alert_id, timeout=10)
+    expect(row(nina, alert_id)).to_have_class(has("k-duress"), timeout=5_000)
+    until(nina, "window.plays.duress > 0", 5)
+    expect(row(nina, alert_id)).not_to_have_class(has("silenced"))
+    # The pane offers to silence the duress itself, if the operator must.
+    expect(nina.locator("#silence-state")).to_have_text("")
+    expect(nina.locator("#silence-form button")).to_be_enabled()
+
+
 def test_rows_age_against_the_targets_and_a_worker_is_one_row(
     svc: Running, chrome: BrowserContext
 ) -> None:

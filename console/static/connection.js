@@ -13,7 +13,7 @@ const SILENT_MS = 45_000;
 // How long "caught up" stays on screen.
 const CAUGHT_UP_MS = 6_000;
 
-const clockTime = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+const clockTime = clock;  // times.js: "14:02:07", as every time of day on the page
 
 function staleness(stale) {
   state.stale = stale;
@@ -22,6 +22,7 @@ function staleness(stale) {
   $("#rs-confirm").disabled = stale;
   if (stale) $("#rs-confirm").title = "Not connected to the service: try again once it is back.";
   else $("#rs-confirm").removeAttribute("title");
+  if (urgency.shown) showTitle(...urgency.shown);  // urgency.js: "OFFLINE · " first, or not
 }
 
 function connBanner(text, good) {
@@ -69,8 +70,9 @@ function caughtUp() {
   connBanner(`Reconnected at ${clockTime(new Date())}; caught up with everything since ` +
     `${clockTime(lost)}.`, true);
   link.shownTimer = setTimeout(() => connBanner(null), CAUGHT_UP_MS);
-  // The alert on screen may have changed meanwhile: fetch it as it is now.
-  if (state.selected !== null && !$("#detail").hidden) select(state.selected);
+  // The alert on screen may have changed meanwhile: fetch it as it is now, all of it, once
+  // it is on screen (console.js; never opening a pane the operator closed).
+  if (state.selected !== null) { for (const p of ["alert", ...PARTS]) refreshing.parts.add(p); refreshSoon(); }
 }
 
 // Signed out: the link is closed on purpose, and the next sign-in starts afresh.

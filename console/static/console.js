@@ -9,16 +9,12 @@ const state = { token: sessionStorage.getItem("vigil.token"), me: null, alerts: 
   config: null, meta: null, active: new Set(), fleetTimer: null };
 
 // What the service knows and the console is told at sign-in (GET /api/v1/console/meta): the
-// alert types and outcomes with their labels, the states and the changes each allows, the
-// low-battery threshold, the supervising roles, escalation's timeline entries.
-const LABEL = {};     // alert type: its label
-const OUTCOMES = {};  // outcome: its label
-
+// alert types and outcomes, the words for every stored value (`labels`, read by words.js's
+// word()), the states and the changes each allows, the low-battery threshold, the
+// supervising roles, escalation's timeline entries.
 function learn(meta) {
   state.meta = meta;
   state.active = new Set(meta.active_states);
-  for (const t of meta.alert_types) LABEL[t.value] = t.label;
-  for (const o of meta.outcomes) OUTCOMES[o.value] = o.label;
   // No outcome is chosen for the operator: resolving asks for one (resolve.js).
   $("#outcome").replaceChildren(new Option("Choose an outcome…", ""),
     ...meta.outcomes.map((o) => new Option(o.label, o.value)));
@@ -64,7 +60,7 @@ function show(view) {
   clearInterval(state.fleetTimer);
   if (view === "fleet") { loadFleet(); state.fleetTimer = setInterval(loadFleet, 5000); }
   fleetMapShown(view === "map");  // fleetmap.js
-  if (view === "alerts") resizeMaps();
+  if (view === "alerts") { resizeMaps(); refreshSoon(); }  // what changed while hidden
   if (view === "review") openReview();  // review.js
 }
 
@@ -115,12 +111,12 @@ function fillRow(tr, a) {
   if (tr.raisedAt !== a.raised_at) {
     tr.raisedAt = a.raised_at;
     tr.raisedMs = Date.parse(a.raised_at);
-    tr.cells[3].textContent = new Date(tr.raisedMs).toLocaleTimeString();
+    tr.cells[3].textContent = clock(tr.raisedMs);
   }
   // The age (cell 4) is the ticker's, below, once a row is drawn: written here too, every
   // row's would change at its own second and each write cost a layout of the whole table.
-  const cells = [LABEL[kindOf(a)] || a.type, a.worker_name || a.device_id, a.team || "",
-    null, null, a.acknowledged_by ? a.acknowledged_by.replace(/^user:/, "") : ""];
+  const cells = [word("type", kindOf(a)), a.worker_name || a.device_id, a.team || "",
+    null, null, who(a.acknowledged_by)];
   cells.forEach((text, i) => {
     // Only what changed is touched: a write, even of the same text, costs a layout.
     if (text !== null && tr.cells[i].textContent !== text) tr.cells[i].textContent = text;
@@ -152,7 +148,7 @@ function drawQueue() {
     for (const a of state.alerts.values()) {
       if (isActive(a)) rows.push([a.priority, Date.parse(a.raised_at), a]);
     }
-    rows.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    rows.sort((x, y) => queueOrder(x[2], y[2]));  // order.js: untaken first, priority, oldest
     const keep = new Set(rows.map(([, , a]) => a.id));
     for (const [id, tr] of rowsById) if (!keep.has(id)) { tr.remove(); rowsById.delete(id); }
     let prev = null;
@@ -226,48 +222,88 @@ async function fetchClip(ev) {
   return clips.get(ev.id);
 }
 
+// Drawn again at every change of the alert (a position every few seconds): a line is kept
+// per clip, by its evidence id, and only what changed in it is touched, so the recording the
+// operator is listening to plays on. Another alert starts afresh.
 function drawEvidence(a) {
   const box = $("#d-evidence");
-  box.replaceChildren();
-  if (!a.evidence?.length) return;
-  box.append(el("h3", "Audio"));
-  for (const ev of a.evidence) {
-    const line = el("div");
-    line.append(el("span", `${ev.evidence_id} · ${ev.duration_ms ? (ev.duration_ms / 1000).toFixed(0) + " s" : ""} · sha256 ${(ev.sha256 || "").slice(0, 12)}…`));
-    if (ev.uploaded_at) {
-      const audio = el("audio");
-      audio.controls = true;
-      audio.dataset.evidence = ev.id;
-      if (clips.has(ev.id)) {
-        audio.src = clips.get(ev.id);
-      } else {
-        const load = el("button", "Listen");
-        load.addEventListener("click", async () => {
-          try {
-            audio.src = await fetchClip(ev);
-            load.remove();
-            audio.play().catch(() => {});
-          } catch (err) { $("#action-error").textContent = err.message; }
-        });
-        line.append(load);
-      }
-      line.append(audio);
-    } else if (ev.uri) {
-      line.append(el("span", ` (kept on the device: ${ev.uri})`, "note"));
-    } else {
-      line.append(el("span", " (not uploaded yet)", "note"));
-    }
-    box.append(line);
+  if (box.alertId !== a.id) { box.alertId = a.id; box.lines = new Map(); box.replaceChildren(); }
+  const list = a.evidence || [];
+  const keep = new Set(list.map((ev) => ev.id));
+  for (const [id, line] of box.lines) if (!keep.has(id)) { line.remove(); box.lines.delete(id); }
+  if (!list.length) { box.replaceChildren(); return; }
+  if (!box.firstElementChild || box.firstElementChild.tagName !== "H3") box.prepend(el("h3", "Audio"));
+  let prev = box.firstElementChild;
+  for (const ev of list) {
+    let line = box.lines.get(ev.id);
+    if (!line) { line = el("div"); line.dataset.evidence = ev.id; line.append(el("span")); box.lines.set(ev.id, line); }
+    evidenceLine(line, ev);
+    // Moved only when out of place: a playing <audio> taken out of the page stops.
+    if (prev.nextSibling !== line) prev.after(line);
+    prev = line;
   }
 }
 
-// Links in SMS and webhooks point at #alert=<id>: open that alert.
-function openLinked() {
+function evidenceLine(line, ev) {
+  const text = `${ev.evidence_id} · ${ev.duration_ms ? (ev.duration_ms / 1000).toFixed(0) + " s" : ""} · sha256 ${(ev.sha256 || "").slice(0, 12)}…`;
+  if (line.firstChild.textContent !== text) line.firstChild.textContent = text;
+  const how = ev.uploaded_at ? "audio" : ev.uri ? `uri ${ev.uri}` : "none";
+  if (line.how === how) return;  // its player (or what it says instead) stays as it is
+  line.how = how;
+  while (line.childNodes.length > 1) line.lastChild.remove();
+  if (ev.uploaded_at) {
+    const audio = el("audio");
+    audio.controls = true;
+    audio.dataset.evidence = ev.id;
+    if (clips.has(ev.id)) {
+      audio.src = clips.get(ev.id);
+    } else {
+      const load = el("button", "Listen");
+      load.addEventListener("click", async () => {
+        try {
+          audio.src = await fetchClip(ev);
+          load.remove();
+          audio.play().catch(() => {});
+        } catch (err) { $("#action-error").textContent = err.message; }
+      });
+      line.append(load);
+    }
+    line.append(audio);
+  } else if (ev.uri) {
+    line.append(el("span", ` (kept on the device: ${ev.uri})`, "note"));
+  } else {
+    line.append(el("span", " (not uploaded yet)", "note"));
+  }
+}
+
+// Links in SMS and webhooks point at #alert=<id>: open that alert, as a click on its row
+// would (on a phone its title gets the focus), whatever tab is showing. Once handled the
+// hash is cleared, so the same link opened again is a change the page hears.
+async function openLinked() {
   const m = location.hash.match(/^#alert=(\d+)$/);
-  // Whatever tab is showing: the alert is what the link is for.
-  if (m && state.token) { show("alerts"); select(Number(m[1])); }
+  if (!m || !state.token) return;
+  const id = Number(m[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+  show("alerts");
+  linkNote("");
+  if (!(await openAlert(id))) linkNote(`Alert ${id} was not found, or is not yours to see.`);  // navigation.js
 }
 window.addEventListener("hashchange", openLinked);
+
+// What a link could not open, said above the queue (and in the alert, if one is open).
+function linkNote(text) {
+  let note = $("#link-error");
+  if (!note && !text) return;
+  if (!note) {
+    note = el("p", "", "error");
+    note.id = "link-error";
+    note.setAttribute("role", "alert");
+    $("#queue-pane h2").after(note);
+  }
+  note.textContent = text;
+  note.hidden = !text;
+  if (text) $("#action-error").textContent = text;
+}
 
 // A fact's value; the Visit's has the visit's timeline under it (its start, deadlines, end,
 // and the places the worker's phone reported arriving at or leaving), as text, never markup.
@@ -279,62 +315,160 @@ function factOf(key, text, a) {
   const ul = el("ul", undefined, "visit-events");
   ul.append(...a.visit.events.map((e) => {
     const li = el("li", "", e.kind === "place" ? "place" : "");
-    li.append(el("time", new Date(e.at).toLocaleTimeString()), ` ${e.text}`);
+    li.append(el("time", clock(e.at)), ` ${e.text}`);
     return li;
   }));
   dd.append(ul);
   return dd;
 }
 
+// Opening an alert (navigation.js's openAlert, a row, the map) and refreshing the one open
+// are two things: opening fetches it whole and shows the pane; a refresh (below) draws what
+// changed in the pane as it is, open or not, and never opens it. `nav.gen` counts openings
+// and closings (Back, a resolve), so an answer that arrives after the pane was closed does
+// not open it again. Returns whether the alert could be shown.
+const nav = { gen: 0 };
+const PARTS = ["escalation", "calls", "procedure"];
+
 async function select(id) {
-  if (state.selected !== null) render(state.selected);
+  const gen = ++nav.gen;
+  const before = state.selected;
+  if (before !== null) render(before);
   state.selected = id;
   render(id);
+  refreshing.parts.clear();  // what was due for the alert before is fetched now
+  const a = await fetchAlert(id);
+  if (!a) {
+    // Missing, or not this operator's: the selection stays what it was.
+    if (state.selected === id && gen === nav.gen) { state.selected = before; render(id); if (before !== null) render(before); }
+    return false;
+  }
+  if (state.selected !== id || gen !== nav.gen) return false;
+  $("#detail").hidden = false;
+  $("#console").classList.add("detail-open");  // on a narrow screen, the detail in its place
+  drawAlert(a, PARTS);
+  return true;
+}
+
+// The alert as the service has it now, merged into the queue's copy; null if refused.
+async function fetchAlert(id) {
   let a;
-  try { a = await api(`/api/v1/alerts/${id}`); } catch { return; }
-  if (state.selected !== id) return;
+  try { a = await api(`/api/v1/alerts/${id}`); } catch { return null; }
   const old = state.alerts.get(a.id);
   const merged = { ...old, ...a };
   state.alerts.set(a.id, merged);
   render(a.id);
   if (movesRow(old, merged)) render();
-  $("#detail").hidden = false;
-  $("#console").classList.add("detail-open");  // on a narrow screen, the detail in its place
-  $("#d-title").textContent = `${LABEL[kindOf(a)] || a.type}: ${a.worker_name || a.device_id}`;
+  return a;
+}
+
+// Close the pane (Back, after a resolve): nothing under way may open it again.
+function closeAlert() {
+  nav.gen++;
+  $("#console").classList.remove("detail-open");
+}
+
+// ---- refreshing the open alert ---------------------------------------------------------
+// A message about the open alert marks what it may have changed: the alert itself always,
+// and its escalation plan, calls or procedure only when the message's kind can change them
+// (a position, every few seconds while the alert is active, changes none of them). What is
+// marked is fetched at most once per REFRESH_MS, one request for each part, and only while
+// the pane is on screen: hidden (another tab, back in the queue on a phone) it waits until
+// it shows again.
+const REFRESH_MS = 250;
+const refreshing = { parts: new Set(), timer: null, last: 0, running: false };
+const PARTS_OF = {
+  "alert.position": [],
+  "alert.note": [],
+  "alert.authorities": [],
+  "alert.evidence": ["calls"],  // a call's recording is kept as evidence
+  "alert.escalation": ["escalation", "calls"],
+  // A procedure's tick, a hold, a silence, a wrong cancel PIN: none moves the escalation
+  // or the calls.
+  "alert.updated": ["procedure"],
+};
+
+function paneShown() {
+  return state.view === "alerts" && !$("#detail").hidden && $("#detail").getClientRects().length > 0;
+}
+
+function alertTouched(msg, old) {
+  let parts = PARTS_OF[msg.kind] || PARTS;  // raised, taken, duress, resolved…: everything
+  const a = msg.alert;
+  if (a && old && (old.state !== a.state || old.duress !== a.duress || old.acknowledged_by !== a.acknowledged_by)) parts = PARTS;
+  refreshing.parts.add("alert");
+  for (const p of parts) refreshing.parts.add(p);
+  refreshSoon();
+}
+
+function refreshSoon() {
+  if (refreshing.timer || refreshing.running || !refreshing.parts.size || state.selected === null || !paneShown()) return;
+  const wait = Math.max(0, refreshing.last + REFRESH_MS - Date.now());
+  refreshing.timer = setTimeout(async () => {
+    refreshing.timer = null;
+    if (!refreshing.parts.size || state.selected === null || !paneShown()) return;
+    const parts = refreshing.parts;
+    refreshing.parts = new Set();
+    refreshing.running = true;
+    refreshing.last = Date.now();
+    try { await refresh(state.selected, [...parts]); } finally { refreshing.running = false; refreshSoon(); }
+  }, wait);
+}
+
+// Fetch the alert on screen again and draw what changed, leaving the pane open or closed.
+async function refresh(id, parts = PARTS) {
+  const a = await fetchAlert(id);
+  if (!a || state.selected !== id) return;
+  drawAlert(a, parts);
+}
+
+// The pane's contents for `a`; `parts` says which of the other answers to fetch again.
+function drawAlert(a, parts) {
+  $("#d-title").textContent = `${word("type", kindOf(a))}: ${a.worker_name || a.device_id}`;
   const w = a.worker || {};
   const facts = [["State", word("state", a.state)], ["Worker", w.name || ""], ["Phone", w.phone || ""],
     ["Team", a.team || ""], ["For responders", w.responder_notes || ""],
     ["Device", `${a.device_id}${a.battery != null ? ` (battery ${a.battery}%)` : ""}`],
-    ["Raised", [`${new Date(a.raised_at).toLocaleString()} (`, ago(a.raised_at), ")"]],
+    ["Raised", [`${clock(a.raised_at, true)} (`, ago(a.raised_at), ")"]],
     ["Position", positionFact(a)],  // fleetmap.js
-    ["Visit", a.visit ? `${a.visit.note || "(no note)"}, due ${new Date(a.visit.due_at).toLocaleTimeString()}` : ""],
+    ["Visit", a.visit ? `${a.visit.note || "(no note)"}, due ${clock(a.visit.due_at)}` : ""],
     ["Worker's note", a.note || ""], ["Taken by", who(a.acknowledged_by)],
     ["Outcome", word("outcome", a.outcome)]];
+  // The phone, made a link by calls.js, stays one when only the facts are drawn again (a
+  // position): the calls are not fetched again for that.
+  const tel = a.duress ? null : $("#d-facts a.tel");
   $("#d-facts").replaceChildren(...facts.filter(([, v]) => v !== "").flatMap(([k, v]) => [el("dt", k), factOf(k, v, a)]));
-  if (a.duress) $("#d-facts").prepend(el("dt", "DURESS", "duress-banner"), el("dd", "The worker keyed the duress PIN: the device shows the alert as cancelled."));
+  const phone = [...$("#d-facts").querySelectorAll("dt")].find((dt) => dt.textContent === "Phone")?.nextElementSibling;
+  if (tel && phone && phone.textContent === tel.textContent) phone.replaceChildren(tel);
+  drawSummary(a);  // summary.js: the DURESS banner and the line under the title
   $("#ack").disabled = !canBecome(a, "acknowledged");
   drawSilence(a);  // urgency.js
   $("#resolve-open").disabled = !canBecome(a, "resolved");
-  $("#timeline").replaceChildren(...a.timeline.map((t) => {
-    // Escalation's entries (steps, notifications, key presses, SMS replies) stand apart.
-    const esc = state.meta.escalation_kinds.includes(t.kind);
-    const li = el("li", "", esc ? "esc" : "");
-    li.append(el("time", new Date(t.at).toLocaleTimeString()));
-    if (t.data?.status) li.append(el("span", word("status", t.data.status), `status ${t.data.status}`));
-    li.append(esc ? t.text || word("entry", t.kind) : `${t.text || word("entry", t.kind)} (${who(t.actor)})`);
-    if (t.data?.body) li.append(el("q", t.data.body));  // what an outbox message said
-    return li;
-  }));
+  // The timeline only grows: drawn again only when it has.
+  const said = `${a.id}/${a.timeline.length}/${a.timeline.at(-1)?.at}`;
+  if ($("#timeline").said !== said) {
+    $("#timeline").said = said;
+    $("#timeline").replaceChildren(...a.timeline.map((t) => {
+      // Escalation's entries (steps, notifications, key presses, SMS replies) stand apart.
+      const esc = state.meta.escalation_kinds.includes(t.kind);
+      const li = el("li", "", esc ? "esc" : "");
+      li.append(el("time", clock(t.at)));
+      if (t.data?.status) li.append(el("span", word("status", t.data.status), `status ${t.data.status}`));
+      li.append(esc ? t.text || word("entry", t.kind) : `${t.text || word("entry", t.kind)} (${who(t.actor)})`);
+      if (t.data?.body) li.append(el("q", t.data.body));  // what an outbox message said
+      return li;
+    }));
+  }
   drawPositions("alert", a);  // fleetmap.js
   drawEvidence(a);
-  drawEscalation(a);  // escalation.js
-  drawCalls(a);  // calls.js
-  drawProcedure(a);  // procedures.js
+  if (parts.includes("escalation")) drawEscalation(a);  // escalation.js
+  if (parts.includes("calls")) drawCalls(a);  // calls.js
+  if (parts.includes("procedure")) drawProcedure(a);  // procedures.js
 }
 
 async function act(fn) {
   $("#action-error").textContent = "";
-  try { await fn(); await select(state.selected); return true; } catch (err) {
+  try { await fn(); await refresh(state.selected); return true; } catch (err) {
     if (err.message !== "signed out") $("#action-error").textContent = err.message;
     return false;
   }
@@ -381,7 +515,7 @@ async function loadFleet() {
     const tr = el("tr");
     // A device refused in a loop is one row a second, with how many it stands for.
     const reason = r.repeats > 1 ? `${r.reason} (×${r.repeats.toLocaleString()})` : r.reason;
-    for (const text of [new Date(r.at).toLocaleString(), r.device_id || "", r.topic, reason]) tr.append(el("td", text));
+    for (const text of [clock(r.at, true), r.device_id || "", r.topic, reason]) tr.append(el("td", text));
     return tr;
   }));
 }
@@ -416,8 +550,9 @@ function onMessage(msg) {
     render();
   } else {
     if (msg.epoch === state.epoch && msg.seq <= state.seq) return;
+    let old;
     if (msg.alert) {
-      const old = state.alerts.get(msg.alert.id);
+      old = state.alerts.get(msg.alert.id);
       const a = { ...old, ...msg.alert };
       state.alerts.set(a.id, a);
       if (showsChange(old, a)) render(a.id);
@@ -425,7 +560,8 @@ function onMessage(msg) {
     }
     fleetMapAlertChanged();  // fleetmap.js
     const touched = msg.alert ? [msg.alert.id] : (msg.alert_ids || (msg.alert_id ? [msg.alert_id] : []));
-    if (touched.includes(state.selected)) select(state.selected);
+    // Marked, and fetched within REFRESH_MS if the pane is on screen: never opened from here.
+    if (touched.includes(state.selected)) alertTouched(msg, old);
   }
   state.seq = msg.seq; state.epoch = msg.epoch;
 }

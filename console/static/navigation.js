@@ -39,13 +39,15 @@ function typing(target) {
 // Whether the alert takes the queue's place (the breakpoint in console.css).
 const narrow = () => matchMedia("(max-width: 1100px)").matches;
 
-// Open an alert from the queue (a click, Enter): on a narrow screen the alert replaces the
-// queue, so the focus goes to its title, at the top.
+// Open an alert from the queue (a click, Enter, a link): on a narrow screen the alert
+// replaces the queue, so the focus goes to its title, at the top. Returns whether it could
+// be shown (a link may name an alert that does not exist, or is not this operator's).
 async function openAlert(id) {
-  await select(id);
-  if (!narrow() || state.selected !== id || $("#detail").hidden) return;
+  if (!(await select(id))) return false;
+  if (!narrow() || state.selected !== id || $("#detail").hidden) return true;
   window.scrollTo(0, 0);
   $("#d-title").focus();
+  return true;
 }
 
 // Move to a row. Side by side the alert follows; on a narrow screen, where the alert would
@@ -57,8 +59,10 @@ function goTo(tr) {
 }
 
 // Back to the queue: on a narrow screen the alert gives the queue its place again.
+// The alert stays selected (its row marked, refreshed when shown again), but nothing that
+// arrives for it opens the pane again: only the operator does (console.js, closeAlert).
 function backToQueue() {
-  $("#console").classList.remove("detail-open");
+  closeAlert();
   const row = rowsById.get(state.selected) || queueRows()[0];
   if (row) row.focus(); else $("#queue-pane h2").focus();
 }
@@ -69,7 +73,7 @@ function afterResolved(id) {
   const gone = rows.findIndex((tr) => Number(tr.dataset.id) === id);
   const rest = rows.filter((tr) => Number(tr.dataset.id) !== id);
   const next = rest[Math.min(Math.max(gone, 0), rest.length - 1)];
-  $("#console").classList.remove("detail-open");
+  closeAlert();  // console.js: the resolved alert's updates do not bring it back
   if (next) next.focus(); else $("#queue-pane h2").focus();
 }
 

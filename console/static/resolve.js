@@ -60,7 +60,7 @@ function openResolve() {
 // The first step's answers, checked in the browser (the service checks them again).
 function resolveSummary() {
   const rows = [["Alert", $("#d-title").textContent],
-    ["Outcome", OUTCOMES[$("#outcome").value]], ["Note", $("#resolve-note").value.trim()]];
+    ["Outcome", word("outcome", $("#outcome").value)], ["Note", $("#resolve-note").value.trim()]];
   if (resolving.holder) rows.push(["Taken over from", resolving.holder]);
   for (const check of resolveChecks) rows.push(...check.summary());
   return rows;
@@ -77,7 +77,7 @@ async function confirmResolve() {
   } catch (err) {
     if (err.message === "signed out") return;
     // Someone took charge meanwhile, or it closed: show why, with the alert as it is now.
-    await select(a.id);
+    await refresh(a.id);  // console.js: the pane as it is, not opened again
     const now = state.alerts.get(a.id);
     resolving.holder = now ? holderOther(now) : null;
     $("#rs-take-over").required = Boolean(resolving.holder);
@@ -91,7 +91,7 @@ async function confirmResolve() {
     $("#rs-confirm").disabled = state.stale;
   }
   $("#resolve-dialog").close();
-  await select(a.id);
+  await refresh(a.id);  // console.js: the pane as it is, not opened again
   afterResolved(a.id);  // navigation.js: focus moves on in the queue
 }
 

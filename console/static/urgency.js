@@ -8,7 +8,10 @@
 "use strict";
 
 const urgency = {
-  silenced: new Map(),  // alert id: until when (ms) this console does not sound for it
+  // "id/kind": until when (ms) this console does not sound for the alert as it was silenced.
+  // A silenced panic that becomes a duress (raised again, or the PIN before anyone took it)
+  // is another key: the duress sounds.
+  silenced: new Map(),
   heard: new Set(),     // "id/kind" of every alarm sounded: a new one sounds at once
   lastPlay: 0,
   title: null,
@@ -20,16 +23,17 @@ function sounds(a) {
   return canBecome(a, "acknowledged")
     && !(state.meta.quiet_types.includes(a.type) && !a.duress);
 }
-function silencedNow(id, now = Date.now()) { return (urgency.silenced.get(id) || 0) > now; }
+const silenceKey = (a) => `${a.id}/${kindOf(a)}`;
+function silencedNow(a, now = Date.now()) { return (urgency.silenced.get(silenceKey(a)) || 0) > now; }
 
 // ---- rows: grouped by worker, marked by kind and by age -------------------------------
 
 function groupOf(a) { return a.worker_id != null ? `w${a.worker_id}` : `d${a.device_id}`; }
 
-// Active alerts in queue order, grouped: `sorted` is by priority then age. A group takes the
-// place of its most urgent alert; within it, what nobody has taken comes first, so the row
-// that stands for the worker is the one that needs someone now. Returns [alert, lead, n]: the
-// lead of its group (itself for a lead), and for a lead how many the group holds.
+// Active alerts in the queue's one order (order.js, queueOrder), grouped: a group takes the
+// place of its first alert, and within it the same order holds, so the row that stands for
+// the worker is the one that needs someone now. Returns [alert, lead, n]: the lead of its group (itself for a lead),
+// and for a lead how many the group holds.
 function grouped(sorted) {
   const groups = new Map();
   for (const a of sorted) {
@@ -39,8 +43,7 @@ function grouped(sorted) {
   }
   const out = [];
   for (const members of groups.values()) {
-    // A stable sort: priority, then age, as they came.
-    members.sort((x, y) => Number(isTaken(x)) - Number(isTaken(y)));
+    members.sort(queueOrder);
     const lead = members[0];
     members.forEach((a, i) => out.push([a, lead, i === 0 ? members.length : 0]));
   }
@@ -99,7 +102,7 @@ function markRow(tr, a) {
   const loud = sounds(a);
   tr.classList.toggle("flash", loud);
   tr.classList.toggle("taken", isTaken(a));
-  tr.classList.toggle("silenced", loud && silencedNow(a.id));
+  tr.classList.toggle("silenced", loud && silencedNow(a));
   // Only what sounds ages against the targets: not a taken alert, not a test.
   tr.waiting = loud;
   lateness(tr);
@@ -137,12 +140,13 @@ function alarm(now = Date.now()) {
     if (!isActive(a) || !sounds(a)) continue;
     count++;
     if (!top || a.priority < top.priority) top = a;
-    if (!silencedNow(a.id, now)) loud.push(a);
+    if (!silencedNow(a, now)) loud.push(a);
   }
   showTitle(count, top);
-  for (const [id, until] of urgency.silenced) {
+  for (const [key, until] of urgency.silenced) {
     if (until > now) continue;
-    urgency.silenced.delete(id);
+    urgency.silenced.delete(key);
+    const id = Number(key.split("/")[0]);
     const tr = rowsById.get(id);
     if (tr) tr.classList.remove("silenced");
     if (state.selected === id) drawSilence(state.alerts.get(id));
@@ -178,8 +182,11 @@ $("#sound-on").addEventListener("click", () => {
   }
 });
 
+// Not connected, the count may be out of date: the title says so first (connection.js).
 function showTitle(count, top) {
-  const title = count ? `(${count}) ${(LABEL[kindOf(top)] || top.type).toUpperCase()} · Vigil` : "Vigil console";
+  urgency.shown = [count, top];
+  const title = (state.stale ? "OFFLINE · " : "")
+    + (count ? `(${count}) ${word("type", kindOf(top)).toUpperCase()} · Vigil` : "Vigil console");
   if (title !== urgency.title) { document.title = title; urgency.title = title; }
 }
 
@@ -190,10 +197,10 @@ function drawSilence(a) {
   const box = $("#silence-form");
   box.hidden = !a || !sounds(a);
   if (box.hidden) return;
-  const until = urgency.silenced.get(a.id);
-  const silent = silencedNow(a.id);
+  const until = urgency.silenced.get(silenceKey(a));
+  const silent = silencedNow(a);
   $("#silence-state").textContent = silent
-    ? `Sound off here until ${new Date(until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}; the row still flashes`
+    ? `Sound off here until ${clock(until)}; the row still flashes`
     : "";
   $("#silence-form button").disabled = silent;
 }
@@ -201,9 +208,10 @@ function drawSilence(a) {
 $("#silence-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const id = state.selected, minutes = Number($("#silence-minutes").value);
+  const a = state.alerts.get(id);  // as it is now: its kind is part of what is silenced
   act(async () => {
     await post(`/api/v1/alerts/${id}/silence`, { minutes });
-    urgency.silenced.set(id, Date.now() + minutes * 60000);
+    urgency.silenced.set(silenceKey(a), Date.now() + minutes * 60000);
     $("#chime").pause(); $("#duress-alarm").pause();
     rowsById.get(id)?.classList.add("silenced");
   });
@@ -224,7 +232,7 @@ $("#notify-on").addEventListener("click", async () => {
 // A new alarm while the page is hidden (another tab, another window in front).
 function notify(a) {
   if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
-  const n = new Notification(`${LABEL[kindOf(a)] || a.type}: ${a.worker_name || a.device_id}`, {
+  const n = new Notification(`${word("type", kindOf(a))}: ${a.worker_name || a.device_id}`, {
     body: "Nobody has taken charge yet.",
     tag: `vigil-alert-${a.id}`,
     requireInteraction: kindOf(a) === "duress",
