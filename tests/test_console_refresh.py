@@ -116,7 +116,9 @@ def test_the_recording_plays_on_through_position_updates(
     svc.user("op1")
     badge, b, device_alert, pk = _raise(svc, "rf-audio", "Ada Stone")
     audio = _clip(20)
-    badge.send_evidence("clip-1", alert_id=device_alert, data=audio, codec="wav", duration_ms=20_000)
+    badge.send_evidence(
+        "clip-1", alert_id=device_alert, data=audio, codec="wav", duration_ms=20_000
+    )
     wait_until(
         lambda: (
             svc.http.put(
