@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
 from monitor.alerts.models import Alert
 from monitor.users.models import Role
 from tests.browsers import sign_in, watched_context
-from tests.support import Running
+from tests.support import Running, wait_until
 
 
 @pytest.fixture
@@ -58,8 +59,20 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     expect(page.locator("#fm-notes")).to_contain_text("Map tiles are not configured")
 
     # A visit's marker tells who, where they said they would be, and the time left.
-    page.locator('#fm-map path[data-worker="Tom Reyes"]').click()
     popup = page.locator(".leaflet-popup-content")
+
+    def opened() -> bool:
+        # The map redraws its markers on every refresh and alert change, and the first fit
+        # animates: a click that lands as they are replaced is lost, so click again, as a
+        # person would.
+        page.locator('#fm-map path[data-worker="Tom Reyes"]').click()
+        try:
+            popup.wait_for(state="visible", timeout=1_000)
+        except PlaywrightTimeoutError:
+            return False
+        return True
+
+    wait_until(opened, timeout=15, what="the visit's popup")
     expect(popup).to_contain_text("12 Elm St")
     expect(popup).to_contain_text("min left")
     expect(popup.locator(".geo-link")).to_have_attribute("href", "geo:51.515,-0.1")
