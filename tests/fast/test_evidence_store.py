@@ -245,7 +245,7 @@ def test_mismatched_upload_is_refused_and_nothing_stored(stored: Stored) -> None
 
     r = svc.http.put(
         f"/api/v1/devices/{b.device_id}/evidence/clip-2",
-        content=AUDIO[:-1] + b"\x00",
+        content=AUDIO[:-1] + bytes([AUDIO[-1] ^ 1]),  # never the same bytes by chance
         auth=(b.device_id, b.secret),
     )
     assert r.status_code == 422 and "sha256" in r.json()["detail"]
@@ -269,7 +269,8 @@ def test_verify_passes_then_finds_what_changed_behind_vigils_back(stored: Stored
     changed = _evidence(svc, first).stored_path
     gone = _evidence(svc, second).stored_path
     assert changed is not None and gone is not None
-    stored.overwrite(changed, AUDIO[:-1] + b"\x01")
+    # The last byte flipped: a fixed byte would change nothing when the random clip ends in it.
+    stored.overwrite(changed, AUDIO[:-1] + bytes([AUDIO[-1] ^ 1]))
     stored.remove(gone)
     out = vigil(svc, "evidence", "verify", ok=False).output
     assert f"FAILED evidence {first} ({b.device_id} clip-3a)" in out
