@@ -82,18 +82,25 @@ async function copyText(text, button, shown) {
   setTimeout(() => { button.textContent = "Copy"; }, 2500);
 }
 
-// The position's lines: coordinates, Copy, "Open in a map app", and its age (`live`) or the
-// time of the fix (an incident's review).
-function placeLines(pos, live) {
-  const line = el("p", undefined, "place");
+// A position as the operator uses it: the coordinates, a Copy button and a `geo:` link
+// labelled `openText` (the alert's summary line has room for "Open" only).
+function placeControls(pos, openText) {
   const coords = el("code", coordsText(pos.lat, pos.lon), "coords");
   const copy = el("button", "Copy", "copy-coords");
   copy.type = "button";
   copy.title = "Copy the coordinates";
   copy.addEventListener("click", () => copyText(coords.textContent, copy, coords));
-  const open = el("a", "Open in a map app", "geo-link");
+  const open = el("a", openText, "geo-link");
   open.href = geoUri(pos.lat, pos.lon);
-  line.append(coords, pos.acc != null ? ` ±${Math.round(pos.acc)} m ` : " ", copy, " ", open);
+  open.title = "Open in a map app";
+  return [coords, pos.acc != null ? ` ±${Math.round(pos.acc)}\u00a0m ` : " ", copy, " ", open];
+}
+
+// The position's lines: coordinates, Copy, "Open in a map app", and its age (`live`) or the
+// time of the fix (an incident's review).
+function placeLines(pos, live) {
+  const line = el("p", undefined, "place");
+  line.append(...placeControls(pos, "Open in a map app"));
   const when = el("p", undefined, "fix-when");
   if (pos.at == null) when.append("Time of this fix unknown (taken by the service from the device's last report).");
   else if (live) when.append("Position from ", fixAgeNode(Date.parse(pos.at)));

@@ -19,15 +19,7 @@ function summaryPlace(a) {
   if (!pos) {
     return [el("span", a.position_missing === "withheld" ? "withheld by the privacy rules" : "not reported", "note")];
   }
-  const coords = el("code", coordsText(pos.lat, pos.lon), "coords");  // fleetmap.js
-  const copy = el("button", "Copy", "copy-coords");
-  copy.type = "button";
-  copy.title = "Copy the coordinates";
-  copy.addEventListener("click", () => copyText(coords.textContent, copy, coords));
-  const open = el("a", "Open", "geo-link");
-  open.href = geoUri(pos.lat, pos.lon);
-  open.title = "Open in a map app";
-  return [coords, pos.acc != null ? ` ±${Math.round(pos.acc)}\u00a0m ` : " ", copy, " ", open];
+  return placeControls(pos, "Open");  // fleetmap.js
 }
 
 function drawSummary(a) {
