@@ -11,6 +11,7 @@ from escalation import policies
 from escalation.policies import PolicyError
 from monitor.audit.service import audit
 from monitor.cli import fail, open_store
+from monitor.cli.common import dump_stored
 
 app = typer.Typer(help="Escalation policies and contacts.", no_args_is_help=True)
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
@@ -57,13 +58,4 @@ def dump(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
 ) -> None:
     """Write the stored contacts and policies as YAML, in the format `load` reads."""
-    store = open_store()
-    try:
-        with store.session() as db:
-            text = policies.dump(db)
-    finally:
-        store.dispose()
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
+    dump_stored(policies.dump, output)

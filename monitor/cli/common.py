@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import typer
+from sqlalchemy.orm import Session
 
 from monitor.config import Settings
 from monitor.db import Store
@@ -28,3 +32,18 @@ def open_store() -> Store:
     store = Store(settings().sqlalchemy_url)
     upgrade(store)
     return store
+
+
+def dump_stored(text_of: Callable[[Session], str], output: Path | None) -> None:
+    """Write what `text_of` makes of the store (a YAML file `load` reads) to `output`, or to
+    stdout: the `dump` of every file-backed noun."""
+    store = open_store()
+    try:
+        with store.session() as db:
+            text = text_of(db)
+    finally:
+        store.dispose()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

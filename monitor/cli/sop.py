@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from monitor.audit.service import audit
-from monitor.cli.common import fail, open_store
+from monitor.cli.common import dump_stored, fail, open_store
 from monitor.procedures import definitions
 from monitor.procedures.definitions import ProcedureError
 from monitor.procedures.models import ProcedureFile
@@ -63,13 +63,4 @@ def dump(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout.")] = None,
 ) -> None:
     """Write the stored procedures as YAML, in the format `load` reads."""
-    store = open_store()
-    try:
-        with store.session() as db:
-            text = definitions.dump(db)
-    finally:
-        store.dispose()
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
+    dump_stored(definitions.dump, output)
