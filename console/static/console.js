@@ -40,8 +40,18 @@ async function api(path, opts = {}) {
   });
   if (res.status === 401) { signOut("Your session has expired: please sign in again."); throw new Error("signed out"); }
   const body = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
-  if (!res.ok) throw new Error(body?.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : res.statusText);
+  if (!res.ok) throw new Error(body?.detail ? problemText(body.detail) : res.statusText);
   return body;
+}
+
+// A refusal in words: the service's own sentence, or each field FastAPI's validation named
+// ("phone: String should have at most 32 characters") rather than its JSON.
+function problemText(detail) {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((d) => `${(d.loc || []).filter((p) => p !== "body").join(".") || "request"}: ${d.msg}`).join("; ");
+  }
+  return JSON.stringify(detail);
 }
 
 function show(view) {
@@ -50,9 +60,10 @@ function show(view) {
   $("#fleet").hidden = view !== "fleet";
   $("#fleetmap").hidden = view !== "map";
   $("#review").hidden = view !== "review";
+  $("#admin").hidden = view !== "admin";
   $("#logout").hidden = view === "login";
   $("#tabs").hidden = view === "login";
-  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-map", "map"], ["#tab-fleet", "fleet"], ["#tab-review", "review"]]) {
+  for (const [id, v] of [["#tab-alerts", "alerts"], ["#tab-map", "map"], ["#tab-fleet", "fleet"], ["#tab-review", "review"], ["#tab-admin", "admin"]]) {
     $(id).classList.toggle("active", view === v);
     $(id).setAttribute("aria-pressed", String(view === v));
   }
@@ -62,6 +73,7 @@ function show(view) {
   fleetMapShown(view === "map");  // fleetmap.js
   if (view === "alerts") { resizeMaps(); refreshSoon(); }  // what changed while hidden
   if (view === "review") openReview();  // review.js
+  if (view === "admin") openAdmin();  // admin.js
 }
 
 function signOut(note) {
@@ -599,6 +611,7 @@ async function start() {
   $("#who").textContent = `${state.me.full_name || state.me.username} (${word("role", state.me.role)})`;
   $("#tab-fleet").hidden = !state.meta.supervising_roles.includes(state.me.role);
   $("#tab-review").hidden = $("#tab-fleet").hidden;
+  $("#tab-admin").hidden = !adminSectionsFor(state.me.role).length;  // admin.js
   show("alerts");
   offerNotifications();  // urgency.js: a button, never a request on load
   connect();

@@ -1,0 +1,1 @@
+// Filled by the people administration section.
