@@ -13,6 +13,7 @@ from monitor.devices.models import (
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.orgs.models import Organisation, Team, Worker
+from monitor.places.models import Caution, Place
 from monitor.procedures.models import Procedure
 from monitor.replicas.models import Replica
 from monitor.users.models import User
@@ -24,6 +25,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BatteryWarning",
+    "Caution",
     "CredentialsVersion",
     "Device",
     "DeviceCommand",
@@ -31,6 +33,7 @@ __all__ = [
     "EvidenceCustody",
     "LocationFix",
     "Organisation",
+    "Place",
     "Procedure",
     "RefusedMessage",
     "Replica",

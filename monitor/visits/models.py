@@ -45,6 +45,10 @@ class Visit(Base):
     overdue_alert_id: Mapped[int | None]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # The place visited: the one the worker chose from the list, or failing that the nearest
+    # within the set distance of where the visit started (`place_match` says which).
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
+    place_match: Mapped[str | None] = mapped_column(String(16))
 
 
 class VisitEvent(Base):
