@@ -3,7 +3,7 @@
 // enrolment and evidence always go to the service itself.
 "use strict";
 
-const CACHE = "vigil-app-v1";
+const CACHE = "vigil-app-v2";
 const SHELL = [
   "/app/",
   "/app/app.css",
@@ -15,6 +15,7 @@ const SHELL = [
   "/app/positions.js",
   "/app/alert.js",
   "/app/visit.js",
+  "/app/places.js",
   "/app/vendor/mqtt/mqtt.min.js",
   "/app/manifest.webmanifest",
   "/app/icons/icon-192.png",

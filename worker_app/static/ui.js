@@ -9,7 +9,7 @@ export const app = {
   link: null,       // link.js
   uploader: null,   // clips.js
   alert: null,      // {id, stage, ts, cancelling, recording}
-  visit: null,      // {id, note, duration_s, due_ts, stage}
+  visit: null,      // {id, note, duration_s, due_ts, stage, place, cautions}
   overlay: null,    // a screen shown over the state's own: "pin", "visit-form", "settings"
   ended: null,      // {title, detail}: what has just ended, until the worker taps OK
   battery: null,

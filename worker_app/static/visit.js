@@ -1,16 +1,19 @@
-// The timed visit (amber timer): where and why, how long, an optional voice memo; the
-// countdown; check in, extend, end with the PIN; `visit_due` takes the whole screen.
+// The timed visit (amber timer): where (an address searched or the worker's own words) and
+// why, how long, an optional voice memo; the cautions at the address; the countdown; check
+// in, extend, end with the PIN; `visit_due` takes the whole screen.
 import { $, app, closePin, openPin, render, text, vibrate } from "./ui.js";
 import { fixSoon, holding, lastFix, locOf, update as updatePositions } from "./positions.js";
 import { Memo } from "./clips.js";
 import { load, save, uuid } from "./store.js";
 import { fire } from "./alert.js";
+import * as places from "./places.js";
 
 let memo = null;       // a Memo being recorded or recorded, until the visit starts
 let memoStarted = 0;
 let wakeLock = null;
 let audio = null;      // an AudioContext, opened on a tap so it may sound later
 let alarm = null;
+let cautionsShown = "";  // the visit's cautions as last drawn: draw() runs every second
 
 export function restore() {
   app.visit = load("visit");
@@ -85,10 +88,16 @@ async function start(e) {
   const mins = minutes();
   if (!mins) { text("#memo-state", "Choose how long the visit will take."); return; }
   const id = `visit-${uuid()}`;
-  const note = $("#visit-note").value.trim().slice(0, 500);
+  // The address goes in the note too: the centre reads it in an overdue alert whether or not
+  // it was picked from the list.
+  const address = $("#visit-address").value.trim();
+  const why = $("#visit-note").value.trim();
+  const note = [address, why].filter(Boolean).join(" — ").slice(0, 500);
+  const place = places.chosenPlace();
   const duration = mins * 60;
   const extra = { duration_s: duration };
   if (note) extra.note = note;
+  if (place) extra.place = place.id;
   if (memo) {
     const recorded = memo;
     memo = null;
@@ -98,10 +107,13 @@ async function start(e) {
   }
   await fixSoon();  // read since the form opened, as a rule
   holding.now = false;
-  app.visit = { id, note, duration_s: duration, due_ts: Date.now() + duration * 1000, stage: "starting" };
+  // What was shown before the start stays on the screen until the service's answer replaces it.
+  app.visit = { id, note, duration_s: duration, due_ts: Date.now() + duration * 1000, stage: "starting",
+    place: place ? { id: place.id, address: place.address } : null, cautions: place ? place.cautions : [] };
   keep();
   send("start", extra);
   $("#visit-note").value = "";
+  places.reset();
   text("#memo-state", "");
   text("#memo-rec", "Record a voice memo (optional)");
   app.overlay = null;
@@ -186,6 +198,12 @@ export function onCommand(m) {
       v.stage = "open";
       if (Number.isFinite(m.due_ts)) v.due_ts = m.due_ts;
       v.message = v.message || "The monitoring centre has your visit.";
+      // The place the service matched (picked, or found by the position) and its cautions.
+      if (Array.isArray(m.cautions)) {
+        v.cautions = places.cleanCautions(m.cautions);
+        const p = m.place;
+        if (p && typeof p === "object") v.place = { id: p.id, address: String(p.address || "") };
+      }
       break;
     case "visit_due":
       v.stage = "due";
@@ -225,6 +243,8 @@ export function draw() {
   const section = $("#visit");
   if (!v) {
     for (const sel of ["#visit-note-shown", "#visit-left", "#visit-due-at", "#visit-msg"]) text(sel, "");
+    places.drawCautions($("#visit-cautions"), null, []);
+    cautionsShown = "";
     section.removeAttribute("data-late");
     sound(false);
     return;
@@ -235,11 +255,19 @@ export function draw() {
   text("#visit-left", left >= 0 ? clock(left) : `${clock(left)} over`);
   text("#visit-due-at", `Check in by ${new Date(v.due_ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`);
   text("#visit-msg", v.message || "");
+  drawVisitCautions(v);
   section.toggleAttribute("data-late", left < 0);
   for (const sel of ["#visit-checkin", "#visit-extend-15", "#visit-extend-30", "#visit-end", "#due-checkin", "#due-extend", "#due-end"]) {
     $(sel).disabled = Boolean(v.ending);
   }
   sound(v.stage === "due" && !app.alert && !v.ending);
+}
+
+function drawVisitCautions(v) {
+  const now = JSON.stringify([v.place, v.cautions]);
+  if (now === cautionsShown) return;
+  cautionsShown = now;
+  places.drawCautions($("#visit-cautions"), v.place, v.cautions);
 }
 
 export function isDue() { return app.visit?.stage === "due"; }
@@ -249,16 +277,19 @@ export function setup() {
     unlockAudio();
     holding.now = true;  // the position is read while the form is filled in, for the start
     updatePositions();
+    places.reset();
     app.overlay = "visit-form";
     render();
   });
   $("#visit-cancel-form").addEventListener("click", () => {
+    places.reset();
     holding.now = false;
     updatePositions();
     app.overlay = null;
     render();
   });
   $("#visit-start-form").addEventListener("submit", start);
+  places.setup();
   $("#visit-minutes").addEventListener("focus", () => { document.querySelector("input[name=minutes][value=other]").checked = true; });
   $("#memo-rec").addEventListener("click", toggleMemo);
   $("#visit-checkin").addEventListener("click", checkin);
