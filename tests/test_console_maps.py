@@ -62,9 +62,8 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     popup = page.locator(".leaflet-popup-content")
 
     def opened() -> bool:
-        # The map redraws its markers on every refresh and alert change, and the first fit
-        # animates: a click that lands as they are replaced is lost, so click again, as a
-        # person would.
+        # The first fit animates: a click that lands while the map moves is lost, so click
+        # again, as a person would.
         page.locator('#fm-map path[data-worker="Tom Reyes"]').click()
         try:
             popup.wait_for(state="visible", timeout=1_000)
@@ -76,10 +75,17 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     expect(popup).to_contain_text("12 Elm St")
     expect(popup).to_contain_text("min left")
     expect(popup.locator(".geo-link")).to_have_attribute("href", "geo:51.515,-0.1")
-    # The map's next refresh leaves it open for the person reading it.
+    # The map's next refresh leaves it open for the person reading it, and changes the
+    # markers in place rather than making new ones a click could fall between.
+    page.evaluate(
+        """document.querySelector('#fm-map path[data-worker="Tom Reyes"]').dataset.probe = 'kept'"""
+    )
     page.evaluate("loadFleetMap()")
     page.wait_for_timeout(300)
     expect(popup).to_contain_text("12 Elm St")
+    expect(page.locator('#fm-map path[data-worker="Tom Reyes"]')).to_have_attribute(
+        "data-probe", "kept"
+    )
 
     # Live: the visiting worker's man-down turns their marker into an alert, without a reload.
     second = visiting.raise_alert(type="man_down")

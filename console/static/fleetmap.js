@@ -204,35 +204,34 @@ function visitPopup(m) {
 
 function markerKey(m) { return m.worker_id ?? m.device_id; }
 
+// Markers are kept and changed in place, one per worker, so a refresh every few seconds never
+// takes a marker from under a click or closes a popup someone is reading.
 function drawFleet(markers) {
   if (!maps.fleet) maps.fleet = makeMap("fm-map");
   const { layers } = maps.fleet;
-  // A popup someone is reading stays open across the redraw every few seconds.
-  const reading = [...maps.fleetMarkers].find(([, mk]) => mk.isPopupOpen())?.[0];
-  const readingKey = reading ? markerKey(reading) : null;
-  layers.clearLayers();
-  maps.fleetMarkers.clear();
   const placed = markers.filter((m) => m.lat != null);
-  // Most pressing drawn last, on top.
-  for (const m of [...placed].reverse()) {
-    const kind = markerKind(m);
-    const unanswered = m.status === "alert" && m.alert.state === "raised";
-    const marker = L.circleMarker([m.lat, m.lon], {
-      radius: m.status === "alert" ? 10 : 8,
-      className: `fm-marker fm-${kind}${unanswered ? " fm-unanswered" : ""}`,
-    }).addTo(layers);
-    const name = m.worker_name || m.device_id;
-    marker.label = `${name}: ${markerLabel(m)}`;
-    if (m.alert) marker.on("click", () => openAlertFromMap(m.alert.id));
-    else marker.bindPopup(() => visitPopup(m));
-    const path = marker.getElement();
-    if (path) {
-      path.dataset.worker = name;
-      path.dataset.status = m.status;
-      if (m.alert) path.dataset.alert = String(m.alert.id);
+  const wanted = new Set(placed.map(markerKey));
+  for (const [key, marker] of maps.fleetMarkers) {
+    if (!wanted.has(key)) { layers.removeLayer(marker); maps.fleetMarkers.delete(key); }
+  }
+  const before = [...maps.fleetMarkers.keys()].join(" ");
+  for (const m of placed) {
+    const key = markerKey(m);
+    let marker = maps.fleetMarkers.get(key);
+    if (!marker) {
+      marker = L.circleMarker([m.lat, m.lon], { className: "fm-marker" }).addTo(layers);
+      // It reads the marker's latest state, whatever it was when the marker was made.
+      marker.on("click", () => { if (marker.fleet.alert) openAlertFromMap(marker.fleet.alert.id); });
+      maps.fleetMarkers.set(key, marker);
     }
-    maps.fleetMarkers.set(m, marker);
-    if (!m.alert && markerKey(m) === readingKey) marker.openPopup();
+    showMarker(marker, m);
+  }
+  // Most pressing on top: drawn again in order only when the order changed, since moving a
+  // marker in the page could lose a click on it.
+  const order = placed.map(markerKey);
+  if (order.join(" ") !== before) {
+    for (const key of [...order].reverse()) maps.fleetMarkers.get(key).bringToFront();
+    maps.fleetMarkers = new Map(order.map((key) => [key, maps.fleetMarkers.get(key)]));
   }
   // Fitted once when first shown; after that the view is the user's, unless a new alert
   // falls outside it: a new alarm must never be off screen.
@@ -250,6 +249,32 @@ function drawFleet(markers) {
   const notes = [];
   if (!state.config?.tiles_url) notes.push(tilesNote());
   document.getElementById("fm-notes").replaceChildren(...notes);
+}
+
+// One marker brought up to date: where, how big, its colour and pulse (console.css), its
+// name, and what a click does (an alert opens; a visit shows its popup).
+function showMarker(marker, m) {
+  marker.fleet = m;
+  const kind = markerKind(m);
+  const unanswered = m.status === "alert" && m.alert.state === "raised";
+  marker.setLatLng([m.lat, m.lon]);
+  marker.setRadius(m.status === "alert" ? 10 : 8);
+  const name = m.worker_name || m.device_id;
+  const label = `${name}: ${markerLabel(m)}`;
+  if (marker.label !== label) { marker.label = label; marker.unbindTooltip(); }  // labelMarkers binds it
+  if (m.alert) {
+    if (marker.getPopup()) marker.unbindPopup();
+  } else if (!marker.getPopup()) {
+    marker.bindPopup(() => visitPopup(marker.fleet));
+  } else if (marker.isPopupOpen()) {
+    marker.setPopupContent(visitPopup(m));
+  }
+  const path = marker.getElement();
+  if (!path) return;
+  path.setAttribute("class", `fm-marker fm-${kind}${unanswered ? " fm-unanswered" : ""} leaflet-interactive`);
+  path.dataset.worker = name;
+  path.dataset.status = m.status;
+  if (m.alert) path.dataset.alert = String(m.alert.id); else delete path.dataset.alert;
 }
 
 // Names beside the markers, the most pressing first, each only where it overlaps no name
@@ -302,7 +327,7 @@ function drawFleetList(markers) {
     if (m.lat == null) b.append(el("span", " · no position reported", "note"));
     b.addEventListener("click", () => {
       if (m.alert) { openAlertFromMap(m.alert.id); return; }
-      const marker = maps.fleetMarkers.get(m);
+      const marker = maps.fleetMarkers.get(markerKey(m));
       if (marker) { maps.fleet.map.setView(marker.getLatLng(), Math.max(maps.fleet.map.getZoom(), 15)); marker.openPopup(); }
     });
     li.append(b);

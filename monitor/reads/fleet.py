@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts import rules
 from monitor.alerts.models import Alert
-from monitor.alerts.states import AlertType
+from monitor.alerts.states import AlertState, AlertType
 from monitor.db import utcnow
 from monitor.devices.models import Device
 from monitor.orgs.models import Team, Worker
@@ -104,9 +104,20 @@ def markers(db: Session, scope: Scope) -> list[Marker]:
     devices = {d.id: d for d in db.scalars(select(Device).where(Device.id.in_(wanted)))}
     now = utcnow()
     out = [_marker(key, found, names, devices, now) for key, found in by_worker.items()]
-    order = {"alert": 0, "overdue": 1, "offline": 2, "visit": 3}
-    out.sort(key=lambda m: (order[m.status], m.alert.priority if m.alert else 0))
+    out.sort(key=_pressing)
     return out
+
+
+_STATUS_ORDER = {"alert": 0, "overdue": 1, "offline": 2, "visit": 3}
+
+
+def _pressing(m: Marker) -> tuple[int, bool, int, datetime | None]:
+    """The queue's order (console/static/order.js): alerts nobody has taken charge of first,
+    then by priority, then the oldest; then the visits by how pressing their state is."""
+    if m.alert is None:
+        return (_STATUS_ORDER[m.status], False, 0, None)
+    taken = m.alert.state != AlertState.RAISED.value
+    return (0, taken, m.alert.priority, m.alert.raised_at)
 
 
 def _marker(

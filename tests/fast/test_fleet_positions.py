@@ -72,6 +72,12 @@ def test_only_workers_on_a_visit_or_an_alert_and_only_in_scope(svc: Running) -> 
         "Sam South",
         "Vera Visit",
     ]
+    # Taken, the panic goes below the man down nobody has taken, as in the queue.
+    r = svc.http.post(f"/api/v1/alerts/{_alert_pk(svc, alert_id)}/acknowledge", headers=centre)
+    assert r.status_code == 200, r.text
+    assert [
+        m["worker_name"] for m in svc.http.get("/api/v1/fleet/positions", headers=centre).json()
+    ] == ["Sam South", "Alan Alert", "Vera Visit"]
 
     assert set(_markers(svc, north)) == {"Vera Visit", "Alan Alert"}
     assert set(_markers(svc, housing)) == {"Vera Visit"}
