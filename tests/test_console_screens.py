@@ -218,7 +218,9 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
     svc.user("op1")
     svc.user("lead", Role.SUPERVISOR)
     pk = _raise(svc, "wide", "Evangeline Featherstonehaugh-Smythe")
-    _raise(svc, "wide2", "Fin Hale", type="test")
+    taken = _raise(svc, "wide2", "Fin Hale", type="test")
+    # Taken by someone: the queue's last column has a name in it.
+    assert svc.http.post(f"/api/v1/alerts/{taken}/acknowledge", headers=svc.login("op1")).is_success
     # A long word (a reference, a link) may not widen the page either.
     note = {"text": "Police reference CAD-" + "0123456789" * 8}
     assert svc.http.post(
@@ -241,6 +243,11 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
             page.locator(key).scroll_into_view_if_needed()
             _inside(page, key)
         _fits(page, "an alert")
+        if not narrow:  # the queue beside the alert keeps every column, "Taken by" last
+            scroll, shown = page.evaluate(
+                "(p => [p.scrollWidth, p.clientWidth])(document.querySelector('#queue-pane'))"
+            )
+            assert scroll <= shown, f"the queue beside the alert is {scroll} px in {shown} px"
         # The order for someone under stress: at a glance (state, who, where, phone), the
         # actions with the note under them, the procedure, the calls it asks for; the
         # escalation, evidence and timeline last.
