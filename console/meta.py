@@ -18,7 +18,7 @@ from monitor.alerts.states import (
     AlertState,
     AlertType,
     Outcome,
-    next_states,
+    chosen_next_states,
 )
 from monitor.deps import SUPERVISING_ROLES, CurrentUser, SettingsDep
 
@@ -36,7 +36,7 @@ class ConsoleMeta(BaseModel):
     alert_types: list[Named]
     outcomes: list[Named]
     active_states: list[str]
-    # For each state, the states an alert in it may move to.
+    # For each state, the states a person may move an alert in it to.
     transitions: dict[str, list[str]]
     low_battery_pct: int
     supervising_roles: list[str]
@@ -60,9 +60,10 @@ def console_meta(user: CurrentUser, settings: SettingsDep) -> ConsoleMeta:
         alert_types=[Named(value=t.value, label=TYPE_LABELS[t]) for t in AlertType],
         outcomes=[Named(value=o.value, label=OUTCOME_LABELS[o]) for o in Outcome],
         active_states=[s.value for s in AlertState if s in ACTIVE_STATES],
-        # From the state machine itself, so that the console allows what the service does.
+        # From the state machine itself, so that the console offers what the service allows
+        # a person to do.
         transitions={
-            s.value: [w.value for w in AlertState if w in next_states(s)] for s in AlertState
+            s.value: [w.value for w in AlertState if w in chosen_next_states(s)] for s in AlertState
         },
         low_battery_pct=settings.low_battery_pct,
         supervising_roles=[r.value for r in SUPERVISING_ROLES],

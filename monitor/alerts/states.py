@@ -137,6 +137,12 @@ def next_states(current: AlertState) -> frozenset[AlertState]:
     return _ALLOWED[current]
 
 
+def chosen_next_states(current: AlertState) -> frozenset[AlertState]:
+    """The states a person may move an alert in `current` to: the duress-only moves are made
+    by the worker's PIN, never from a console."""
+    return frozenset(w for w in _ALLOWED[current] if (current, w) not in _DURESS_ONLY)
+
+
 def check_transition(current: AlertState, wanted: AlertState, *, duress: bool) -> None:
     """Raises IllegalTransition unless an alert in `current`, under duress or not, may move
     to `wanted`."""

@@ -184,4 +184,5 @@ def test_the_console_is_told_its_alarm_settings(svc: Running) -> None:
     assert meta["alarm_repeat_s"] == 7
     assert meta["ack_target_s"] == [15, 45]
     assert meta["quiet_types"] == ["test"]
-    assert meta["transitions"]["acknowledged"] == ["raised", "resolved", "cancelled"]
+    # Back to raised is the worker's duress PIN, never a console's choice.
+    assert meta["transitions"]["acknowledged"] == ["resolved", "cancelled"]
