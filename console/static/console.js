@@ -359,6 +359,7 @@ async function select(id) {
   $("#detail").hidden = false;
   $("#console").classList.add("detail-open");  // on a narrow screen, the detail in its place
   drawAlert(a, PARTS);
+  drawCautions(a);  // cautions.js: once per opening, never on a refresh (the read is recorded)
   return true;
 }
 

@@ -215,6 +215,7 @@ async function openIncident(id) {
     return li;
   }));
   drawIncidentProcedure(a);  // procedures.js
+  drawIncidentCaution(a);  // cautions.js
   const head = a.timeline[a.timeline.length - 1];
   $("#rv-head").textContent = head ? `Head of the hash chain: entry ${head.seq}, ${head.hash}` : "";
 }
