@@ -12,7 +12,7 @@ from monitor.devices.models import (
 )
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.ingest.models import RefusedMessage, WaitingMessage
-from monitor.orgs.models import Organisation, Team, Worker
+from monitor.orgs.models import Organisation, Team, Worker, WorkerPinLink
 from monitor.places.models import Caution, Place
 from monitor.procedures.models import Procedure
 from monitor.replicas.models import Replica
@@ -43,4 +43,5 @@ __all__ = [
     "VisitEvent",
     "WaitingMessage",
     "Worker",
+    "WorkerPinLink",
 ]

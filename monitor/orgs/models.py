@@ -1,10 +1,9 @@
-"""Tables and API schemas for organisations, teams and workers."""
+"""Tables for organisations, teams and workers (their API schemas: schemas.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,7 +38,9 @@ class Worker(Base):
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str] = mapped_column(String(32), default="")
     responder_notes: Mapped[str] = mapped_column(Text, default="")
-    # PINs are short, so only slow (argon2) hashes of them are kept.
+    # PINs are short, so only slow (argon2) hashes of them are kept. "" until set: a worker
+    # added to choose their own PINs through a link (pin_links.py) has none, and no PIN
+    # matches an empty hash.
     cancel_pin_hash: Mapped[str] = mapped_column(String(200))
     duress_pin_hash: Mapped[str] = mapped_column(String(200))
     low_battery: Mapped[bool] = mapped_column(default=False)
@@ -47,26 +48,17 @@ class Worker(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WorkerOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class WorkerPinLink(Base):
+    """A one-time link a worker opens on their phone to choose their own PINs, so nobody else
+    ever knows them. Only the token's sha256 is kept; it works once, until it expires."""
 
-    id: int
-    org_id: int
-    team_id: int | None
-    team: str | None = None
-    name: str
-    phone: str
-    responder_notes: str
-    low_battery: bool
-    low_battery_since: datetime | None
+    __tablename__ = "worker_pin_links"
 
-
-class WorkerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    phone: str = Field("", max_length=32)
-    team: str | None = Field(None, max_length=200)
-    responder_notes: str = Field("", max_length=4000)
-    cancel_pin: str = Field(pattern=r"^[0-9]{4,8}$")
-    duress_pin: str = Field(pattern=r"^[0-9]{4,8}$")
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"), index=True)
+    # "cli" or "user:<name>", as in the audit log.
+    issued_by: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,0 +1,245 @@
+"""The Admin tab's Workers, Teams and Organisations sections in a real browser (Chromium): an
+administrator adds a worker with their PINs, edits and moves them, sees a refusal beside the
+form with nothing changed, issues a PIN link whose QR code reads back as the link, and the
+worker chooses their PINs on a phone-sized page; a team supervisor sees only their team.
+
+VIGIL_SCREENSHOTS=docs/images: the tests also write the docs' admin-people-*.png; without it,
+they only check."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+from sqlalchemy import func, select
+
+from monitor.orgs.models import Team, Worker
+from monitor.security import verify_secret
+from monitor.users.models import Role
+from tests.browsers import sign_in, watched_context
+from tests.support import Running, add_badge
+
+SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
+ORG = "Northshire Council"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'vigil.db'}"
+
+
+def shoot(target: Page | Locator, name: str, **kw: Any) -> None:
+    if SHOTS:
+        target.screenshot(path=str(Path(SHOTS) / f"admin-people-{name}.png"), **kw)
+
+
+def stored(svc: Running, name: str) -> Worker | None:
+    with svc.store.session() as db:
+        w = db.scalar(select(Worker).where(Worker.name == name))
+        if w is not None:
+            db.expunge(w)
+        return w
+
+
+def team_id(svc: Running, name: str) -> int:
+    with svc.store.session() as db:
+        found = db.scalar(select(Team.id).where(Team.name == name))
+    assert found is not None
+    return found
+
+
+def open_section(page: Page, section: str) -> Locator:
+    page.click("#tab-admin")
+    page.click(f"#ad-tab-{section}")
+    pane = page.locator(f"#ad-{section}")
+    expect(pane.locator("table.ad-table, p.note").first).to_be_visible()
+    return pane
+
+
+def pins(form: Locator, cancel: str, cancel2: str, duress: str, duress2: str) -> None:
+    form.locator("input[name=cancel_pin]").fill(cancel)
+    form.locator("input[name=cancel_pin_again]").fill(cancel2)
+    form.locator("input[name=duress_pin]").fill(duress)
+    form.locator("input[name=duress_pin_again]").fill(duress2)
+
+
+def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserContext) -> None:
+    base = svc.serve_http()
+    add_badge(svc.store, "badge-0007", name="Sam Lee", org=ORG, team="Housing")
+    add_badge(svc.store, "badge-0012", name="Priya Nair", org=ORG, team="Community Nursing")
+    svc.user("ada", Role.ADMIN)
+    page = sign_in(chrome, base, "ada")
+    pane = open_section(page, "workers")
+    expect(pane.locator("#ad-workers")).to_contain_text("Sam Lee")
+
+    add = pane.locator("form.ad-worker-add")
+    add.locator("input[name=name]").fill("Amira Khan")
+    add.locator("input[name=phone]").fill("+44 7700 900123")
+    add.locator("select[name=team_id]").select_option(label="Housing")
+    add.locator("textarea[name=responder_notes]").fill("Asthma: inhaler in left pocket")
+
+    # Refused first: the same PIN twice. The reason beside the form; nothing added; what was
+    # typed is kept.
+    pins(add, "2468", "2468", "2468", "2468")
+    add.locator("button[type=submit]").click()
+    status = add.locator(".ad-status")
+    expect(status).to_have_text(
+        "Not saved: pins.duress_pin: the cancel PIN and the duress PIN must differ"
+    )
+    expect(status).to_have_class("ad-status error")
+    assert stored(svc, "Amira Khan") is None
+    expect(add.locator("input[name=name]")).to_have_value("Amira Khan")
+    shoot(add, "refused")
+
+    pins(add, "2468", "2468", "1357", "1357")
+    add.locator("button[type=submit]").click()
+    expect(status).to_have_text("Amira Khan added with their PINs.")
+    row = pane.locator("#ad-workers tr", has_text="Amira Khan")
+    expect(row).to_contain_text("Housing")
+    expect(row).to_contain_text("+44 7700 900123")
+    expect(row.locator("td").nth(4)).to_have_text("set")
+    amira = stored(svc, "Amira Khan")
+    assert amira is not None and amira.team_id == team_id(svc, "Housing")
+    assert verify_secret(amira.cancel_pin_hash, "2468")
+    assert verify_secret(amira.duress_pin_hash, "1357")
+    assert "2468" not in page.content() and "1357" not in page.content()
+    shoot(pane, "workers", full_page=True)
+
+    # Edit and move to another team.
+    row.get_by_role("button", name="Edit").click()
+    edit = pane.locator("form.ad-worker-edit")
+    expect(edit.locator("input[name=name]")).to_have_value("Amira Khan")
+    edit.locator("input[name=phone]").fill("+447700900999")
+    edit.locator("select[name=team_id]").select_option(label="Community Nursing")
+    edit.locator("button[type=submit]").click()
+    expect(edit.locator(".ad-status")).to_have_text("Amira Khan saved (team Community Nursing).")
+    expect(row).to_contain_text("Community Nursing")
+    amira = stored(svc, "Amira Khan")
+    assert amira is not None and amira.team_id == team_id(svc, "Community Nursing")
+    assert amira.phone == "+447700900999"
+
+    # A refused change of PINs: the confirmation differs. Nothing changed.
+    row.get_by_role("button", name="Set PINs").click()
+    form = pane.locator("form.ad-worker-pins")
+    pins(form, "8642", "8642", "9753", "9735")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".ad-status")).to_have_text(
+        "Not saved: duress_pin_again: the two duress PINs typed are not the same"
+    )
+    after = stored(svc, "Amira Khan")
+    assert after is not None and after.duress_pin_hash == amira.duress_pin_hash
+    pins(form, "8642", "8642", "9753", "9753")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".ad-status")).to_contain_text("New PINs set for Amira Khan")
+    after = stored(svc, "Amira Khan")
+    assert after is not None and verify_secret(after.duress_pin_hash, "9753")
+
+    # Teams: add one; a second of the same name is refused, with the reason.
+    teams = open_section(page, "teams")
+    add_team = teams.locator("form.ad-team-add")
+    add_team.locator("input[name=name]").fill("Youth Justice")
+    add_team.locator("button[type=submit]").click()
+    expect(add_team.locator(".ad-status")).to_have_text(f"Team Youth Justice added to {ORG}.")
+    expect(teams.locator("#ad-teams")).to_contain_text("Youth Justice")
+    add_team.locator("input[name=name]").fill("Housing")
+    add_team.locator("button[type=submit]").click()
+    expect(add_team.locator(".ad-status")).to_have_text(
+        "Not saved: the organisation already has a team called 'Housing'"
+    )
+    with svc.store.session() as db:
+        assert db.scalar(select(func.count(Team.id)).where(Team.name == "Housing")) == 1
+    shoot(teams, "teams", full_page=True)
+
+    # Organisations: the whole service's administrator sets a visit's end PIN.
+    orgs = open_section(page, "orgs")
+    orgs.locator("#ad-orgs tr", has_text=ORG).get_by_role("button", name="Edit").click()
+    edit_org = orgs.locator("form.ad-org-edit")
+    edit_org.locator("input[name=require_visit_end_pin]").check()
+    edit_org.locator("button[type=submit]").click()
+    expect(edit_org.locator(".ad-status")).to_have_text(f"{ORG} saved.")
+    expect(orgs.locator("#ad-orgs tr", has_text=ORG).locator("td").nth(1)).to_have_text("yes")
+    shoot(orgs, "orgs", full_page=True)
+
+
+def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    add_badge(svc.store, "badge-0007", name="Sam Lee", org=ORG, team="Housing")
+    add_badge(svc.store, "badge-0012", name="Priya Nair", org=ORG, team="Community Nursing")
+    svc.user("lead", Role.SUPERVISOR, org=ORG, team="Housing")
+    page = sign_in(chrome, base, "lead")
+    pane = open_section(page, "workers")
+    # A team supervisor sees their team's workers only, and no organisations section.
+    expect(pane.locator("#ad-workers tbody tr")).to_have_count(1)
+    expect(page.locator("#ad-tab-orgs")).to_have_count(0)
+
+    add = pane.locator("form.ad-worker-add")
+    add.locator("input[name=name]").fill("Ola Bello")
+    add.locator("button[type=submit]").click()
+    expect(add.locator(".ad-status")).to_have_text(
+        "Ola Bello added: give them a PIN link to choose their PINs."
+    )
+    row = pane.locator("#ad-workers tr", has_text="Ola Bello")
+    expect(row.locator("td").nth(1)).to_have_text("Housing")
+    expect(row.locator("td").nth(4)).to_have_text("not set")
+
+    row.get_by_role("button", name="PIN link").click()
+    shown = pane.locator(".adp-pin-link")
+    qr = shown.locator("img.ad-qr")
+    expect(qr).to_be_visible()
+    link = shown.locator("input.adp-link").input_value()
+    assert link.startswith(f"{svc.settings.public_url.rstrip('/')}/pins#t=")
+    image = Image.open(io.BytesIO(qr.screenshot()))
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == [link]
+    expect(shown).to_contain_text("Shown this once: give it to Ola Bello now")
+    shoot(shown, "pin-link")
+
+    # On the worker's phone (the link's path on the service under test).
+    phone_ctx, blocked = watched_context(chrome.browser, **PHONE)  # type: ignore[arg-type]
+    try:
+        phone = phone_ctx.new_page()
+        phone.goto(base + "/pins#t=" + link.split("#t=", 1)[1])
+        expect(phone.locator("#who")).to_contain_text("For Ola Bello. This link works once")
+        form = phone.locator("#pins")
+        pins(form, "4826", "4826", "731905", "731906")
+        form.get_by_role("button", name="Save my PINs").click()
+        expect(phone.locator("#status")).to_have_text(
+            "Not saved: duress pin again: the two duress PINs typed are not the same"
+        )
+        ola = stored(svc, "Ola Bello")
+        assert ola is not None and ola.duress_pin_hash == ""
+        form.locator("input[name=duress_pin_again]").fill("731905")
+        shoot(phone, "phone")
+        form.get_by_role("button", name="Save my PINs").click()
+        expect(phone.locator("#status")).to_have_text(
+            "Your PINs are saved. Remember them: nobody else knows them."
+        )
+        expect(form).to_be_hidden()
+        assert phone.evaluate("location.hash") == ""
+        # Nothing wider than the phone.
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        ola = stored(svc, "Ola Bello")
+        assert ola is not None and verify_secret(ola.duress_pin_hash, "731905")
+        assert verify_secret(ola.cancel_pin_hash, "4826")
+
+        # The link again: used.
+        again = phone_ctx.new_page()
+        again.goto(base + "/pins#t=" + link.split("#t=", 1)[1])
+        expect(again.locator("#who")).to_have_text(
+            "this link has been used already: ask for a new one"
+        )
+        expect(again.locator("#pins")).to_be_hidden()
+    finally:
+        phone_ctx.close()
+    assert blocked == [], blocked
+
+    page.click("#ad-tab-workers")
+    expect(row.locator("td").nth(4)).to_have_text("set")
