@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         description="Where the SQLite store, evidence and generated broker files live.",
     )
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+    log_level: Literal["", "DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "",
+        description="What is logged (DEBUG, INFO, WARNING, ERROR). Empty: INFO for `vigil "
+        "serve`, `vigil demo` and `vigil sim`, WARNING for the other commands, which then "
+        "say only what they did (a migration on the way is not news).",
+    )
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
@@ -147,6 +153,21 @@ class Settings(BaseSettings):
     )
     location_purge_every_s: float = Field(
         3600, gt=0, description="How often the scheduler deletes expired location history."
+    )
+    # Places and cautions (docs/privacy.md, Cautions).
+    place_match_m: float = Field(
+        75,
+        ge=0,
+        le=5000,
+        description="A visit or alert with no place chosen is at the nearest place of its "
+        "organisation within this many metres of its position; 0 matches by choice only.",
+    )
+    caution_keep_days: int = Field(
+        30,
+        ge=0,
+        le=3650,
+        description="Expired cautions, hidden at once, are deleted this many days after "
+        "their expiry date.",
     )
     supervisor_positions: Literal["always", "active"] = Field(
         "always",
@@ -343,6 +364,11 @@ class Settings(BaseSettings):
         description="Take OwnTracks apps' messages from the broker (owntracks/<id>/<id>): one "
         "more persistent MQTT session for each replica, vigil-<node>-owntracks.",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("push_subject")
     @classmethod

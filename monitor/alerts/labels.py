@@ -85,6 +85,30 @@ ENTRY_LABELS: dict[str, str] = {
     "recording": "Recording",
     "place": "Place",
     "details_dropped": "Details dropped",
+    "cautions_shown": "Cautions shown",
+}
+
+# A caution's kind (monitor/places/models.py, CautionKind): the console's "caution_kind".
+CAUTION_KIND_LABELS: dict[str, str] = {
+    "aggressive_animal": "Aggressive animal",
+    "hostile_person": "Hostile or violent person",
+    "previous_assault": "Previous assault",
+    "weapons": "Weapons",
+    "drugs": "Drugs",
+    "safeguarding": "Safeguarding concern",
+    "access": "Access or parking",
+    "health_hazard": "Health hazard",
+    "other": "Other",
+}
+
+
+# A device's kind (monitor/devices/admin.py, KINDS): the console's "device_kind".
+DEVICE_KIND_LABELS: dict[str, str] = {
+    "badge": "Badge (protocol v1)",
+    "phone": "Phone (worker app or protocol v1)",
+    "osmand": "Traccar Client / OsmAnd tracker",
+    "owntracks": "OwnTracks",
+    "line": "Phone line (texts and calls)",
 }
 
 
@@ -160,5 +184,7 @@ def all_labels() -> dict[str, dict[str, str]]:
         "trigger": dict(TRIGGER_LABELS),
         "fleet": dict(FLEET_LABELS),
         "entry": dict(ENTRY_LABELS),
+        "caution_kind": dict(CAUTION_KIND_LABELS),
+        "device_kind": dict(DEVICE_KIND_LABELS),
         **{name: dict(table) for name, table in EXTENSION_TABLES.items()},
     }

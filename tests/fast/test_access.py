@@ -18,7 +18,8 @@ from tests.support import PASSWORD, add_badge, bearer, console_socket
 
 TABLE = Path(__file__).parents[2] / "docs" / "security.md"
 ROW = re.compile(
-    r"^\| `(GET|POST|PUT|DELETE) (/\S+)` \| (yes|no) \| (yes|no) \| (yes|no) \| (yes|own|no) \|$"
+    r"^\| `(GET|POST|PUT|PATCH|DELETE) (/\S+)` "
+    r"\| (yes|no) \| (yes|no) \| (yes|no) \| (yes|own|no) \|$"
 )
 ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
 ORG = "Matrix Org"
@@ -67,7 +68,7 @@ def test_every_route_as_every_role(svc: Running, limited: bool) -> None:
     tokens = {role: svc.user(f"matrix-{role.value}", role, org=org) for role in ROLES}
     for (method, path), allowed in permission_table(limited=limited).items():
         url = concrete(path)
-        body = {} if method in ("POST", "PUT") else None
+        body = {} if method in ("POST", "PUT", "PATCH") else None
         anonymous = svc.http.request(method, url, json=body)
         assert anonymous.status_code == 401, (method, path)
         for role, may in allowed.items():

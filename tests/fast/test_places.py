@@ -1,0 +1,390 @@
+"""Places and cautions (issue 17): their administration within scope and its audit trail,
+expiry, matching visits and alerts to places, the operator's view recorded in the alert's
+timeline, an incident made a caution, and the devices' search."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from monitor.alerts.labels import CAUTION_KIND_LABELS, all_labels
+from monitor.audit.models import AuditEntry
+from monitor.orgs.models import Organisation, Team
+from monitor.places.models import Caution, CautionKind, Place
+from monitor.users.models import Role
+from tests.fast.handlers import Handlers as Running
+from tests.support import add_badge
+
+ELM = (51.5000, -0.1200)
+# About 50 m and 100 m north of Elm Street (a degree of latitude is some 111 km).
+NEAR = (51.50045, -0.1200)
+FAR = (51.50090, -0.1200)
+
+
+def day(days: int) -> str:
+    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+
+
+@dataclass
+class World:
+    svc: Running
+    admin: dict[str, str]  # of the whole service
+    north: dict[str, str]  # supervisor of the North organisation
+    housing: dict[str, str]  # supervisor of North's Housing team
+    schools: dict[str, str]  # supervisor of North's Schools team
+    op: dict[str, str]  # operator of the whole service
+    south: dict[str, str]  # supervisor of the South organisation
+    north_id: int
+    south_id: int
+    housing_id: int
+    schools_id: int
+
+    def post(self, url: str, body: Any, who: dict[str, str], code: int = 201) -> Any:
+        r = self.svc.http.post(url, json=body, headers=who)
+        assert r.status_code == code, r.text
+        return r.json()
+
+    def get(self, url: str, who: dict[str, str], code: int = 200) -> Any:
+        r = self.svc.http.get(url, headers=who)
+        assert r.status_code == code, r.text
+        return r.json()
+
+    def place(
+        self, address: str, at: tuple[float, float] | None = ELM, who: dict[str, str] | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"address": address}
+        if at is not None:
+            body["lat"], body["lon"] = at
+        return self.post("/api/v1/places", body, who or self.north)
+
+    def caution(self, place_id: int, who: dict[str, str] | None = None, **kw: Any) -> Any:
+        body = {"kind": "aggressive_animal", "text": "Large dog", "expires_on": day(90), **kw}
+        return self.post(f"/api/v1/places/{place_id}/cautions", body, who or self.north)
+
+
+@pytest.fixture
+def world(svc: Running) -> World:
+    add_badge(svc.store, "pl-north-h", org="North", team="Housing")
+    add_badge(svc.store, "pl-north-s", org="North", team="Schools")
+    add_badge(svc.store, "pl-south", org="South", team="Housing")
+    with svc.store.session() as db:
+        orgs = {o.name: o.id for o in db.scalars(select(Organisation))}
+        teams = {(t.org_id, t.name): t.id for t in db.scalars(select(Team))}
+    north_id, south_id = orgs["North"], orgs["South"]
+    return World(
+        svc=svc,
+        admin=svc.user("pl-admin", Role.ADMIN),
+        north=svc.user("pl-north", Role.SUPERVISOR, org="North"),
+        housing=svc.user("pl-housing", Role.SUPERVISOR, org="North", team="Housing"),
+        schools=svc.user("pl-schools", Role.SUPERVISOR, org="North", team="Schools"),
+        op=svc.user("pl-op", Role.OPERATOR),
+        south=svc.user("pl-south", Role.SUPERVISOR, org="South"),
+        north_id=north_id,
+        south_id=south_id,
+        housing_id=teams[(north_id, "Housing")],
+        schools_id=teams[(north_id, "Schools")],
+    )
+
+
+def audit_log(svc: Running, prefix: str = "") -> list[tuple[str, str, str]]:
+    with svc.store.session() as db:
+        rows = db.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        return [
+            (e.actor, e.action, e.target)
+            for e in rows
+            if e.action.startswith(("place_", "caution")) and e.target.startswith(prefix)
+        ]
+
+
+def counts(svc: Running) -> tuple[int, int, int]:
+    with svc.store.session() as db:
+        return (
+            db.scalar(select(func.count(Place.id))) or 0,
+            db.scalar(select(func.count(Caution.id))) or 0,
+            db.scalar(select(func.count(AuditEntry.id))) or 0,
+        )
+
+
+def test_every_caution_kind_has_words() -> None:
+    assert set(CAUTION_KIND_LABELS) == {k.value for k in CautionKind}
+    assert all_labels()["caution_kind"]["hostile_person"] == "Hostile or violent person"
+
+
+def test_add_change_search_delete_each_audited(world: World) -> None:
+    w, svc = world, world.svc
+    made = w.place("Flat 3, 12 Elm Street")
+    assert made["org_id"] == w.north_id and made["org"] == "North"
+    assert (made["caution_count"], made["cautions"], made["incidents"]) == (0, [], [])
+    pid = made["id"]
+    w.place("4 Oak Road", at=None)
+
+    # Words of the address, in any order, any case; a word that is not there finds nothing.
+    for q, found in [
+        ("elm 12", ["Flat 3, 12 Elm Street"]),
+        ("STREET flat", ["Flat 3, 12 Elm Street"]),
+        ("road", ["4 Oak Road"]),
+        ("elm road", []),
+        ("", ["4 Oak Road", "Flat 3, 12 Elm Street"]),
+    ]:
+        got = [p["address"] for p in w.get(f"/api/v1/places?q={q}", w.north)]
+        assert sorted(got) == sorted(found), q
+
+    dog = w.caution(pid, review_on=day(30))
+    assert dog["kind_label"] == "Aggressive animal" and dog["team"] is None
+    assert dog["recorded_by"] == "user:pl-north" and dog["review_due"] is False
+    threat = w.caution(
+        pid,
+        kind="hostile_person",
+        text="Father threatened staff",
+        team_id=w.housing_id,
+        expires_on=day(10),
+    )
+    assert threat["team"] == "Housing" and threat["review_due"] is True  # expires within 14 days
+
+    r = svc.http.patch(
+        f"/api/v1/cautions/{dog['id']}",
+        json={"text": "Two large dogs", "review_on": None},
+        headers=w.north,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "Two large dogs" and r.json()["review_on"] is None
+    r = svc.http.patch(
+        f"/api/v1/places/{pid}", json={"address": "Flat 3, 12 Elm St"}, headers=w.north
+    )
+    assert r.status_code == 200 and r.json()["address"] == "Flat 3, 12 Elm St"
+    assert [p["id"] for p in w.get("/api/v1/places?q=elm st", w.north)] == [pid]
+
+    detail = w.get(f"/api/v1/places/{pid}", w.north)
+    assert detail["caution_count"] == 2 and detail["review_due_count"] == 1
+    assert {c["text"] for c in detail["cautions"]} == {"Two large dogs", "Father threatened staff"}
+    review = w.get("/api/v1/cautions/review", w.north)
+    assert [(c["id"], c["address"]) for c in review] == [(threat["id"], "Flat 3, 12 Elm St")]
+
+    assert svc.http.delete(f"/api/v1/cautions/{threat['id']}", headers=w.north).status_code == 204
+    assert svc.http.delete(f"/api/v1/places/{pid}", headers=w.north).status_code == 204
+    assert w.get(f"/api/v1/places/{pid}", w.north, 404)
+    with svc.store.session() as db:
+        assert db.scalar(select(func.count(Caution.id))) == 0  # the dog went with its place
+
+    who = "user:pl-north"
+    assert audit_log(svc) == [
+        (who, "place_added", f"place:{pid}"),
+        (who, "place_added", f"place:{pid + 1}"),
+        (who, "caution_added", f"caution:{dog['id']}"),
+        (who, "caution_added", f"caution:{threat['id']}"),
+        (who, "caution_changed", f"caution:{dog['id']}"),
+        (who, "place_changed", f"place:{pid}"),
+        (who, "caution_deleted", f"caution:{threat['id']}"),
+        (who, "place_deleted", f"place:{pid}"),
+    ]
+    with svc.store.session() as db:
+        changed = db.scalar(select(AuditEntry).where(AuditEntry.action == "caution_changed"))
+        assert changed is not None
+        # What changed, not what it says: the text is personal data.
+        assert changed.details["changed"] == ["review_on", "text"]
+        assert "Two large dogs" not in json.dumps(changed.details)
+
+
+def test_scope_org_team_operator_and_other_organisation(world: World) -> None:
+    w, svc = world, world.svc
+    pid = w.place("12 Elm Street")["id"]
+    org_wide = w.caution(pid, text="Dog in the garden")
+    housing = w.caution(pid, text="Father threatened staff", team_id=w.housing_id)
+    schools = w.caution(pid, text="Ask for the head of year", team_id=w.schools_id)
+    south_pid = w.place("1 South Lane", who=w.south)["id"]
+
+    def texts(who: dict[str, str]) -> set[str]:
+        return {c["text"] for c in w.get(f"/api/v1/places/{pid}", who)["cautions"]}
+
+    everything = {"Dog in the garden", "Father threatened staff", "Ask for the head of year"}
+    assert texts(w.admin) == texts(w.north) == everything
+    # A team reads the organisation's places, and only org-wide and its own team's cautions.
+    assert texts(w.housing) == {"Dog in the garden", "Father threatened staff"}
+    assert w.get(f"/api/v1/places/{pid}", w.housing)["caution_count"] == 2
+    assert [p["id"] for p in w.get("/api/v1/places", w.housing)] == [pid]
+
+    # Another organisation's place and caution do not exist for them.
+    assert w.get(f"/api/v1/places/{south_pid}", w.north, 404)
+    assert (
+        svc.http.patch(
+            f"/api/v1/places/{south_pid}", json={"address": "x"}, headers=w.north
+        ).status_code
+        == 404
+    )
+    assert svc.http.delete(f"/api/v1/places/{pid}", headers=w.south).status_code == 404
+    r = svc.http.patch(f"/api/v1/cautions/{org_wide['id']}", json={"text": "x"}, headers=w.south)
+    assert r.status_code == 404
+    assert w.post(
+        f"/api/v1/places/{pid}/cautions",
+        {"kind": "other", "text": "x", "expires_on": day(5)},
+        w.south,
+        404,
+    )
+    assert [p["id"] for p in w.get("/api/v1/places", w.south)] == [south_pid]
+    # Another team's caution, to a team: not found either.
+    r = svc.http.delete(f"/api/v1/cautions/{schools['id']}", headers=w.housing)
+    assert r.status_code == 404
+
+    # A team records for its own team only; the organisation's cautions are read-only to it.
+    own = w.caution(pid, who=w.housing, text="Park on the road")
+    assert own["team_id"] == w.housing_id
+    refused = w.post(
+        f"/api/v1/places/{pid}/cautions",
+        {"kind": "other", "text": "x", "expires_on": day(5), "team_id": w.schools_id},
+        w.housing,
+        422,
+    )
+    assert refused["detail"] == "team_id: you may record cautions only for your own team"
+    r = svc.http.patch(f"/api/v1/cautions/{org_wide['id']}", json={"text": "x"}, headers=w.housing)
+    assert r.status_code == 403, r.text
+    r = svc.http.patch(
+        f"/api/v1/cautions/{housing['id']}",
+        json={"text": "Father threatened staff twice"},
+        headers=w.housing,
+    )
+    assert r.status_code == 200, r.text
+    # Nor may a team delete a place whose cautions are not all its own.
+    assert svc.http.delete(f"/api/v1/places/{pid}", headers=w.housing).status_code == 403
+    # The organisation's supervisor gives a team only a team of the place's organisation.
+    with svc.store.session() as db:
+        south_team = db.scalar(select(Team.id).where(Team.org_id == w.south_id))
+    refused = w.post(
+        f"/api/v1/places/{pid}/cautions",
+        {"kind": "other", "text": "x", "expires_on": day(5), "team_id": south_team},
+        w.north,
+        422,
+    )
+    assert refused["detail"] == f"team_id: the place's organisation has no team {south_team}"
+
+    # Operators see cautions only through an alert.
+    for method, url in [
+        ("GET", "/api/v1/places"),
+        ("GET", f"/api/v1/places/{pid}"),
+        ("GET", "/api/v1/cautions/review"),
+        ("DELETE", f"/api/v1/places/{pid}"),
+    ]:
+        assert svc.http.request(method, url, headers=w.op).status_code == 403
+        assert svc.http.request(method, url).status_code == 401
+    # A service-wide admin with several organisations says which.
+    refused = w.post("/api/v1/places", {"address": "Nowhere 1"}, w.admin, 422)
+    assert refused["detail"] == "org_id: say which organisation the place belongs to"
+    assert (
+        w.post("/api/v1/places", {"address": "9 South Lane", "org_id": w.south_id}, w.admin)["org"]
+        == "South"
+    )
+    refused = w.post(
+        "/api/v1/places", {"address": "9 North Lane", "org_id": w.south_id}, w.north, 422
+    )
+    assert refused["detail"] == "org_id: you may add places only to your own organisation"
+
+
+BAD: list[tuple[str, str, dict[str, Any], str]] = [
+    ("/api/v1/places", "POST", {"address": ""}, "address"),
+    ("/api/v1/places", "POST", {"address": "   "}, "address: it has no letters or numbers"),
+    (
+        "/api/v1/places",
+        "POST",
+        {"address": "1 Elm St", "lat": 51.5},
+        "lat: give both lat and lon, or neither",
+    ),
+    ("/api/v1/places", "POST", {"address": "1 Elm St", "lat": 91, "lon": 0}, "lat"),
+    ("/api/v1/places", "POST", {"address": "1 Elm St", "lat": "51.5", "lon": 0}, "lat"),
+    ("/api/v1/places", "POST", {"address": "1 Elm St", "colour": "red"}, "colour"),
+    ("/api/v1/places", "POST", {"address": "1 Elm\u0000 St"}, "address"),
+    ("/api/v1/places/{pid}", "PATCH", {"address": None}, "address: may not be empty"),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "dog", "text": "x", "expires_on": "{d90}"},
+        "kind",
+    ),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "", "expires_on": "{d90}"},
+        "text",
+    ),
+    ("/api/v1/places/{pid}/cautions", "POST", {"kind": "other", "text": "x"}, "expires_on"),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "x", "expires_on": 1893456000},
+        "expires_on",
+    ),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "x", "expires_on": "{d-1}"},
+        "expires_on: it is in the past",
+    ),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "x", "expires_on": "{d1200}"},
+        "expires_on: at most 3 years ahead",
+    ),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "x", "expires_on": "{d10}", "review_on": "{d20}"},
+        "review_on: it is after expires_on",
+    ),
+    (
+        "/api/v1/places/{pid}/cautions",
+        "POST",
+        {"kind": "other", "text": "x", "expires_on": "{d10}", "team_id": "1"},
+        "team_id",
+    ),
+    (
+        "/api/v1/cautions/{cid}",
+        "PATCH",
+        {"review_on": "{d200}"},
+        "review_on: it is after expires_on",
+    ),
+    ("/api/v1/cautions/{cid}", "PATCH", {"expires_on": None}, "expires_on: may not be empty"),
+    ("/api/v1/cautions/{cid}", "PATCH", {"text": "x", "secret": 1}, "secret"),
+]
+
+
+def test_bad_input_is_refused_and_changes_nothing(world: World) -> None:
+    w = world
+    pid = w.place("12 Elm Street")["id"]
+    cid = w.caution(pid)["id"]
+    for url, method, body, detail in BAD:
+        refused(w, url.format(pid=pid, cid=cid), method, body, detail, pid, cid)
+
+
+def refused(
+    w: World, url: str, method: str, body: dict[str, Any], detail: str, pid: int, cid: int
+) -> None:
+    svc = w.svc
+    subs = {
+        "{d90}": day(90),
+        "{d-1}": day(-1),
+        "{d1200}": day(1200),
+        "{d10}": day(10),
+        "{d20}": day(20),
+        "{d200}": day(200),
+    }
+    body = {k: subs.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
+    before = counts(svc)
+    with svc.store.session() as db:
+        place_before = db.get(Place, pid).__dict__.copy()
+    r = svc.http.request(method, url, json=body, headers=w.north)
+    assert r.status_code == 422, (url, body, r.text)
+    got = r.json()["detail"]
+    said = got if isinstance(got, str) else " ".join(str(e["loc"][-1]) for e in got)
+    assert said.startswith(detail), said
+    assert counts(svc) == before
+    with svc.store.session() as db:
+        after = db.get(Place, pid).__dict__
+        assert {k: after[k] for k in ("address", "lat", "lon")} == {
+            k: place_before[k] for k in ("address", "lat", "lon")
+        }
+        caution = db.get(Caution, cid)
+        assert caution is not None and caution.text == "Large dog" and caution.updated_by is None
