@@ -200,6 +200,9 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             f"  Sign in:   {DEMO_OPERATOR} / {password}  (role: supervisor)\n"
             f"  Broker:    mqtt://127.0.0.1:{mqtt_port} ({devices_count} simulated devices)\n"
             f"  Data:      {data.resolve()}\n"
+            # Another terminal's `vigil` finds this store only through its data directory.
+            f"  Add a device while it runs (its broker takes it at once):\n"
+            f"             vigil --data-dir {data.resolve()} device add ID --worker N\n"
             f"{extras}"
             f"  Ctrl-C stops everything.\n",
             flush=True,

@@ -27,9 +27,12 @@ def terminal_text(link: str) -> str:
 
 
 def svg(link: str) -> str:
-    """The code as an <svg> element, for a page to show (the web admin's button)."""
-    text: str = make(link).svg_inline(scale=4)
-    return text
+    """The code as an <svg> element, for a page to show (the console's Devices section, as
+    an image). With its namespace: an image made of it is drawn only with one, where an
+    <svg> written into HTML would not need it."""
+    out = io.BytesIO()
+    make(link).save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
+    return out.getvalue().decode()
 
 
 def save(link: str, path: Path, kind: str) -> None:

@@ -30,7 +30,7 @@ from monitor.cli import (
 
 # What extensions' commands use (escalation's `vigil policy`, the worker app's `vigil device
 # enrol`), from where they have always found it.
-from monitor.cli.common import BROKER_RELOAD_HINT, fail, open_store, settings
+from monitor.cli.common import BROKER_RELOAD_HINT, fail, log_level, open_store, settings
 
 __all__ = ["BROKER_RELOAD_HINT", "app", "fail", "open_store", "settings"]
 
@@ -43,16 +43,19 @@ app = typer.Typer(
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     data_dir: Annotated[Path | None, typer.Option(help="Overrides VIGIL_DATA_DIR.")] = None,
     database_url: Annotated[str | None, typer.Option(help="Overrides VIGIL_DATABASE_URL.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log everything (debug), as it happens.")
+    ] = False,
 ) -> None:
     if data_dir is not None:
         os.environ["VIGIL_DATA_DIR"] = str(data_dir)
     if database_url is not None:
         os.environ["VIGIL_DATABASE_URL"] = database_url
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=log_level(verbose, ctx.invoked_subcommand),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -65,6 +68,7 @@ app.command()(sim.sim)
 app.add_typer(db.app, name="db")
 app.add_typer(user.app, name="user")
 app.add_typer(worker.app, name="worker")
+app.add_typer(worker.teams, name="team")
 app.add_typer(device.app, name="device")
 app.add_typer(audit.app, name="audit")
 app.add_typer(evidence.app, name="evidence")

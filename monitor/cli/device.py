@@ -1,19 +1,24 @@
-"""`vigil device`: badges and phones, their secrets, and the demo's fleet."""
+"""`vigil device`: badges, phones and trackers, their secrets, and the demo's fleet. Every
+change goes through monitor/devices/admin.py, as the console's Admin tab does, with the
+command line as its author (`cli` in the audit log)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.audit.service import audit
 from monitor.cli.common import BROKER_RELOAD_HINT, fail, open_store, settings
-from monitor.devices.trackers import OSMAND, identifier_of
+from monitor.devices.trackers import OSMAND
+from monitor.orgs.scope import EVERYTHING
+
+if TYPE_CHECKING:
+    from monitor.devices.admin import Listed
 
 app = typer.Typer(help="Badges and phones.", no_args_is_help=True)
 
@@ -35,124 +40,160 @@ def device_add(
     ] = None,
 ) -> None:
     """Register a device and print its secret (shown this once only)."""
-    from monitor.devices.service import DeviceError, add_device
+    from monitor.devices import admin
 
-    store = open_store()
-    try:
-        with store.begin() as db:
-            device, secret = add_device(
-                db,
-                device_id,
-                worker_id=worker,
-                kind=kind,
-                heartbeat_interval_s=heartbeat or settings().default_heartbeat_s,
-            )
-            audit(db, "cli", "device_added", device.id, worker=worker)
-    except DeviceError as e:
-        raise fail(str(e)) from e
-    if kind == OSMAND:
-        _show_identifier(device_id, secret, "added")
-        return
-    typer.echo(f"device {device.id} added. Its secret (shown once, store it on the device):")
-    typer.echo(secret)
-    typer.echo(BROKER_RELOAD_HINT, err=True)
+    def add(db: Session) -> tuple[str, str]:
+        device, secret = admin.add(
+            db,
+            EVERYTHING,
+            device_id,
+            worker_id=worker,
+            kind=kind,
+            heartbeat_interval_s=heartbeat or settings().default_heartbeat_s,
+            actor="cli",
+        )
+        return device.kind, secret
+
+    _show(device_id, "added", *_in_store(add))
 
 
-def _show_identifier(device_id: str, secret: str, what: str) -> None:
-    """A tracker's identifier, and a link that sets up Traccar Client (it reads the server
-    URL and the identifier from a link or a QR code of it)."""
-    identifier = identifier_of(device_id, secret)
-    url = f"{settings().public_url.rstrip('/')}/osmand"
-    typer.echo(
-        f"tracker {device_id} {what}. Its device identifier is its only credential "
-        "(shown once, never stored; anyone who has it can send this worker's positions "
-        "and alarms):"
-    )
-    typer.echo(identifier)
-    typer.echo(f"Server URL: {url}")
-    typer.echo(
-        f"Traccar Client set-up link (open it, or scan it as a QR code): {url}?id={identifier}"
-    )
-
-
-def _device_change(device_id: str, action: str, change: Callable[[Session], str]) -> None:
+def _in_store(change: Callable[[Session], tuple[str, str]]) -> tuple[str, str]:
+    """Run a change in one transaction; the service's refusal is the command's error."""
     from monitor.devices.service import DeviceError
 
     store = open_store()
     try:
         with store.begin() as db:
-            message = change(db)
-            audit(db, "cli", action, device_id)
+            return change(db)
     except DeviceError as e:
         raise fail(str(e)) from e
-    typer.echo(message)
+    finally:
+        store.dispose()
+
+
+def _show(device_id: str, what: str, kind: str, secret: str) -> None:
+    """The credential, shown this once: an MQTT device's secret, or a tracker's identifier
+    with the link that sets up Traccar Client (it reads the server URL and the identifier
+    from a link or a QR code of it)."""
+    from monitor.devices.admin import credential
+
+    cred = credential(device_id, kind, secret, settings().public_url)
+    if cred.identifier is None:
+        typer.echo(f"device {device_id} {what}. Its secret (shown once, store it on the device):")
+        typer.echo(secret)
+    else:
+        typer.echo(
+            f"tracker {device_id} {what}. Its device identifier is its only credential "
+            "(shown once, never stored; anyone who has it can send this worker's positions "
+            "and alarms):"
+        )
+        typer.echo(cred.identifier)
+        typer.echo(f"Server URL: {cred.server_url}")
+        typer.echo(
+            f"Traccar Client set-up link (open it, or scan it as a QR code): {cred.setup_link}"
+        )
+    typer.echo(BROKER_RELOAD_HINT, err=True)
+
+
+def _set_enabled(device_id: str, enabled: bool) -> None:
+    from monitor.devices import admin
+
+    def change(db: Session) -> tuple[str, str]:
+        admin.set_enabled(db, EVERYTHING, device_id, enabled, actor="cli")
+        return "", ""
+
+    _in_store(change)
+    typer.echo(f"device {device_id} {'enabled' if enabled else 'disabled'}")
     typer.echo(BROKER_RELOAD_HINT, err=True)
 
 
 @app.command("disable")
 def device_disable(device_id: str) -> None:
     """Disable a device (lost, stolen, retired): its messages are refused from now on."""
-    from monitor.devices.service import set_enabled
-
-    _device_change(
-        device_id,
-        "device_disabled",
-        lambda db: f"device {set_enabled(db, device_id, False).id} disabled",
-    )
+    _set_enabled(device_id, False)
 
 
 @app.command("enable")
 def device_enable(device_id: str) -> None:
     """Enable a device again."""
-    from monitor.devices.service import set_enabled
-
-    _device_change(
-        device_id,
-        "device_enabled",
-        lambda db: f"device {set_enabled(db, device_id, True).id} enabled",
-    )
+    _set_enabled(device_id, True)
 
 
 @app.command("rotate")
 def device_rotate(device_id: str) -> None:
     """Give a device a new secret, printed once; the old one stops working."""
-    from monitor.devices.models import Device
-    from monitor.devices.service import rotate_secret
+    from monitor.devices import admin
 
-    secrets: list[str] = []
+    def rotate(db: Session) -> tuple[str, str]:
+        device, secret = admin.rotate(db, EVERYTHING, device_id, actor="cli")
+        return device.kind, secret
 
-    def rotate(db: Session) -> str:
-        secret = rotate_secret(db, device_id)
-        device = db.get(Device, device_id)
-        if device is not None and device.kind == OSMAND:
-            secrets.append(secret)  # shown with its set-up link once committed
-            return f"tracker {device_id}: its old identifier stops working now"
-        return f"new secret for {device_id} (shown once):\n{secret}"
-
-    _device_change(device_id, "device_secret_rotated", rotate)
-    if secrets:
-        _show_identifier(device_id, secrets[0], "has a new identifier")
+    kind, secret = _in_store(rotate)
+    what = "identifier" if kind == OSMAND else "secret"
+    _show(device_id, f"has a new {what} (the old one stops working now)", kind, secret)
 
 
 @app.command("list")
-def device_list() -> None:
-    """List devices with their state."""
-    from monitor.devices.models import Device
+def device_list(
+    worker: Annotated[int | None, typer.Option(help="Only this worker's devices.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this kind: badge, phone, osmand, owntracks or line."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Every device of every kind: its worker, kind, whether enabled and online, last seen."""
+    from monitor.devices import admin
+    from monitor.devices.service import DeviceError
 
     store = open_store()
-    with store.session() as db:
-        for d in db.scalars(select(Device).order_by(Device.id)):
-            typer.echo(
-                json.dumps(
-                    {
-                        "id": d.id,
-                        "worker": d.worker_id,
-                        "enabled": d.enabled,
-                        "online": d.online,
-                        "battery": d.battery,
-                    }
-                )
-            )
+    try:
+        with store.session() as db:
+            rows = admin.listed(db, worker_id=worker, kind=kind)
+            if as_json:
+                for r in rows:
+                    typer.echo(json.dumps(_as_dict(r)))
+                return
+            lines = [_as_line(r) for r in rows]
+    except DeviceError as e:
+        raise fail(str(e)) from e
+    finally:
+        store.dispose()
+    header = ("ID", "KIND", "WORKER", "STATE", "ONLINE", "LAST SEEN", "BATTERY")
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    for line in [header, *lines]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _as_dict(r: Listed) -> dict[str, object]:
+    d = r.device
+    return {
+        "id": d.id,
+        "kind": d.kind,
+        "worker": d.worker_id,
+        "worker_name": r.worker_name,
+        "enabled": d.enabled,
+        "online": d.online,
+        "last_seen": _when(d.last_seen_at),
+        "battery": d.battery,
+    }
+
+
+def _as_line(r: Listed) -> tuple[str, ...]:
+    d = r.device
+    return (
+        d.id,
+        d.kind,
+        f"{d.worker_id} {r.worker_name}" if d.worker_id is not None else "-",
+        "enabled" if d.enabled else "disabled",
+        "online" if d.online else "offline",
+        _when(d.last_seen_at) or "never",
+        f"{d.battery} %" if d.battery is not None else "-",
+    )
+
+
+def _when(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command("seed-demo")

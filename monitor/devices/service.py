@@ -24,6 +24,10 @@ class DeviceError(ValueError):
     pass
 
 
+class DeviceExists(DeviceError):
+    pass
+
+
 def credentials_changed(db: Session) -> None:
     """Bump the credentials' version in the caller's transaction: every replica that keeps
     the broker's password file (monitor/broker_sync.py) rewrites it once this commits."""
@@ -46,7 +50,7 @@ def add_device(
     if not DEVICE_RE.match(device_id):
         raise DeviceError("device id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
     if db.get(Device, device_id) is not None:
-        raise DeviceError(f"device {device_id} already exists")
+        raise DeviceExists(f"device {device_id} already exists")
     if worker_id is not None and db.get(Worker, worker_id) is None:
         raise DeviceError(f"no worker {worker_id}")
     if kind not in ("badge", "phone", OSMAND, OWNTRACKS):
