@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from escalation import policies
+from escalation import policies, policy_files
 from escalation.policies import PolicyError
-from monitor.audit.service import audit
 from monitor.cli import fail, open_store
 from monitor.cli.common import dump_stored
 
@@ -19,7 +18,7 @@ FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=T
 
 def _parse(path: Path) -> policies.PolicyFile:
     try:
-        return policies.parse_file(path.read_text(encoding="utf-8"))
+        return policy_files.check(path.read_text(encoding="utf-8"))
     except PolicyError as exc:
         raise fail(f"{path}:\n{exc}") from exc
 
@@ -32,15 +31,7 @@ def load(path: FileArg) -> None:
     store = open_store()
     try:
         with store.begin() as db:
-            policies.replace_all(db, parsed)
-            audit(
-                db,
-                "cli",
-                "policies_loaded",
-                str(path),
-                contacts=[c.name for c in parsed.contacts],
-                policies=[p.name for p in parsed.policies],
-            )
+            policy_files.load(db, parsed, actor="cli", source=str(path))
     finally:
         store.dispose()
     typer.echo(f"loaded {len(parsed.contacts)} contacts and {len(parsed.policies)} policies")

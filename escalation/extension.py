@@ -13,12 +13,13 @@ from monitor.alerts import labels
 
 
 def setup(app: FastAPI, context: dict[str, Any]) -> Engine:
-    from escalation import call_views
+    from escalation import call_views, policy_views
     from escalation.inbound import router as inbound
     from escalation.views import alert_router
     from escalation.views import router as api
 
     app.include_router(api)
+    app.include_router(policy_views.router)
     app.include_router(alert_router)
     app.include_router(inbound)
     app.include_router(call_views.api)

@@ -126,9 +126,9 @@ def apply_duress(db: Session, esc: Escalation, alert: Alert) -> list[Step]:
     """Duress: a new round of every step falls due now (the policy's top level at once),
     then the policy goes on as usual; nothing reaches the worker's phone any more. Returns
     the burst's steps."""
-    if alert.type == AlertType.TEST.value:
+    if kind := snapshots.kind_under_duress(alert.type):
         # A test alert cancelled with the duress PIN is an emergency: use the duress policy.
-        esc.policy, snapshot = snapshots.snapshot(db, alert, AlertType.DURESS.value)
+        esc.policy, snapshot = snapshots.snapshot(db, alert, kind)
     else:
         snapshot = esc.snapshot
     n = len(snapshot.steps)
@@ -215,10 +215,10 @@ def run_step(
         for r in spec.to:
             address = channel.address(r)
             if shielded and aimed_at_worker(r.kind, address, phone):
-                why_not.append(_held_back(channel, r, address))
+                why_not.append(held_back_reason(channel, r, address))
                 continue
             if not address:
-                why_not.append(_no_address(channel, r))
+                why_not.append(no_address_reason(channel, r))
                 continue
             queued.append(
                 claimed(
@@ -282,7 +282,7 @@ def missing_reason(name: str) -> str:
     return f"No contact named {name!r} existed when the escalation started"
 
 
-def _held_back(channel: channels.Channel, r: Recipient, address: str) -> str:
+def held_back_reason(channel: channels.Channel, r: Recipient, address: str) -> str:
     """Why a send aimed at the phone of a worker under duress was not made."""
     whose = f"{r.name}'s phone" if r.kind is RecipientKind.WORKER else f"{r.name} ({address})"
     return (
@@ -291,7 +291,7 @@ def _held_back(channel: channels.Channel, r: Recipient, address: str) -> str:
     )
 
 
-def _no_address(channel: channels.Channel, r: Recipient) -> str:
+def no_address_reason(channel: channels.Channel, r: Recipient) -> str:
     if r.kind is RecipientKind.CONTACT and isinstance(channel, Sending):
         why = channel.no_address(r.name)
         return why[:1].upper() + why[1:]

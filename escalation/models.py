@@ -80,6 +80,17 @@ class EscalationSnapshot(BaseModel):
         limit = burst + len(self.steps) * (self.repeat + 1)
         return self.model_copy(update={"burst": burst, "limit": limit})
 
+    def waits(self, first: int, last: int) -> list[tuple[int, float]]:
+        """The positions from `first` up to `last`, each with its time after the step before
+        `first` ran: a step falls due its own `after` after the one before it ran (the
+        first step, after the alert), so later times are sums. The plan's estimates and the
+        preview (escalation.plan, escalation.preview) both read them here."""
+        out, at = [], 0.0
+        for position in range(first, last):
+            at += self.step_at(position).after
+            out.append((position, at))
+        return out
+
     def label(self, position: int) -> str:
         """How the timeline names a step: "step 2 of 4", "step 1 of 4, round 2"."""
         n = len(self.steps)

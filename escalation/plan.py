@@ -151,11 +151,9 @@ def plan_of(db: Session, alert: Alert) -> Plan:
         last = min(total, max(end_of_round, first), first + PLANNED_AT_MOST)
         due = max(nxt.due_at, now)
         scheduled = {s.position for s in steps}
-        for position in range(first, last):
-            if position in scheduled:
-                continue
-            due += timedelta(seconds=snap.step_at(position).after)
-            steps.append(step(position, "planned", due, None))
+        for position, wait in snap.waits(first, last):
+            if position not in scheduled:
+                steps.append(step(position, "planned", due + timedelta(seconds=wait), None))
         more = max(0, total - last)
     status: Literal["running", "exhausted", "stopped", "none"]
     if nxt is not None:

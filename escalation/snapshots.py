@@ -88,7 +88,17 @@ def snapshot(
     db: Session, alert: Alert, kind: str, ctx: Context | None = None
 ) -> tuple[str, EscalationSnapshot]:
     """The policy for an alert of this kind, with its recipients resolved as they are now."""
-    ctx = ctx or context(db, alert)
+    return snapshot_for(db, kind, ctx or context(db, alert))
+
+
+def kind_under_duress(alert_type: str) -> str | None:
+    """The kind whose policy an alert of this type takes when the duress PIN is keyed, or
+    None to keep the one it started with: a test is an emergency once under duress."""
+    return AlertType.DURESS.value if alert_type == AlertType.TEST.value else None
+
+
+def snapshot_for(db: Session, kind: str, ctx: Context) -> tuple[str, EscalationSnapshot]:
+    """snapshot(), for whoever `ctx` describes: an alert's, or a preview's (escalation.preview)."""
     policy = choose(stored_policies(db), kind, ctx.org, ctx.team)
     if policy is None:
         return "", EscalationSnapshot(repeat=0, steps=CONSOLE_ONLY)

@@ -1,5 +1,5 @@
-"""The escalation API: policies and contacts (supervisors and admins), an alert's
-notifications and the outbox (everyone signed in)."""
+"""The escalation API: policies and contacts (read by supervisors, changed by admins), an
+alert's notifications and the outbox (everyone signed in)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from monitor.deps import (
     ReadSessionDep,
     RowId,
     ScopeDep,
+    ServiceAdmin,
     ServiceSupervisor,
     SessionDep,
 )
@@ -41,7 +42,7 @@ def list_policies(db: ReadSessionDep, user: ServiceSupervisor) -> list[PolicyIn]
 
 
 @router.put("/policies/{name}")
-def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupervisor) -> PolicyIn:
+def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceAdmin) -> PolicyIn:
     """Create or replace a policy. Running escalations keep the version they started with."""
     if body.name != name:
         raise HTTPException(422, f"the body names policy {body.name!r}, the URL {name!r}")
@@ -54,7 +55,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupe
 
 
 @router.delete("/policies/{name}", status_code=204, response_class=Response)
-def delete_policy(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
+def delete_policy(name: NamePath, db: SessionDep, user: ServiceAdmin) -> Response:
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
     audit(db, f"user:{user.username}", "policy_deleted", name)
@@ -67,21 +68,29 @@ def list_contacts(db: ReadSessionDep, user: ServiceSupervisor) -> list[ContactIn
 
 
 @router.put("/contacts/{name}")
-def put_contact(
-    name: NamePath, body: ContactIn, db: SessionDep, user: ServiceSupervisor
-) -> ContactIn:
+def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: ServiceAdmin) -> ContactIn:
+    """Create or replace a contact, checked against every policy that names it."""
     if body.name != name:
         raise HTTPException(422, f"the body names contact {body.name!r}, the URL {name!r}")
+    before = next((c for c in policies.stored_contacts(db) if c.name == name), None)
     try:
         policies.put_contact(db, body)
     except PolicyError as exc:
         raise _refuse(exc) from exc
-    audit(db, f"user:{user.username}", "contact_changed", name, contact=body.model_dump())
+    # The version it replaced too, so that a wrong change can be put back by hand.
+    audit(
+        db,
+        f"user:{user.username}",
+        "contact_changed",
+        name,
+        contact=body.model_dump(),
+        previous=before.model_dump() if before is not None else None,
+    )
     return body
 
 
 @router.delete("/contacts/{name}", status_code=204, response_class=Response)
-def delete_contact(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
+def delete_contact(name: NamePath, db: SessionDep, user: ServiceAdmin) -> Response:
     try:
         found = policies.delete_contact(db, name)
     except PolicyError as exc:
