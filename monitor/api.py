@@ -28,6 +28,8 @@ from monitor.incidents.views import reports_router
 from monitor.incidents.views import router as incidents_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
+from monitor.places.service import PlaceForbidden, PlaceNotFound, PlaceRefused
+from monitor.places.views import router as places_router
 from monitor.procedures.service import ChecklistClosed, StepsNotTicked
 from monitor.procedures.views import router as procedures_router
 from monitor.reads.views import router as fleet_router
@@ -99,6 +101,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         incidents_router,
         reports_router,
         procedures_router,
+        places_router,
     ):
         app.include_router(router)
 
@@ -109,6 +112,18 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
 
     def _conflict(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(PlaceNotFound)
+    def _no_place(request: Request, exc: PlaceNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(PlaceRefused)
+    def _place_refused(request: Request, exc: PlaceRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(PlaceForbidden)
+    def _place_forbidden(request: Request, exc: PlaceForbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     app.add_exception_handler(IllegalTransition, _conflict)
     app.add_exception_handler(HoldConflict, _conflict)

@@ -104,6 +104,8 @@ class VisitMsg(_Timed):
     loc: Loc | None = None
     memo: RefId | None = None
     pin: Pin | None = None
+    # The place the worker chose from the service's list (docs/protocol.md), at start.
+    place: Annotated[int, Field(ge=1, lt=2**31)] | None = None
 
     @model_validator(mode="after")
     def _duration_when_needed(self) -> VisitMsg:

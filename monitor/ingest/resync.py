@@ -20,6 +20,7 @@ from monitor.alerts.device_view import device_view
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.devices.commands import queue_command
 from monitor.visits.models import Visit, VisitState
+from monitor.visits.service import started_fields
 
 
 def _after(ended_at: datetime | None, since: datetime | None) -> bool:
@@ -88,9 +89,14 @@ def resync(db: Session, returned: dict[str, datetime | None]) -> int:
                 queue_command(db, visit.device_id, "visit_ended", visit_id=visit.device_visit_id)
                 queued += 1
             continue
-        # `visit_due` once the device has been told the time is up; `visit_started` before.
-        command = "visit_due" if visit.due_notified_at is not None else "visit_started"
-        due_ts = int(visit.due_at.timestamp() * 1000)
-        queue_command(db, visit.device_id, command, visit_id=visit.device_visit_id, due_ts=due_ts)
+        # `visit_due` once the device has been told the time is up; `visit_started` before,
+        # as it was first sent (with the place and its cautions).
+        if visit.due_notified_at is not None:
+            due_ts = int(visit.due_at.timestamp() * 1000)
+            queue_command(
+                db, visit.device_id, "visit_due", visit_id=visit.device_visit_id, due_ts=due_ts
+            )
+        else:
+            queue_command(db, visit.device_id, "visit_started", **started_fields(db, visit))
         queued += 1
     return queued

@@ -186,6 +186,7 @@ def visit(a: Applying, msg: VisitMsg) -> list[Direct]:
             msg=msg,
             received_at=a.item.received_at,
             pin_kind=a.pin.kind if a.pin is not None else None,
+            place_match_m=a.ctx.settings.place_match_m,
         )
     except visits.VisitUnknown:
         _hold(a, msg.id)
@@ -194,7 +195,7 @@ def visit(a: Applying, msg: VisitMsg) -> list[Direct]:
         return refused_here(a, "visit_refused", str(why))
     if msg.action == "start":
         evidence.link_to_visit(db, device.id, msg.id)
-        _replay_visit(db, device, msg.id, org_id)
+        _replay_visit(db, device, msg.id, org_id, a.ctx.settings.place_match_m)
     return []
 
 
@@ -270,7 +271,9 @@ def _replay_cancels(db: Session, device: Device, alert_id: str) -> None:
         queue_command(db, device.id, answer, alert_id=alert_id)
 
 
-def _replay_visit(db: Session, device: Device, visit_id: str, org_id: int | None) -> None:
+def _replay_visit(
+    db: Session, device: Device, visit_id: str, org_id: int | None, place_match_m: float
+) -> None:
     """Apply check-ins, extensions and ends that overtook this visit's start."""
     worker = db.get(Worker, device.worker_id) if device.worker_id is not None else None
     for h in waiting.take(db, device.id, "visit", visit_id):
@@ -286,6 +289,7 @@ def _replay_visit(db: Session, device: Device, visit_id: str, org_id: int | None
                 msg=h.parsed.msg,
                 received_at=h.received_at,
                 pin_kind=pin_kind,
+                place_match_m=place_match_m,
             )
         except visits.VisitRefused as why:
             # Answered from the outbox: this transaction is the visit start's.

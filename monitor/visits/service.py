@@ -19,6 +19,8 @@ from monitor.devices import service as devices
 from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.orgs.models import Organisation
+from monitor.places import matching
+from monitor.places import service as places
 from monitor.protocol import VisitMsg
 from monitor.visits.models import Visit, VisitEvent, VisitEventOut, VisitState
 
@@ -29,14 +31,18 @@ def _base_time(msg: VisitMsg, received_at: datetime) -> datetime:
     return min(msg.at, received_at)
 
 
+def started_fields(db: Session, visit: Visit) -> dict[str, Any]:
+    """What `visit_started` says of an open visit, first and when sent again: its deadline,
+    and for a visit at a known place, the place and the cautions the worker is shown."""
+    return {
+        "visit_id": visit.device_visit_id,
+        "due_ts": int(visit.due_at.timestamp() * 1000),
+        **places.visit_words(db, visit.place_id, visit.worker_id),
+    }
+
+
 def _started(db: Session, visit: Visit) -> None:
-    queue_command(
-        db,
-        visit.device_id,
-        "visit_started",
-        visit_id=visit.device_visit_id,
-        due_ts=int(visit.due_at.timestamp() * 1000),
-    )
+    queue_command(db, visit.device_id, "visit_started", **started_fields(db, visit))
 
 
 def record(
@@ -108,9 +114,12 @@ def handle(
     msg: VisitMsg,
     received_at: datetime,
     pin_kind: str | None = None,
+    place_match_m: float,
 ) -> None:
     """Apply a visit message. `pin_kind` is what `msg.pin` checked out as ("cancel", "duress"
-    or None), worked out by the caller before the transaction: argon2 is slow on purpose."""
+    or None), worked out by the caller before the transaction: argon2 is slow on purpose.
+    A visit starting is matched to a place (the one chosen, or the nearest within
+    `place_match_m` metres), here on the visit's path, never on an alert's."""
     visit = db.scalar(
         select(Visit)
         .where(Visit.device_id == device.id, Visit.device_visit_id == msg.id)
@@ -139,6 +148,9 @@ def handle(
         )
         if msg.loc is not None:
             visit.lat, visit.lon, visit.acc = msg.loc.lat, msg.loc.lon, msg.loc.acc
+        match = matching.for_visit(db, org_id, msg.place, visit.lat, visit.lon, place_match_m)
+        if match is not None:
+            visit.place_id, visit.place_match = match.place.id, match.by
         db.add(visit)
         db.flush()
         record(db, visit, "started", _actor(device), _minutes("Started", msg.duration_s), at=base)

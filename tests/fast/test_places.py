@@ -5,6 +5,7 @@ timeline, an incident made a caution, and the devices' search."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +18,10 @@ from monitor.audit.models import AuditEntry
 from monitor.orgs.models import Organisation, Team
 from monitor.places.models import Caution, CautionKind, Place
 from monitor.users.models import Role
+from monitor.visits.models import Visit
+from tests.fast.handlers import FastDevice
 from tests.fast.handlers import Handlers as Running
-from tests.support import add_badge
+from tests.support import add_badge, wait_until
 
 ELM = (51.5000, -0.1200)
 # About 50 m and 100 m north of Elm Street (a degree of latitude is some 111 km).
@@ -388,3 +391,132 @@ def refused(
         }
         caution = db.get(Caution, cid)
         assert caution is not None and caution.text == "Large dog" and caution.updated_by is None
+
+
+def start_visit(
+    device: FastDevice, visit_id: str, at: tuple[float, float] | None, **extra: Any
+) -> None:
+    msg: dict[str, Any] = {
+        "v": 1,
+        "ts": int(time.time() * 1000),
+        "id": visit_id,
+        "action": "start",
+        "duration_s": 1800,
+        **extra,
+    }
+    if at is not None:
+        msg["loc"] = {"lat": at[0], "lon": at[1], "acc": 8}
+    device.publish_raw("visit", json.dumps(msg), qos=1)
+
+
+def visit_place(svc: Running, device_id: str, visit_id: str) -> tuple[int | None, str | None]:
+    with svc.store.session() as db:
+        v = db.scalar(
+            select(Visit).where(Visit.device_id == device_id, Visit.device_visit_id == visit_id)
+        )
+        assert v is not None
+        return v.place_id, v.place_match
+
+
+def test_visits_are_matched_by_the_place_chosen_or_by_distance(world: World) -> None:
+    w, svc = world, world.svc
+    elm = w.place("12 Elm Street")["id"]
+    oak = w.place("4 Oak Road", at=FAR)["id"]
+    south = w.place("1 South Lane", at=ELM, who=w.south)["id"]  # same spot, other organisation
+    w.caution(elm, text="Large dog, kept in the kitchen")
+    w.caution(elm, kind="hostile_person", text="Father threatened staff", team_id=w.housing_id)
+    w.caution(elm, kind="other", text="Ask for the head of year", team_id=w.schools_id)
+    gone = w.caution(elm, kind="other", text="Gone", expires_on=day(0))["id"]
+    with svc.store.begin() as db:  # expired yesterday: hidden from the worker too
+        expired = db.get(Caution, gone)
+        assert expired is not None
+        expired.expires_on = datetime.now(UTC).date() - timedelta(days=1)
+    housing = svc.device("pl-north-h")
+
+    # Chosen from the list: that place, wherever the worker stands.
+    start_visit(housing, "v-chosen", FAR, place=elm)
+    started = housing.wait_for("visit_started", visit_id="v-chosen", timeout=10)
+    assert started.payload["place"] == {"id": elm, "address": "12 Elm Street"}
+    assert started.payload["cautions"] == [
+        {
+            "kind": "hostile_person",
+            "label": "Hostile or violent person",
+            "text": "Father threatened staff",
+        },
+        {
+            "kind": "aggressive_animal",
+            "label": "Aggressive animal",
+            "text": "Large dog, kept in the kitchen",
+        },
+    ]
+    assert visit_place(svc, "pl-north-h", "v-chosen") == (elm, "chosen")
+
+    # Another organisation's place is never matched: chosen, it is ignored and the position
+    # decides; near it, the worker's own organisation's place within the distance wins.
+    start_visit(housing, "v-other-org", NEAR, place=south)
+    assert (
+        housing.wait_for("visit_started", visit_id="v-other-org", timeout=10).payload["place"]["id"]
+        == elm
+    )
+    assert visit_place(svc, "pl-north-h", "v-other-org") == (elm, "position")
+    south_badge = svc.device("pl-south")
+    start_visit(south_badge, "v-south", NEAR)
+    assert (
+        south_badge.wait_for("visit_started", visit_id="v-south", timeout=10).payload["place"]["id"]
+        == south
+    )
+
+    # By distance: about 50 m away is within 75 m; Oak Road is nearer to FAR.
+    start_visit(housing, "v-near", NEAR)
+    housing.wait_for("visit_started", visit_id="v-near", timeout=10)
+    assert visit_place(svc, "pl-north-h", "v-near") == (elm, "position")
+    start_visit(housing, "v-far", FAR)
+    housing.wait_for("visit_started", visit_id="v-far", timeout=10)
+    assert visit_place(svc, "pl-north-h", "v-far") == (oak, "position")
+    # About 200 m from both: no place, and the answer says none.
+    start_visit(housing, "v-none", (51.5027, -0.1200))
+    plain = housing.wait_for("visit_started", visit_id="v-none", timeout=10)
+    assert "place" not in plain.payload and "cautions" not in plain.payload
+    assert visit_place(svc, "pl-north-h", "v-none") == (None, None)
+    # Another team's worker is told the organisation's cautions and their own team's.
+    schools = svc.device("pl-north-s")
+    start_visit(schools, "v-schools", None, place=elm)
+    told = schools.wait_for("visit_started", visit_id="v-schools", timeout=10).payload["cautions"]
+    assert [c["text"] for c in told] == [
+        "Ask for the head of year",
+        "Large dog, kept in the kitchen",
+    ]
+
+    # A place of the wrong type is refused like any other field; nothing is stored.
+    start_visit(housing, "v-bad", ELM, place="12")
+    rejected = housing.wait_for("rejected", timeout=10)
+    assert rejected.payload["reason"].startswith("place:"), rejected.payload
+    with svc.store.session() as db:
+        assert db.scalar(select(Visit).where(Visit.device_visit_id == "v-bad")) is None
+
+
+def test_visit_started_keeps_its_cautions_short_and_when_sent_again(world: World) -> None:
+    w, svc = world, world.svc
+    elm = w.place("12 Elm Street")["id"]
+    for i in range(12):
+        w.caution(
+            elm, text=f"{i:02d}" + "\U0001f415" * 1998
+        )  # 2000 characters, 12 bytes each in JSON
+    housing = svc.device("pl-north-h")
+    start_visit(housing, "v-long", ELM)
+    started = housing.wait_for("visit_started", visit_id="v-long", timeout=10)
+    assert 1 <= len(started.payload["cautions"]) <= 10
+    assert all(len(c["text"]) <= 300 for c in started.payload["cautions"])
+    assert len(json.dumps(started.payload).encode()) < 12 * 1024
+    # Coming online again, the device is told the visit stands as it was first told.
+    before = len([c for c in housing.commands if c.type == "visit_started"])
+    housing.publish_raw(
+        "status", json.dumps({"v": 1, "ts": int(time.time() * 1000), "online": True}), qos=1
+    )
+    again = wait_until(
+        lambda: [c for c in housing.commands if c.type == "visit_started"][before:],
+        timeout=10,
+        what="visit_started sent again",
+    )
+    assert again[0].payload["place"] == started.payload["place"]
+    assert again[0].payload["cautions"] == started.payload["cautions"]
