@@ -77,7 +77,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     svc.user("ada", Role.ADMIN)
     page = sign_in(chrome, base, "ada")
     pane = open_section(page, "workers")
-    expect(pane.locator("#ad-workers")).to_contain_text("Sam Lee")
+    expect(pane.locator("#adp-workers")).to_contain_text("Sam Lee")
 
     add = pane.locator("form.ad-worker-add")
     add.locator("input[name=name]").fill("Amira Khan")
@@ -101,7 +101,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     pins(add, "2468", "2468", "1357", "1357")
     add.locator("button[type=submit]").click()
     expect(status).to_have_text("Amira Khan added with their PINs.")
-    row = pane.locator("#ad-workers tr", has_text="Amira Khan")
+    row = pane.locator("#adp-workers tr", has_text="Amira Khan")
     expect(row).to_contain_text("Housing")
     expect(row).to_contain_text("+44 7700 900123")
     expect(row.locator("td").nth(4)).to_have_text("set")
@@ -110,7 +110,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     assert verify_secret(amira.cancel_pin_hash, "2468")
     assert verify_secret(amira.duress_pin_hash, "1357")
     assert "2468" not in page.content() and "1357" not in page.content()
-    shoot(pane, "workers", full_page=True)
+    shoot(pane, "workers")
 
     # Edit and move to another team.
     row.get_by_role("button", name="Edit").click()
@@ -147,7 +147,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     add_team.locator("input[name=name]").fill("Youth Justice")
     add_team.locator("button[type=submit]").click()
     expect(add_team.locator(".ad-status")).to_have_text(f"Team Youth Justice added to {ORG}.")
-    expect(teams.locator("#ad-teams")).to_contain_text("Youth Justice")
+    expect(teams.locator("#adp-teams")).to_contain_text("Youth Justice")
     add_team.locator("input[name=name]").fill("Housing")
     add_team.locator("button[type=submit]").click()
     expect(add_team.locator(".ad-status")).to_have_text(
@@ -155,17 +155,17 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     )
     with svc.store.session() as db:
         assert db.scalar(select(func.count(Team.id)).where(Team.name == "Housing")) == 1
-    shoot(teams, "teams", full_page=True)
+    shoot(teams, "teams")
 
     # Organisations: the whole service's administrator sets a visit's end PIN.
     orgs = open_section(page, "orgs")
-    orgs.locator("#ad-orgs tr", has_text=ORG).get_by_role("button", name="Edit").click()
+    orgs.locator("#adp-orgs tr", has_text=ORG).get_by_role("button", name="Edit").click()
     edit_org = orgs.locator("form.ad-org-edit")
     edit_org.locator("input[name=require_visit_end_pin]").check()
     edit_org.locator("button[type=submit]").click()
     expect(edit_org.locator(".ad-status")).to_have_text(f"{ORG} saved.")
-    expect(orgs.locator("#ad-orgs tr", has_text=ORG).locator("td").nth(1)).to_have_text("yes")
-    shoot(orgs, "orgs", full_page=True)
+    expect(orgs.locator("#adp-orgs tr", has_text=ORG).locator("td").nth(1)).to_have_text("yes")
+    shoot(orgs, "orgs")
 
 
 def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
@@ -178,7 +178,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
     page = sign_in(chrome, base, "lead")
     pane = open_section(page, "workers")
     # A team supervisor sees their team's workers only, and no organisations section.
-    expect(pane.locator("#ad-workers tbody tr")).to_have_count(1)
+    expect(pane.locator("#adp-workers tbody tr")).to_have_count(1)
     expect(page.locator("#ad-tab-orgs")).to_have_count(0)
 
     add = pane.locator("form.ad-worker-add")
@@ -187,7 +187,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
     expect(add.locator(".ad-status")).to_have_text(
         "Ola Bello added: give them a PIN link to choose their PINs."
     )
-    row = pane.locator("#ad-workers tr", has_text="Ola Bello")
+    row = pane.locator("#adp-workers tr", has_text="Ola Bello")
     expect(row.locator("td").nth(1)).to_have_text("Housing")
     expect(row.locator("td").nth(4)).to_have_text("not set")
 

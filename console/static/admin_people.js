@@ -65,7 +65,7 @@ function drawWorkers(parts) {
     return [w.name, w.team || "—", w.org || "", w.phone || "—", w.pins_set ? "set" : "not set", actions];
   });
   const table = adminTable(["Name", "Team", "Organisation", "Phone", "PINs", ""], rows, "No workers yet.");
-  table.id = "ad-workers";
+  table.id = "adp-workers";
   parts.list.replaceChildren(table);
 }
 
@@ -189,7 +189,7 @@ function drawTeams(parts) {
         return `Renamed ${saved.name}.`;
       } })))]);
   const table = adminTable(["Team", "Organisation", "Workers", ""], rows, "No teams yet.");
-  table.id = "ad-teams";
+  table.id = "adp-teams";
   parts.list.replaceChildren(table);
 }
 
@@ -232,6 +232,6 @@ function drawOrgs(parts) {
         return `${saved.name} saved.`;
       } }))) : ""]);
   const table = adminTable(["Organisation", "PIN to end a visit", "Teams", "Workers", ""], rows, "No organisations yet.");
-  table.id = "ad-orgs";
+  table.id = "adp-orgs";
   parts.list.replaceChildren(table);
 }
