@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,3 +52,48 @@ class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
+
+
+class UserRow(BaseModel):
+    """An account as the Admin tab lists it: names of its organisation and team."""
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+    org: str | None
+    team: str | None
+    phone: str
+    active: bool
+    created_at: datetime
+
+
+class UserChoice(BaseModel):
+    """A role and scope the signed-in person may give an account."""
+
+    role: Role
+    org: str | None
+    team: str | None
+
+
+class UserEdit(BaseModel):
+    """An account's role, scope, name and phone, all given (what is unchanged is kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    org: str | None = Field(None, max_length=200)
+    team: str | None = Field(None, max_length=200)
+    full_name: str = Field("", max_length=200)
+    phone: str = Field("", max_length=32)
+
+
+class UserNew(UserEdit):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(max_length=1000)
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(max_length=1000)

@@ -1,4 +1,4 @@
-"""User account service functions: create, authenticate."""
+"""User accounts: what a valid one is, creating one, and signing in."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from monitor.security import hash_secret, verify_nobody, verify_secret
 from monitor.users.models import Role, User
 
 MIN_PASSWORD = 10
+# argon2 hashes any length, but slowly: a megabyte "password" would cost a thread its time.
+MAX_PASSWORD = 1000
 
 
 class UserError(ValueError):
+    pass
+
+
+class UserExists(UserError):
     pass
 
 
@@ -31,14 +37,13 @@ def add_user(
     """A new account. Without `org` it sees the whole service; with `org` (and `team`) only
     that organisation (team). Both must exist already: a typo must not make an empty
     organisation that its user then watches, seeing no alerts."""
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"passwords must be at least {MIN_PASSWORD} characters")
-    if not username or len(username) > 100:
-        raise UserError("username must be 1 to 100 characters")
+    check_password(password)
+    check_username(username)
+    check_full_name(full_name)
     if db.scalar(select(User).where(User.username == username)) is not None:
-        raise UserError(f"user {username} already exists")
-    org_id, team_id = _placement(db, org, team)
-    _check_phone(phone)
+        raise UserExists(f"user {username} already exists")
+    org_id, team_id = placement(db, org, team)
+    check_phone(phone)
     user = User(
         username=username,
         password_hash=hash_secret(password),
@@ -53,7 +58,33 @@ def add_user(
     return user
 
 
-def _placement(db: Session, org: str | None, team: str | None) -> tuple[int | None, int | None]:
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"passwords must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"passwords must be at most {MAX_PASSWORD} characters")
+
+
+def _printable(text: str) -> bool:
+    return all(ch.isprintable() for ch in text)
+
+
+def check_username(username: str) -> None:
+    """A name people type to sign in and read in the audit log: no spaces around it and
+    nothing unprintable (a name that looks like another's)."""
+    if not username or len(username) > 100:
+        raise UserError("username must be 1 to 100 characters")
+    if username != username.strip() or not _printable(username):
+        raise UserError("username must not start or end with spaces or hold control characters")
+
+
+def check_full_name(full_name: str) -> None:
+    if len(full_name) > 200 or not _printable(full_name):
+        raise UserError("full name must be at most 200 characters, without control characters")
+
+
+def placement(db: Session, org: str | None, team: str | None) -> tuple[int | None, int | None]:
+    """The organisation and team ids for their names (None, None: the whole service)."""
     if org is None:
         if team is not None:
             raise UserError("a team needs its organisation too")
@@ -73,14 +104,15 @@ def _placement(db: Session, org: str | None, team: str | None) -> tuple[int | No
     return org_row.id, team_row.id
 
 
-def _check_phone(phone: str) -> None:
+def check_phone(phone: str) -> None:
     if phone and not is_e164(phone):
         raise UserError(f"phone {phone!r} is not in E.164 form (+447700900123)")
 
 
 def set_phone(db: Session, username: str, phone: str) -> User:
-    """The user's own phone, rung first when they call someone from an alert ("": none)."""
-    _check_phone(phone)
+    """The user's own phone, rung first when they call someone from an alert ("": none).
+    A setter for set-ups (tests, benchmarks): people go through accounts.change."""
+    check_phone(phone)
     user = db.scalar(select(User).where(User.username == username))
     if user is None:
         raise UserError(f"no user {username}")
@@ -89,6 +121,8 @@ def set_phone(db: Session, username: str, phone: str) -> User:
 
 
 def set_active(db: Session, username: str, active: bool) -> User:
+    """A setter for set-ups (tests, benchmarks): people go through accounts.set_active,
+    which keeps the last administrator."""
     user = db.scalar(select(User).where(User.username == username))
     if user is None:
         raise UserError(f"no user {username}")
