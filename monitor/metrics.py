@@ -26,6 +26,10 @@ COMMANDS_SENT = Counter("vigil_device_commands_total", "Commands published to de
 STORE_ERRORS = Counter(
     "vigil_store_errors_total", "Transactions that failed and were retried", ["path"]
 )
+CAUTIONS_EXPIRED = Counter(
+    "vigil_cautions_expired_total",
+    "Cautions about places deleted VIGIL_CAUTION_KEEP_DAYS after their expiry date",
+)
 SCHEDULER_FAILURES = Counter(
     "vigil_scheduler_failures_total",
     "Scheduler jobs that failed in a tick, or for one of the things due (tried next tick)",

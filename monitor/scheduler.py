@@ -1,6 +1,6 @@
 """Durable timers: visit deadlines, overdue visits, silent devices, test alerts left open,
-unsent commands, and the deletion of expired location history; SQLite's checkpoints; the
-broker's password file kept in step with the registry. Each is a job of every tick
+unsent commands, and the deletion of expired location history and cautions; SQLite's
+checkpoints; the broker's password file kept in step with the registry. Each is a job of every tick
 (`Scheduler.jobs`), run on its own: one that fails does not stop the others.
 
 Every timer is a column in the store (a visit's `due_at`, a device's `offline_due_at`, an
@@ -31,6 +31,7 @@ from monitor.devices import commands
 from monitor.devices.models import Device, DeviceCommand
 from monitor.ingest import waiting
 from monitor.ingest.models import WaitingMessage
+from monitor.places import expiry as caution_expiry
 from monitor.privacy import retention
 from monitor.visits import service as visits
 from monitor.visits.models import Visit, VisitState
@@ -105,6 +106,7 @@ class Scheduler(threading.Thread):
             Job("commands_unsent", self._resend_unsent),
             Job("checkpoint", lambda now: store.checkpoint()),
             Job("location_retention", self._start_purge),
+            Job("caution_expiry", self._expire_cautions),
             # Last: a reload of the broker can take seconds, and the jobs before it share the
             # tick's time.
             Job("broker_sync", self._sync_broker),
@@ -253,6 +255,16 @@ class Scheduler(threading.Thread):
             self._failed("location_retention", err)  # the job started it: counted under its name
         if deleted:
             log.info("deleted %d location fixes older than the retention time", deleted)
+
+    def _expire_cautions(self, now: datetime) -> None:
+        """Delete cautions kept VIGIL_CAUTION_KEEP_DAYS past their expiry (docs/privacy.md);
+        a look-up by an index each tick, a write only when one is due."""
+        keep, on = self.settings.caution_keep_days, now.date()
+        with self.store.session() as db:
+            due = caution_expiry.any_due(db, on, keep)
+        if due:
+            with self.store.begin() as db:
+                caution_expiry.delete_expired(db, on, keep)
 
     def _mark_sent(self, now: datetime) -> None:
         done = self._take_published()

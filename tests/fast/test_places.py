@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from monitor.alerts import chain
 from monitor.alerts.labels import CAUTION_KIND_LABELS, all_labels
+from monitor.alerts.models import Alert, AlertEvent
 from monitor.audit.models import AuditEntry
 from monitor.orgs.models import Organisation, Team
 from monitor.places.models import Caution, CautionKind, Place
@@ -21,7 +23,7 @@ from monitor.users.models import Role
 from monitor.visits.models import Visit
 from tests.fast.handlers import FastDevice
 from tests.fast.handlers import Handlers as Running
-from tests.support import add_badge, wait_until
+from tests.support import Badge, add_badge, wait_until
 
 ELM = (51.5000, -0.1200)
 # About 50 m and 100 m north of Elm Street (a degree of latitude is some 111 km).
@@ -46,6 +48,7 @@ class World:
     south_id: int
     housing_id: int
     schools_id: int
+    badges: dict[str, Badge]
 
     def post(self, url: str, body: Any, who: dict[str, str], code: int = 201) -> Any:
         r = self.svc.http.post(url, json=body, headers=who)
@@ -72,9 +75,14 @@ class World:
 
 @pytest.fixture
 def world(svc: Running) -> World:
-    add_badge(svc.store, "pl-north-h", org="North", team="Housing")
-    add_badge(svc.store, "pl-north-s", org="North", team="Schools")
-    add_badge(svc.store, "pl-south", org="South", team="Housing")
+    badges = {
+        b.device_id: b
+        for b in (
+            add_badge(svc.store, "pl-north-h", org="North", team="Housing"),
+            add_badge(svc.store, "pl-north-s", org="North", team="Schools"),
+            add_badge(svc.store, "pl-south", org="South", team="Housing"),
+        )
+    }
     with svc.store.session() as db:
         orgs = {o.name: o.id for o in db.scalars(select(Organisation))}
         teams = {(t.org_id, t.name): t.id for t in db.scalars(select(Team))}
@@ -91,6 +99,7 @@ def world(svc: Running) -> World:
         south_id=south_id,
         housing_id=teams[(north_id, "Housing")],
         schools_id=teams[(north_id, "Schools")],
+        badges=badges,
     )
 
 
@@ -520,3 +529,237 @@ def test_visit_started_keeps_its_cautions_short_and_when_sent_again(world: World
     )
     assert again[0].payload["place"] == started.payload["place"]
     assert again[0].payload["cautions"] == started.payload["cautions"]
+
+
+def raise_at(svc: Running, device: FastDevice, at: tuple[float, float] | None) -> int:
+    if at is not None:
+        device.position = at
+    device_alert_id = device.raise_alert()
+    device.wait_for("alert_received", alert_id=device_alert_id, timeout=10)
+    with svc.store.session() as db:
+        alert_id = db.scalar(select(Alert.id).where(Alert.device_alert_id == device_alert_id))
+        assert alert_id is not None
+        return alert_id
+
+
+def shown_entries(svc: Running, alert_id: int) -> list[tuple[str, str]]:
+    with svc.store.session() as db:
+        rows = db.scalars(
+            select(AlertEvent).where(
+                AlertEvent.alert_id == alert_id, AlertEvent.kind == "cautions_shown"
+            )
+        )
+        return [(e.actor, e.text) for e in rows]
+
+
+def test_the_operator_sees_cautions_and_previous_incidents_recorded_once(world: World) -> None:
+    w, svc = world, world.svc
+    elm = w.place("12 Elm Street")["id"]
+    dog = w.caution(elm, text="Large dog")
+    threat = w.caution(
+        elm, kind="hostile_person", text="Father threatened staff", team_id=w.housing_id
+    )
+    w.caution(elm, kind="other", text="Ask for the head of year", team_id=w.schools_id)
+    housing = svc.device("pl-north-h")
+
+    # An earlier incident on a visit the worker chose Elm Street for, resolved.
+    start_visit(housing, "v-1", FAR, place=elm)
+    housing.wait_for("visit_started", visit_id="v-1", timeout=10)
+    earlier = raise_at(svc, housing, FAR)
+    r = svc.http.post(
+        f"/api/v1/alerts/{earlier}/resolve", json={"outcome": "false_alarm"}, headers=w.admin
+    )
+    assert r.status_code == 200, r.text
+    housing.publish_raw(
+        "visit",
+        json.dumps({"v": 1, "ts": int(time.time() * 1000), "id": "v-1", "action": "end"}),
+        qos=1,
+    )
+    housing.wait_for("visit_ended", visit_id="v-1", timeout=10)
+    # Now one by position alone, 50 m away.
+    now = raise_at(svc, housing, NEAR)
+
+    op_team = svc.user("pl-op-housing", Role.OPERATOR, org="North", team="Housing")
+    seen = w.get(f"/api/v1/alerts/{now}/cautions", w.op)
+    assert seen["place"]["id"] == elm and seen["matched_by"] == "position"
+    assert 45 < seen["distance_m"] < 55
+    assert [c["id"] for c in seen["cautions"]] == [
+        c + 0 for c in sorted([dog["id"], threat["id"], dog["id"] + 2], reverse=True)
+    ]
+    assert [(p["alert_id"], p["outcome"], p["worker"]) for p in seen["previous"]] == [
+        (earlier, "false_alarm", "Alex Worker")
+    ]
+    # The earlier one went by its visit's chosen place.
+    assert w.get(f"/api/v1/alerts/{earlier}/cautions", w.admin)["matched_by"] == "chosen"
+    # A team's operator sees the organisation's and the team's cautions only.
+    assert {c["text"] for c in w.get(f"/api/v1/alerts/{now}/cautions", op_team)["cautions"]} == {
+        "Large dog",
+        "Father threatened staff",
+    }
+
+    # Once per person per alert, however often they look.
+    w.get(f"/api/v1/alerts/{now}/cautions", w.op)
+    w.get(f"/api/v1/alerts/{now}/cautions", w.op)
+    assert shown_entries(svc, now) == [
+        ("user:pl-op", "Cautions at this address shown to pl-op: 3"),
+        ("user:pl-op-housing", "Cautions at this address shown to pl-op-housing: 2"),
+    ]
+    detail = w.get(f"/api/v1/alerts/{now}", w.op)
+    assert [e["kind"] for e in detail["timeline"]].count("cautions_shown") == 2
+    with svc.store.session() as db:
+        verdict = chain.verify(db)
+        assert verdict.broken is None, verdict
+
+    # Outside the scope the alert does not exist; an alert at no place shows nothing, and
+    # records nothing.
+    south = svc.user("pl-south-op", Role.OPERATOR, org="South")
+    assert w.get(f"/api/v1/alerts/{now}/cautions", south, 404)
+    nowhere = raise_at(svc, svc.device("pl-south"), (48.85, 2.35))
+    assert w.get(f"/api/v1/alerts/{nowhere}/cautions", w.op) == {
+        "place": None,
+        "matched_by": None,
+        "distance_m": None,
+        "cautions": [],
+        "previous": [],
+    }
+    assert shown_entries(svc, nowhere) == []
+
+
+def test_an_incident_becomes_a_caution_in_one_step(world: World) -> None:
+    w, svc = world, world.svc
+    elm = w.place("12 Elm Street")["id"]
+    housing = svc.device("pl-north-h")
+    at_elm = raise_at(svc, housing, NEAR)
+    body = {"kind": "previous_assault", "text": "Worker pushed at the door", "expires_on": day(365)}
+    made = w.post(f"/api/v1/incidents/{at_elm}/caution", body, w.north)
+    assert (made["place_id"], made["source_alert_id"], made["kind_label"]) == (
+        elm,
+        at_elm,
+        "Previous assault",
+    )
+
+    # Matching no place: the address is asked for, and nothing is made without it.
+    elsewhere = raise_at(svc, housing, (51.60, -0.20))
+    before = counts(svc)
+    refused = w.post(f"/api/v1/incidents/{elsewhere}/caution", body, w.north, 422)
+    assert refused["detail"] == "address: the alert matches no place; give the address"
+    assert counts(svc) == before
+    made = w.post(
+        f"/api/v1/incidents/{elsewhere}/caution", {**body, "address": "7 Birch Close"}, w.housing
+    )
+    assert made["team_id"] == w.housing_id
+    place = w.get(f"/api/v1/places/{made['place_id']}", w.north)
+    assert (place["address"], place["lat"], place["lon"]) == ("7 Birch Close", 51.60, -0.20)
+    assert [i["alert_id"] for i in place["incidents"]] == [elsewhere]
+    assert audit_log(svc)[-2:] == [
+        ("user:pl-housing", "place_added", f"place:{made['place_id']}"),
+        ("user:pl-housing", "caution_added", f"caution:{made['id']}"),
+    ]
+    # Operators may not; another organisation's supervisor finds no such incident.
+    assert (
+        svc.http.post(f"/api/v1/incidents/{at_elm}/caution", json=body, headers=w.op).status_code
+        == 403
+    )
+    assert w.post(f"/api/v1/incidents/{at_elm}/caution", body, w.south, 404)
+    # Bad input changes nothing.
+    before = counts(svc)
+    w.post(
+        f"/api/v1/incidents/{elsewhere}/caution",
+        {**body, "expires_on": day(-1), "address": "8 Birch Close"},
+        w.north,
+        422,
+    )
+    assert counts(svc) == before
+
+
+def test_devices_search_places_with_their_own_credentials(world: World) -> None:
+    w, svc = world, world.svc
+    elm = w.place("Flat 3, 12 Elm Street")["id"]
+    w.place("12 Elm Street", who=w.south)
+    w.caution(elm, text="Large dog")
+    w.caution(elm, kind="other", text="Ask for the head of year", team_id=w.schools_id)
+    housing, schools = w.badges["pl-north-h"], w.badges["pl-north-s"]
+
+    def search(q: str, badge: Badge, secret: str | None = None) -> Any:
+        return svc.http.get(
+            f"/api/v1/devices/{badge.device_id}/places",
+            params={"q": q},
+            auth=(badge.device_id, secret or badge.secret),
+        )
+
+    r = search("elm 12", housing)
+    assert r.status_code == 200, r.text
+    # Only the worker's organisation's places, with the cautions their team is shown.
+    assert r.json() == [
+        {
+            "id": elm,
+            "address": "Flat 3, 12 Elm Street",
+            "cautions": [
+                {"kind": "aggressive_animal", "label": "Aggressive animal", "text": "Large dog"}
+            ],
+        }
+    ]
+    assert [c["text"] for c in search("elm", schools).json()[0]["cautions"]] == [
+        "Ask for the head of year",
+        "Large dog",
+    ]
+    assert search("e", housing).json() == []  # fewer than 2 characters
+    assert search("birch", housing).json() == []
+    # Its own credentials only: a wrong secret, another device's, none at all.
+    assert search("elm", housing, secret="wrong").status_code == 401
+    r = svc.http.get(
+        f"/api/v1/devices/{housing.device_id}/places?q=elm",
+        auth=(schools.device_id, schools.secret),
+    )
+    assert r.status_code == 401
+    assert svc.http.get(f"/api/v1/devices/{housing.device_id}/places?q=elm").status_code == 401
+    # Nor a signed-in person's token.
+    assert (
+        svc.http.get(
+            f"/api/v1/devices/{housing.device_id}/places?q=elm", headers=w.admin
+        ).status_code
+        == 401
+    )
+
+
+def test_expired_cautions_are_hidden_then_deleted_by_the_scheduler(world: World) -> None:
+    w, svc = world, world.svc
+    keep = svc.settings.caution_keep_days
+    assert keep == 30  # the default
+    elm = w.place("12 Elm Street")["id"]
+    ids = {
+        name: w.caution(elm, text=name, review_on=day(0))["id"]
+        for name in ("current", "hidden", "gone")
+    }
+    today = datetime.now(UTC).date()
+    with svc.store.begin() as db:
+        for name, days_ago in (("hidden", 1), ("gone", keep + 1)):
+            caution = db.get(Caution, ids[name])
+            assert caution is not None
+            caution.expires_on = today - timedelta(days=days_ago)
+
+    # The scheduler deletes the one past its keeping time, on its own, with an audit entry.
+    def deleted() -> bool:
+        with svc.store.session() as db:
+            return db.get(Caution, ids["gone"]) is None
+
+    wait_until(deleted, timeout=10, what="the expired caution deleted")
+    with svc.store.session() as db:
+        assert db.get(Caution, ids["hidden"]) is not None  # kept 30 days, but hidden
+        (entry,) = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == "cautions_expired")
+        ).all()
+        assert (entry.actor, entry.target, entry.details["cautions"]) == (
+            "system",
+            "1 caution",
+            [ids["gone"]],
+        )
+    # Expired is hidden from every read: the place, the review list, an edit.
+    assert [c["text"] for c in w.get(f"/api/v1/places/{elm}", w.north)["cautions"]] == ["current"]
+    assert w.get(f"/api/v1/places/{elm}", w.north)["caution_count"] == 1
+    assert [c["text"] for c in w.get("/api/v1/cautions/review", w.north)] == ["current"]
+    r = svc.http.patch(
+        f"/api/v1/cautions/{ids['hidden']}", json={"expires_on": day(30)}, headers=w.north
+    )
+    assert r.status_code == 404
+    assert w.get("/api/v1/places?q=elm", w.north)[0]["caution_count"] == 1
