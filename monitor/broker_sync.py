@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -100,3 +101,13 @@ class BrokerSync:
         elif self.reload_command:
             subprocess.run(self.reload_command, check=True, timeout=5, capture_output=True)
         # Neither: the file is kept up to date, and the broker is reloaded by whoever runs it.
+
+
+def apply_now(app_state: Any) -> None:
+    """Bring the broker up to the registry before answering a request that changed device
+    credentials (`app.state.broker_sync`, the scheduler's): a device given a secret connects
+    at once, and one disabled is refused from the moment the person is told. Without
+    VIGIL_BROKER_DIR there is nothing to do: the broker is kept by whoever runs it."""
+    sync: BrokerSync | None = getattr(app_state, "broker_sync", None)
+    if sync is not None:
+        sync.check()

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.audit.service import audit_now
-from monitor.broker_sync import BrokerSync
+from monitor.broker_sync import apply_now
 from monitor.config import Settings
 from monitor.deps import RowId, ScopeDep, SettingsDep, StoreDep, Supervisor, client_address
 from monitor.orgs.models import Worker
@@ -41,15 +41,6 @@ class EnrolmentOut(BaseModel):
     expires_at: datetime
     device_id: str
     qr_svg: str
-
-
-def _broker_up_to_date(request: Request) -> None:
-    """Apply a change of credentials at the broker before answering: the app connects as soon
-    as it has its secret, and a revoked phone should be refused from the moment the
-    supervisor is told. Without VIGIL_BROKER_DIR there is nothing to do here."""
-    sync: BrokerSync | None = getattr(request.app.state, "broker_sync", None)
-    if sync is not None:
-        sync.check()
 
 
 @router.post(
@@ -82,7 +73,7 @@ def enrol(body: EnrolIn, request: Request, store: StoreDep, settings: SettingsDe
         audit_now(store, "anonymous", "app_enrolment_refused", address=address, why=refused.reason)
         raise HTTPException(refused.status, refused.reason) from None
     throttle.succeeded(key)
-    _broker_up_to_date(request)
+    apply_now(request.app.state)
     return EnrolOut(
         device_id=done.device_id,
         secret=done.secret,
@@ -120,7 +111,7 @@ def issue_enrolment(
             heartbeat_s=settings.default_heartbeat_s,
             address=client_address(request),
         )
-    _broker_up_to_date(request)
+    apply_now(request.app.state)
     link = codes.link(settings, issued.code)
     return EnrolmentOut(
         link=link, expires_at=issued.expires_at, device_id=issued.device_id, qr_svg=qr.svg(link)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from monitor.alerts import rules
 from monitor.alerts.models import Alert
-from monitor.broker_sync import BrokerSync
+from monitor.broker_sync import apply_now
 from monitor.deps import (
     ReadSessionDep,
     ScopeDep,
@@ -108,15 +108,6 @@ def answered() -> Iterator[None]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
 
 
-def broker_up_to_date(request: Request) -> None:
-    """Apply the change at the broker before answering (once committed): a new secret is
-    tried at once, and a disabled device should be refused from the moment the person is
-    told. Without VIGIL_BROKER_DIR the broker is kept by whoever runs it."""
-    sync: BrokerSync | None = getattr(request.app.state, "broker_sync", None)
-    if sync is not None:
-        sync.check()
-
-
 def _no_store(response: Response) -> None:
     # A secret in an answer: no cache on the way may keep it.
     response.headers["Cache-Control"] = "no-store"
@@ -165,7 +156,7 @@ def _issued(
     secret: str,
     public_url: str,
 ) -> DeviceIssued:
-    broker_up_to_date(request)
+    apply_now(request.app.state)
     _no_store(response)
     cred = admin.credential(row.id, row.kind, secret, public_url)
     return DeviceIssued(device=_named(store, row), credential=CredentialOut(**asdict(cred)))
@@ -210,7 +201,7 @@ def _enabled(
             db, scope, device_id, enabled, actor=_actor(user), address=client_address(request)
         )
         row = DeviceOut.model_validate(device)
-    broker_up_to_date(request)
+    apply_now(request.app.state)
     return _named(store, row)
 
 
