@@ -18,7 +18,6 @@ from monitor.db import MAX_ROW_ID
 from monitor.deps import (
     ReadSessionDep,
     ScopeDep,
-    ServiceAdmin,
     ServiceSupervisor,
     SessionDep,
     Supervisor,
@@ -87,7 +86,7 @@ def check_file(body: FileIn, user: ServiceSupervisor) -> Checked:
 
 
 @router.put("/file")
-def replace_file(body: FileIn, db: SessionDep, user: ServiceAdmin) -> Loaded:
+def replace_file(body: FileIn, db: SessionDep, user: ServiceSupervisor) -> Loaded:
     """Make the stored contacts and policies exactly the file's, as `vigil policy load`
     does: checked first, nothing changes if any of it is wrong; audited with the file it
     replaced. Running escalations keep the policy they started with."""

@@ -21,7 +21,6 @@ from monitor.deps import (
     ReadSessionDep,
     RowId,
     ScopeDep,
-    ServiceAdmin,
     ServiceSupervisor,
     SessionDep,
 )
@@ -42,7 +41,7 @@ def list_policies(db: ReadSessionDep, user: ServiceSupervisor) -> list[PolicyIn]
 
 
 @router.put("/policies/{name}")
-def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceAdmin) -> PolicyIn:
+def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupervisor) -> PolicyIn:
     """Create or replace a policy. Running escalations keep the version they started with."""
     if body.name != name:
         raise HTTPException(422, f"the body names policy {body.name!r}, the URL {name!r}")
@@ -55,7 +54,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceAdmi
 
 
 @router.delete("/policies/{name}", status_code=204, response_class=Response)
-def delete_policy(name: NamePath, db: SessionDep, user: ServiceAdmin) -> Response:
+def delete_policy(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
     audit(db, f"user:{user.username}", "policy_deleted", name)
@@ -68,7 +67,9 @@ def list_contacts(db: ReadSessionDep, user: ServiceSupervisor) -> list[ContactIn
 
 
 @router.put("/contacts/{name}")
-def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: ServiceAdmin) -> ContactIn:
+def put_contact(
+    name: NamePath, body: ContactIn, db: SessionDep, user: ServiceSupervisor
+) -> ContactIn:
     """Create or replace a contact, checked against every policy that names it."""
     if body.name != name:
         raise HTTPException(422, f"the body names contact {body.name!r}, the URL {name!r}")
@@ -90,7 +91,7 @@ def put_contact(name: NamePath, body: ContactIn, db: SessionDep, user: ServiceAd
 
 
 @router.delete("/contacts/{name}", status_code=204, response_class=Response)
-def delete_contact(name: NamePath, db: SessionDep, user: ServiceAdmin) -> Response:
+def delete_contact(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
     try:
         found = policies.delete_contact(db, name)
     except PolicyError as exc:

@@ -10,10 +10,9 @@ const policiesAdmin = { pane: null, base: null, teams: [] };
 
 adminSection({ id: "escalation", label: "Escalation", roles: ["admin", "supervisor"], open: openPolicies });
 
-// Policies and contacts are shared by every organisation: only an account of the whole
-// service reads the file, and only such an admin saves it (docs/security.md).
+// Policies and contacts are shared by every organisation: only the whole service's
+// supervisors (its safety leads) and admins read and change them (docs/security.md).
 function policiesWhole() { return !state.me.org_id && !state.me.team_id; }
-function policiesEditor() { return policiesWhole() && state.me.role === "admin"; }
 
 async function openPolicies(pane) {
   if (policiesAdmin.pane !== pane) {  // a new sign-in builds the panes afresh (admin.js)
@@ -22,8 +21,6 @@ async function openPolicies(pane) {
     const parts = [el("h2", "Escalation policies and contacts")];
     if (!policiesWhole()) {
       parts.push(el("p", "Policies and contacts are shared by every organisation, so only accounts of the whole service read or change them. The preview shows whom your organisation's alerts would reach.", "note"));
-    } else if (!policiesEditor()) {
-      parts.push(el("p", "Supervisors read the policies, check a changed file and preview; an administrator of the whole service saves changes.", "note"));
     }
     parts.push(policiesBox("ae-preview"));
     if (policiesWhole()) parts.splice(1, 0, policiesBox("ae-file"), policiesBox("ae-contacts"));
@@ -68,7 +65,7 @@ function drawFileEditor() {
   status.setAttribute("role", "status");
   const buttons = el("div", null, "ae-buttons");
   buttons.append(adminButton("Check", () => fileAction("check")));
-  if (policiesEditor()) buttons.append(adminButton("Save", () => fileAction("save")));
+  if (policiesWhole()) buttons.append(adminButton("Save", () => fileAction("save")));
   buttons.append(adminButton("Load stored", () => loadPolicyFile(true)),
     adminButton("Export YAML", exportPolicies));
   box.replaceChildren(el("h3", "Policy file"),
@@ -137,13 +134,13 @@ function drawContacts(contacts) {
   const editing = box.querySelector("form");
   const rows = contacts.map((c) => {
     const cells = [c.name, c.phone, c.webhook, c.arc, c.backup_for.join(", ")];
-    if (policiesEditor()) cells.push(adminButton("Edit", () => contactForm(c)));
+    if (policiesWhole()) cells.push(adminButton("Edit", () => contactForm(c)));
     return cells;
   });
   const heads = ["Name", "Phone", "Webhook", "Alarm centre", "Backup for"];
-  if (policiesEditor()) heads.push("");
+  if (policiesWhole()) heads.push("");
   const parts = [el("h3", "Contacts"), adminTable(heads, rows, "No contacts are stored.")];
-  if (policiesEditor()) parts.push(adminButton("Add a contact", () => contactForm(null)));
+  if (policiesWhole()) parts.push(adminButton("Add a contact", () => contactForm(null)));
   box.replaceChildren(...parts);
   if (editing) box.append(editing);  // a form being filled stays as it is
 }

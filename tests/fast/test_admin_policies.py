@@ -319,12 +319,13 @@ def test_who_may_read_preview_and_save(svc: Handlers) -> None:
         )
     assert svc.http.get(FILE, headers=sup).status_code == 200
     assert svc.http.post(f"{FILE}/check", json=text, headers=sup).status_code == 200
-    assert svc.http.put(FILE, json=text, headers=sup).status_code == 403
+    # The whole service's safety leads (supervisors) and admins change them.
+    assert svc.http.put(FILE, json=text, headers=sup).status_code == 200
     assert svc.http.put(FILE, json=text, headers=admin).status_code == 200
     contact = {"name": "Duty manager", "phone": DUTY}
     assert (
         svc.http.put("/api/v1/escalation/contacts/Duty manager", json=contact, headers=sup)
-    ).status_code == 403
+    ).status_code == 200
     # One organisation's admin: the file holds every organisation's contacts, so neither
     # reading nor replacing it; previews within the organisation.
     assert svc.http.get(FILE, headers=org_admin).status_code == 403
