@@ -10,13 +10,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor import qrcodes
 from monitor.audit.service import audit_now
 from monitor.broker_sync import apply_now
 from monitor.config import Settings
 from monitor.deps import RowId, ScopeDep, SettingsDep, StoreDep, Supervisor, client_address
 from monitor.orgs.models import Worker
 from monitor.users.throttle import SignInThrottle
-from worker_app import codes, qr
+from worker_app import codes
 
 router = APIRouter(tags=["worker app"])
 
@@ -114,7 +115,10 @@ def issue_enrolment(
     apply_now(request.app.state)
     link = codes.link(settings, issued.code)
     return EnrolmentOut(
-        link=link, expires_at=issued.expires_at, device_id=issued.device_id, qr_svg=qr.svg(link)
+        link=link,
+        expires_at=issued.expires_at,
+        device_id=issued.device_id,
+        qr_svg=qrcodes.svg(link),
     )
 
 

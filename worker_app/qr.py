@@ -1,5 +1,5 @@
-"""Enrolment links as QR codes: in a terminal, inline SVG, and SVG or PNG files (segno, with
-no image library)."""
+"""Enrolment links as QR codes: in a terminal, and SVG or PNG files (segno, with no image
+library); for a page, monitor.qrcodes."""
 
 from __future__ import annotations
 
@@ -24,15 +24,6 @@ def terminal_text(link: str) -> str:
     out = io.StringIO()
     terminal(link, out)
     return out.getvalue()
-
-
-def svg(link: str) -> str:
-    """The code as an <svg> element, for a page to show (the console's Devices section, as
-    an image). With its namespace: an image made of it is drawn only with one, where an
-    <svg> written into HTML would not need it."""
-    out = io.BytesIO()
-    make(link).save(out, kind="svg", scale=4, xmldecl=False, svgns=True, nl=False)
-    return out.getvalue().decode()
 
 
 def save(link: str, path: Path, kind: str) -> None:

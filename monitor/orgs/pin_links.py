@@ -5,12 +5,10 @@ them; only the link's sha256 and the PINs' argon2 hashes are stored."""
 from __future__ import annotations
 
 import hashlib
-import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import segno
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -38,14 +36,6 @@ def token_hash(token: str) -> str:
 def link(public_url: str, token: str) -> str:
     # In the fragment: a browser never sends it, so no server's or proxy's log holds it.
     return f"{public_url.rstrip('/')}{PAGE}#t={token}"
-
-
-def qr_svg(text: str) -> str:
-    """The link as an <svg> QR code, for the console to show beside it: a document of its own
-    (with its namespace), so that it can be an image's source and never page markup."""
-    out = io.BytesIO()
-    segno.make(text).save(out, kind="svg", scale=4, xmldecl=False, svgclass=None, lineclass=None)
-    return out.getvalue().decode()
 
 
 @dataclass(frozen=True)

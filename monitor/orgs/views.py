@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
+from monitor import qrcodes
 from monitor.deps import (
     ReadSessionDep,
     RowId,
@@ -180,7 +181,7 @@ def issue_pin_link(
             db, worker_id, scope=scope, actor=actor(user), address=client_address(request)
         )
     link = pin_links.link(settings.public_url, issued.token)
-    return PinLinkOut(link=link, expires_at=issued.expires_at, qr_svg=pin_links.qr_svg(link))
+    return PinLinkOut(link=link, expires_at=issued.expires_at, qr_svg=qrcodes.svg(link))
 
 
 # -- teams ------------------------------------------------------------------------------------
