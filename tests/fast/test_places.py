@@ -482,6 +482,10 @@ def test_visits_are_matched_by_the_place_chosen_or_by_distance(world: World) -> 
     start_visit(housing, "v-far", FAR)
     housing.wait_for("visit_started", visit_id="v-far", timeout=10)
     assert visit_place(svc, "pl-north-h", "v-far") == (oak, "position")
+    # About 60 m south and 60 m east: 85 m away, not matched (though within 75 m each way).
+    start_visit(housing, "v-corner", (51.49946, -0.11913))
+    housing.wait_for("visit_started", visit_id="v-corner", timeout=10)
+    assert visit_place(svc, "pl-north-h", "v-corner") == (None, None)
     # About 200 m from both: no place, and the answer says none.
     start_visit(housing, "v-none", (51.5027, -0.1200))
     plain = housing.wait_for("visit_started", visit_id="v-none", timeout=10)
