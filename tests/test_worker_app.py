@@ -430,7 +430,8 @@ def test_a_visit_through_due_to_overdue(svc: Running, phones: Callable[..., Phon
     page = phones().open(base, creds(b))
     connected(page)
     page.click("#visit-new")
-    page.fill("#visit-note", "12 Elm St, flat 3, hostile father")
+    page.fill("#visit-address", "12 Elm St, flat 3")
+    page.fill("#visit-note", "hostile father")
     page.click("#memo-rec")
     expect(page.locator("#memo-state")).to_contain_text("Recording")
     page.wait_for_timeout(1200)  # a memo of about a second
@@ -450,7 +451,7 @@ def test_a_visit_through_due_to_overdue(svc: Running, phones: Callable[..., Phon
             return db.scalar(select(Visit).where(Visit.device_id == b.device_id))
 
     v = wait_until(visit, what="the visit row")
-    assert v.note == "12 Elm St, flat 3, hostile father"
+    assert v.note == "12 Elm St, flat 3 — hostile father"
     assert v.duration_s == 60 and v.memo and v.memo.startswith("memo-")
     assert (v.lat, v.lon) == (pytest.approx(HERE["latitude"]), pytest.approx(HERE["longitude"]))
     wait_until(lambda: verified_clips(svc, device_id=b.device_id) == 1, timeout=15, what="the memo")

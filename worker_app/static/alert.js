@@ -2,7 +2,7 @@
 // plain words, the phone's own fallbacks, listening, and the cancel with a PIN. A cancel and a
 // duress "cancel" are the same here: the app sends the PIN it was given and shows what the
 // service answers, and the service answers both alike.
-import { $, app, battery, openPin, render, text, vibrate } from "./ui.js";
+import { $, app, battery, deviceFetch, openPin, render, text, vibrate } from "./ui.js";
 import { holding, lastFix, locOf, update as updatePositions } from "./positions.js";
 import { Listener } from "./clips.js";
 import { load, save, settings, uuid } from "./store.js";
@@ -177,15 +177,13 @@ async function sendPresses() {
   clearTimeout(pressesTimer);
   const a = app.alert;
   if (!a?.presses?.length || !app.creds) return;
-  const { device_id: dev, secret } = app.creds;
   while (a.presses.length) {
     let res;
     try {
-      res = await fetch(`/api/v1/devices/${encodeURIComponent(dev)}/alerts/${encodeURIComponent(a.id)}/recording`, {
+      res = await deviceFetch(app.creds, `alerts/${encodeURIComponent(a.id)}/recording`, {
         method: "POST",
-        headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`), "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json" },
         body: JSON.stringify(a.presses[0]),
-        cache: "no-store",
       });
     } catch {
       res = null;

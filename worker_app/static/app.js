@@ -2,7 +2,7 @@
 // one-time link, the connection, which screen shows, settings, permissions and Web Push.
 // The protocol is docs/protocol.md; the other modules hold the alert, the visit, the
 // positions, the recordings and the MQTT link with its outbox.
-import { $, app, battery, hooks, setupPinPad, text } from "./ui.js";
+import { $, app, battery, deviceFetch, hooks, setupPinPad, text } from "./ui.js";
 import { freeze, load, save, settings } from "./store.js";
 import { Link } from "./link.js";
 import { Uploader } from "./clips.js";
@@ -38,9 +38,14 @@ function screen() {
   return "home";
 }
 
+let shown = null;
+
 hooks.render = () => {
   const now = screen();
   for (const s of SCREENS) $(`#${s}`).hidden = s !== now;
+  // Another screen starts at its top (its title, what to do), not where the last one was left.
+  if (now !== shown) window.scrollTo(0, 0);
+  shown = now;
   text("#who", app.creds?.worker_name || "");
   $("#open-settings").hidden = !app.creds || now === "settings";
   $("#welcome").hidden = !welcome;
@@ -234,10 +239,9 @@ async function setupPush() {
     const reg = await navigator.serviceWorker.ready;
     const sub = (await reg.pushManager.getSubscription())
       || (await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) }));
-    const { device_id: dev, secret } = app.creds;
-    await fetch(`/api/v1/devices/${encodeURIComponent(dev)}/push`, {
-      method: "POST", cache: "no-store",
-      headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`), "Content-Type": "application/json" },
+    await deviceFetch(app.creds, "push", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify(sub.toJSON()),
     });
   } catch (err) {

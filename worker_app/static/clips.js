@@ -2,6 +2,7 @@
 // visit's voice memo. Each clip is kept in IndexedDB with its sha256 until its bytes are
 // uploaded (HTTP PUT, Basic auth) and its `evidence` message is in the outbox.
 import { clips, settings, uuid } from "./store.js";
+import { deviceFetch } from "./ui.js";
 
 const TYPES = [
   ["audio/webm;codecs=opus", "webm"],
@@ -140,14 +141,12 @@ export class Uploader {
   }
 
   async upload(clip) {
-    const { device_id: dev, secret } = this.creds;
     let res;
     try {
-      res = await fetch(`/api/v1/devices/${encodeURIComponent(dev)}/evidence/${encodeURIComponent(clip.id)}`, {
+      res = await deviceFetch(this.creds, `evidence/${encodeURIComponent(clip.id)}`, {
         method: "PUT",
-        headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`), "Content-Type": "application/octet-stream" },
+        headers: { "Content-Type": "application/octet-stream" },
         body: clip.data,
-        cache: "no-store",
       });
     } catch {
       return false;

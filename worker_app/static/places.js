@@ -3,7 +3,7 @@
 // cautions at the address shown before the visit starts and while it is open. The search is a
 // help, never a step: it fails quietly, never holds anything up, and the worker's own words
 // always do instead.
-import { $, app, text } from "./ui.js";
+import { $, app, deviceFetch, text } from "./ui.js";
 
 const PAUSE_MS = 250;       // a pause in the typing before the search goes
 const GIVE_UP_MS = 6000;    // an answer slower than this is not waited for
@@ -128,18 +128,13 @@ function drop() {
 
 async function search(q) {
   drop();
-  const { device_id: dev, secret } = app.creds || {};
-  if (!dev) return;
+  if (!app.creds) return;
   const ask = new AbortController();
   pending = ask;
   const late = setTimeout(() => ask.abort(), GIVE_UP_MS);
   let places = null;
   try {
-    const res = await fetch(`/api/v1/devices/${encodeURIComponent(dev)}/places?q=${encodeURIComponent(q)}`, {
-      headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`) },
-      cache: "no-store",
-      signal: ask.signal,
-    });
+    const res = await deviceFetch(app.creds, `places?q=${encodeURIComponent(q)}`, { signal: ask.signal });
     if (res.ok) places = cleanPlaces(await res.json());
   } catch {
     places = null;  // no network, too slow, or not JSON: the same to the worker

@@ -22,6 +22,20 @@ export function vibrate(pattern) {
   try { navigator.vibrate?.(pattern); } catch { /* not on this phone */ }
 }
 
+// A request to the service's routes for this phone, with its own credentials (HTTP Basic).
+// Never with the browser's: a refusal (401, once this phone has been switched off) then comes
+// back as an answer, instead of the browser's sign-in prompt over the app or a request left
+// hanging until someone answers it.
+export function deviceFetch(creds, path, init = {}) {
+  const { device_id: dev, secret } = creds;
+  return fetch(`/api/v1/devices/${encodeURIComponent(dev)}/${path}`, {
+    cache: "no-store",
+    ...init,
+    credentials: "omit",
+    headers: { Authorization: "Basic " + btoa(`${dev}:${secret}`), ...(init.headers || {}) },
+  });
+}
+
 export function text(sel, value) { $(sel).textContent = value ?? ""; }
 
 export function battery() {

@@ -244,6 +244,8 @@ export function draw() {
   if (!v) {
     for (const sel of ["#visit-note-shown", "#visit-left", "#visit-due-at", "#visit-msg"]) text(sel, "");
     places.drawCautions($("#visit-cautions"), null, []);
+    $("#visit-cautions-link").hidden = true;
+    text("#visit-cautions-link", "");
     cautionsShown = "";
     section.removeAttribute("data-late");
     sound(false);
@@ -268,6 +270,10 @@ function drawVisitCautions(v) {
   if (now === cautionsShown) return;
   cautionsShown = now;
   places.drawCautions($("#visit-cautions"), v.place, v.cautions);
+  const kinds = [...new Set((v.cautions || []).map((c) => c.label))];
+  const link = $("#visit-cautions-link");
+  link.hidden = !v.place || !kinds.length;
+  link.textContent = kinds.length ? `Cautions at this address: ${kinds.join(", ")}. Read them ↓` : "";
 }
 
 export function isDue() { return app.visit?.stage === "due"; }
@@ -297,6 +303,7 @@ export function setup() {
   $("#visit-extend-30").addEventListener("click", () => extend(30));
   $("#visit-end").addEventListener("click", askEnd);
   $("#visit-help").addEventListener("click", help);
+  $("#visit-cautions-link").addEventListener("click", () => $("#visit-cautions").scrollIntoView({ block: "start" }));
   $("#due-checkin").addEventListener("click", checkin);
   $("#due-extend").addEventListener("click", () => extend(15));
   $("#due-end").addEventListener("click", askEnd);
