@@ -41,6 +41,7 @@ from monitor.health import Status, cause_of
 from monitor.orgs.scope import Scope
 from monitor.security import read_token
 from monitor.users.models import User
+from monitor.users.service import signs_in
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class Hub:
             return None
         with self.store.session() as db:
             user = db.get(User, claims.user_id)
-            if user is None or not user.active:
+            if user is None or not signs_in(user, claims):
                 return None
             return claims.expires, Scope(user.org_id, user.team_id)
 

@@ -20,6 +20,7 @@ from monitor.evidence.storage import EvidenceStore
 from monitor.orgs.scope import Scope
 from monitor.security import read_token, verify_device_secret
 from monitor.users.models import Role, User
+from monitor.users.service import signs_in
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
 basic = HTTPBasic(realm="vigil-devices")
@@ -103,7 +104,7 @@ def current_user(
         raise unauthorised
     with store.session() as db:
         user = db.get(User, claims.user_id)
-        if user is None or not user.active:
+        if user is None or not signs_in(user, claims):
             raise unauthorised
         return user
 

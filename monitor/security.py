@@ -92,7 +92,14 @@ def verify_device_secret(stored: str, given: str) -> bool:
 
 def make_token(secret_key: str, subject: str, role: str, ttl_s: int) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": subject, "role": role, "iat": now, "exp": now + timedelta(seconds=ttl_s)}
+    # `iat` to the microsecond, not PyJWT's whole seconds: a session ended (a new password,
+    # the account disabled) must end every token issued before it, even in the same second.
+    claims = {
+        "sub": subject,
+        "role": role,
+        "iat": now.timestamp(),
+        "exp": now + timedelta(seconds=ttl_s),
+    }
     return jwt.encode(claims, secret_key, algorithm="HS256")
 
 
@@ -103,6 +110,7 @@ _USER_ID = re.compile(r"[1-9][0-9]{0,9}")
 @dataclass(frozen=True)
 class TokenClaims:
     user_id: int
+    issued: float  # seconds since the epoch
     expires: float  # seconds since the epoch
 
 
@@ -112,12 +120,12 @@ def read_token(secret_key: str, token: str) -> TokenClaims | None:
     is refused rather than accepted for ever."""
     try:
         claims = jwt.decode(
-            token, secret_key, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+            token, secret_key, algorithms=["HS256"], options={"require": ["exp", "iat", "sub"]}
         )
     except jwt.PyJWTError:
         return None
-    # PyJWT has checked that `exp` is a number and `sub` a string.
+    # PyJWT has checked that `exp` and `iat` are numbers and `sub` a string.
     sub = claims["sub"]
     if not _USER_ID.fullmatch(sub) or int(sub) > MAX_ROW_ID:
         return None
-    return TokenClaims(int(sub), float(claims["exp"]))
+    return TokenClaims(int(sub), float(claims["iat"]), float(claims["exp"]))

@@ -209,11 +209,13 @@ def test_a_token_without_expiry_or_user_id_is_refused(svc: Running) -> None:
         uid = db.scalars(select(User.id).where(User.username == "claims-op")).one()
     later = int(time.time()) + 3600
     key = svc.settings.secret_key
-    fine = {"sub": str(uid), "role": "operator", "exp": later}
+    fine = {"sub": str(uid), "role": "operator", "iat": time.time(), "exp": later}
     good = jwt.encode(fine, key, algorithm="HS256")
     assert svc.http.get("/api/v1/auth/me", headers=_auth(good)).status_code == 200
     wrong = [
-        {"sub": str(uid), "role": "operator"},  # no expiry: would be good for ever
+        {"sub": str(uid), "role": "operator", "iat": time.time()},  # no expiry: good for ever
+        # No time of issue: nothing says whether the user's sessions ended after it.
+        {"sub": str(uid), "role": "operator", "exp": later},
         {"sub": "op", "role": "operator", "exp": later},
         {"sub": "", "exp": later},
         {"sub": f"{uid}.0", "exp": later},
@@ -223,7 +225,7 @@ def test_a_token_without_expiry_or_user_id_is_refused(svc: Running) -> None:
         {"sub": "9" * 40, "exp": later},
         {"sub": uid, "exp": later},  # a number, not a string
         {"role": "operator", "exp": later},  # no subject
-        {"sub": str(uid), "exp": int(time.time()) - 10},  # expired
+        {"sub": str(uid), "iat": time.time() - 20, "exp": int(time.time()) - 10},  # expired
     ]
     for claims in wrong:
         token = jwt.encode(claims, key, algorithm="HS256")

@@ -23,6 +23,7 @@ from monitor.users.service import (
     check_full_name,
     check_password,
     check_phone,
+    end_sessions,
     placement,
 )
 
@@ -252,6 +253,8 @@ def set_active(
     if user.active == active:
         return
     user.active = active
+    if not active:
+        end_sessions(user)
     audit(
         db,
         actor_of(by),
@@ -270,6 +273,7 @@ def set_password(
         _allow(by, Placement.of(user))
     check_password(password)
     user.password_hash = hash_secret(password)
+    end_sessions(user)  # whoever knew the old password is signed out too
     audit(db, actor_of(by), "user_password_set", user.username, address=address)
 
 

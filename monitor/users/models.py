@@ -33,6 +33,9 @@ class User(Base):
     # Their own phone (E.164), rung first when they call someone from an alert; "" for none.
     phone: Mapped[str] = mapped_column(String(32), default="", server_default="")
     active: Mapped[bool] = mapped_column(default=True)
+    # Sessions signed in before this have ended (a new password, the account disabled): a
+    # token issued earlier no longer signs anyone in, even once the account is enabled again.
+    sessions_from: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

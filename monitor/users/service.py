@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.db import utcnow
 from monitor.orgs.models import Organisation, Team
 from monitor.phones import is_e164
-from monitor.security import hash_secret, verify_nobody, verify_secret
+from monitor.security import TokenClaims, hash_secret, verify_nobody, verify_secret
 from monitor.users.models import Role, User
 
 MIN_PASSWORD = 10
@@ -127,7 +128,24 @@ def set_active(db: Session, username: str, active: bool) -> User:
     if user is None:
         raise UserError(f"no user {username}")
     user.active = active
+    if not active:
+        end_sessions(user)
     return user
+
+
+def end_sessions(user: User) -> None:
+    """Every session the user has signed in to ends now: a new password, or a disabled
+    account (whose old tokens must not come back to life when it is enabled again)."""
+    user.sessions_from = utcnow()
+
+
+def signs_in(user: User, claims: TokenClaims) -> bool:
+    """Whether a valid token with these claims still signs its user in, for the API and the
+    consoles' websocket alike: the account is enabled, and the token was issued after its
+    sessions last ended."""
+    if not user.active:
+        return False
+    return user.sessions_from is None or claims.issued > user.sessions_from.timestamp()
 
 
 def authenticate(db: Session, username: str, password: str) -> User | None:

@@ -113,7 +113,9 @@ def test_a_disabled_user_is_refused_everywhere_at_once(
     r = svc.http.post("/api/v1/auth/token", data={"username": "leaver", "password": PASSWORD})
     assert r.status_code == 401
     assert cli.invoke(app, ["user", "enable", "leaver"]).exit_code == 0
-    assert svc.http.get("/api/v1/alerts", headers=headers).status_code == 200
+    # Enabled again, they sign in anew: the disable ended the session they had.
+    assert svc.http.get("/api/v1/alerts", headers=headers).status_code == 401
+    assert svc.http.get("/api/v1/alerts", headers=svc.login("leaver")).status_code == 200
     assert cli.invoke(app, ["user", "disable", "nobody"]).exit_code == 1
     log = svc.http.get("/api/v1/audit", headers=svc.user("boss", Role.ADMIN)).json()
     assert [e["action"] for e in log if e["target"] == "leaver"][:2] == [

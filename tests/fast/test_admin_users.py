@@ -288,9 +288,33 @@ def test_a_change_applies_to_the_users_token_at_once(
     r = svc.http.post("/api/v1/auth/token", data={"username": "lead", "password": PASSWORD})
     assert r.status_code == 401
     assert svc.http.post(f"/api/v1/users/{lead_id}/enable", headers=admin).status_code == 200
-    assert svc.http.get("/api/v1/alerts", headers=lead).status_code == 200
+    # Enabled again, the account signs in anew: the sessions it had ended with the disable.
+    assert svc.http.get("/api/v1/alerts", headers=lead).status_code == 401
+    again = svc.login("lead")
+    assert svc.http.get("/api/v1/alerts", headers=again).status_code == 200
+    # A new password ends every session signed in with the old one, websockets included.
+    with console_socket(svc.http, bearer(again)) as ws:
+        assert '"kind": "snapshot"' in ws.receive_text()
+        r = svc.http.put(
+            f"/api/v1/users/{lead_id}/password",
+            json={"password": "a new long one 42"},
+            headers=admin,
+        )
+        assert r.status_code == 204, r.text
+        try:
+            while True:
+                ws.receive_text()
+        except WebSocketDisconnect as closed:
+            assert closed.code == 4401
+    assert svc.http.get("/api/v1/alerts", headers=again).status_code == 401
+    r = svc.http.post(
+        "/api/v1/auth/token", data={"username": "lead", "password": "a new long one 42"}
+    )
+    assert r.status_code == 200
+    fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert svc.http.get("/api/v1/alerts", headers=fresh).status_code == 200
     actions = [e.action for e in _audit(svc) if e.target == "lead"]
-    assert actions[-3:] == ["user_changed", "user_disabled", "user_enabled"]
+    assert actions[-4:] == ["user_changed", "user_disabled", "user_enabled", "user_password_set"]
 
 
 def test_the_command_line_lists_and_changes_users_through_the_same_rules(svc: Running) -> None:
