@@ -19,6 +19,7 @@ from monitor.cli import (
     db,
     device,
     evidence,
+    fleet,
     locations,
     mosquitto,
     service,
@@ -70,6 +71,7 @@ app.add_typer(user.app, name="user")
 app.add_typer(worker.app, name="worker")
 app.add_typer(worker.teams, name="team")
 app.add_typer(device.app, name="device")
+app.add_typer(fleet.app, name="fleet")
 app.add_typer(audit.app, name="audit")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(locations.app, name="locations")

@@ -38,6 +38,20 @@ def credentials_changed(db: Session) -> None:
     )
 
 
+# The kinds a device can be added as (a phone line, gateways/line, is made by its own command).
+ADDED_KINDS = ("badge", "phone", OSMAND, OWNTRACKS)
+
+
+def check_new_device(device_id: str, kind: str, heartbeat_interval_s: int) -> None:
+    """What a new device must be, whatever adds it (one, or a whole fleet from a file)."""
+    if not DEVICE_RE.match(device_id):
+        raise DeviceError("device id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+    if kind not in ADDED_KINDS:
+        raise DeviceError(f"kind must be {', '.join(ADDED_KINDS[:-1])} or {ADDED_KINDS[-1]}")
+    if heartbeat_interval_s < 10:
+        raise DeviceError("heartbeat interval must be at least 10 s")
+
+
 def add_device(
     db: Session,
     device_id: str,
@@ -47,16 +61,11 @@ def add_device(
     heartbeat_interval_s: int = 300,
 ) -> tuple[Device, str]:
     """Register a device; returns it with its new secret, which is never stored in clear."""
-    if not DEVICE_RE.match(device_id):
-        raise DeviceError("device id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+    check_new_device(device_id, kind, heartbeat_interval_s)
     if db.get(Device, device_id) is not None:
         raise DeviceExists(f"device {device_id} already exists")
     if worker_id is not None and db.get(Worker, worker_id) is None:
         raise DeviceError(f"no worker {worker_id}")
-    if kind not in ("badge", "phone", OSMAND, OWNTRACKS):
-        raise DeviceError(f"kind must be badge, phone, {OSMAND} or {OWNTRACKS}")
-    if heartbeat_interval_s < 10:
-        raise DeviceError("heartbeat interval must be at least 10 s")
     secret = _new_secret(kind)
     device = Device(
         id=device_id,

@@ -63,10 +63,15 @@ class Pins(BaseModel):
     @field_validator("duress_pin")
     @classmethod
     def _differs(cls, value: str, info: ValidationInfo) -> str:
-        # A duress PIN that also cancels would leave the worker no silent call for help.
-        if info.data.get("cancel_pin") == value:
-            raise PydanticCustomError("pins", "the cancel PIN and the duress PIN must differ")
+        duress_differs(value, info)
         return value
+
+
+def duress_differs(duress: str | None, info: ValidationInfo) -> str | None:
+    """A duress PIN that also cancels would leave the worker no silent call for help."""
+    if duress is not None and info.data.get("cancel_pin") == duress:
+        raise PydanticCustomError("pins", "the cancel PIN and the duress PIN must differ")
+    return duress
 
 
 def _same(value: str, info: ValidationInfo, pin: str, what: str) -> str:

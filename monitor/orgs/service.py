@@ -4,6 +4,7 @@ so both refuse the same things in the same words."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -226,10 +227,23 @@ def pins_set(worker: Worker) -> bool:
     return bool(worker.cancel_pin_hash and worker.duress_pin_hash)
 
 
+@dataclass(frozen=True)
+class PinHashes:
+    """A worker's PINs as they are kept: argon2 hashes, slow to make on purpose, so a whole
+    fleet's are made side by side (argon2 lets go of Python's lock while it works)."""
+
+    cancel: str
+    duress: str
+
+    @classmethod
+    def of(cls, pins: Pins) -> PinHashes:
+        return cls(hash_pin(pins.cancel_pin), hash_pin(pins.duress_pin))
+
+
 def insert_worker(
     db: Session,
     fields: WorkerFields,
-    pins: Pins | None,
+    pins: Pins | PinHashes | None,
     *,
     org_id: int,
     team_id: int | None,
@@ -243,9 +257,10 @@ def insert_worker(
         name=fields.name,
         phone=fields.phone,
         responder_notes=fields.responder_notes,
-        cancel_pin_hash=hash_pin(pins.cancel_pin) if pins else "",
-        duress_pin_hash=hash_pin(pins.duress_pin) if pins else "",
     )
+    hashes = PinHashes.of(pins) if isinstance(pins, Pins) else pins
+    worker.cancel_pin_hash = hashes.cancel if hashes else ""
+    worker.duress_pin_hash = hashes.duress if hashes else ""
     db.add(worker)
     db.flush()
     if actor is not None:

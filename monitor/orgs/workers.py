@@ -13,6 +13,7 @@ from monitor.orgs.models import Organisation, Team, Worker
 from monitor.orgs.schemas import NewWorker, Pins, WorkerEdit, WorkerOut
 from monitor.orgs.scope import Scope
 from monitor.orgs.service import (
+    PinHashes,
     apply_changes,
     insert_worker,
     pins_set,
@@ -20,7 +21,6 @@ from monitor.orgs.service import (
     visible_team,
     visible_worker,
 )
-from monitor.security import hash_pin
 
 
 def list_workers(
@@ -124,5 +124,5 @@ def set_pins(
 
 
 def store_pins(worker: Worker, pins: Pins) -> None:
-    worker.cancel_pin_hash = hash_pin(pins.cancel_pin)
-    worker.duress_pin_hash = hash_pin(pins.duress_pin)
+    hashes = PinHashes.of(pins)
+    worker.cancel_pin_hash, worker.duress_pin_hash = hashes.cancel, hashes.duress

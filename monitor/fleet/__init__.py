@@ -1,0 +1,1 @@
+"""A whole fleet at once: workers and their devices from one file, checked whole first."""
