@@ -120,7 +120,8 @@ def main() -> None:
     per = took / n * 1e3
     print(f"  vigil fleet import:            {took:7.1f} s  ({per:.2f} ms a device)")
     print(
-        f"  anchor, bulk insert of rows:   {anchor:7.1f} s  -> import / anchor = {took / anchor:.1f}"
+        f"  anchor, bulk insert of rows:   {anchor:7.1f} s  "
+        f"-> import / anchor = {took / anchor:.1f}"
     )
     if pins:
         print(
