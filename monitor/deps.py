@@ -1,13 +1,16 @@
-"""FastAPI dependencies: the store session, the signed-in user, role checks, device auth."""
+"""FastAPI dependencies: the store session, the signed-in user, role checks, device auth; and
+the route class of routes that take PINs and passwords."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -178,3 +181,24 @@ def current_device(
 
 
 CurrentDevice = Annotated[Device, Depends(current_device)]
+
+
+class Unechoed(APIRoute):
+    """Validation refusals without the values refused (FastAPI puts each in `input`, and for
+    a missing field the whole body): what was typed may be a PIN or a password, and neither
+    is ever sent back. For the routers of workers' PINs and of users' accounts."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as e:
+                kept = [
+                    {k: v for k, v in err.items() if k in ("loc", "msg", "type")}
+                    for err in e.errors()
+                ]
+                raise RequestValidationError(kept) from None
+
+        return route

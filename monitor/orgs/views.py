@@ -4,15 +4,13 @@ pin_links.py; here only who is asking, and the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from monitor import qrcodes
@@ -24,6 +22,7 @@ from monitor.deps import (
     SessionDep,
     SettingsDep,
     Supervisor,
+    Unechoed,
     client_address,
 )
 from monitor.orgs import pin_links, service, workers
@@ -48,26 +47,6 @@ from monitor.orgs.schemas import (
 from monitor.users.models import User
 
 STATIC = Path(__file__).parent / "static"
-
-
-class Unechoed(APIRoute):
-    """Validation refusals without the values refused (FastAPI puts each in `input`): what
-    was typed here may be a PIN, and a PIN is never sent back."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as e:
-                kept = [
-                    {k: v for k, v in err.items() if k in ("loc", "msg", "type")}
-                    for err in e.errors()
-                ]
-                raise RequestValidationError(kept) from None
-
-        return route
 
 
 @contextmanager

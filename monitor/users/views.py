@@ -21,6 +21,7 @@ from monitor.deps import (
     SettingsDep,
     StoreDep,
     Supervisor,
+    Unechoed,
     client_address,
 )
 from monitor.orgs.models import Organisation, Team
@@ -85,7 +86,8 @@ def me(user: CurrentUser) -> UserOut:
 
 # Accounts in the console's Admin tab: who may do what to whom is decided in
 # monitor/users/accounts.py, as for `vigil user`.
-accounts_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+# Unechoed: a refused body is answered without what was typed, which holds a password.
+accounts_router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=Unechoed)
 
 
 def write(request: Request, store: Store, by: User, act: Callable[[Session], UserRow]) -> UserRow:

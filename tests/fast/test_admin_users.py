@@ -150,6 +150,25 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert len(_audit(svc)) == logged
 
 
+def test_a_refused_body_does_not_echo_the_password(svc: Running) -> None:
+    # FastAPI puts what it refused in `input`: for a missing field the whole body, with the
+    # password in it; for a password too long, the password itself.
+    admin = svc.user("boss", Role.ADMIN)
+    long = "p" * 1001
+    without_role = {k: v for k, v in _new().items() if k != "role"}
+    for path, method, body, secret in [
+        ("/api/v1/users", "POST", without_role, PASSWORD),
+        ("/api/v1/users", "POST", _new(password=long), long),
+        ("/api/v1/users", "POST", _new(extra="x"), PASSWORD),
+        (f"/api/v1/users/{_id(svc, 'boss')}/password", "PUT", {"password": long}, long),
+        (f"/api/v1/users/{_id(svc, 'boss')}/password", "PUT", {"pw": PASSWORD}, PASSWORD),
+    ]:
+        r = svc.http.request(method, path, json=body, headers=admin)
+        assert r.status_code == 422, r.text
+        assert secret not in r.text and '"input"' not in r.text
+        assert r.json()["detail"][0]["loc"][0] == "body"  # still says where
+
+
 def test_a_supervisor_manages_operators_and_narrower_supervisors_in_scope(svc: Running) -> None:
     _orgs(svc)
     svc.user("boss", Role.ADMIN)
