@@ -115,6 +115,12 @@ def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def no_store(response: Response) -> None:
+    """For an answer that carries a credential shown once (a device's secret, an enrolment
+    code, a PIN link): no cache on the way may keep it."""
+    response.headers["Cache-Control"] = "no-store"
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 

@@ -156,6 +156,7 @@ def test_a_link_redeems_once_for_a_secret_the_broker_takes_at_once(
 
         r = svc.http.post("/api/v1/app/enrol", json={"code": code})
         assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "no-store"  # the device's secret
         got = r.json()
         assert set(got) == {
             "device_id",

@@ -7,14 +7,22 @@ import math
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import qrcodes
 from monitor.audit.service import audit_now
 from monitor.broker_sync import apply_now
 from monitor.config import Settings
-from monitor.deps import RowId, ScopeDep, SettingsDep, StoreDep, Supervisor, client_address
+from monitor.deps import (
+    RowId,
+    ScopeDep,
+    SettingsDep,
+    StoreDep,
+    Supervisor,
+    client_address,
+    no_store,
+)
 from monitor.orgs.models import Worker
 from monitor.users.throttle import SignInThrottle
 from worker_app import codes
@@ -52,7 +60,9 @@ class EnrolmentOut(BaseModel):
         429: {"description": "Too many refused codes from this address"},
     },
 )
-def enrol(body: EnrolIn, request: Request, store: StoreDep, settings: SettingsDep) -> EnrolOut:
+def enrol(
+    body: EnrolIn, request: Request, response: Response, store: StoreDep, settings: SettingsDep
+) -> EnrolOut:
     """Exchange a one-time enrolment code for the app's device id and secret. Each code
     works once: the secret is made for this answer and is kept nowhere else."""
     throttle: SignInThrottle = request.app.state.enrol_throttle
@@ -75,6 +85,7 @@ def enrol(body: EnrolIn, request: Request, store: StoreDep, settings: SettingsDe
         raise HTTPException(refused.status, refused.reason) from None
     throttle.succeeded(key)
     apply_now(request.app.state)
+    no_store(response)
     return EnrolOut(
         device_id=done.device_id,
         secret=done.secret,
@@ -93,6 +104,7 @@ def enrol(body: EnrolIn, request: Request, store: StoreDep, settings: SettingsDe
 def issue_enrolment(
     worker_id: RowId,
     request: Request,
+    response: Response,
     user: Supervisor,
     scope: ScopeDep,
     store: StoreDep,
@@ -114,6 +126,7 @@ def issue_enrolment(
         )
     apply_now(request.app.state)
     link = codes.link(settings, issued.code)
+    no_store(response)
     return EnrolmentOut(
         link=link,
         expires_at=issued.expires_at,

@@ -23,6 +23,7 @@ from monitor.deps import (
     StoreDep,
     Supervisor,
     client_address,
+    no_store,
 )
 from monitor.devices import admin
 from monitor.devices.models import DeviceOut
@@ -108,11 +109,6 @@ def answered() -> Iterator[None]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
 
 
-def _no_store(response: Response) -> None:
-    # A secret in an answer: no cache on the way may keep it.
-    response.headers["Cache-Control"] = "no-store"
-
-
 def _actor(user: User) -> str:
     return f"user:{user.username}"
 
@@ -157,7 +153,7 @@ def _issued(
     public_url: str,
 ) -> DeviceIssued:
     apply_now(request.app.state)
-    _no_store(response)
+    no_store(response)
     cred = admin.credential(row.id, row.kind, secret, public_url)
     return DeviceIssued(device=_named(store, row), credential=CredentialOut(**asdict(cred)))
 

@@ -24,6 +24,7 @@ from monitor.deps import (
     Supervisor,
     Unechoed,
     client_address,
+    no_store,
 )
 from monitor.orgs import pin_links, service, workers
 from monitor.orgs.errors import Refused
@@ -148,6 +149,7 @@ def set_pins(
 def issue_pin_link(
     worker_id: RowId,
     request: Request,
+    response: Response,
     db: SessionDep,
     user: Supervisor,
     scope: ScopeDep,
@@ -160,6 +162,7 @@ def issue_pin_link(
             db, worker_id, scope=scope, actor=actor(user), address=client_address(request)
         )
     link = pin_links.link(settings.public_url, issued.token)
+    no_store(response)
     return PinLinkOut(link=link, expires_at=issued.expires_at, qr_svg=qrcodes.svg(link))
 
 

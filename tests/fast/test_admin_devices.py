@@ -278,6 +278,7 @@ def test_a_supervisor_enrols_a_phone_of_their_team_with_its_qr_code(svc: Handler
     r = svc.http.post(f"/api/v1/workers/{mine}/enrolments", headers=lead)
     assert r.status_code == 201 and r.json()["qr_svg"].startswith("<svg")
     assert "#enrol=" in r.json()["link"]
+    assert r.headers["cache-control"] == "no-store"  # a one-time code: kept by no cache
     app_device = r.json()["device_id"]
     listed = svc.http.get(f"/api/v1/devices?worker_id={mine}&kind=phone", headers=lead).json()
     assert [d["id"] for d in listed] == [app_device]

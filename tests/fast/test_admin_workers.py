@@ -356,6 +356,8 @@ def test_teams_and_organisations(svc: Handlers, orgs: dict[str, int]) -> None:
 def _link(svc: Handlers, who: dict[str, str], worker_id: int) -> str:
     r = svc.http.post(f"/api/v1/workers/{worker_id}/pin-links", headers=who)
     assert r.status_code == 201, r.text
+    # A one-time credential: no cache on the way may keep the answer.
+    assert r.headers["cache-control"] == "no-store"
     body = r.json()
     assert body["link"].startswith(svc.settings.public_url.rstrip("/") + "/pins#t=")
     assert body["qr_svg"].startswith("<svg")
