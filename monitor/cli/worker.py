@@ -164,16 +164,23 @@ def team_add(
     org: Annotated[str, typer.Option(help="Organisation name (made if new).")] = "Default",
 ) -> None:
     """Add a team to an organisation."""
-    from monitor.orgs.schemas import TeamIn
+    from sqlalchemy import select
+
+    from monitor.orgs.models import Organisation
+    from monitor.orgs.schemas import OrgIn, TeamIn
     from monitor.orgs.scope import EVERYTHING
-    from monitor.orgs.service import add_team, get_or_create_org
+    from monitor.orgs.service import add_org, add_team
 
     try:
-        spec = TeamIn(name=name)
+        spec, org_spec = TeamIn(name=name), OrgIn(name=org)
     except ValidationError as e:
         raise fail(refusal(e)) from None
     with changing() as db:
-        org_row = get_or_create_org(db, org)
+        # A new organisation is made as the console's administrators make one: checked and
+        # audited (organisation_added).
+        org_row = db.scalar(
+            select(Organisation).where(Organisation.name == org_spec.name)
+        ) or add_org(db, org_spec, scope=EVERYTHING, actor="cli")
         t = add_team(db, spec.name, org_id=org_row.id, scope=EVERYTHING, actor="cli")
         typer.echo(f"team {t.id} added: {t.name} ({org_row.name})")
 

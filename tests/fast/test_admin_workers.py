@@ -533,3 +533,19 @@ def test_cli_teams(vigil) -> None:  # type: ignore[no-untyped-def]
     vigil("team", "add", "Housing", "--org", SOUTH)
     lines = vigil("team", "list", "--org", SOUTH).output.splitlines()
     assert lines[1].split() == ["2", "Housing", "South", "Trust", "0"]
+    # An organisation the command makes is made as the console's administrators make one:
+    # checked, and in the audit log.
+    with vigil.store().session() as db:
+        entries = [
+            (e.actor, e.action, e.details.get("name"))
+            for e in db.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
+    assert entries == [
+        ("cli", "organisation_added", NORTH),
+        ("cli", "team_added", "Housing"),
+        ("cli", "organisation_added", SOUTH),
+        ("cli", "team_added", "Housing"),
+    ]
+    assert "name" in vigil("team", "add", "Nursing", "--org", " ", ok=False).output
+    with vigil.store().session() as db:
+        assert len(db.scalars(select(Organisation)).all()) == 2
