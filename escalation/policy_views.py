@@ -1,5 +1,6 @@
 """The escalation policy file over the API: read it (structured, or as YAML to download),
-check it, replace it whole (admins), and preview who an alert would reach and when."""
+check it, replace it whole (supervisors and admins of the whole service), and preview who an
+alert would reach and when (any supervisor or admin, within their scope)."""
 
 from __future__ import annotations
 

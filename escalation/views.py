@@ -1,5 +1,5 @@
-"""The escalation API: policies and contacts (read by supervisors, changed by admins), an
-alert's notifications and the outbox (everyone signed in)."""
+"""The escalation API: policies and contacts (supervisors and admins of the whole service),
+an alert's notifications and the outbox (everyone signed in)."""
 
 from __future__ import annotations
 
