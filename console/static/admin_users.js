@@ -5,7 +5,7 @@
 // the form (admin.js), and what people typed goes on the page as text only.
 "use strict";
 
-const users = { pane: null, rows: [], scopes: [], editing: null };
+const users = { pane: null, rows: [], scopes: [], roles: new Set(), editing: null };
 
 adminSection({ id: "users", label: "Users", roles: ["admin", "supervisor"], open: openUsers });
 
@@ -41,8 +41,11 @@ function usersScopeOptions(also) {
   return [...seen];
 }
 
-function usersRoleOptions() {
-  return ["operator", "supervisor", "admin"].map((r) => [r, word("role", r)]);
+// The roles this person may give (from /users/choices: a team's supervisor, only operators),
+// plus `also`, the role an account has now.
+function usersRoleOptions(also) {
+  return ["operator", "supervisor", "admin"].filter((r) => users.roles.has(r) || r === also)
+    .map((r) => [r, word("role", r)]);
 }
 
 // A box of the section's pane (not of the document: the pane is built afresh at a sign-in).
@@ -54,6 +57,7 @@ async function loadUsers() {
   if (pane !== users.pane) return;  // built afresh meanwhile: that load draws it
   users.rows = rows;
   users.scopes = choices.map((c) => ({ org: c.org, team: c.team }));
+  users.roles = new Set(choices.map((c) => c.role));
   usersDrawList();
   usersDrawAdd();
   // The open forms keep what they say; an account no longer listed closes them.
@@ -64,10 +68,13 @@ function usersDrawList() {
   const box = usersPart("au-list");
   const cells = users.rows.map((u) => {
     const acts = el("span");
-    acts.append(adminButton("Change", () => usersDrawEdit(u)),
-      u.active
+    acts.append(adminButton("Change", () => usersDrawEdit(u)));
+    // Nobody disables their own account (the service refuses it): no button for it.
+    if (u.username !== state.me.username) {
+      acts.append(u.active
         ? adminButton("Disable", () => usersSetActive(u, false))
         : adminButton("Enable", () => usersSetActive(u, true)));
+    }
     return [u.username, u.full_name, word("role", u.role), usersScopeText(u.org, u.team),
       u.phone || "—", u.active ? "Active" : "Disabled", acts];
   });
@@ -114,7 +121,7 @@ function usersDrawAdd() {
     fields: [
       { name: "username", label: "Username", required: true, attrs: { maxlength: "100", autocomplete: "off" } },
       { name: "full_name", label: "Full name", attrs: { maxlength: "200" } },
-      { name: "role", label: "Role", type: "select", options: usersRoleOptions(), value: "operator" },
+      { name: "role", label: "Role", type: "select", options: usersRoleOptions(null), value: "operator" },
       { name: "scope", label: "Sees", type: "select", options: scopes, value: scopes[0]?.[0] },
       { name: "phone", label: "Their phone (E.164)", type: "tel", attrs: { placeholder: "+447700900123", maxlength: "32" } },
       { name: "password", label: "Password (at least 10 characters)", type: "password", required: true, attrs: { autocomplete: "new-password" } },
@@ -146,7 +153,7 @@ function usersDrawEdit(u) {
     className: "au-change",
     fields: [
       { name: "full_name", label: "Full name", value: u.full_name, attrs: { maxlength: "200" } },
-      { name: "role", label: "Role", type: "select", options: usersRoleOptions(), value: u.role },
+      { name: "role", label: "Role", type: "select", options: usersRoleOptions(u.role), value: u.role },
       { name: "scope", label: "Sees", type: "select", options: scopes, value: JSON.stringify([u.org, u.team]) },
       { name: "phone", label: "Their phone (E.164)", type: "tel", value: u.phone, help: "Rung first when they call someone from an alert.", attrs: { maxlength: "32" } },
     ],

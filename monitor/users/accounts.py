@@ -245,9 +245,11 @@ def set_active(
 ) -> None:
     """Disable (sign-in, the API and the console refuse them at once; an open console is
     closed at its next look-up) or enable an account."""
-    _allow(by, Placement.of(user))
+    # Said first: to a supervisor, their own account is also a peer's, and "not their peers"
+    # would not tell them why.
     if not active and by is not None and by.id == user.id:
         raise UserRefused("you cannot disable your own account")
+    _allow(by, Placement.of(user))
     if not active:
         _keep_an_admin(db, user, Placement.of(user), False)
     if user.active == active:

@@ -248,6 +248,10 @@ def test_a_team_supervisor_makes_only_operators_of_the_team(svc: Running) -> Non
     r = svc.http.post("/api/v1/users", json=_new(org=NORTH, team="A"), headers=team_lead)
     assert r.status_code == 201, r.text
     assert svc.http.get("/api/v1/users", headers=svc.user("op", Role.OPERATOR)).status_code == 403
+    # Their own account is also a peer's: the refusal says which rule they met.
+    r = svc.http.post(f"/api/v1/users/{_id(svc, 'team-lead')}/disable", headers=team_lead)
+    assert r.status_code == 403 and "cannot disable your own account" in r.text, r.text
+    assert _users(svc)["team-lead"][5] is True
 
 
 def test_nobody_disables_themselves_or_the_last_service_admin(svc: Running) -> None:
