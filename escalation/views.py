@@ -3,10 +3,11 @@ an alert's notifications and the outbox (everyone signed in)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, Query, Request, Response
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from escalation import flows, policies
 from escalation.models import Notification, NotificationOut, Policy
@@ -45,19 +46,42 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupe
     """Create or replace a policy. Running escalations keep the version they started with."""
     if body.name != name:
         raise HTTPException(422, f"the body names policy {body.name!r}, the URL {name!r}")
+    before = _stored_policy(db, name)
     try:
         policies.put_policy(db, body)
     except PolicyError as exc:
         raise _refuse(exc) from exc
-    audit(db, f"user:{user.username}", "policy_changed", name, policy=body.model_dump(mode="json"))
+    audit(
+        db,
+        f"user:{user.username}",
+        "policy_changed",
+        name,
+        policy=body.model_dump(mode="json"),
+        previous=before,
+    )
     return body
+
+
+# What a change or a deletion replaced goes in its audit entry, as a save of the whole file
+# keeps the file it replaced (escalation.policy_files.load): a wrong one can be put back.
+
+
+def _stored_policy(db: Session, name: str) -> dict[str, Any] | None:
+    found = next((p for p in policies.stored_policies(db) if p.name == name), None)
+    return found.model_dump(mode="json") if found is not None else None
+
+
+def _stored_contact(db: Session, name: str) -> dict[str, Any] | None:
+    found = next((c for c in policies.stored_contacts(db) if c.name == name), None)
+    return found.model_dump() if found is not None else None
 
 
 @router.delete("/policies/{name}", status_code=204, response_class=Response)
 def delete_policy(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
+    before = _stored_policy(db, name)
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
-    audit(db, f"user:{user.username}", "policy_deleted", name)
+    audit(db, f"user:{user.username}", "policy_deleted", name, previous=before)
     return Response(status_code=204)
 
 
@@ -73,32 +97,32 @@ def put_contact(
     """Create or replace a contact, checked against every policy that names it."""
     if body.name != name:
         raise HTTPException(422, f"the body names contact {body.name!r}, the URL {name!r}")
-    before = next((c for c in policies.stored_contacts(db) if c.name == name), None)
+    before = _stored_contact(db, name)
     try:
         policies.put_contact(db, body)
     except PolicyError as exc:
         raise _refuse(exc) from exc
-    # The version it replaced too, so that a wrong change can be put back by hand.
     audit(
         db,
         f"user:{user.username}",
         "contact_changed",
         name,
         contact=body.model_dump(),
-        previous=before.model_dump() if before is not None else None,
+        previous=before,
     )
     return body
 
 
 @router.delete("/contacts/{name}", status_code=204, response_class=Response)
 def delete_contact(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Response:
+    before = _stored_contact(db, name)
     try:
         found = policies.delete_contact(db, name)
     except PolicyError as exc:
         raise HTTPException(409, f"policies still name {name!r}: {exc}") from exc
     if not found:
         raise HTTPException(404, f"no contact {name!r}")
-    audit(db, f"user:{user.username}", "contact_deleted", name)
+    audit(db, f"user:{user.username}", "contact_deleted", name, previous=before)
     return Response(status_code=204)
 
 

@@ -372,3 +372,32 @@ def test_a_contact_edited_through_the_form_is_checked_against_the_policies_and_a
     assert entry.details["contact"]["phone"] == "+447700900555"
     shown = preview(svc, admin, alert_type="red", team_id=housing_team(svc, admin))
     assert shown["steps"][3]["to"][1]["address"] == "+447700900555"
+
+
+def test_a_policy_or_contact_changed_or_deleted_alone_keeps_what_it_was_in_the_audit_log(
+    svc: Handlers,
+) -> None:
+    # As a save of the whole file keeps the file it replaced: a wrong change can be put back.
+    load(svc, CONTACTS + POLICIES)
+    admin = svc.user("ada", Role.ADMIN)
+    panic = next(p for p in svc.http.get(FILE, headers=admin).json()["policies"])
+    assert panic["name"] == "Panic"
+    url = "/api/v1/escalation/policies/Panic"
+    r = svc.http.put(url, json=panic | {"repeat": panic["repeat"] + 1}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert svc.http.delete(url, headers=admin).status_code == 204
+    r = svc.http.delete("/api/v1/escalation/contacts/Emergency dispatch", headers=admin)
+    assert r.status_code == 204, r.text
+    with svc.store.session() as db:
+        entries = {
+            e.action: e.details
+            for e in db.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.action.in_(["policy_changed", "policy_deleted", "contact_deleted"])
+                )
+            )
+        }
+    assert entries["policy_changed"]["previous"] == panic
+    assert entries["policy_changed"]["policy"]["repeat"] == panic["repeat"] + 1
+    assert entries["policy_deleted"]["previous"]["repeat"] == panic["repeat"] + 1
+    assert entries["contact_deleted"]["previous"]["name"] == "Emergency dispatch"
