@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,81 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
 
     page.click("#ad-tab-workers")
     expect(row.locator("td").nth(4)).to_have_text("set")
+
+
+def test_workers_are_found_by_typing_and_a_new_one_gets_their_pin_link_next(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    base = svc.serve_http()
+    add_badge(svc.store, "badge-0007", name="Sam Lee", org=ORG, team="Housing")
+    add_badge(svc.store, "badge-0012", name="Priya Nair", org=ORG, team="Community Nursing")
+    add_badge(svc.store, "badge-0015", name="Sam Okoro", org=ORG, team="Community Nursing")
+    svc.user("ada", Role.ADMIN)
+    page = sign_in(chrome, base, "ada")
+    pane = open_section(page, "workers")
+    rows = pane.locator("#adp-workers tbody tr")
+    expect(rows).to_have_count(3)
+
+    # Words of the name, team or organisation, in any order; the count says what is hidden.
+    find = pane.locator("#adp-find")
+    find.fill("nursing sam")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Sam Okoro")
+    expect(pane.locator(".adp-found")).to_have_text("1 of 3 workers")
+    find.fill("sam")
+    expect(rows).to_have_count(2)
+    find.fill("nobody")
+    expect(pane.locator(".ad-list")).to_have_text('No worker matches "nobody".')
+    find.fill("")
+    expect(rows).to_have_count(3)
+    expect(pane.locator(".adp-found")).to_have_text("")
+
+    # Added with the PINs left blank, by the keyboard alone: the worker's PIN link is the
+    # next thing the keyboard reaches, and Enter makes it, ready to copy.
+    add = pane.locator("form.ad-worker-add")
+    add.locator("input[name=name]").fill("Ola Bello")
+    add.locator("select[name=team_id]").select_option(label="Housing")
+    add.locator("input[name=name]").press("Enter")
+    expect(add.locator(".ad-status")).to_have_text(
+        "Ola Bello added: give them a PIN link to choose their PINs."
+    )
+    nxt = pane.get_by_role("button", name="Make Ola Bello's PIN link")
+    expect(nxt).to_be_focused()
+    page.keyboard.press("Enter")
+    link = pane.locator(".adp-pin-link input.adp-link")
+    expect(link).to_be_focused()
+    expect(link).to_have_value(re.compile(r"/pins#t=\S+$"))
+    expect(pane.locator(".adp-pin-link h3")).to_have_text("PIN link for Ola Bello")
+    expect(nxt).to_have_count(0)
+
+    # A button pressed keeps the keyboard where it was (it lost the focus while saving).
+    teams = open_section(page, "teams")
+    add_team = teams.locator("form.ad-team-add")
+    add_team.locator("input[name=name]").fill("Youth Justice")
+    add_team.locator("button[type=submit]").click()
+    expect(add_team.locator(".ad-status")).to_have_text(f"Team Youth Justice added to {ORG}.")
+    expect(add_team.locator("button[type=submit]")).to_be_focused()
+
+
+def test_the_admin_tab_fits_a_phone(svc: Running, chrome: BrowserContext) -> None:
+    base = svc.serve_http()
+    for i in range(3):
+        add_badge(svc.store, f"badge-p{i}", name=f"Worker With A Long Name {i}", org=ORG)
+    svc.user("ada", Role.ADMIN)
+    phone_ctx, blocked = watched_context(chrome.browser, **PHONE)  # type: ignore[arg-type]
+    try:
+        page = sign_in(phone_ctx, base, "ada")
+        for section in ("workers", "users", "devices", "escalation", "places"):
+            pane = open_section(page, section)
+            expect(pane.locator("form").first).to_be_visible()
+            page.wait_for_load_state("networkidle")  # what the section lists, drawn
+            # The page is no wider than the phone: a wide table scrolls on its own, and every
+            # section's tab is on the screen.
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            right = page.locator("#ad-tabs button").last.evaluate(
+                "b => b.getBoundingClientRect().right"
+            )
+            assert right <= PHONE["width"], section
+    finally:
+        phone_ctx.close()
+    assert blocked == [], blocked

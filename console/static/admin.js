@@ -91,6 +91,11 @@ function adminForm({ legend, fields, submitLabel, submit, className }) {
       adminStatus(form, err);
     } finally {
       go.disabled = false;
+      // Pressed, the button lost the focus when it was turned off: give it back, so that
+      // the keyboard goes on from where it was (not from the top of the page).
+      if (form.isConnected && (!document.activeElement || document.activeElement === document.body)) {
+        go.focus({ preventScroll: true });
+      }
     }
   });
   return form;

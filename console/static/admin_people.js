@@ -50,13 +50,41 @@ const idOrNull = (v) => (v === "" || v === undefined ? null : Number(v));
 
 adminSection({ id: "workers", label: "Workers", roles: ["supervisor", "admin"], async open(pane) {
   const parts = peoplePane(pane, "Workers");
+  parts.find = workerFinder(parts);
+  parts.list.before(parts.find);
   await loadPeople();
   drawWorkers(parts);
   parts.add.replaceChildren(addWorkerForm(parts));
 } });
 
+// A long list is searched by typing: words of the name, team, organisation or phone, in any
+// order ("housing amira"), as the list is redrawn.
+function workerFinder(parts) {
+  const box = el("div", null, "adp-find");
+  box.setAttribute("role", "search");
+  const field = adminField({ name: "find", label: "Find a worker", type: "search",
+    attrs: { placeholder: "Name, team, organisation or phone", autocomplete: "off", id: "adp-find" } });
+  field.querySelector("input").addEventListener("input", () => drawWorkers(parts));
+  parts.found = el("span", "", "note adp-found");
+  parts.found.setAttribute("role", "status");
+  box.append(field, parts.found);
+  return box;
+}
+
+function workerMatches(w, words) {
+  const phone = w.phone || "";
+  const text = [w.name, w.team, w.org, phone, phone.replace(/[\s().-]/g, "")].join(" ").toLowerCase();
+  return words.every((word) => text.includes(word));
+}
+
 function drawWorkers(parts) {
-  const rows = people.workers.map((w) => {
+  const query = parts.find ? parts.find.querySelector("input").value.trim() : "";
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = people.workers.filter((w) => workerMatches(w, words));
+  if (parts.found) {
+    parts.found.textContent = words.length ? `${shown.length} of ${people.workers.length} workers` : "";
+  }
+  const rows = shown.map((w) => {
     const actions = el("span");
     actions.append(
       adminButton("Edit", () => editWorker(parts, w)),
@@ -64,7 +92,8 @@ function drawWorkers(parts) {
       adminButton("PIN link", () => pinLink(parts, w)));
     return [w.name, w.team || "—", w.org || "", w.phone || "—", w.pins_set ? "set" : "not set", actions];
   });
-  const table = adminTable(["Name", "Team", "Organisation", "Phone", "PINs", ""], rows, "No workers yet.");
+  const table = adminTable(["Name", "Team", "Organisation", "Phone", "PINs", ""], rows,
+    words.length ? `No worker matches "${query}".` : "No workers yet.");
   table.id = "adp-workers";
   parts.list.replaceChildren(table);
 }
@@ -94,6 +123,13 @@ function addWorkerForm(parts) {
         pins: typed ? pinsOf(v) : null });
       form.reset();
       await refreshWorkers(parts);
+      parts.add.querySelector(".adp-next")?.remove();
+      if (!w.pins_set) {
+        // What the blank PINs asked for, one press away, rather than in the list above.
+        const next = adminButton(`Make ${w.name}'s PIN link`, () => { next.remove(); pinLink(parts, w); }, "adp-next");
+        form.after(next);
+        next.focus();
+      }
       return `${w.name} added${w.pins_set ? " with their PINs" : ": give them a PIN link to choose their PINs"}.`;
     } });
 }
@@ -145,6 +181,8 @@ async function pinLink(parts, w) {
     box.append(qr, el("p", `Shown this once: give it to ${w.name} now, to open on their phone. ` +
       `It works once, until ${new Date(made.expires_at).toLocaleString()}; an earlier link no longer works.`, "note"), link,
       adminButton("Copy", () => navigator.clipboard?.writeText(made.link)));
+    link.focus();  // made after the box was shown: the keyboard goes to it, ready to copy
+    link.select();
   } catch (e) {
     adminStatus(box, e);
   }
