@@ -18,7 +18,15 @@ async function openPlaces(pane) {
       placesBox("ap-review"), placesBox("ap-find"), placesBox("ap-place"));
     drawFind();
   }
-  await Promise.all([loadReview(), searchPlaces(), places.current ? loadPlace(places.current) : null]);
+  await Promise.all([loadReview(), searchPlaces(), places.current ? loadPlace(places.current) : null,
+    loadPlaceOrgs()]);
+}
+
+// Whose a new place is, for someone who sees every organisation: all of them, not only those
+// the search has found places of (a new organisation has none yet).
+async function loadPlaceOrgs() {
+  if (state.me.org_id != null) return;
+  for (const o of await api("/api/v1/orgs")) places.orgs.set(o.id, o.name);
 }
 
 function placesBox(id) {
@@ -139,7 +147,8 @@ function addPlaceForm(button) {
   // are several); others add to their own.
   if (state.me.org_id == null) {
     fields.push({ name: "org_id", label: "Organisation", type: "select",
-      options: [["", "Choose…"], ...[...places.orgs].map(([id, name]) => [String(id), name])] });
+      options: [["", "Choose…"], ...[...places.orgs].sort((a, b) => a[1].localeCompare(b[1]))
+        .map(([id, name]) => [String(id), name])] });
   }
   const form = adminForm({
     legend: "Add a place",
