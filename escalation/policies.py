@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,7 @@ from escalation.channels.base import RESERVED
 from escalation.models import Contact, Policy
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
-from monitor.phones import E164
+from monitor.phones import dialable
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
@@ -50,6 +51,22 @@ def _arc_address(value: str) -> str:
 
 # An alarm-receiving centre's sia-dc09:// address (escalation.arc), checked in full.
 ArcAddress = Annotated[str, Field(max_length=500), AfterValidator(_arc_address)]
+
+
+def _phone(value: str) -> str:
+    # Said in words (not as the pattern it must match), and written as people write it
+    # ("+44 7700 900100", as a worker's phone may be): kept as Twilio dials it.
+    if not value:
+        return value
+    number = dialable(value)
+    if number is None:
+        raise PydanticCustomError(
+            "phone", "a phone number with its country code, such as +447700900100"
+        )
+    return number
+
+
+Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
 # Printable names: no control characters (and so no NUL, which PostgreSQL cannot store).
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -58,7 +75,7 @@ class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    phone: str = Field("", pattern=f"^({E164})?$", description="E.164")
+    phone: Phone = Field("", description="E.164")
     webhook: str = Field("", max_length=2000, pattern=r"^(https?://\S+)?$")
     arc: ArcAddress = Field("", description="sia-dc09://host:port?account=...&prefix=...")
     backup_for: list[Name] = Field(default_factory=list, description="Team names")

@@ -13,7 +13,7 @@ from escalation.delivery import aimed_at_worker
 from escalation.flows import held_back_reason, missing_reason, no_address_reason
 from escalation.models import EscalationSnapshot, RecipientKind
 from escalation.policies import PolicyIn, stored_policies
-from monitor.alerts.labels import plural
+from monitor.alerts.labels import TYPE_LABELS, plural
 from monitor.alerts.states import AlertType
 from monitor.orgs.models import Organisation, Team, Worker
 
@@ -65,7 +65,11 @@ def _why(policy: PolicyIn | None, kind: str) -> str:
         if policy.org is not None
         else "every organisation and team"
     )
-    types = ", ".join(policy.alert_types) if policy.alert_types else "every alert type"
+    types = (
+        ", ".join(TYPE_LABELS[t] for t in policy.alert_types)
+        if policy.alert_types
+        else "every alert type"
+    )
     fallback = (
         " (no policy names duress, so the panic alert's applies)"
         if kind == AlertType.DURESS.value

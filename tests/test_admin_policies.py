@@ -130,7 +130,9 @@ def test_an_admin_edits_saves_is_refused_previews_and_exports(
     form = page.locator("form.ae-contact")
     form.locator("input[name=phone]").fill("07700 900")
     form.get_by_role("button", name="Save contact").click()
-    expect(form.locator(".ad-status")).to_contain_text("Not saved: phone:")
+    expect(form.locator(".ad-status")).to_have_text(
+        "Not saved: phone: a phone number with its country code, such as +447700900100"
+    )
     form.locator("input[name=phone]").fill("")
     form.get_by_role("button", name="Save contact").click()
     expect(form.locator(".ad-status")).to_contain_text(
@@ -151,7 +153,7 @@ def test_an_admin_edits_saves_is_refused_previews_and_exports(
     preview.get_by_role("button", name="Preview").click()
     timeline = page.locator("#ae-timeline")
     expect(timeline.locator(".ae-policy")).to_have_text(
-        "Policy 'Panic and duress': for every organisation and team, alert types red, duress"
+        "Policy 'Panic and duress': for every organisation and team, alert types Panic, Duress"
     )
     expect(timeline).to_contain_text("Under duress every step runs at once")
     rows = timeline.locator("tbody tr")

@@ -363,8 +363,13 @@ def test_a_contact_edited_through_the_form_is_checked_against_the_policies_and_a
     )
     r = svc.http.put(url, json={"name": "Duty manager", "phone": "07700 900"}, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "phone"]
+    # In words, not as the pattern a number must match.
+    assert r.json()["detail"][0]["msg"] == (
+        "a phone number with its country code, such as +447700900100"
+    )
     assert svc.http.get(FILE, headers=admin).json() == before
-    r = svc.http.put(url, json={"name": "Duty manager", "phone": "+447700900555"}, headers=admin)
+    # Written with spacing, as people write it (and as a worker's phone may be): kept as dialled.
+    r = svc.http.put(url, json={"name": "Duty manager", "phone": "+44 7700 900555"}, headers=admin)
     assert r.status_code == 200
     with svc.store.session() as db:
         entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "contact_changed")).one()
