@@ -19,7 +19,7 @@ from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from monitor.users.models import Role
 from tests.browsers import sign_in
-from tests.support import Running, wait_until
+from tests.support import Running
 
 SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ELM = (51.53412, -0.12101)  # Flat 3, 12 Elm Street; positions a few metres off still match it
@@ -160,8 +160,10 @@ def test_operator_sees_the_cautions_and_previous_incidents_read_recorded_once(
     shoot(page, "console-cautions")
     # Opening it again fetches them again; the service still records one read per person.
     page.keyboard.press("Escape")
-    open_row(page, now)
-    wait_until(lambda: len(fetched) == 2, timeout=5, what="the cautions fetched again")
+    # Awaited through Playwright: its events reach `fetched` only while it is called.
+    with page.expect_request(re.compile(rf"/api/v1/alerts/{now}/cautions$")):
+        open_row(page, now)
+    assert len(fetched) == 2, fetched
     expect(box).to_contain_text("Knife seen on the kitchen table")
     assert len(shown_entries(svc, now)) == 1
 
