@@ -238,6 +238,11 @@ def test_admin_places_add_change_refuse_delete(svc: Running, chrome: BrowserCont
     base = svc.serve_http()
     admin = svc.user("ada", Role.ADMIN)
     svc.badge("adm", name="Nia Walker")  # an organisation with a team, Housing
+    # And a team nobody is in yet: a caution may be for it all the same.
+    (housing,) = svc.http.get("/api/v1/teams", headers=admin).json()
+    outreach = {"name": "Outreach", "org_id": housing["org_id"]}
+    r = svc.http.post("/api/v1/teams", json=outreach, headers=admin)
+    assert r.status_code == 201, r.text
     # A caution due for review, so that the reminders have something to show first.
     old = add_place(svc, admin, "4 Mill Lane", (51.52, -0.1))
     add_caution(
@@ -285,6 +290,9 @@ def test_admin_places_add_change_refuse_delete(svc: Running, chrome: BrowserCont
     new = place.locator("form.ap-caution-add")
     new.locator("select[name=kind]").select_option("aggressive_animal")
     new.locator("textarea[name=text]").fill("Large dog, usually shut in the back room")
+    expect(new.locator("select[name=team_id] option")).to_have_text(
+        ["Whole organisation", "Housing only", "Outreach only"]
+    )
     new.locator("select[name=team_id]").select_option(label="Housing only")
     new.locator("button[type=submit]").click()
     expect(place.locator(".ap-said")).to_contain_text("Caution added: Aggressive animal.")

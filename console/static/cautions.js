@@ -141,19 +141,15 @@ async function drawCautions(a) {
 
 // ---- a caution's form, here and in the Admin tab ----------------------------------------
 // The teams a caution may be limited to: a team-scoped user's own team only (the service
-// refuses others); else "Whole organisation" and the organisation's teams, as the workers
-// list knows them.
+// refuses others); else "Whole organisation" and each team of the organisation, those with
+// no worker yet too (GET /api/v1/teams: the caller's, by name).
 async function cautionTeams(orgId) {
-  const workers = await api("/api/v1/workers");
-  const teams = new Map();
-  for (const w of workers) {
-    if (w.team_id != null && (orgId == null || w.org_id === orgId)) teams.set(w.team_id, w.team);
-  }
+  const teams = (await api("/api/v1/teams")).filter((t) => orgId == null || t.org_id === orgId);
   if (state.me.team_id != null) {
-    return [[String(state.me.team_id), teams.get(state.me.team_id) || "My team"]];
+    const mine = teams.find((t) => t.id === state.me.team_id);
+    return [[String(state.me.team_id), mine ? mine.name : "My team"]];
   }
-  return [["", "Whole organisation"], ...[...teams].sort((x, y) => x[1].localeCompare(y[1]))
-    .map(([id, name]) => [String(id), `${name} only`])];
+  return [["", "Whole organisation"], ...teams.map((t) => [String(t.id), `${t.name} only`])];
 }
 
 // adminField specs for a caution (`c`, to edit) or a new one: kind, text, expiry (a year
