@@ -64,7 +64,7 @@ def test_the_default_policy_in_docs_is_the_one_vigil_ships_and_it_is_valid() -> 
         (("repeat: 2", "repeat: 99"), "policies[0].repeat: Input should be less than"),
         (("Duty manager]", "Nobody]"), "policies[0] (Red).steps[1].to[1]: no contact named"),
         (("to: [Emergency dispatch]", "to: [worker]"), "steps[2].to[0]: dispatch goes to"),
-        (('phone: "+15005550102"', 'phone: "07700 900"'), "contacts[1].phone: String should"),
+        (('phone: "+15005550102"', 'phone: "07700 900"'), "contacts[1].phone: a phone number with"),
         (("channel: console", "{channel: console, to: [backup]}"), "no recipients"),
         (("  - name: Duty manager", "  - name: Housing backup"), "'Housing backup' appears twice"),
         (("policies:", "policies: ["), "not valid YAML"),
