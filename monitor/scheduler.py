@@ -1,5 +1,5 @@
 """Durable timers: visit deadlines, overdue visits, silent devices, test alerts left open,
-unsent commands, and the deletion of expired location history and cautions; SQLite's
+unsent commands, and the deletion of sent commands, expired location history and cautions; SQLite's
 checkpoints; the broker's password file kept in step with the registry. Each is a job of every tick
 (`Scheduler.jobs`), run on its own: one that fails does not stop the others.
 
@@ -104,6 +104,7 @@ class Scheduler(threading.Thread):
             Job("held_messages", self._expire_held),
             Job("commands_published", self._mark_sent),
             Job("commands_unsent", self._resend_unsent),
+            Job("commands_sent", self._forget_sent),
             Job("checkpoint", lambda now: store.checkpoint()),
             Job("location_retention", self._start_purge),
             Job("caution_expiry", self._expire_cautions),
@@ -271,6 +272,15 @@ class Scheduler(threading.Thread):
         if done:
             with self.store.begin() as db:
                 commands.mark_sent(db, done)
+
+    def _forget_sent(self, now: datetime) -> None:
+        """Delete commands the broker took a day ago (commands.SENT_KEPT); a look-up by an
+        index each tick, a write only when one is due."""
+        with self.store.session() as db:
+            due = commands.any_sent_before(db, now)
+        if due:
+            with self.store.begin() as db:
+                commands.delete_sent(db, now)
 
     def _resend_unsent(self, now: datetime) -> None:
         if not self._can_send():

@@ -7,10 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from monitor.config import Settings
 from monitor.db import Store, utcnow
+from monitor.devices import commands
+from monitor.devices.models import DeviceCommand
 from monitor.ingest import waiting
 from monitor.ingest.models import RefusedMessage, WaitingMessage
 from monitor.migrate import upgrade
@@ -63,3 +65,46 @@ def test_a_job_that_raises_does_not_stop_the_next(tmp_path: Path) -> None:
     assert refused.reason == "unknown alert alert-never"
     # A bug is not the store failing: readiness is not changed by it.
     assert store.health.status().store is None
+
+
+def test_commands_the_broker_took_are_deleted_a_day_later(tmp_path: Path) -> None:
+    # A visit's `visit_started` carries the cautions at its place, personal data that expires
+    # and can be deleted: the outbox must not keep a copy of it for ever.
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings.sqlalchemy_url)
+    upgrade(store)
+    badge = add_badge(store, "badge-s2")
+    now = utcnow()
+    with store.begin() as db:
+        made = {
+            name: commands.queue_command(
+                db, badge.device_id, "visit_started", visit_id=name, cautions=[{"text": name}]
+            ).id
+            for name in ("old", "recent", "unsent")
+        }
+        db.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id == made["old"])
+            .values(sent_at=now - commands.SENT_KEPT - timedelta(minutes=1))
+        )
+        db.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id == made["recent"])
+            .values(sent_at=now - commands.SENT_KEPT + timedelta(minutes=5))
+        )
+        # Never taken by the broker: published again until it is, whatever its age.
+        db.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id == made["unsent"])
+            .values(created_at=now - timedelta(days=30))
+        )
+    scheduler = Scheduler(
+        store, settings, resend=lambda *_: None, take_published=list, can_send=lambda: False
+    )
+    try:
+        scheduler.tick()
+        with store.session() as db:
+            left = set(db.scalars(select(DeviceCommand.id)))
+    finally:
+        store.dispose()
+    assert left == {made["recent"], made["unsent"]}
