@@ -64,9 +64,10 @@ function drawFileEditor() {
   status.id = "ae-result";
   status.setAttribute("role", "status");
   const buttons = el("div", null, "ae-buttons");
-  buttons.append(adminButton("Check", () => fileAction("check")));
-  if (policiesWhole()) buttons.append(adminButton("Save", () => fileAction("save")));
-  buttons.append(adminButton("Load stored", () => loadPolicyFile(true)),
+  // Drawn only for accounts of the whole service, who may save (openPolicies).
+  buttons.append(adminButton("Check", () => fileAction("check")),
+    adminButton("Save", () => fileAction("save")),
+    adminButton("Load stored", () => loadPolicyFile(true)),
     adminButton("Export YAML", exportPolicies));
   box.replaceChildren(el("h3", "Policy file"),
     el("p", "The file `vigil policy load` reads: every contact and policy. Saving replaces them all at once, after the same checks as `vigil policy check`; nothing changes if any of it is wrong. Running escalations keep the policy they started with.", "note"),
