@@ -116,7 +116,8 @@ def user_add(
         typer.Option(help="Their own phone (E.164), rung first when they call from an alert."),
     ] = "",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, show_default=False),
     ] = "",
 ) -> None:
     """Add a console/API user."""
@@ -195,7 +196,8 @@ def user_set_scope(
 def user_set_password(
     username: str,
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, show_default=False),
     ] = "",
 ) -> None:
     """Give the user a new password (tell it to them; it is never shown or logged)."""

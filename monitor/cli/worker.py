@@ -19,12 +19,14 @@ teams = typer.Typer(help="Teams of workers.", no_args_is_help=True)
 # Typed twice, hidden: a PIN mistyped once would be what the worker has to remember.
 CancelPin = Annotated[
     str,
-    typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="4 to 8 digits."),
+    typer.Option(
+        prompt="Cancel PIN", hide_input=True, confirmation_prompt=True, help="4 to 8 digits."
+    ),
 ]
 DuressPin = Annotated[
     str,
     typer.Option(
-        prompt=True,
+        prompt="Duress PIN",
         hide_input=True,
         confirmation_prompt=True,
         help="4 to 8 digits, not the cancel PIN: cancels as if, and calls for help silently.",
@@ -77,6 +79,7 @@ def worker_add(
     except ValidationError as e:
         raise fail(refusal(e)) from None
     with changing() as db:
+        made = _made_by_adding(db, org, spec.team)
         w = add_worker(
             db,
             name=spec.name,
@@ -88,7 +91,25 @@ def worker_add(
             org_name=org,
             actor="cli",
         )
-        typer.echo(f"worker {w.id} added: {w.name}")
+        where = f"team {spec.team} of {org}" if spec.team else org
+        # Said when it is new: a name mistyped makes an organisation or team of its own.
+        typer.echo(f"worker {w.id} added: {w.name}, {where}" + (f" ({made})" if made else ""))
+
+
+def _made_by_adding(db: Session, org: str, team: str | None) -> str:
+    """What `add_worker` is about to make besides the worker: "", "new team", "new
+    organisation and team"..."""
+    from sqlalchemy import select
+
+    from monitor.orgs.models import Organisation, Team
+
+    org_id = db.scalar(select(Organisation.id).where(Organisation.name == org))
+    new_team = team is not None and (
+        org_id is None
+        or db.scalar(select(Team.id).where(Team.org_id == org_id, Team.name == team)) is None
+    )
+    parts = (["organisation"] if org_id is None else []) + (["team"] if new_team else [])
+    return f"new {' and '.join(parts)}" if parts else ""
 
 
 @app.command("list")
@@ -107,7 +128,7 @@ def worker_list(
     finally:
         store.dispose()
     table(
-        ["id", "name", "team", "organisation", "phone", "PINs"],
+        ["ID", "NAME", "TEAM", "ORGANISATION", "PHONE", "PINS"],
         [
             [str(w.id), w.name, w.team or "-", w.org or "", w.phone or "-", pins_word(w.pins_set)]
             for w in rows
@@ -152,7 +173,7 @@ def team_list(
     finally:
         store.dispose()
     table(
-        ["id", "team", "organisation", "workers"],
+        ["ID", "TEAM", "ORGANISATION", "WORKERS"],
         [[str(t.id), t.name, t.org, str(t.workers)] for t in rows],
         empty="no teams",
     )

@@ -356,6 +356,9 @@ def test_the_command_line_lists_and_changes_users_through_the_same_rules(svc: Ru
     bad = cli.invoke(app, ["user", "set-phone", "ann", "12"], env=env)
     assert bad.exit_code == 1 and "E.164" in bad.output
     assert cli.invoke(app, ["user", "set-role", "nobody", "admin"], env=env).exit_code == 1
+    # The password asked for twice, with no "[]" of an empty default to take.
+    done = cli.invoke(app, ["user", "set-password", "boss"], input=f"{PASSWORD}\n" * 2, env=env)
+    assert done.exit_code == 0 and done.output.startswith("Password: "), done.output
 
     listed = cli.invoke(app, ["user", "list"], env=env)
     assert listed.exit_code == 0, listed.output
@@ -373,4 +376,5 @@ def test_the_command_line_lists_and_changes_users_through_the_same_rules(svc: Ru
         ("user_changed", ["role"]),
         ("user_changed", ["scope"]),
         ("user_disabled", []),
+        ("user_password_set", []),
     ]

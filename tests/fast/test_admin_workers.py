@@ -450,7 +450,7 @@ def test_a_worker_added_without_pins_has_none_until_they_choose(
 
 def test_cli_worker_list_and_set_pins(vigil) -> None:  # type: ignore[no-untyped-def]
     pins = ["--cancel-pin", "2468", "--duress-pin", "1357"]
-    vigil(
+    out = vigil(
         "worker",
         "add",
         "Sam Lee",
@@ -461,8 +461,14 @@ def test_cli_worker_list_and_set_pins(vigil) -> None:  # type: ignore[no-untyped
         "--phone",
         "+447700900123",
         *pins,
+    ).output
+    # What was made with the worker is said: a mistyped name makes an organisation or team.
+    assert (
+        out.strip()
+        == f"worker 1 added: Sam Lee, team Housing of {NORTH} (new organisation and team)"
     )
-    vigil("worker", "add", "Ana Ruiz", "--org", SOUTH, *pins)
+    out = vigil("worker", "add", "Ana Ruiz", "--org", SOUTH, *pins).output
+    assert out.strip() == f"worker 2 added: Ana Ruiz, {SOUTH} (new organisation)"
     # PINs asked for twice: a mismatch is asked again, and what is set is what was confirmed.
     out = vigil(
         "worker",
@@ -475,9 +481,12 @@ def test_cli_worker_list_and_set_pins(vigil) -> None:  # type: ignore[no-untyped
         input="1111\n1112\n1111\n1111\n2222\n2222\n",
     ).output
     assert "do not match" in out and "worker 3 added" in out
+    assert out.rstrip().endswith(f"worker 3 added: Ben Cole, team Nursing of {NORTH} (new team)")
+    assert "Cancel PIN: " in out and "Duress PIN: " in out
 
     lines = vigil("worker", "list").output.splitlines()
-    assert lines[0].split() == ["id", "name", "team", "organisation", "phone", "PINs"]
+    # Headed as vigil user list and vigil device list are.
+    assert lines[0].split() == ["ID", "NAME", "TEAM", "ORGANISATION", "PHONE", "PINS"]
     assert lines[1].split() == ["2", "Ana", "Ruiz", "-", "South", "Trust", "-", "set"]
     assert lines[2].split() == ["3", "Ben", "Cole", "Nursing", "North", "Council", "-", "set"]
     assert lines[3].split() == [
@@ -532,6 +541,7 @@ def test_cli_teams(vigil) -> None:  # type: ignore[no-untyped-def]
     )
     vigil("team", "add", "Housing", "--org", SOUTH)
     lines = vigil("team", "list", "--org", SOUTH).output.splitlines()
+    assert lines[0].split() == ["ID", "TEAM", "ORGANISATION", "WORKERS"]
     assert lines[1].split() == ["2", "Housing", "South", "Trust", "0"]
     # An organisation the command makes is made as the console's administrators make one:
     # checked, and in the audit log.
