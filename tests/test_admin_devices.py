@@ -82,6 +82,8 @@ def test_an_admin_adds_a_device_sees_its_secret_once_disables_and_rotates(
     )
     shown = pane.locator("#adv-shown")
     expect(shown.locator("h3")).to_have_text("ot-sam-phone added for Sam Lee")
+    # The keyboard is at the credential to copy, above, not left at the form.
+    expect(shown.locator("dd").first.get_by_role("button", name="Copy")).to_be_focused()
     expect(shown.locator(".adv-warning")).to_contain_text("Shown this once")
     secret = shown.locator("dd code").nth(1).inner_text()
     device = stored(svc, "ot-sam-phone")

@@ -163,6 +163,8 @@ function showSecret(cred, title) {
   box.replaceChildren(el("h3", title), warn, lines,
     adminButton("Done: hide it", () => box.replaceChildren()));
   box.scrollIntoView({ block: "nearest" });
+  // The keyboard goes to what is to be copied now, not back to the form far below it.
+  lines.querySelector("button").focus({ preventScroll: true });
 }
 
 function drawAdd() {
