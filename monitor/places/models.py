@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, Float, ForeignKey, String, Text
+from sqlalchemy import Date, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.db import Base, utcnow
@@ -28,9 +28,12 @@ class Place(Base):
     known; owned by one organisation."""
 
     __tablename__ = "places"
+    # A visit's start looks for the organisation's places within a box of latitudes (then
+    # longitudes): one index serves that and every look-up by organisation.
+    __table_args__ = (Index("ix_places_org_id_lat", "org_id", "lat"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     address: Mapped[str] = mapped_column(String(300))
     # The address folded for searching as the worker types (lower case, words only).
     address_key: Mapped[str] = mapped_column(String(300), index=True)

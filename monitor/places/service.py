@@ -341,6 +341,7 @@ def change_place(db: Session, place_id: int, data: PlaceChange, *, by: Actor) ->
             changes["lat"], changes["lon"] = lat, lon
     if not changes:
         return place
+    _only_own_team_cautions(db, place, by.scope, "change")
     for name, value in changes.items():
         setattr(place, name, value)
     place.address_key = address_key(place.address)
@@ -362,12 +363,7 @@ def change_place(db: Session, place_id: int, data: PlaceChange, *, by: Actor) ->
 def delete_place(db: Session, place_id: int, *, by: Actor) -> None:
     """The place and its cautions; visits that went there keep no link to it."""
     place = get_place(db, place_id, by.scope, for_update=True)
-    cautions = list(db.scalars(select(Caution).where(Caution.place_id == place.id)))
-    if by.scope.team_id is not None and any(c.team_id != by.scope.team_id for c in cautions):
-        raise PlaceForbidden(
-            "the place has cautions of the whole organisation or of other teams: "
-            "only a supervisor of the organisation may delete it"
-        )
+    cautions = _only_own_team_cautions(db, place, by.scope, "delete")
     db.execute(
         update(_VISITS)
         .where(_VISITS.c.place_id == place.id)
@@ -384,6 +380,19 @@ def delete_place(db: Session, place_id: int, *, by: Actor) -> None:
         place=place.address,
         cautions=[c.id for c in cautions],
     )
+
+
+def _only_own_team_cautions(db: Session, place: Place, scope: Scope, verb: str) -> list[Caution]:
+    """The place's cautions, if the scope may change the place itself: moving, renaming or
+    deleting it changes where other teams' cautions are shown, so a team's supervisor may
+    do so only while every caution there is their team's."""
+    cautions = list(db.scalars(select(Caution).where(Caution.place_id == place.id)))
+    if scope.team_id is not None and any(c.team_id != scope.team_id for c in cautions):
+        raise PlaceForbidden(
+            "the place has cautions of the whole organisation or of other teams: "
+            f"only a supervisor of the organisation may {verb} it"
+        )
+    return cautions
 
 
 def _team_for(db: Session, asked: int | None, place: Place, scope: Scope) -> int | None:

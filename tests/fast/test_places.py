@@ -260,8 +260,18 @@ def test_scope_org_team_operator_and_other_organisation(world: World) -> None:
         headers=w.housing,
     )
     assert r.status_code == 200, r.text
-    # Nor may a team delete a place whose cautions are not all its own.
+    # Nor may a team move, rename or delete a place whose cautions are not all its own: the
+    # other teams' cautions would be shown somewhere else, or not at all.
     assert svc.http.delete(f"/api/v1/places/{pid}", headers=w.housing).status_code == 403
+    for change in ({"address": "14 Elm Street"}, {"lat": 51.6, "lon": -0.2}):
+        r = svc.http.patch(f"/api/v1/places/{pid}", json=change, headers=w.housing)
+        assert r.status_code == 403 and "may change it" in r.text, r.text
+    assert w.get(f"/api/v1/places/{pid}", w.north)["address"] == "12 Elm Street"
+    # A place with only the team's own cautions is theirs to change.
+    mine = w.place("3 Oak Road", who=w.housing)["id"]
+    w.caution(mine, who=w.housing, text="Narrow stairs")
+    r = svc.http.patch(f"/api/v1/places/{mine}", json={"address": "3a Oak Road"}, headers=w.housing)
+    assert r.status_code == 200, r.text
     # The organisation's supervisor gives a team only a team of the place's organisation.
     with svc.store.session() as db:
         south_team = db.scalar(select(Team.id).where(Team.org_id == w.south_id))

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_places")),
     )
     with op.batch_alter_table("places", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_places_org_id"), ["org_id"], unique=False)
+        batch_op.create_index("ix_places_org_id_lat", ["org_id", "lat"], unique=False)
         batch_op.create_index(batch_op.f("ix_places_address_key"), ["address_key"], unique=False)
     op.create_table(
         "cautions",
