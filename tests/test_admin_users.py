@@ -93,7 +93,15 @@ def test_an_admin_adds_changes_and_disables_a_user(svc: Running, chrome: Browser
     role, _, _, phone, _ = accounts(svc)["dana"]
     assert (role, phone) == ("supervisor", "+447700900999")
 
+    # Asked first, in the row; Keep changes nothing.
     dana.get_by_role("button", name="Disable").click()
+    expect(dana.locator(".au-confirm")).to_contain_text("Disable dana? They are signed out")
+    expect(dana.get_by_role("button", name="Disable dana")).to_be_focused()
+    dana.get_by_role("button", name="Keep").click()
+    expect(dana.get_by_role("button", name="Disable")).to_be_focused()
+    assert accounts(svc)["dana"][4] is True
+    dana.get_by_role("button", name="Disable").click()
+    dana.get_by_role("button", name="Disable dana").click()
     expect(dana).to_have_class("disabled")
     expect(dana).to_contain_text("Disabled")
     expect(pane.locator("#au-list .ad-status")).to_contain_text("dana is disabled")

@@ -72,7 +72,7 @@ function usersDrawList() {
     // Nobody disables their own account (the service refuses it): no button for it.
     if (u.username !== state.me.username) {
       acts.append(u.active
-        ? adminButton("Disable", () => usersSetActive(u, false))
+        ? adminButton("Disable", () => usersAskDisable(u, acts))
         : adminButton("Enable", () => usersSetActive(u, true)));
     }
     return [u.username, u.full_name, word("role", u.role), usersScopeText(u.org, u.team),
@@ -98,6 +98,24 @@ function usersListSaid(outcome) {
   let said = box.querySelector(":scope > .ad-said");
   if (!said) { said = el("div", null, "ad-said"); box.append(said); }
   adminStatus(said, outcome);
+}
+
+// Disabling is asked first, in the row, as a device's is: a slip would sign a colleague out
+// in the middle of a shift.
+function usersAskDisable(u, acts) {
+  const was = [...acts.childNodes];
+  const ask = el("span", null, "au-confirm");
+  ask.setAttribute("role", "alert");
+  const yes = adminButton(`Disable ${u.username}`, async () => {
+    yes.disabled = true;
+    await usersSetActive(u, false);
+    if (acts.isConnected) acts.replaceChildren(...was);  // refused: the row as it was
+    usersPart("au-list").querySelector(`tr[data-username="${CSS.escape(u.username)}"] button`)?.focus();
+  }, "danger");
+  const keep = adminButton("Keep", () => { acts.replaceChildren(...was); was.at(-1)?.focus(); });
+  ask.append(el("strong", `Disable ${u.username}? They are signed out at once, everywhere.`), " ", yes, " ", keep);
+  acts.replaceChildren(ask);
+  yes.focus();
 }
 
 async function usersSetActive(u, active) {
