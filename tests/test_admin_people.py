@@ -213,7 +213,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
         pins(form, "4826", "4826", "731905", "731906")
         form.get_by_role("button", name="Save my PINs").click()
         expect(phone.locator("#status")).to_have_text(
-            "Not saved: duress pin again: the two duress PINs typed are not the same"
+            "Not saved: Duress PIN again: the two duress PINs typed are not the same"
         )
         ola = stored(svc, "Ola Bello")
         assert ola is not None and ola.duress_pin_hash == ""
@@ -235,7 +235,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
         again = phone_ctx.new_page()
         again.goto(base + "/pins#t=" + link.split("#t=", 1)[1])
         expect(again.locator("#who")).to_have_text(
-            "this link has been used already: ask for a new one"
+            "This link has been used already: ask for a new one"
         )
         expect(again.locator("#pins")).to_be_hidden()
     finally:

@@ -15,11 +15,16 @@ function say(text, kind) {
   status.setAttribute("role", kind === "error" ? "alert" : "status");
 }
 
+// The service's words as a sentence on the worker's phone: "This link has been used…",
+// "Duress PIN again: …" (not "duress_pin_again").
+const sentence = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const fieldName = (loc) => sentence(loc.filter((p) => p !== "body").join(".").replaceAll("_", " ").replace(/\bpin\b/g, "PIN"));
+
 function problem(body, res) {
   const d = body && body.detail;
-  if (typeof d === "string") return d;
+  if (typeof d === "string") return sentence(d);
   if (Array.isArray(d)) {
-    return d.map((e) => `${(e.loc || []).filter((p) => p !== "body").join(".").replaceAll("_", " ")}: ${e.msg}`).join("; ");
+    return d.map((e) => `${fieldName(e.loc || [])}: ${e.msg}`).join("; ");
   }
   return res.statusText || "the service refused it";
 }
