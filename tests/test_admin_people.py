@@ -291,13 +291,35 @@ def test_workers_are_found_by_typing_and_a_new_one_gets_their_pin_link_next(
     expect(pane.locator(".adp-pin-link h3")).to_have_text("PIN link for Ola Bello")
     expect(nxt).to_have_count(0)
 
-    # A button pressed keeps the keyboard where it was (it lost the focus while saving).
+    # Half typed, a worker whose team is not there yet: off to Teams to add it, and back.
+    add.locator("input[name=name]").fill("Kai Moss")
+    add.locator("input[name=phone]").fill("+447700900321")
+    add.locator("textarea[name=responder_notes]").fill("Hearing aid: call, then text")
+    add.locator("select[name=team_id]").select_option(label="Community Nursing")
     teams = open_section(page, "teams")
     add_team = teams.locator("form.ad-team-add")
     add_team.locator("input[name=name]").fill("Youth Justice")
     add_team.locator("button[type=submit]").click()
     expect(add_team.locator(".ad-status")).to_have_text(f"Team Youth Justice added to {ORG}.")
+    # A button pressed keeps the keyboard where it was (it lost the focus while saving).
     expect(add_team.locator("button[type=submit]")).to_be_focused()
+    pane = open_section(page, "workers")
+    add = pane.locator("form.ad-worker-add")
+    expect(add.locator("input[name=name]")).to_have_value("Kai Moss")
+    expect(add.locator("input[name=phone]")).to_have_value("+447700900321")
+    expect(add.locator("textarea[name=responder_notes]")).to_have_value(
+        "Hearing aid: call, then text"
+    )
+    expect(add.locator("select[name=team_id] option:checked")).to_have_text("Community Nursing")
+    add.locator("select[name=team_id]").select_option(label="Youth Justice")
+    add.get_by_role("button", name="Add worker").click()
+    expect(add.locator(".ad-status")).to_contain_text("Kai Moss added")
+    kai = stored(svc, "Kai Moss")
+    assert kai is not None and kai.team_id == team_id(svc, "Youth Justice")
+    # Added, the form is empty again, and stays so across a visit elsewhere.
+    open_section(page, "teams")
+    pane = open_section(page, "workers")
+    expect(pane.locator("form.ad-worker-add input[name=name]")).to_have_value("")
 
 
 def test_the_admin_tab_fits_a_phone(svc: Running, chrome: BrowserContext) -> None:

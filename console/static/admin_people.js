@@ -14,14 +14,30 @@ async function loadPeople() {
 }
 
 // Where a section's pieces go: a heading, a line for what happened, the table, then forms.
+// The section is drawn afresh each time it is shown (a new team must be offered); what was
+// typed in its add form is kept for `putBack`: someone who goes to Teams to add the team a
+// new worker needs comes back to the worker as they left them.
 function peoplePane(pane, title) {
+  const form = pane.querySelector(".ad-add form");
+  const typed = form ? [...form.elements].filter((e) => e.name)
+    .map((e) => [e.name, e.type === "checkbox" ? e.checked : e.value]) : [];
   pane.replaceChildren(el("h2", title));
-  const parts = {};
+  const parts = { typed };
   for (const name of ["list", "edit", "add"]) {
     parts[name] = el("div", null, `ad-${name}`);
     pane.append(parts[name]);
   }
   return parts;
+}
+
+function putBack(parts) {
+  const form = parts.add.querySelector("form");
+  for (const [name, value] of form ? parts.typed : []) {
+    const input = form.elements.namedItem(name);
+    if (!input) continue;
+    if (input.type === "checkbox") input.checked = value;
+    else if (input.tagName !== "SELECT" || [...input.options].some((o) => o.value === value)) input.value = value;
+  }
 }
 
 function teamOptions(blank) {
@@ -55,6 +71,7 @@ adminSection({ id: "workers", label: "Workers", roles: ["supervisor", "admin"], 
   await loadPeople();
   drawWorkers(parts);
   parts.add.replaceChildren(addWorkerForm(parts));
+  putBack(parts);
 } });
 
 // A long list is searched by typing: words of the name, team, organisation or phone, in any
@@ -214,6 +231,7 @@ adminSection({ id: "teams", label: "Teams", roles: ["supervisor", "admin"], asyn
       drawTeams(parts);
       return `Team ${t.name} added to ${t.org}.`;
     } }));
+  putBack(parts);
 } });
 
 function drawTeams(parts) {
@@ -250,6 +268,7 @@ adminSection({ id: "orgs", label: "Organisations", roles: ["admin"], async open(
       drawOrgs(parts);
       return `${o.name} added.`;
     } }));
+  putBack(parts);
 } });
 
 const ORG_FIELDS = (o) => [
