@@ -39,8 +39,14 @@ def test_a_place_for_an_organisation_with_none_yet(svc: Running, chrome: Browser
     page.click("#ad-tab-places")
     pane = page.locator("#ad-places")
     expect(pane.locator("#ap-find table.ad-table")).to_contain_text("4 Mill Lane")
+    # The button makes way for the form: the keyboard goes to it, and back on Cancel.
     pane.get_by_role("button", name="Add a place…").click()
     add = pane.locator("form.ap-add")
+    expect(add.locator("input[name=address]")).to_be_focused()
+    add.get_by_role("button", name="Cancel").click()
+    expect(pane.get_by_role("button", name="Add a place…")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(add.locator("input[name=address]")).to_be_focused()
     # Every organisation is offered, by name, not only those the search found places of.
     expect(add.locator("select[name=org_id] option")).to_have_text(
         ["Choose…", "Demo Borough Council", "Northshire Council"]

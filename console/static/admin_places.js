@@ -73,7 +73,15 @@ function drawFind() {
     places.q = find.elements.q.value.trim();
     searchPlaces().catch((err) => adminStatus(find, err));
   });
-  const add = adminButton("Add a place…", () => { add.hidden = true; box.append(addPlaceForm(add)); pickerShown(box); });
+  // The button makes way for its form: the keyboard goes to the form's first field, and back
+  // to the button on Cancel (hidden, it would have left the focus nowhere).
+  const add = adminButton("Add a place…", () => {
+    add.hidden = true;
+    const form = addPlaceForm(add);
+    box.append(form);
+    pickerShown(box);
+    form.elements.address.focus();
+  });
   box.replaceChildren(el("h3", "Places"), find, el("div", null, "ap-results"), add);
 }
 
@@ -166,7 +174,7 @@ function addPlaceForm(button) {
       placesSaid($("#ap-place"), `Place added: ${p.address}.`);
     },
   });
-  form.append(adminButton("Cancel", () => { form.remove(); button.hidden = false; }));
+  form.append(adminButton("Cancel", () => { form.remove(); button.hidden = false; button.focus(); }));
   return addPicker(form);
 }
 
