@@ -68,6 +68,8 @@ NOTES = (
     "",
 )
 DEMO_OPERATOR = "operator"
+# The service's administrator: the Admin tab's every section (organisations, users...).
+DEMO_ADMIN = "admin"
 PLACE = (51.5072, -0.1276)
 
 
@@ -111,11 +113,12 @@ def seed(db: Session, count: int) -> list[dict[str, str]]:
     return creds
 
 
-def reset_operator(db: Session) -> str:
+def reset_demo_user(db: Session, username: str, role: Role, full_name: str) -> str:
+    """The demo's account, made or given a new password at each start (printed once)."""
     password = secrets.token_urlsafe(9)
-    user = db.scalar(select(User).where(User.username == DEMO_OPERATOR))
+    user = db.scalar(select(User).where(User.username == username))
     if user is None:
-        add_user(db, DEMO_OPERATOR, password, Role.SUPERVISOR, full_name="Demo Operator")
+        add_user(db, username, password, role, full_name=full_name)
     else:
         user.password_hash = hash_secret(password)
     return password
@@ -149,7 +152,8 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
     service = Service(settings)
     with service.store.begin() as db:
         creds = seed(db, devices_count)
-        password = reset_operator(db)
+        password = reset_demo_user(db, DEMO_OPERATOR, Role.SUPERVISOR, "Demo Operator")
+        admin_password = reset_demo_user(db, DEMO_ADMIN, Role.ADMIN, "Demo Administrator")
         # The operators' checklists, as the escalation extension loads its default policy.
         procedures.load_default(db)
         files = broker.write_config(
@@ -198,6 +202,8 @@ def run(settings: Settings, *, devices_count: int = 25, alert_rate: float = 2.0)
             f"  Console:   {url}/\n"
             f"  API docs:  {url}/docs\n"
             f"  Sign in:   {DEMO_OPERATOR} / {password}  (role: supervisor)\n"
+            f"             {DEMO_ADMIN} / {admin_password}  (role: admin: workers, devices, "
+            "users, escalation, places on the Admin tab)\n"
             f"  Broker:    mqtt://127.0.0.1:{mqtt_port} ({devices_count} simulated devices)\n"
             f"  Data:      {data.resolve()}\n"
             # Another terminal's `vigil` finds this store only through its data directory.

@@ -75,6 +75,19 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
             f"{base}/api/v1/auth/token", data={"username": sign_in[1], "password": sign_in[2]}
         ).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
+        # And the service's administrator, for the Admin tab's every section.
+        admin = re.search(r"^\s+admin / (\S+)  \(role: admin", text, re.M)
+        assert admin, text
+        r = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": "admin", "password": admin[1]}
+        )
+        me = httpx.get(
+            f"{base}/api/v1/auth/me",
+            headers={"Authorization": f"Bearer {r.json()['access_token']}"},
+        ).json()
+        assert me["role"] == "admin" and me["org_id"] is None
+        # The start says nothing of the store's migrations unless asked (-v).
+        assert "alembic" not in text and "Running upgrade" not in text, text
 
         def all_online() -> bool:
             devices = httpx.get(f"{base}/api/v1/devices", headers=headers).json()

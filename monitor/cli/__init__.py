@@ -59,6 +59,10 @@ def main(
         level=log_level(verbose, ctx.invoked_subcommand),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose and not settings().log_level:
+        # Even the service's start says nothing of the store's migrations unless asked: a
+        # line per migration before the banner buried what the demo had to say.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 app.command()(service.serve)
