@@ -88,7 +88,7 @@ def _user_active(username: str, active: bool) -> None:
 @app.command("disable")
 def user_disable(username: str) -> None:
     """Disable a user (left, or a password to be reset): sign-in, the API and the console
-    refuse them at once; an open console is closed within a minute. The last
+    refuse them at once; an open console is closed within 30 s. The last
     administrator of the whole service cannot be disabled."""
     _user_active(username, False)
 
