@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
 from monitor.orgs import service as orgs
+from monitor.security import hash_secret
 from monitor.server import Service
 from monitor.users.models import Role
 from monitor.users.service import add_user
@@ -267,13 +269,29 @@ class SignsIn:
         team: str | None = None,
     ) -> dict[str, str]:
         with self.store.begin() as db:
-            add_user(db, username, PASSWORD, role, full_name=username.title(), org=org, team=team)
+            add_user(
+                db,
+                username,
+                PASSWORD,
+                role,
+                full_name=username.title(),
+                org=org,
+                team=team,
+                password_hash=password_hash(),
+            )
         return self.login(username)
 
     def login(self, username: str) -> dict[str, str]:
         r = self.http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD's argon2 hash, made once a process: each test makes a few users, and argon2
+    takes a tenth of a second on purpose (signing in still checks it)."""
+    return hash_secret(PASSWORD)
 
 
 class Running(SignsIn):
