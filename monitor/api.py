@@ -28,7 +28,7 @@ from monitor.incidents.views import reports_router
 from monitor.incidents.views import router as incidents_router
 from monitor.ingest.views import router as refused_router
 from monitor.orgs.views import router as workers_router
-from monitor.places.service import PlaceForbidden, PlaceNotFound, PlaceRefused
+from monitor.places.errors import PlaceForbidden, PlaceNotFound, PlaceRefused
 from monitor.places.views import router as places_router
 from monitor.procedures.service import ChecklistClosed, StepsNotTicked
 from monitor.procedures.views import router as procedures_router

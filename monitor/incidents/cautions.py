@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts import service as alerts
 from monitor.places import service as places
+from monitor.places.errors import PlaceRefused
 from monitor.places.models import Caution
 from monitor.places.schemas import CautionIn, IncidentCautionIn, PlaceIn
 from monitor.reads.alert_places import place_of
@@ -24,11 +25,11 @@ def caution_from_incident(
     if match is not None:
         place_id = match.place.id
     elif alert.org_id is None or alert.lat is None or alert.lon is None:
-        raise places.PlaceRefused(
+        raise PlaceRefused(
             "the alert has no position and matches no place: add the place, then the caution"
         )
     elif data.address is None:
-        raise places.PlaceRefused("address: the alert matches no place; give the address")
+        raise PlaceRefused("address: the alert matches no place; give the address")
     else:
         where = PlaceIn(address=data.address, lat=alert.lat, lon=alert.lon, org_id=alert.org_id)
         place_id = places.add_place(db, where, by=by).id

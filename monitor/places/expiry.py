@@ -1,5 +1,5 @@
 """Expired cautions deleted on a schedule: hidden from every read once past their expiry
-date (service.py), deleted VIGIL_CAUTION_KEEP_DAYS later, audited and counted."""
+date (reads.py), deleted VIGIL_CAUTION_KEEP_DAYS later, audited and counted."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from monitor.deps import (
 from monitor.incidents.cautions import caution_from_incident
 from monitor.orgs.models import Worker
 from monitor.orgs.scope import Scope
-from monitor.places import service, shown
+from monitor.places import reads, service, shown
 from monitor.places.schemas import (
     AlertCautions,
     CautionChange,
@@ -54,11 +54,11 @@ def _by(user: User, scope: Scope, request: Request) -> service.Actor:
 
 
 def _detail(db: Session, place_id: int, scope: Scope, match_m: float) -> PlaceDetail:
-    place = service.get_place(db, place_id, scope)
-    (out,) = service.place_out(db, [place], scope)
+    place = reads.get_place(db, place_id, scope)
+    (out,) = reads.place_out(db, [place], scope)
     return PlaceDetail(
         **out.model_dump(),
-        cautions=service.caution_out(db, service.cautions_at(db, place.id, scope=scope)),
+        cautions=reads.caution_out(db, reads.cautions_at(db, place.id, scope=scope)),
         incidents=alert_places.incidents_at(db, place, scope, match_m),
     )
 
@@ -69,10 +69,10 @@ def list_places(
     scope: ScopeDep,
     user: Supervisor,
     q: Words = "",
-    limit: Annotated[int, Query(ge=1, le=service.SEARCH_LIMIT)] = 50,
+    limit: Annotated[int, Query(ge=1, le=reads.SEARCH_LIMIT)] = 50,
 ) -> list[PlaceOut]:
     """Places in scope whose address has every word of `q`, in any order."""
-    return service.place_out(db, service.search(db, q, scope=scope, limit=limit), scope)
+    return reads.place_out(db, reads.search(db, q, scope=scope, limit=limit), scope)
 
 
 @router.post("/places", status_code=status.HTTP_201_CREATED)
@@ -127,15 +127,15 @@ def add_caution(
     request: Request,
 ) -> CautionOut:
     caution = service.add_caution(db, place_id, data, by=_by(user, scope, request))
-    return service.caution_out(db, [caution])[0]
+    return reads.caution_out(db, [caution])[0]
 
 
 @router.get("/cautions/review")
 def cautions_to_review(db: ReadSessionDep, scope: ScopeDep, user: Supervisor) -> list[ReviewOut]:
     """Cautions due for review (their review date has come, or they expire within 14
     days), the most pressing first."""
-    rows = service.review_list(db, scope)
-    outs = service.caution_out(db, [c for c, _ in rows])
+    rows = reads.review_list(db, scope)
+    outs = reads.caution_out(db, [c for c, _ in rows])
     return [ReviewOut(**o.model_dump(), address=a) for o, (_, a) in zip(outs, rows, strict=True)]
 
 
@@ -149,7 +149,7 @@ def change_caution(
     request: Request,
 ) -> CautionOut:
     caution = service.change_caution(db, caution_id, data, by=_by(user, scope, request))
-    return service.caution_out(db, [caution])[0]
+    return reads.caution_out(db, [caution])[0]
 
 
 @router.delete("/cautions/{caution_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -174,7 +174,7 @@ def caution_from_alert(
     caution = caution_from_incident(
         db, alert_id, data, by=_by(user, scope, request), within_m=settings.place_match_m
     )
-    return service.caution_out(db, [caution])[0]
+    return reads.caution_out(db, [caution])[0]
 
 
 @router.get("/alerts/{alert_id}/cautions")
@@ -217,14 +217,14 @@ def device_places(
     worker = db.get(Worker, device.worker_id)
     if worker is None:
         return []
-    found = service.search(db, q, org_id=worker.org_id, limit=DEVICE_RESULTS)
+    found = reads.search(db, q, org_id=worker.org_id, limit=DEVICE_RESULTS)
     return [
         DevicePlace(
             id=p.id,
             address=p.address,
             cautions=[
                 DeviceCaution(kind=c["kind"], label=c["label"], text=c["text"])
-                for c in service.device_cautions(db, p.id, worker.team_id)
+                for c in reads.device_cautions(db, p.id, worker.team_id)
             ],
         )
         for p in found

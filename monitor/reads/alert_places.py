@@ -11,7 +11,7 @@ from monitor.alerts.states import ACTIVE_STATES
 from monitor.orgs.models import Worker
 from monitor.orgs.scope import Scope
 from monitor.places import matching
-from monitor.places import service as places
+from monitor.places import reads as place_reads
 from monitor.places.matching import Match
 from monitor.places.models import Place
 from monitor.places.schemas import AlertCautions, IncidentAtPlace, PlaceRef
@@ -148,6 +148,6 @@ def alert_cautions(db: Session, alert: Alert, scope: Scope, within_m: float) -> 
         distance_m=(
             round(match.distance_m, 1) if match.distance_m is not None and show_position else None
         ),
-        cautions=places.caution_out(db, places.cautions_at(db, place.id, scope=scope)),
+        cautions=place_reads.caution_out(db, place_reads.cautions_at(db, place.id, scope=scope)),
         previous=incidents_at(db, place, scope, within_m, leave_out=alert.id),
     )

@@ -20,7 +20,7 @@ from monitor.devices.commands import queue_command
 from monitor.devices.models import Device
 from monitor.orgs.models import Organisation
 from monitor.places import matching
-from monitor.places import service as places
+from monitor.places import reads as place_reads
 from monitor.protocol import VisitMsg
 from monitor.visits.models import Visit, VisitEvent, VisitEventOut, VisitState
 
@@ -37,7 +37,7 @@ def started_fields(db: Session, visit: Visit) -> dict[str, Any]:
     return {
         "visit_id": visit.device_visit_id,
         "due_ts": int(visit.due_at.timestamp() * 1000),
-        **places.visit_words(db, visit.place_id, visit.worker_id),
+        **place_reads.visit_words(db, visit.place_id, visit.worker_id),
     }
 
 
