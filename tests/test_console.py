@@ -132,7 +132,9 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
     expect(page.locator("#map")).to_have_attribute("data-points", re.compile(r"[2-9]|\d\d"))
     expect(page.locator("#map .leaflet-interactive").first).to_be_attached()
     player = page.locator("#d-evidence audio")
-    # Evidence is fetched only when asked for: each access is logged.
+    # The clip is listed once its upload is seen (a loaded machine may take a while), and
+    # fetched only when asked for: each access is logged.
+    expect(player).to_have_count(1, timeout=20_000)
     expect(player).not_to_have_attribute("src", re.compile("."))
     page.click("#d-evidence button")
     expect(player).to_have_attribute("src", re.compile("^blob:"), timeout=10_000)

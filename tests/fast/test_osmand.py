@@ -248,11 +248,17 @@ def test_cli_registers_a_tracker_and_shows_its_identifier_once(vigil) -> None:  
 def test_unknown_identifiers_in_a_loop_are_turned_away_without_a_query(svc: Handlers) -> None:
     device_id, identifier = add_tracker(svc.store)
     assert send(svc.http, android("/osmand", identifier, Fix())).status_code == 200
+    started = time.monotonic()
     codes = [
         send(svc.http, android("/osmand", f"guess-{i}.{'b' * 26}", Fix())).status_code
         for i in range(40)
     ]
-    assert codes[:30] == [400] * 30 and set(codes[30:]) == {429}, codes
+    took = time.monotonic() - started
+    # The burst, then turned away; the bucket refills meanwhile, so on a slow machine a few
+    # more guesses may be looked at: no more than it refilled in the time taken.
+    refilled = int(took * svc.settings.osmand_rate_per_s) + 1
+    assert codes[:30] == [400] * 30 and set(codes[30:]) <= {400, 429}, codes
+    assert 429 in codes[30:] and codes[30:].count(400) <= refilled, (codes, took)
     # The tracker that was right a moment ago, from the same address, is not held back.
     later = Fix(at_s=Fix().at_s + 30)
     assert send(svc.http, android("/osmand", identifier, later, alarm="sos")).status_code == 200
