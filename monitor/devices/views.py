@@ -31,6 +31,7 @@ from monitor.devices.service import DeviceError, DeviceExists
 from monitor.orgs.models import Worker
 from monitor.orgs.scope import Scope
 from monitor.privacy import positions
+from monitor.users.accounts import actor_of
 from monitor.users.models import User
 from monitor.visits.models import Visit, VisitState
 
@@ -109,10 +110,6 @@ def answered() -> Iterator[None]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
 
 
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -137,7 +134,7 @@ def add_device(
             worker_id=body.worker_id,
             kind=body.kind,
             heartbeat_interval_s=body.heartbeat_interval_s or settings.default_heartbeat_s,
-            actor=_actor(user),
+            actor=actor_of(user),
             address=client_address(request),
         )
         row = DeviceOut.model_validate(device)
@@ -194,7 +191,7 @@ def _enabled(
 ) -> DeviceOut:
     with answered(), store.begin() as db:
         device = admin.set_enabled(
-            db, scope, device_id, enabled, actor=_actor(user), address=client_address(request)
+            db, scope, device_id, enabled, actor=actor_of(user), address=client_address(request)
         )
         row = DeviceOut.model_validate(device)
     apply_now(request.app.state)
@@ -219,7 +216,7 @@ def rotate_device(
     the app takes its secret only through enrolment."""
     with answered(), store.begin() as db:
         device, secret = admin.rotate(
-            db, scope, device_id, actor=_actor(user), address=client_address(request)
+            db, scope, device_id, actor=actor_of(user), address=client_address(request)
         )
         row = DeviceOut.model_validate(device)
     return _issued(request, response, store, row, secret, settings.public_url)

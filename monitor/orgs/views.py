@@ -45,7 +45,7 @@ from monitor.orgs.schemas import (
     WorkerEdit,
     WorkerOut,
 )
-from monitor.users.models import User
+from monitor.users.accounts import actor_of
 
 STATIC = Path(__file__).parent / "static"
 
@@ -57,10 +57,6 @@ def answered() -> Iterator[None]:
         yield
     except Refused as refused:
         raise HTTPException(refused.status, str(refused)) from None
-
-
-def actor(user: User) -> str:
-    return f"user:{user.username}"
 
 
 NOT_YOURS: dict[int | str, dict[str, Any]] = {
@@ -99,7 +95,7 @@ def add_worker(
     """A worker in a team (or their organisation), with PINs typed twice, or none yet."""
     with answered():
         worker = workers.create_worker(
-            db, body, scope=scope, actor=actor(user), address=client_address(request)
+            db, body, scope=scope, actor=actor_of(user), address=client_address(request)
         )
     return _worker_out(db, worker)
 
@@ -116,7 +112,7 @@ def edit_worker(
     """Name, phone, notes for responders and team (a new team moves the worker)."""
     with answered():
         worker = workers.edit_worker(
-            db, worker_id, body, scope=scope, actor=actor(user), address=client_address(request)
+            db, worker_id, body, scope=scope, actor=actor_of(user), address=client_address(request)
         )
     return _worker_out(db, worker)
 
@@ -139,7 +135,7 @@ def set_pins(
     """New cancel and duress PINs, each typed twice. Nothing answers what they are."""
     with answered():
         workers.set_pins(
-            db, worker_id, body, scope=scope, actor=actor(user), address=client_address(request)
+            db, worker_id, body, scope=scope, actor=actor_of(user), address=client_address(request)
         )
 
 
@@ -159,7 +155,7 @@ def issue_pin_link(
     once (only its hash is kept). An earlier unused link stops working."""
     with answered():
         issued = pin_links.issue(
-            db, worker_id, scope=scope, actor=actor(user), address=client_address(request)
+            db, worker_id, scope=scope, actor=actor_of(user), address=client_address(request)
         )
     link = pin_links.link(settings.public_url, issued.token)
     no_store(response)
@@ -184,7 +180,7 @@ def add_team(
             body.name,
             org_id=body.org_id,
             scope=scope,
-            actor=actor(user),
+            actor=actor_of(user),
             address=client_address(request),
         )
     return service.team_out(db, team)
@@ -201,7 +197,12 @@ def rename_team(
 ) -> TeamOut:
     with answered():
         team = service.rename_team(
-            db, team_id, body.name, scope=scope, actor=actor(user), address=client_address(request)
+            db,
+            team_id,
+            body.name,
+            scope=scope,
+            actor=actor_of(user),
+            address=client_address(request),
         )
     return service.team_out(db, team)
 
@@ -221,7 +222,7 @@ def add_org(
 ) -> OrgOut:
     with answered():
         org = service.add_org(
-            db, body, scope=scope, actor=actor(user), address=client_address(request)
+            db, body, scope=scope, actor=actor_of(user), address=client_address(request)
         )
     return service.org_out(db, org)
 
@@ -238,7 +239,7 @@ def edit_org(
     """Its name, and whether its workers end a visit only with their PIN."""
     with answered():
         org = service.edit_org(
-            db, org_id, body, scope=scope, actor=actor(user), address=client_address(request)
+            db, org_id, body, scope=scope, actor=actor_of(user), address=client_address(request)
         )
     return service.org_out(db, org)
 

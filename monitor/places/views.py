@@ -40,6 +40,7 @@ from monitor.places.schemas import (
     ReviewOut,
 )
 from monitor.reads import alert_places
+from monitor.users.accounts import actor_of
 from monitor.users.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["places"])
@@ -50,7 +51,7 @@ DEVICE_RESULTS = 10
 
 
 def _by(user: User, scope: Scope, request: Request) -> service.Actor:
-    return service.Actor(f"user:{user.username}", scope, client_address(request))
+    return service.Actor(actor_of(user), scope, client_address(request))
 
 
 def _detail(db: Session, place_id: int, scope: Scope, match_m: float) -> PlaceDetail:
@@ -190,7 +191,7 @@ def alert_cautions(
     the alert's timeline records it."""
     alerts.check_in_scope(db, alert_id, scope)
     found = alert_places.alert_cautions(db, alerts.get(db, alert_id), scope, settings.place_match_m)
-    actor = f"user:{user.username}"
+    actor = actor_of(user)
     if found.cautions and found.place is not None and not shown.already_shown(db, alert_id, actor):
         # Read on a session that never writes; the entry is written in a short transaction
         # of its own, only the first time.
