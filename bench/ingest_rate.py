@@ -177,7 +177,8 @@ def main() -> None:
 
     env = {"VIGIL_INGEST_PROCESSES": str(args.ingest_processes)}
     with rig(args.db, plain_devices=args.devices, alerting_devices=0, env_extra=env) as r:
-        sub = Subscriber(r.broker_port, r.service_password, args.messages)
+        # The service account is let in only on its own listener (docs/security.md).
+        sub = Subscriber(r.service_port, r.service_password, args.messages)
         time.sleep(0.5)  # subscribed before the first message
         share = args.messages // args.publishers
         counts = [share] * args.publishers
@@ -188,7 +189,7 @@ def main() -> None:
             multiprocessing.Process(
                 target=publish,
                 args=(
-                    r.broker_port,
+                    r.service_port,
                     r.service_password,
                     args.devices,
                     sum(counts[:i]),
@@ -220,6 +221,8 @@ def main() -> None:
         for p in procs:
             p.join()
         published = time.perf_counter() - start
+        if any(p.exitcode for p in procs):
+            raise SystemExit("a publisher failed: see its error above")
 
         stored, stored_at = 0, start
         deadline = start + args.timeout

@@ -12,6 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -26,14 +27,22 @@ from monitor.protocol import Refusal
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+class Acks(Protocol):
+    """The connection a message came on, which acknowledges it (`MqttLink`, `BulkLink`)."""
+
+    def ack(self, mid: int, qos: int, generation: int) -> None: ...
+
+
+# Not frozen: one is made per message, and a frozen dataclass's __init__ sets each field
+# through object.__setattr__, which costs several times as much.
+@dataclass(slots=True)
 class Incoming:
     topic: str
     payload: bytes
     qos: int
     mid: int
     retain: bool
-    link: MqttLink
+    link: Acks
     generation: int
 
     def ack(self) -> None:

@@ -30,6 +30,7 @@ from monitor.db import Store
 from monitor.devices.commands import mark_sent
 from monitor.events import Kind
 from monitor.fanout import Fanout
+from monitor.ingest.bulklink import BulkLink
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, subscription
 from monitor.ingest.replies import Replies
@@ -81,7 +82,7 @@ class TelemetryChild:
         # Position and low-battery events reach the consoles through the service's process.
         self.fanout = Fanout(self.store, f"{settings.mqtt_node}-{child_name(index)}", listen=False)
         self.writer = TelemetryWriter(self.store, settings)
-        self.link = MqttLink(
+        self.link = BulkLink(
             settings, child_name(index), shared_subscriptions(settings), self._on_message
         )
         self.replies = Replies(self.link)
@@ -170,7 +171,7 @@ class TelemetryProcesses:
     def __init__(
         self,
         settings: Settings,
-        service_link: MqttLink,
+        service_link: BulkLink,
         on_message: Callable[[Incoming], None],
         idle: Callable[[], bool],
     ) -> None:

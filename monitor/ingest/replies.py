@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
-
-import paho.mqtt.client as mqtt
+from typing import Any, Protocol
 
 from monitor import metrics
 from monitor.devices.commands import command_payload
 from monitor.events import CommandQueued, Event
-from monitor.ingest.link import MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +24,25 @@ def cmd_topic(device_id: str) -> str:
     return f"vigil/v1/{device_id}/cmd"
 
 
+class Delivery(Protocol):
+    def is_published(self) -> bool: ...
+
+
+class Publisher(Protocol):
+    """A connection that publishes at QoS 1 (`MqttLink`, `BulkLink`)."""
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
+    ) -> Delivery: ...
+
+
 class Replies:
-    def __init__(self, link: MqttLink) -> None:
+    def __init__(self, link: Publisher) -> None:
         self.link = link
-        # Outbox row id -> paho's handle for its latest publish. The lock guards the dict only
-        # and is never held while paho works: paho holds its own locks when calling back.
-        self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
+        # Outbox row id -> the link's handle for its latest publish. The lock guards the dict
+        # only and is never held while the link works: paho holds its own locks when calling
+        # back.
+        self._inflight: dict[int, Delivery] = {}
         self._lock = threading.Lock()
 
     def send(self, device_id: str, type_: str, **fields: Any) -> None:

@@ -11,6 +11,7 @@ from monitor import metrics
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.events import Kind
+from monitor.ingest.bulklink import BulkLink
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming, MqttLink, client_id_of, is_status, subscription
 from monitor.ingest.processes import TelemetryProcesses, child_sessions
@@ -73,7 +74,7 @@ class Ingest:
         # With telemetry processes, this session takes none of it: it drops what it subscribed
         # to when it stored telemetry itself, and stores only what was queued for it before.
         processes = settings.ingest_processes > 0
-        self.telemetry_link = MqttLink(
+        self.telemetry_link = BulkLink(
             settings,
             "telemetry",
             [] if processes else telemetry,
