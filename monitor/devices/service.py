@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import psycopg
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
-from monitor.devices.models import CredentialsVersion, Device, LocationFix
+from monitor.devices.models import CredentialsVersion, Device
 from monitor.devices.trackers import OSMAND, new_tracker_secret
 from monitor.orgs.models import Worker
 from monitor.protocol import DEVICE_RE, Loc
@@ -118,6 +117,24 @@ def org_of(db: Session, device: Device) -> int | None:
     return db.scalar(select(Worker.org_id).where(Worker.id == device.worker_id))
 
 
+# The columns of a `locations` row that `fix_row` fills, in its order.
+FIX_COLUMNS = (
+    "device_id",
+    "worker_id",
+    "device_ts",
+    "received_at",
+    "lat",
+    "lon",
+    "acc",
+    "alt",
+    "spd",
+    "hdg",
+    "src",
+    "floor",
+    "batt",
+)
+
+
 def fix_row(
     device_id: str,
     worker_id: int | None,
@@ -125,41 +142,24 @@ def fix_row(
     loc: Loc,
     batt: int | None,
     received_at: datetime,
-) -> dict[str, Any]:
-    """A `locations` row for a position fix, ready for a (multi-row) insert."""
-    return {
-        "device_id": device_id,
-        "worker_id": worker_id,
-        "device_ts": at,
-        "received_at": received_at,
-        "lat": loc.lat,
-        "lon": loc.lon,
-        "acc": loc.acc,
-        "alt": loc.alt,
-        "spd": loc.spd,
-        "hdg": loc.hdg,
-        "src": loc.src,
-        "floor": loc.floor,
-        "batt": batt,
-    }
-
-
-def insert_fixes(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Store `fix_row` rows: with COPY on PostgreSQL, one multi-row INSERT elsewhere."""
-    conn = db.connection()
-    if conn.dialect.name != "postgresql":
-        db.execute(insert(cast(Table, LocationFix.__table__)), rows)
-        return
-    # COPY spares the service rendering a 500-row INSERT and PostgreSQL parsing it; it runs
-    # in the session's transaction, on its connection.
-    columns = list(rows[0])
-    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-    with (
-        driver.cursor() as cur,
-        cur.copy(f"COPY {LocationFix.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+) -> tuple[Any, ...]:
+    """A `locations` row for a position fix, as a tuple of `FIX_COLUMNS`: telemetry batches
+    insert hundreds at once (`monitor.ingest.states.insert_fixes`)."""
+    return (
+        device_id,
+        worker_id,
+        at,
+        received_at,
+        loc.lat,
+        loc.lon,
+        loc.acc,
+        loc.alt,
+        loc.spd,
+        loc.hdg,
+        loc.src,
+        loc.floor,
+        batt,
+    )
 
 
 class Presence(Protocol):

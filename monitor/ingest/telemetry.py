@@ -6,16 +6,14 @@ messages are acknowledged to the broker only after their batch commits.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from monitor import failures, metrics
@@ -23,11 +21,12 @@ from monitor.alerts import service as alerts
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices import service as devices
-from monitor.devices.models import BatteryWarning, Device
+from monitor.devices.models import BatteryWarning
 from monitor.events import AlertAside, Kind, emit
 from monitor.ingest import refusals
 from monitor.ingest.items import Item, ItemWorker, Stopping, count, device_refusal
 from monitor.ingest.resync import resync
+from monitor.ingest.states import DeviceState, insert_fixes, read_states, write_states
 from monitor.orgs.models import Worker
 from monitor.protocol import HeartbeatMsg, LocationMsg, StatusMsg
 from monitor.visits import service as visits
@@ -58,65 +57,6 @@ def note_battery(
             .where(Worker.id == device.worker_id)
             .values(low_battery=False, low_battery_since=None)
         )
-
-
-@dataclass
-class DeviceState:
-    """What a batch reads and changes of one device, written back in one statement."""
-
-    id: str
-    worker_id: int | None
-    enabled: bool
-    online: bool
-    heartbeat_interval_s: int
-    last_seen_at: datetime | None
-    offline_due_at: datetime | None
-    battery: int | None
-    charging: bool | None
-    rssi: int | None
-    firmware: str | None
-    last_lat: float | None
-    last_lon: float | None
-    last_acc: float | None
-    last_fix_at: datetime | None
-    changed: bool = False
-
-
-# The columns read are the dataclass's fields; those written are the ones a batch changes.
-STATE_COLUMNS = tuple(
-    getattr(Device, f.name) for f in dataclasses.fields(DeviceState) if f.name != "changed"
-)
-WRITTEN = (
-    "online",
-    "last_seen_at",
-    "offline_due_at",
-    "battery",
-    "charging",
-    "rssi",
-    "firmware",
-    "last_lat",
-    "last_lon",
-    "last_acc",
-    "last_fix_at",
-)
-
-
-def write_states(db: Session, states: list[DeviceState]) -> None:
-    if not states:
-        return
-    # Core, not the ORM: one statement, executed for all the batch's devices at once. In the
-    # order of their ids: batches of other processes lock the same rows in the same order, so
-    # they wait for each other instead of deadlocking.
-    states = sorted(states, key=lambda d: d.id)
-    table = cast(Table, Device.__table__)
-    db.execute(
-        update(table)
-        .where(table.c.id == bindparam("key"))
-        .values({name: bindparam(f"new_{name}") for name in WRITTEN}),
-        [{"key": d.id, **{f"new_{name}": getattr(d, name) for name in WRITTEN}} for d in states],
-    )
-    for d in states:
-        d.changed = False
 
 
 class TelemetryWriter(ItemWorker):
@@ -206,18 +146,11 @@ class TelemetryWriter(ItemWorker):
         ids = {i.parsed.device_id for i in items if i.parsed is not None}
         # Plain rows, not ORM objects: a batch touches hundreds of devices, and the unit of
         # work's per-object flush was the largest cost of the whole service under load.
-        known = (
-            {
-                row.id: DeviceState(**row._asdict())
-                for row in db.execute(select(*STATE_COLUMNS).where(Device.id.in_(ids)))
-            }
-            if ids
-            else {}
-        )
+        known = read_states(db, ids)
         # Devices that came online, with when each was last heard from before this batch.
         heard = {d.id: d.last_seen_at for d in known.values()}
         returned: dict[str, datetime | None] = {}
-        fixes: list[dict[str, Any]] = []
+        fixes: list[tuple[Any, ...]] = []
         moved: dict[str, dict[str, Any]] = {}
         threshold = self.settings.low_battery_pct
         for item in items:
@@ -262,7 +195,7 @@ class TelemetryWriter(ItemWorker):
         write_states(db, [d for d in known.values() if d.changed])
         resync(db, returned)
         if fixes:
-            devices.insert_fixes(db, fixes)
+            insert_fixes(db, fixes)
             metrics.TELEMETRY_BATCH.observe(len(fixes))
         if moved:
             # Operators follow an alerting worker's position live; others' stay private.

@@ -112,7 +112,7 @@ def alert(a: Applying, msg: AlertMsg) -> list[Direct]:
             fix = devices.fix_row(
                 device.id, device.worker_id, msg.at, msg.loc, msg.batt, a.item.received_at
             )
-            db.execute(insert(LocationFix), [fix])
+            db.execute(insert(LocationFix), [dict(zip(devices.FIX_COLUMNS, fix, strict=True))])
             devices.note_fix(device, msg.at, msg.loc)
         if msg.batt is not None:
             device.battery = msg.batt
