@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from bench.fleet import add_devices, raise_open_files_limit, simulator, write_credentials
-from bench.harness import database, percentile, serving
+from bench.harness import database, percentile, processes_env, serving
 from device_sim.credentials import DeviceCredentials
 from device_sim.device import SimDevice
 from device_sim.fleet import Fleet
@@ -137,8 +137,9 @@ def main() -> None:
     ap.add_argument(
         "--ingest-processes",
         type=int,
-        default=0,
-        help="VIGIL_INGEST_PROCESSES of the service (PostgreSQL): telemetry off the alert path",
+        default=None,
+        help="VIGIL_INGEST_PROCESSES of the service (PostgreSQL): telemetry off the alert path;"
+        " unset, the service's default",
     )
     args = ap.parse_args()
     raise_open_files_limit()
@@ -149,7 +150,7 @@ def main() -> None:
         "VIGIL_TWILIO_AUTH_TOKEN": twilio.auth_token,
         "VIGIL_TWILIO_FROM_NUMBER": "+15005550006",
         "VIGIL_TWILIO_API_BASE": twilio.url,
-        "VIGIL_INGEST_PROCESSES": str(args.ingest_processes),
+        **processes_env(args.ingest_processes),
     }
     with (
         tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
@@ -292,7 +293,8 @@ def run(
             f"database={args.db} devices={args.devices} (badges {args.badges}) "
             f"location_every={args.location_every:g}s heartbeat_every={args.heartbeat_every:g}s "
             f"alert_rate={args.alert_rate:g}/s seconds={args.seconds:g} "
-            f"ingest_processes={args.ingest_processes}",
+            "ingest_processes="
+            + ("default" if args.ingest_processes is None else str(args.ingest_processes)),
             f"alerts raised={n} in {ran_s:.1f} s, stored={stored_alerts}",
             summary("publish->alert_received", received, n),
             summary("publish->console websocket", on_console, n),

@@ -41,6 +41,11 @@ class Rig:
     service_port: int  # the broker's listener for the service account (devices use broker_port)
 
 
+def processes_env(n: int | None) -> dict[str, str]:
+    """`VIGIL_INGEST_PROCESSES` for the service, or nothing for its default."""
+    return {} if n is None else {"VIGIL_INGEST_PROCESSES": str(n)}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

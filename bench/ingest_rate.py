@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from bench.fleet import descendants
 from bench.flood import flood
-from bench.harness import SERVICE_USER, rig
+from bench.harness import SERVICE_USER, processes_env, rig
 from monitor.devices.models import LocationFix
 
 
@@ -171,11 +171,14 @@ def main() -> None:
     ap.add_argument("--publishers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument(
-        "--ingest-processes", type=int, default=0, help="VIGIL_INGEST_PROCESSES of the service"
+        "--ingest-processes",
+        type=int,
+        default=None,
+        help="VIGIL_INGEST_PROCESSES of the service; unset, the service's default",
     )
     args = ap.parse_args()
 
-    env = {"VIGIL_INGEST_PROCESSES": str(args.ingest_processes)}
+    env = processes_env(args.ingest_processes)
     with rig(args.db, plain_devices=args.devices, alerting_devices=0, env_extra=env) as r:
         # The service account is let in only on its own listener (docs/security.md).
         sub = Subscriber(r.service_port, r.service_password, args.messages)
@@ -249,7 +252,7 @@ def main() -> None:
     sub_rate = sub.count / ((sub.last or start) - start) if sub.count else 0.0
     print(
         f"database={args.db} devices={args.devices} publishers={args.publishers}"
-        f" ingest processes={args.ingest_processes}"
+        f" ingest processes={'default' if args.ingest_processes is None else args.ingest_processes}"
     )
     print(f"messages sent={args.messages} in {published:.1f} s ({args.messages / published:.0f}/s)")
     print(f"stored={stored} missing={args.messages - stored} stored rate={stored_rate:.0f} msg/s")

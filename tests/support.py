@@ -218,6 +218,10 @@ def service_settings(data_dir: Path, db_url: str, brk: Broker, **extra: Any) -> 
         "mqtt_node": "t" + uuid.uuid4().hex[:10],
         "mqtt_session_expiry_s": 600,
         "secret_key": "test-secret-" + secrets.token_hex(16),
+        # Telemetry in the service's own process, on both databases, unless a test asks for
+        # processes: tests/test_ingest_processes.py runs them, the PostgreSQL default among
+        # them; a child per test would cost seconds each.
+        "ingest_processes": 0,
         **TEST_TIMERS,
     }
     values.update(extra)
@@ -238,6 +242,7 @@ def serve_env(settings: Settings, http_port: int) -> dict[str, str]:
         "VIGIL_MQTT_NODE": settings.mqtt_node,
         "VIGIL_SECRET_KEY": settings.secret_key,
         "VIGIL_HTTP_PORT": str(http_port),
+        "VIGIL_INGEST_PROCESSES": str(settings.telemetry_processes),
     }
 
 

@@ -174,6 +174,35 @@ def test_sigterm_stops_the_service_and_its_processes(
             proc.wait()
 
 
+def test_the_default_is_one_process_on_postgresql_and_status_stays_with_the_service(
+    pg_url: str, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    two_cores = (os.cpu_count() or 1) >= 2
+    assert Settings(data_dir=tmp_path, database_url=pg_url).telemetry_processes == int(two_cores)
+    assert Settings(data_dir=tmp_path).telemetry_processes == 0  # SQLite: one writer
+    settings = service_settings(tmp_path, pg_url, mqtt_broker, ingest_processes=None)
+    assert settings.telemetry_processes == int(two_cores)
+    svc = Running(settings, mqtt_broker)
+    try:
+        # Connected before the service's first start: its `online` status waits at the
+        # broker, retained. A shared subscription is sent no retained message, so only the
+        # service's own session can read it.
+        device, badge = svc.badge("ret")
+        svc.start()
+        if two_cores:
+            started(svc)
+
+        def online() -> bool:
+            with svc.store.session() as db:
+                return bool(db.scalar(select(Device.online).where(Device.id == badge.device_id)))
+
+        wait_until(online, timeout=20, what="the retained status read")
+        device.send_location(51.5, -0.12, qos=1)
+        wait_until(lambda: fixes(svc.store, [badge.device_id]) == 1, timeout=20)
+    finally:
+        svc.close()
+
+
 def test_processes_need_postgresql(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="VIGIL_INGEST_PROCESSES needs PostgreSQL"):
         Settings(data_dir=tmp_path, ingest_processes=2)

@@ -1,5 +1,5 @@
-"""Telemetry in processes of its own: `VIGIL_INGEST_PROCESSES` children that store location,
-heartbeat and status traffic, sharing it through an MQTT shared subscription.
+"""Telemetry in processes of its own: `VIGIL_INGEST_PROCESSES` children that store location
+and heartbeat traffic, sharing it through an MQTT shared subscription.
 
 One process with paho's network thread and the telemetry writer is bound by one interpreter
 lock; more processes use more cores, and leave the service's own process to alerts. Each
@@ -47,11 +47,24 @@ QUIET_S = 2.0
 RESTART_DELAY_S = 1.0
 
 
-def shared_subscriptions(settings: Settings) -> list[tuple[str, SubscribeOptions]]:
+# `status` stays with the service's own telemetry session: a shared subscription is sent no
+# retained message, so a device's retained `status` would go unread at first start, and an
+# alert raised from a last will (offline during a visit) is escalated at once only in the
+# service's process. Status messages are few: a device's connects and disconnects.
+SHARED = sorted(TELEMETRY - {"status"})
+
+
+def shared_subscriptions(
+    settings: Settings, suffixes: list[str] = SHARED
+) -> list[tuple[str, SubscribeOptions]]:
     # Replicas' children join the replicas' group; alone, a service's children have one of
     # their own (never one shared with another service on the same broker).
     group = settings.mqtt_shared_group or f"vigil-{settings.mqtt_node}-telemetry"
-    return [subscription(settings, s, group=group) for s in sorted(TELEMETRY)]
+    return [subscription(settings, s, group=group) for s in suffixes]
+
+
+def topics_of(subscriptions: list[tuple[str, SubscribeOptions]]) -> list[str]:
+    return [topic for topic, _ in subscriptions]
 
 
 def child_name(index: int) -> str:
@@ -61,7 +74,7 @@ def child_name(index: int) -> str:
 def child_sessions(settings: Settings) -> list[str]:
     """Names of the children's sessions at the broker: those configured, and those of an
     earlier, larger configuration that may not be retired yet."""
-    return [child_name(i) for i in range(max(settings.ingest_processes, _read_marker(settings)))]
+    return [child_name(i) for i in range(max(settings.telemetry_processes, _read_marker(settings)))]
 
 
 class TelemetryChild:
@@ -83,7 +96,13 @@ class TelemetryChild:
         self.fanout = Fanout(self.store, f"{settings.mqtt_node}-{child_name(index)}", listen=False)
         self.writer = TelemetryWriter(self.store, settings)
         self.link = BulkLink(
-            settings, child_name(index), shared_subscriptions(settings), self._on_message
+            settings,
+            child_name(index),
+            shared_subscriptions(settings),
+            self._on_message,
+            # Children of earlier versions took `status` too, and a session keeps its
+            # subscriptions.
+            drop=topics_of(shared_subscriptions(settings, ["status"])),
         )
         self.replies = Replies(self.link)
         self.writer.send_reply = self.replies.send
@@ -176,7 +195,7 @@ class TelemetryProcesses:
         idle: Callable[[], bool],
     ) -> None:
         self.settings = settings
-        self.count = settings.ingest_processes
+        self.count = settings.telemetry_processes
         self.service_link = service_link
         self._on_message = on_message
         self._idle = idle
@@ -192,7 +211,7 @@ class TelemetryProcesses:
     @staticmethod
     def needed(settings: Settings) -> bool:
         """Whether there are children to run or earlier sessions to retire."""
-        return settings.ingest_processes > 0 or _read_marker(settings) > 0
+        return settings.telemetry_processes > 0 or _read_marker(settings) > 0
 
     def start(self) -> None:
         self._thread.start()
@@ -269,7 +288,7 @@ class TelemetryProcesses:
             last[0] = time.monotonic()
             self._on_message(incoming)
 
-        drop = [topic for topic, _ in shared_subscriptions(self.settings)]
+        drop = topics_of(shared_subscriptions(self.settings, sorted(TELEMETRY)))
         links = [MqttLink(self.settings, child_name(i), [], on_message, drop=drop) for i in indexes]
         for link in links:
             link.start()

@@ -71,15 +71,16 @@ class Ingest:
         telemetry = [
             subscription(settings, s, retained_once=(s == "status")) for s in sorted(TELEMETRY)
         ]
-        # With telemetry processes, this session takes none of it: it drops what it subscribed
-        # to when it stored telemetry itself, and stores only what was queued for it before.
-        processes = settings.ingest_processes > 0
+        # With telemetry processes, this session keeps `status` only (processes.py says why):
+        # it drops what it subscribed to when it stored all telemetry itself, and stores what
+        # was queued for it before.
+        processes = settings.telemetry_processes > 0
         self.telemetry_link = BulkLink(
             settings,
             "telemetry",
-            [] if processes else telemetry,
+            [t for t in telemetry if is_status(t[0])] if processes else telemetry,
             self._on_message,
-            drop=[topic for topic, _ in telemetry] if processes else None,
+            drop=[topic for topic, _ in telemetry if not is_status(topic)] if processes else None,
         )
         self.processes = (
             TelemetryProcesses(settings, self.telemetry_link, self._on_message, self.telemetry.idle)
