@@ -1,7 +1,7 @@
 """Telemetry in processes of its own: `VIGIL_INGEST_PROCESSES` children that store location
 and heartbeat traffic, sharing it through an MQTT shared subscription.
 
-One process with paho's network thread and the telemetry writer is bound by one interpreter
+One process with the telemetry session's reader and the writer is bound by one interpreter
 lock; more processes use more cores, and leave the service's own process to alerts. Each
 child has a persistent session named for its index, so a restarted child gets what the
 broker queued for it. A session the configuration no longer uses (fewer processes than

@@ -12,12 +12,13 @@ connection, inside its transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, cast
 
 import psycopg
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
 
 from monitor.devices.models import Device, LocationFix
@@ -46,23 +47,8 @@ class DeviceState:
     changed: bool = False
 
 
-READ = (
-    "id",
-    "worker_id",
-    "enabled",
-    "online",
-    "heartbeat_interval_s",
-    "last_seen_at",
-    "offline_due_at",
-    "battery",
-    "charging",
-    "rssi",
-    "firmware",
-    "last_lat",
-    "last_lon",
-    "last_acc",
-    "last_fix_at",
-)
+# The columns read are the dataclass's fields; those written are the ones a batch changes.
+READ = tuple(f.name for f in fields(DeviceState) if f.name != "changed")
 WRITTEN = (
     "online",
     "last_seen_at",
@@ -81,19 +67,9 @@ _TIMES = frozenset({"last_seen_at", "offline_due_at", "last_fix_at", "device_ts"
 # Where the datetimes are in a written state's row and in a fix's row.
 _WRITTEN_TIMES = tuple(i for i, name in enumerate(WRITTEN) if name in _TIMES)
 _FIX_TIMES = tuple(i for i, name in enumerate(FIX_COLUMNS) if name in _TIMES)
-_PG_TYPES = {
-    "online": "boolean",
-    "last_seen_at": "timestamptz",
-    "offline_due_at": "timestamptz",
-    "battery": "integer",
-    "charging": "boolean",
-    "rssi": "integer",
-    "firmware": "text",
-    "last_lat": "float8",
-    "last_lon": "float8",
-    "last_acc": "float8",
-    "last_fix_at": "timestamptz",
-}
+# The staging table's column types are the devices table's own.
+_PG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+_PG_TYPES = {name: Device.__table__.c[name].type.compile(dialect=_PG) for name in WRITTEN}
 DEVICES = Device.__tablename__
 FIXES = LocationFix.__tablename__
 
@@ -166,25 +142,15 @@ def read_states(db: Session, ids: set[str]) -> dict[str, DeviceState]:
         cur.execute(SQLITE_READ + f"({', '.join('?' * len(ids))})", list(ids))
     states = {}
     for row in cur.fetchall():
-        (id_, worker, enabled, online, interval, seen, due, batt, chg, rssi, fw, lat, lon, acc,
-         fix_at) = row  # fmt: skip
-        states[id_] = DeviceState(
-            id_,
-            worker,
-            bool(enabled),
-            bool(online),
-            interval,
-            _read_time(seen),
-            _read_time(due),
-            batt,
-            None if chg is None else bool(chg),
-            rssi,
-            fw,
-            lat,
-            lon,
-            acc,
-            _read_time(fix_at),
-        )
+        d = DeviceState(*row)
+        # SQLite hands back 0/1 and text where PostgreSQL hands back booleans and datetimes.
+        d.enabled, d.online = bool(d.enabled), bool(d.online)
+        if d.charging is not None:
+            d.charging = bool(d.charging)
+        d.last_seen_at = _read_time(d.last_seen_at)
+        d.offline_due_at = _read_time(d.offline_due_at)
+        d.last_fix_at = _read_time(d.last_fix_at)
+        states[d.id] = d
     cur.close()
     return states
 
