@@ -37,6 +37,35 @@ SCHEDULER_FAILURES = Counter(
 )
 
 
+# Counters that telemetry processes add to (monitor/ingest/processes.py): each child sends
+# what it counted since its last report, and the service's process adds it to its own, so
+# /metrics counts every process.
+RELAYED = (MESSAGES, REFUSED, COMMANDS_SENT, STORE_ERRORS)
+# (which of RELAYED, its labels) -> a count.
+Counts = dict[tuple[int, tuple[tuple[str, str], ...]], float]
+
+
+def relayed_counts() -> Counts:
+    """The relayed counters' totals in this process."""
+    totals: Counts = {}
+    for index, counter in enumerate(RELAYED):
+        for metric in counter.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    totals[(index, tuple(sorted(sample.labels.items())))] = sample.value
+    return totals
+
+
+def counted_since(before: Counts, now: Counts) -> Counts:
+    return {key: n - before.get(key, 0.0) for key, n in now.items() if n > before.get(key, 0.0)}
+
+
+def add_counts(counts: Counts) -> None:
+    """Add what another process counted to this one's counters."""
+    for (index, labels), n in counts.items():
+        RELAYED[index].labels(**dict(labels)).inc(n)
+
+
 def watch(bus: EventBus) -> None:
     """Count what was committed, once: work retried after a failure is not counted twice."""
 

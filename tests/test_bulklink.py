@@ -8,6 +8,8 @@ import getpass
 import os
 import queue
 import secrets
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from monitor.broker import MosquittoProcess, free_port
 from monitor.config import Settings
+from monitor.ingest import wire
 from monitor.ingest.bulklink import BulkLink
 from monitor.ingest.link import Incoming
 from tests.support import wait_until
@@ -139,3 +142,38 @@ def test_a_broker_it_cannot_verify_is_not_spoken_to(
     untrusting.start()
     assert not untrusting.connected.wait(2)
     untrusting.stop()
+
+
+def test_messages_in_the_same_read_as_the_connack_are_delivered(tmp_path: Path) -> None:
+    """A resumed session's unacknowledged messages follow the CONNACK at once, often in the
+    same TCP segment. A broker that writes them together, scripted here to make it certain
+    (Mosquitto does it under load): they are handed over, and acknowledged."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    received = bytearray()
+
+    def broker() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)  # CONNECT
+            connack = b"\x20\x03\x01\x00\x00"  # session present, success, no properties
+            conn.sendall(connack + wire.publish("bulk/a", b"held", 1, 7, retain=False))
+            conn.settimeout(10)
+            while wire.puback(7) not in received:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+    thread = threading.Thread(target=broker, daemon=True)
+    thread.start()
+    got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+    scripted = link(port, "s" + uuid.uuid4().hex[:8], got)
+    scripted.start()
+    message = got.get(timeout=10)
+    assert (message.topic, message.payload, message.mid) == ("bulk/a", b"held", 7)
+    message.ack()
+    thread.join(10)
+    assert wire.puback(7) in received
+    scripted.stop()
+    server.close()

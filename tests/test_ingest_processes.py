@@ -80,6 +80,15 @@ def test_processes_store_each_location_once_and_alerts_stay_on_the_service(
         assert all(at is not None for at in seen)
         assert (tmp_path / MARKER).read_text().strip() == "2"
 
+        # The children's counts reach the service's /metrics (each reports every second).
+        def locations_counted() -> float:
+            for line in svc.http.get("/metrics").text.splitlines():
+                if line.startswith('vigil_device_messages_total{suffix="location"}'):
+                    return float(line.split()[-1])
+            return 0.0
+
+        wait_until(lambda: locations_counted() == 100, timeout=10, what="100 counted")
+
 
 @pytest.mark.parametrize(("first", "then"), [(0, 2), (2, 1), (2, 0)])
 def test_changing_the_number_of_processes_loses_and_doubles_nothing(

@@ -89,9 +89,10 @@ function drawDevices() {
       tr.classList.toggle("disabled", !d.enabled);
     });
   }
-  const said = box.querySelector(":scope > .ad-said");
-  box.replaceChildren(el("h3", `Devices (${devices.rows.length})`), table);
-  if (said) box.append(said);
+  // A question being asked and what was last said stay when the list is drawn again (a
+  // reload under an open "Disable?" used to take the question away under the pointer).
+  const kept = box.querySelectorAll(":scope > .adv-confirm, :scope > .ad-said");
+  box.replaceChildren(el("h3", `Devices (${devices.rows.length})`), table, ...kept);
 }
 
 // What a button in the list did, or why it was refused, under the list.

@@ -93,7 +93,8 @@ class BulkLink:
         self._end_session = end_session
         self._stop.set()
         self._wake()
-        self._thread.join(10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(10)
         self.connected.clear()
 
     @property
@@ -148,9 +149,9 @@ class BulkLink:
         while not self._stop.is_set():
             sock = None
             try:
-                sock = self._open()
+                sock, after_connack = self._open()
                 delay = 1.0
-                self._serve(sock)
+                self._serve(sock, after_connack)
             except (OSError, wire.ProtocolError, IndexError, UnicodeDecodeError) as err:
                 if not self._stop.is_set():
                     log.warning("MQTT %s: %s", self.client_id, err or type(err).__name__)
@@ -166,7 +167,9 @@ class BulkLink:
             self._stop.wait(delay)
             delay = min(delay * 2, 10.0)
 
-    def _open(self) -> socket.socket:
+    def _open(self) -> tuple[socket.socket, bytearray]:
+        """Connect and read the CONNACK: the socket, and what came after the CONNACK in the
+        same read (a resumed session's unacknowledged messages follow it at once)."""
         s = self.settings
         sock = socket.create_connection((s.mqtt_host, s.mqtt_port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -184,25 +187,23 @@ class BulkLink:
             )
         )
         buf = bytearray()
-        while True:
-            chunk = sock.recv(4096)
+        while (packet := wire.first(buf)) is None:
+            chunk = sock.recv(READ_BYTES)
             if not chunk:
                 raise ConnectionError("closed by the broker before CONNACK")
             buf += chunk
-            publishes, others, _ = wire.read(buf)
-            if others or publishes:
-                break
-        if publishes or others[0][0] != wire.CONNACK or len(others) > 1:
+        kind, body, used = packet
+        if kind != wire.CONNACK:
             raise wire.ProtocolError("expected CONNACK first")
-        body = others[0][1]
         if body[1] >= 0x80:
             log.error("MQTT %s refused by the broker: reason 0x%02x", self.client_id, body[1])
             raise ConnectionRefusedError(f"CONNACK reason 0x{body[1]:02x}")
         log.info("MQTT %s connected (session present: %s)", self.client_id, bool(body[0] & 1))
         sock.settimeout(None)
-        return sock
+        del buf[:used]
+        return sock, buf
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, buf: bytearray) -> None:
         with self._lock:
             # Nothing queued for the last connection is valid on this one: its acks name that
             # connection's packet ids, and unacknowledged publishes are sent again from the
@@ -224,11 +225,12 @@ class BulkLink:
             self.dropped.set()
         sock.sendall(hello)
         self.connected.set()
-        buf = bytearray()
         last_sent = last_heard = time.monotonic()
         on_message, generation = self._on_message, self.generation
+        # What came with the CONNACK is handled before anything more is read.
+        arrived = bool(buf)
         while True:
-            readable, _, _ = select.select([sock, self._wake_r], [], [], 1.0)
+            readable, _, _ = select.select([sock, self._wake_r], [], [], 0 if arrived else 1.0)
             now = time.monotonic()
             if self._wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
@@ -250,6 +252,9 @@ class BulkLink:
                     raise ConnectionError("connection closed by the broker")
                 last_heard = now
                 buf += chunk
+                arrived = True
+            if arrived:
+                arrived = False
                 publishes, others, used = wire.read(buf)
                 del buf[:used]
                 for topic, payload, qos, mid, retain in publishes:

@@ -13,18 +13,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from monitor import heap
+from monitor import heap, metrics
 from monitor.config import Settings
 from monitor.db import Store
 from monitor.devices.commands import mark_sent
@@ -45,6 +47,10 @@ MARKER = "ingest-processes"
 # A retired session is drained once nothing has arrived for this long.
 QUIET_S = 2.0
 RESTART_DELAY_S = 1.0
+# How often a child reports what it counted (`metrics.RELAYED`) and its queue's depth.
+REPORT_S = 1.0
+# (child index, what it counted since its last report, messages waiting in it)
+Report = tuple[int, metrics.Counts, int]
 
 
 # `status` stays with the service's own telemetry session: a shared subscription is sent no
@@ -87,10 +93,14 @@ class TelemetryChild:
         *,
         subscribed: EventType | None = None,
         end_session: EventType | None = None,
+        reports: Queue[Report] | None = None,
     ) -> None:
         self.settings = settings
         self.subscribed = subscribed
         self.end_session = end_session
+        self.index = index
+        self.reports = reports
+        self._reported: metrics.Counts = {}
         self.store = Store(settings.sqlalchemy_url)
         # Position and low-battery events reach the consoles through the service's process.
         self.fanout = Fanout(self.store, f"{settings.mqtt_node}-{child_name(index)}", listen=False)
@@ -121,8 +131,12 @@ class TelemetryChild:
         self.link.start()
         try:
             parent = os.getppid()
+            next_report = 0.0
             while not self.stopping.wait(0.1):
                 self._mark_sent()
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + REPORT_S
+                    self._report()
                 if self.subscribed is not None and self.link.subscribed.is_set():
                     self.subscribed.set()
                 if os.getppid() != parent:
@@ -135,8 +149,20 @@ class TelemetryChild:
             self.writer.join(10)
             ended = self.end_session is not None and self.end_session.is_set()
             self.link.stop(end_session=ended)
+            self._report()
             self.fanout.stop()
             self.store.dispose()
+
+    def _report(self) -> None:
+        """Tell the service's process what this one counted since the last report, and how
+        many messages wait to be stored here."""
+        if self.reports is None:
+            return
+        now = metrics.relayed_counts()
+        self.reports.put(
+            (self.index, metrics.counted_since(self._reported, now), self.writer.depth())
+        )
+        self._reported = now
 
     def _mark_sent(self) -> None:
         done = self.replies.take_published()
@@ -150,7 +176,11 @@ class TelemetryChild:
 
 
 def child_main(
-    settings_json: str, index: int, subscribed: EventType, end_session: EventType
+    settings_json: str,
+    index: int,
+    subscribed: EventType,
+    end_session: EventType,
+    reports: Queue[Report],
 ) -> None:
     """The entry point of a child process (started with `spawn`)."""
     logging.basicConfig(
@@ -161,6 +191,7 @@ def child_main(
         index,
         subscribed=subscribed,
         end_session=end_session,
+        reports=reports,
     )
     signal.signal(signal.SIGTERM, lambda *_: child.stopping.set())
     # Ctrl-C reaches the whole process group; the service stops its children itself, after
@@ -205,6 +236,10 @@ class TelemetryProcesses:
         self._stop = threading.Event()
         # Set before stopping for good: the children end their sessions at the broker.
         self._end_session = self._ctx.Event()
+        # What the children counted, added to this process's metrics (/metrics), and how
+        # many messages wait in each.
+        self._reports: Queue[Report] = self._ctx.Queue()
+        self._depths: dict[int, int] = {}
         self._thread = threading.Thread(target=self._run, name="vigil-ingest-procs", daemon=True)
         self.started = threading.Event()
 
@@ -236,6 +271,7 @@ class TelemetryProcesses:
                 log.error("ingest process %s did not stop; killing it", proc.pid)
                 proc.kill()
                 proc.join(5)
+        self._add_counts()
         if end_session and all(p.exitcode == 0 for p in procs):
             self._write_marker(0)
 
@@ -243,7 +279,13 @@ class TelemetryProcesses:
         subscribed = self._ctx.Event()
         proc = self._ctx.Process(
             target=child_main,
-            args=(self.settings.model_dump_json(), index, subscribed, self._end_session),
+            args=(
+                self.settings.model_dump_json(),
+                index,
+                subscribed,
+                self._end_session,
+                self._reports,
+            ),
             name=f"vigil-{child_name(index)}",
         )
         proc.start()
@@ -271,6 +313,7 @@ class TelemetryProcesses:
             self._write_marker(self.count)
         self.started.set()
         while not self._stop.wait(RESTART_DELAY_S):
+            self._add_counts()
             for index, child in list(self._procs.items()):
                 if not child.proc.is_alive():
                     log.error(
@@ -280,6 +323,19 @@ class TelemetryProcesses:
                         child.proc.exitcode,
                     )
                     self._procs[index] = self._spawn(index)
+
+    def _add_counts(self) -> None:
+        while True:
+            try:
+                index, counted, depth = self._reports.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            metrics.add_counts(counted)
+            self._depths[index] = depth
+
+    def depth(self) -> int:
+        """Messages the children have taken and not yet stored, as last reported."""
+        return sum(self._depths.values())
 
     def _retire(self, indexes: range) -> bool:
         last = [time.monotonic()]

@@ -108,7 +108,11 @@ class Ingest:
         metrics.watch(store.bus)
         # Read when scraped, so a worker stuck waiting for the store still shows its queue.
         metrics.QUEUE_DEPTH.labels("urgent").set_function(self.urgent.depth)
-        metrics.QUEUE_DEPTH.labels("telemetry").set_function(self.telemetry.depth)
+        metrics.QUEUE_DEPTH.labels("telemetry").set_function(self._telemetry_depth)
+
+    def _telemetry_depth(self) -> int:
+        children = self.processes.depth() if self.processes is not None else 0
+        return self.telemetry.depth() + children
 
     def _on_message(self, incoming: Incoming) -> None:
         if incoming.retain and not is_status(incoming.topic):

@@ -95,6 +95,26 @@ Publish = tuple[str, bytes, int, int, bool]  # topic, payload, qos, packet id, r
 Other = tuple[int, bytes]
 
 
+def first(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
+    """The first packet of `buf` if it has all arrived: its type, its body and how many bytes
+    it took."""
+    length, shift, i = 0, 0, 1
+    while True:
+        if i >= len(buf):
+            return None
+        byte = buf[i]
+        length |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+        if shift > 21:
+            raise ProtocolError("malformed remaining length")
+    if i + length > len(buf):
+        return None
+    return buf[0] >> 4, bytes(buf[i : i + length]), i + length
+
+
 def read(buf: bytes | bytearray) -> tuple[list[Publish], list[Other], int]:
     """The whole packets at the start of `buf`: its PUBLISHes, the other packets, and how many
     bytes they took (the rest is the start of a packet still arriving)."""
