@@ -229,10 +229,10 @@ class BulkLink:
         on_message, generation = self._on_message, self.generation
         # What came with the CONNACK is handled before anything more is read.
         arrived = bool(buf)
-        tls = isinstance(sock, ssl.SSLSocket)
+        tls = sock if isinstance(sock, ssl.SSLSocket) else None
         while True:
             # Bytes TLS has already decrypted are not seen by select: read them at once.
-            waiting = arrived or (tls and sock.pending() > 0)
+            waiting = arrived or (tls is not None and tls.pending() > 0)
             readable, _, _ = select.select([sock, self._wake_r], [], [], 0 if waiting else 1.0)
             now = time.monotonic()
             if self._wake_r in readable:
@@ -249,7 +249,7 @@ class BulkLink:
             if out:
                 sock.sendall(out)
                 last_sent = now
-            if sock in readable or (tls and sock.pending() > 0):
+            if sock in readable or (tls is not None and tls.pending() > 0):
                 chunk = sock.recv(READ_BYTES)
                 if not chunk:
                     raise ConnectionError("connection closed by the broker")
