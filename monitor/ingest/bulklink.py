@@ -102,9 +102,19 @@ class BulkLink:
         return len(self._unacked)
 
     def ack(self, mid: int, qos: int, generation: int) -> None:
-        if qos > 0 and generation == self.generation:
+        if not qos:
+            return
+        # Under the lock with the reconnect's bump of the generation: an ack checked against
+        # the old connection must not land in the new one's buffer, where its id may name
+        # another message.
+        with self._lock:
+            if generation != self.generation:
+                return
             self._unacked.discard(mid)
-            self._send(wire.puback(mid))
+            was_empty = not self._out
+            self._out += wire.puback(mid)
+        if was_empty:
+            self._wake()
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
@@ -122,13 +132,6 @@ class BulkLink:
         if was_empty:
             self._wake()
         return handle
-
-    def _send(self, data: bytes) -> None:
-        with self._lock:
-            was_empty = not self._out
-            self._out += data
-        if was_empty:
-            self._wake()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -155,6 +158,10 @@ class BulkLink:
             except (OSError, wire.ProtocolError, IndexError, UnicodeDecodeError) as err:
                 if not self._stop.is_set():
                     log.warning("MQTT %s: %s", self.client_id, err or type(err).__name__)
+            except Exception:
+                # A fault of ours must not leave the session unread for good: connect again,
+                # and the broker delivers again what was not acknowledged.
+                log.exception("MQTT %s: the reader failed; connecting again", self.client_id)
             finally:
                 self.connected.clear()
                 if sock is not None:
@@ -210,10 +217,10 @@ class BulkLink:
             # outbox by the scheduler.
             self._out.clear()
             self._inflight.clear()
+            self.generation += 1
+            self._unacked.clear()
             sub_id = self._packet_id() if self.topics else 0
             drop_id = self._packet_id() if self.drop else 0
-        self.generation += 1
-        self._unacked.clear()
         hello = b""
         if self.topics:
             hello += wire.subscribe(sub_id, [(t, options_byte(o)) for t, o in self.topics])
