@@ -23,25 +23,15 @@ from monitor.broker import MosquittoProcess, free_port
 from monitor.config import Settings
 from monitor.ingest import wire
 from monitor.ingest.bulklink import BulkLink
-from monitor.ingest.link import Incoming
-from tests.support import wait_until
-from tests.test_tls import openssl
+from monitor.ingest.link import Incoming, MqttLink
+from tests.support import make_pki, openssl, wait_until
 
 
 @pytest.fixture
 def brokers(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
-    """A Mosquitto with a plain listener and a TLS one (server certificate for 127.0.0.1):
-    (plain port, TLS port, the CA's certificate)."""
-    d = tmp_path / "pki"
-    d.mkdir()
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.crt", "-days", "1", "-subj", "/CN=Vigil test CA", cwd=d)  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=127.0.0.1", cwd=d)  # fmt: skip
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
-            cwd=d)  # fmt: skip
+    """A Mosquitto with a plain listener and a TLS one (a throwaway CA, a server certificate
+    for 127.0.0.1): (plain port, TLS port, the CA's certificate)."""
+    d = make_pki(tmp_path / "pki")
     port, tls_port = free_port(), free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
@@ -177,3 +167,56 @@ def test_messages_in_the_same_read_as_the_connack_are_delivered(tmp_path: Path) 
     assert wire.puback(7) in received
     scripted.stop()
     server.close()
+
+
+def test_it_reads_with_more_than_1024_files_open(brokers: tuple[int, int, Path]) -> None:
+    """select() refuses file descriptors past 1,023; a service with many relayed apps and
+    database connections has them. The first fresh-clone run of this reader failed so."""
+    port, _, _ = brokers
+    # The publisher first: paho itself uses select(), so its socket must stay low.
+    pub = publisher(port)
+    held = [socket.socketpair() for _ in range(600)]  # 1,200 descriptors
+    try:
+        got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        high = link(port, "h" + uuid.uuid4().hex[:8], got)
+        high.start()
+        assert high.subscribed.wait(10)
+        pub.publish("bulk/high", b"read", qos=1).wait_for_publish(10)
+        message = got.get(timeout=10)
+        assert message.payload == b"read"
+        message.ack()
+        high.stop(end_session=True)
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        for a, b in held:
+            a.close()
+            b.close()
+
+
+def test_the_urgent_link_reads_with_more_than_1024_files_open(
+    brokers: tuple[int, int, Path],
+) -> None:
+    """paho's network loop calls select(), which refuses descriptors past 1,023 (paho issue
+    819); monitor.ingest.link answers it with poll(). Both clients here are made after 1,200
+    descriptors are open, as a reconnect would be in a service with many relayed apps."""
+    port, _, _ = brokers
+    held = [socket.socketpair() for _ in range(600)]
+    try:
+        got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        settings = link(port, "p" + uuid.uuid4().hex[:8], got).settings
+        urgent = MqttLink(settings, "urgent", [("bulk/#", SubscribeOptions(qos=1))], got.put)
+        urgent.start()
+        assert urgent.subscribed.wait(10)
+        pub = publisher(port)
+        pub.publish("bulk/paho", b"read", qos=1).wait_for_publish(10)
+        message = got.get(timeout=10)
+        assert message.payload == b"read"
+        message.ack()
+        urgent.stop(end_session=True)
+        pub.loop_stop()
+        pub.disconnect()
+    finally:
+        for a, b in held:
+            a.close()
+            b.close()

@@ -4,7 +4,6 @@ password, and with client certificates required, only with one signed by the CA.
 from __future__ import annotations
 
 import ssl
-import subprocess
 import threading
 from pathlib import Path
 
@@ -13,27 +12,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor.broker import MosquittoProcess, free_port, wait_for_port
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+from tests.support import make_pki
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    """A CA, a server certificate for 127.0.0.1, and a client certificate, valid one day."""
-    d = tmp_path / "pki"
-    d.mkdir()
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.crt", "-days", "1", "-subj", "/CN=Vigil test CA", cwd=d)  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name, cn in (("server", "127.0.0.1"), ("client", "badge-t1")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-                f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)  # fmt: skip
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.crt", "-days", "1",
-                *(["-extfile", "san.ext"] if name == "server" else []), cwd=d)  # fmt: skip
-    return d
+    return make_pki(tmp_path / "pki")
 
 
 def connect(port: int, password: str, ca: Path | None, cert: Path | None = None) -> str:

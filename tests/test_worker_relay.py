@@ -33,11 +33,11 @@ from tests.support import (
     Broker,
     Running,
     add_badge,
+    make_pki,
     running,
     service_settings,
     wait_until,
 )
-from tests.test_tls import openssl
 
 
 class AppClient:
@@ -424,16 +424,7 @@ def test_the_relay_caps_connections_per_address_and_in_all(
 def test_the_relay_reaches_a_tls_listener_for_devices(tmp_path: Path) -> None:
     """With VIGIL_MQTT_DEVICE_TLS_CA the relay speaks TLS to the broker, checking its
     certificate; an app raises an alert through it."""
-    pki = tmp_path / "pki"
-    pki.mkdir()
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.crt", "-days", "1", "-subj", "/CN=Vigil relay test CA", cwd=pki)  # fmt: skip
-    (pki / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=127.0.0.1", cwd=pki)  # fmt: skip
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
-            cwd=pki)  # fmt: skip
+    pki = make_pki(tmp_path / "pki")
     db_url = f"sqlite:///{tmp_path / 'vigil.db'}"
     store = Store(db_url)
     upgrade(store)

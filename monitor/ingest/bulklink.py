@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -75,9 +75,9 @@ class BulkLink:
         self._lock = threading.Lock()
         self._inflight: dict[int, Published] = {}
         self._next_id = 0
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # Made by the link's thread and closed when it ends: a link never started holds none.
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
         self._stop = threading.Event()
         self._end_session = False
         self._thread = threading.Thread(target=self._run, name=f"{self.client_id}", daemon=True)
@@ -134,8 +134,10 @@ class BulkLink:
         return handle
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"\0")
+        wake = self._wake_w
+        if wake is not None:
+            with contextlib.suppress(BlockingIOError, OSError):
+                wake.send(b"\0")
 
     def _packet_id(self) -> int:
         # Under the lock. Ids of the link's own packets; a broker's PUBLISH ids are its own.
@@ -148,6 +150,16 @@ class BulkLink:
     # The link's thread.
 
     def _run(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        try:
+            self._connect_while_running()
+        finally:
+            self._wake_w.close()
+            self._wake_r.close()
+
+    def _connect_while_running(self) -> None:
         delay = 1.0
         while not self._stop.is_set():
             sock = None
@@ -232,19 +244,41 @@ class BulkLink:
             self.dropped.set()
         sock.sendall(hello)
         self.connected.set()
+        tls = sock if isinstance(sock, ssl.SSLSocket) else None
+        wake = self._wake_r
+        assert wake is not None
+        # epoll, not select(): a service with over 1,024 open files (relayed apps, database
+        # connections) would have select() refuse the socket.
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            self._pump(sock, buf, tls, wake, selector, sub_id, drop_id)
+
+    def _pump(
+        self,
+        sock: socket.socket,
+        buf: bytearray,
+        tls: ssl.SSLSocket | None,
+        wake: socket.socket,
+        selector: selectors.BaseSelector,
+        sub_id: int,
+        drop_id: int,
+    ) -> None:
+        """Read what arrives, hand it over, and write what other threads queued, until the
+        link stops or the connection fails."""
         last_sent = last_heard = time.monotonic()
         on_message, generation = self._on_message, self.generation
         # What came with the CONNACK is handled before anything more is read.
         arrived = bool(buf)
-        tls = sock if isinstance(sock, ssl.SSLSocket) else None
         while True:
-            # Bytes TLS has already decrypted are not seen by select: read them at once.
+            # Bytes TLS has already decrypted are not seen by the selector: read them at once.
             waiting = arrived or (tls is not None and tls.pending() > 0)
-            readable, _, _ = select.select([sock, self._wake_r], [], [], 0 if waiting else 1.0)
+            ready = {key.fileobj for key, _ in selector.select(0 if waiting else 1.0)}
+            readable = sock in ready or (tls is not None and tls.pending() > 0)
             now = time.monotonic()
-            if self._wake_r in readable:
+            if wake in ready:
                 with contextlib.suppress(BlockingIOError):
-                    self._wake_r.recv(4096)
+                    wake.recv(4096)
             with self._lock:
                 out = bytes(self._out)
                 self._out.clear()
@@ -256,7 +290,7 @@ class BulkLink:
             if out:
                 sock.sendall(out)
                 last_sent = now
-            if sock in readable or (tls is not None and tls.pending() > 0):
+            if readable:
                 chunk = sock.recv(READ_BYTES)
                 if not chunk:
                     raise ConnectionError("connection closed by the broker")

@@ -8,11 +8,12 @@ Subscriptions are renewed on every connect.
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -25,6 +26,46 @@ from monitor.config import Settings
 from monitor.protocol import Refusal
 
 log = logging.getLogger(__name__)
+
+
+class _Poll:
+    """Stands for the `select` module in paho's client: its network loop calls
+    `select.select()`, which refuses file descriptors past 1,023 (paho issue 819, open), and
+    the service holds thousands (relayed worker apps, database connections). A socket made
+    after that, on any reconnect, would leave the link down for good. This answers the same
+    call with poll(), which has no such limit."""
+
+    @staticmethod
+    def select(
+        rlist: list[Any], wlist: list[Any], xlist: list[Any], timeout: float | None = None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        masks: dict[int, int] = {}
+        for objects, mask in ((rlist, select.POLLIN), (wlist, select.POLLOUT)):
+            for obj in objects:
+                masks[_fd(obj)] = masks.get(_fd(obj), 0) | mask
+        poller = select.poll()
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
+        events = dict(poller.poll(None if timeout is None else timeout * 1000))
+        failed = select.POLLERR | select.POLLHUP | select.POLLNVAL
+        readable = [o for o in rlist if events.get(_fd(o), 0) & (select.POLLIN | failed)]
+        writable = [o for o in wlist if events.get(_fd(o), 0) & (select.POLLOUT | failed)]
+        return readable, writable, []
+
+
+def _fd(obj: Any) -> int:
+    """A file descriptor, refused as select() refuses it (paho reads either error as a lost
+    connection)."""
+    if not isinstance(obj, int):
+        if not hasattr(obj, "fileno"):
+            raise TypeError("not a socket")
+        obj = obj.fileno()
+    if obj < 0:
+        raise ValueError("negative file descriptor")
+    return int(obj)
+
+
+mqtt.select = _Poll  # type: ignore[assignment, attr-defined]
 
 
 class Acks(Protocol):

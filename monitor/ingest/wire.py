@@ -95,23 +95,29 @@ Publish = tuple[str, bytes, int, int, bool]  # topic, payload, qos, packet id, r
 Other = tuple[int, bytes]
 
 
+def _varint_at(buf: bytes | bytearray, i: int) -> tuple[int, int] | None:
+    """The Variable Byte Integer at `buf[i]`: its value and where it ends, or None when it has
+    not all arrived."""
+    value, shift = 0, 0
+    while i < len(buf):
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+        if shift > 21:
+            raise ProtocolError("malformed variable byte integer")
+    return None
+
+
 def first(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
     """The first packet of `buf` if it has all arrived: its type, its body and how many bytes
     it took."""
-    length, shift, i = 0, 0, 1
-    while True:
-        if i >= len(buf):
-            return None
-        byte = buf[i]
-        length |= (byte & 0x7F) << shift
-        i += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-        if shift > 21:
-            raise ProtocolError("malformed remaining length")
-    if i + length > len(buf):
+    head = _varint_at(buf, 1)
+    if head is None or head[1] + head[0] > len(buf):
         return None
+    length, i = head
     return buf[0] >> 4, bytes(buf[i : i + length]), i + length
 
 
@@ -123,12 +129,10 @@ def read(buf: bytes | bytearray) -> tuple[list[Publish], list[Other], int]:
     view = memoryview(buf)
     pos, end = 0, len(buf)
     while pos + 2 <= end:
-        first = buf[pos]
-        # Remaining length: up to four bytes, seven bits each.
+        # The remaining length, as `_varint_at` reads it but inline: this loop runs once a
+        # message, and the call cost half as much again as the rest of reading one.
         length, shift, i = 0, 0, pos + 1
-        while True:
-            if i >= end:
-                return publishes, others, pos
+        while i < end:
             byte = buf[i]
             length |= (byte & 0x7F) << shift
             i += 1
@@ -136,13 +140,16 @@ def read(buf: bytes | bytearray) -> tuple[list[Publish], list[Other], int]:
                 break
             shift += 7
             if shift > 21:
-                raise ProtocolError("malformed remaining length")
+                raise ProtocolError("malformed variable byte integer")
+        else:
+            break  # not all arrived
         stop = i + length
         if stop > end:
             break
-        kind = first >> 4
+        flags = buf[pos]
+        kind = flags >> 4
         if kind == PUBLISH:
-            qos = (first >> 1) & 3
+            qos = (flags >> 1) & 3
             if qos > 1:
                 raise ProtocolError("QoS 2 was not subscribed to")
             n = buf[i] << 8 | buf[i + 1]
@@ -153,15 +160,15 @@ def read(buf: bytes | bytearray) -> tuple[list[Publish], list[Other], int]:
                 packet_id = buf[i] << 8 | buf[i + 1]
                 i += 2
             # Properties: skipped (no topic aliases: the CONNECT allows none).
-            plen, shift = 0, 0
-            while True:
-                byte = buf[i]
-                plen |= (byte & 0x7F) << shift
+            plen = buf[i]
+            if plen & 0x80:
+                props = _varint_at(buf, i)
+                if props is None or props[1] + props[0] > stop:
+                    raise ProtocolError("PUBLISH properties longer than the packet")
+                plen, i = props
+            else:
                 i += 1
-                if not byte & 0x80:
-                    break
-                shift += 7
-            publishes.append((topic, bytes(view[i + plen : stop]), qos, packet_id, bool(first & 1)))
+            publishes.append((topic, bytes(view[i + plen : stop]), qos, packet_id, bool(flags & 1)))
         else:
             others.append((kind, bytes(view[i:stop])))
         pos = stop
