@@ -4,6 +4,7 @@ what is not comes back on the next connection, publishes are confirmed, TLS is v
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import queue
@@ -169,54 +170,54 @@ def test_messages_in_the_same_read_as_the_connack_are_delivered(tmp_path: Path) 
     server.close()
 
 
-def test_it_reads_with_more_than_1024_files_open(brokers: tuple[int, int, Path]) -> None:
-    """select() refuses file descriptors past 1,023; a service with many relayed apps and
-    database connections has them. The first fresh-clone run of this reader failed so."""
-    port, _, _ = brokers
-    # The publisher first: paho itself uses select(), so its socket must stay low.
-    pub = publisher(port)
-    held = [socket.socketpair() for _ in range(600)]  # 1,200 descriptors
+@contextlib.contextmanager
+def many_open_files() -> Iterator[None]:
+    """1,200 descriptors open, as in a service relaying many worker apps: a socket made now is
+    numbered past 1,023, where select() refuses it."""
+    held = [socket.socketpair() for _ in range(600)]
     try:
-        got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
-        high = link(port, "h" + uuid.uuid4().hex[:8], got)
-        high.start()
-        assert high.subscribed.wait(10)
-        pub.publish("bulk/high", b"read", qos=1).wait_for_publish(10)
-        message = got.get(timeout=10)
-        assert message.payload == b"read"
-        message.ack()
-        high.stop(end_session=True)
-        pub.loop_stop()
-        pub.disconnect()
+        yield
     finally:
         for a, b in held:
             a.close()
             b.close()
+
+
+def one_message_through(
+    port: int, receiver: BulkLink | MqttLink, got: queue.SimpleQueue[Incoming]
+) -> None:
+    """A message published to the started `receiver` reaches it; then it is stopped."""
+    assert receiver.subscribed.wait(10)
+    pub = publisher(port)
+    pub.publish("bulk/high", b"read", qos=1).wait_for_publish(10)
+    message = got.get(timeout=10)
+    assert message.payload == b"read"
+    message.ack()
+    receiver.stop(end_session=True)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def test_it_reads_with_more_than_1024_files_open(brokers: tuple[int, int, Path]) -> None:
+    """The telemetry reader waits on epoll. The first fresh-clone run of it failed so."""
+    port, _, _ = brokers
+    with many_open_files():
+        got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
+        high = link(port, "h" + uuid.uuid4().hex[:8], got)
+        high.start()
+        one_message_through(port, high, got)
 
 
 def test_the_urgent_link_reads_with_more_than_1024_files_open(
     brokers: tuple[int, int, Path],
 ) -> None:
-    """paho's network loop calls select(), which refuses descriptors past 1,023 (paho issue
-    819); monitor.ingest.link answers it with poll(). Both clients here are made after 1,200
-    descriptors are open, as a reconnect would be in a service with many relayed apps."""
+    """paho's network loop calls select() (paho issue 819); monitor.ingest.link answers it
+    with poll(). Both clients here, the publisher too, are made with the descriptors open,
+    as a reconnect would be in a service with many relayed apps."""
     port, _, _ = brokers
-    held = [socket.socketpair() for _ in range(600)]
-    try:
+    with many_open_files():
         got: queue.SimpleQueue[Incoming] = queue.SimpleQueue()
         settings = link(port, "p" + uuid.uuid4().hex[:8], got).settings
         urgent = MqttLink(settings, "urgent", [("bulk/#", SubscribeOptions(qos=1))], got.put)
         urgent.start()
-        assert urgent.subscribed.wait(10)
-        pub = publisher(port)
-        pub.publish("bulk/paho", b"read", qos=1).wait_for_publish(10)
-        message = got.get(timeout=10)
-        assert message.payload == b"read"
-        message.ack()
-        urgent.stop(end_session=True)
-        pub.loop_stop()
-        pub.disconnect()
-    finally:
-        for a, b in held:
-            a.close()
-            b.close()
+        one_message_through(port, urgent, got)

@@ -182,8 +182,9 @@ class TelemetryWriter(ItemWorker):
             dev.changed = True
             if isinstance(msg, LocationMsg):
                 loc = msg.loc
-                fixes.append(devices.fix_row(dev.id, dev.worker_id, msg.at, loc, msg.batt, at))
-                if devices.note_fix(dev, msg.at, loc):
+                fixed_at = msg.at  # a property: made once
+                fixes.append(devices.fix_row(dev.id, dev.worker_id, fixed_at, loc, msg.batt, at))
+                if devices.note_fix(dev, fixed_at, loc):
                     moved[dev.id] = {"lat": loc.lat, "lon": loc.lon, "acc": loc.acc, "ts": msg.ts}
                 if msg.batt is not None:
                     note_battery(db, dev, msg.batt, at, threshold)
