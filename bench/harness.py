@@ -81,12 +81,16 @@ class Served:
     service_port: int  # the broker's listener for the service account
 
 
+@dataclass
+class Broker:
+    port: int  # devices'
+    service_port: int  # the service account's listener
+    password: str  # the service account's
+
+
 @contextlib.contextmanager
-def serving(
-    store: Store, workdir: Path, url: str, env_extra: dict[str, str] | None = None
-) -> Iterator[Served]:
-    """A private Mosquitto configured from the store's registry, and `vigil serve` on both,
-    started but not waited for; its output goes to `workdir/serve.log`."""
+def broker_for(store: Store, workdir: Path) -> Iterator[Broker]:
+    """A private Mosquitto configured from the store's registry."""
     password = secrets.token_urlsafe(16)
     port, service_port = broker.free_port(), broker.free_port()
     with store.session() as db:
@@ -95,31 +99,60 @@ def serving(
         )
     mosq = broker.MosquittoProcess(files.conf, port)
     mosq.start()
-    http_port = broker.free_port()
+    try:
+        yield Broker(port, service_port, password)
+    finally:
+        mosq.stop()
+
+
+@contextlib.contextmanager
+def service(
+    workdir: Path,
+    url: str,
+    brk: Broker,
+    http_port: int,
+    env_extra: dict[str, str] | None = None,
+    log_name: str = "serve.log",
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """`vigil serve` on `brk`, started but not waited for, and time.perf_counter() when it
+    was started; its output goes to `workdir/log_name`. Stopped (SIGTERM) at the end."""
     env = {
         **os.environ,
         "VIGIL_DATA_DIR": str(workdir / "data"),
         "VIGIL_DATABASE_URL": url,
-        "VIGIL_MQTT_PORT": str(service_port),
-        "VIGIL_MQTT_DEVICE_PORT": str(port),  # the worker app's relay connects there
+        "VIGIL_MQTT_PORT": str(brk.service_port),
+        "VIGIL_MQTT_DEVICE_PORT": str(brk.port),  # the worker app's relay connects there
         "VIGIL_MQTT_USERNAME": SERVICE_USER,
-        "VIGIL_MQTT_PASSWORD": password,
+        "VIGIL_MQTT_PASSWORD": brk.password,
         "VIGIL_HTTP_PORT": str(http_port),
         "VIGIL_SECRET_KEY": secrets.token_urlsafe(32),
         **(env_extra or {}),
     }
-    log = open(workdir / "serve.log", "wb")  # noqa: SIM115
+    log = open(workdir / log_name, "ab")  # noqa: SIM115
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        yield Served(proc, port, password, http_port, started, service_port)
+        yield proc, started
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
-        mosq.stop()
+
+
+@contextlib.contextmanager
+def serving(
+    store: Store, workdir: Path, url: str, env_extra: dict[str, str] | None = None
+) -> Iterator[Served]:
+    """A private Mosquitto configured from the store's registry, and `vigil serve` on both,
+    started but not waited for; its output goes to `workdir/serve.log`."""
+    http_port = broker.free_port()
+    with (
+        broker_for(store, workdir) as brk,
+        service(workdir, url, brk, http_port, env_extra) as (proc, started),
+    ):
+        yield Served(proc, brk.port, brk.password, http_port, started, brk.service_port)
 
 
 @contextlib.contextmanager

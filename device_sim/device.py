@@ -97,13 +97,20 @@ class DeviceMessages:
         self._send(HEARTBEAT, body, qos)
 
     def raise_alert(
-        self, type: str = "red", trigger: str | None = "button", note: str | None = None
+        self,
+        type: str = "red",
+        trigger: str | None = "button",
+        note: str | None = None,
+        *,
+        located: bool = True,
     ) -> str:
-        """Raise an alert and return its id. How it leaves is `_send_alert`'s: SimDevice's
-        keeps it in its outbox and resends it until the service confirms it."""
+        """Raise an alert and return its id; without `located`, with no position (a device
+        with no fix yet at the press). How it leaves is `_send_alert`'s: SimDevice's keeps it
+        in its outbox and resends it until the service confirms it."""
         alert_id = str(uuid.uuid4())
+        position = self._loc() if located else None
         body = messages.alert(
-            alert_id, type, trigger=trigger, position=self._loc(), batt=self.battery, note=note
+            alert_id, type, trigger=trigger, position=position, batt=self.battery, note=note
         )
         self._send_alert(alert_id, body)
         return alert_id

@@ -145,8 +145,8 @@ def event(alert: AlertDetail) -> str:
     who it is as [I alarm text]. The account and the timestamp are added as it is sent."""
     code = DURESS if alert.duress else CODES[alert.type]
     out = f"{dc09.NEW}{code:03d} 00 000"
-    if alert.lat is not None and alert.lon is not None:
-        out += f"[X{alert.lon:.6f}][Y{alert.lat:.6f}]"
+    if (p := alert.position) is not None:
+        out += f"[X{p.lon:.6f}][Y{p.lat:.6f}]"
     who = alert.worker_name or f"device {alert.device_id}"
     team = f" ({alert.team})" if alert.team else ""
     return out + f"[I{_text(f'Vigil alert #{alert.id}: {who}{team}')}]"

@@ -1,10 +1,11 @@
 """The step runner: starts escalations, runs due steps once, and sends notifications.
 
-One thread decides (short transactions, rows claimed with FOR UPDATE SKIP LOCKED, so two
-replicas never run the same step); a pool of threads sends, so a slow Twilio or webhook
-holds up only its own notification. Alert events wake the thread at once, and an alert
-raised here is started straight from its event, before the tick looks for anything; the
-tick catches whatever an event did not bring (a crash, another replica, a step falling due).
+Two threads decide (short transactions, rows claimed with FOR UPDATE SKIP LOCKED, so two
+replicas never run the same step), and a pool of threads sends, so a slow Twilio or webhook
+holds up only its own notification. An alert raised here is started straight from its
+event by a thread of its own, so its first contact waits for no other alert's steps; the
+other thread ticks, woken at once by alert events, and catches whatever an event did not
+bring (a crash, another replica, a step falling due).
 """
 
 from __future__ import annotations
@@ -58,12 +59,18 @@ class Engine:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._starter: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self._count = threading.Lock()
         self._in_flight = 0  # handed to the pool and not finished: claims wait for room
-        self._fresh: deque[int] = deque()  # alerts raised here since the loop last looked
-        self._look = True  # the tick must look now, not at its interval
+        self._fresh: deque[int] = deque()  # alerts raised here, not yet started
+        # The alerts the starting thread has queued or the tick is starting: never both at
+        # once. On PostgreSQL the second would wait for the first's lock, then (its look
+        # read before the wait) insert a second escalation, refused by the unique key.
+        self._claimed: set[int] = set()
+        self._claims = threading.Lock()
+        self._fresh_ready = threading.Event()
         self._closed: deque[int] = deque()  # alerts that may owe a centre its restore
         self._next_sweep = 0.0
 
@@ -92,6 +99,10 @@ class Engine:
         self._unsubscribe = [self.store.bus.subscribe(self._on_event, "alert.")]
         self._thread = threading.Thread(target=self._run, name="vigil-escalation", daemon=True)
         self._thread.start()
+        self._starter = threading.Thread(
+            target=self._run_starts, name="vigil-escalation-start", daemon=True
+        )
+        self._starter.start()
 
     def _warn_about_settings(self) -> None:
         s = self.settings
@@ -116,8 +127,10 @@ class Engine:
             unsubscribe()
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._fresh_ready.set()
+        for thread in (self._thread, self._starter):
+            if thread is not None:
+                thread.join(timeout=30)
         if self._pool is not None:
             # Sends under way finish (each is bounded by its timeout) and record what they got;
             # ones not started stay claimed, and go at this node's next start (reclaim).
@@ -125,7 +138,6 @@ class Engine:
         self.providers.close()
 
     def wake(self) -> None:
-        self._look = True
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
@@ -140,8 +152,9 @@ class Engine:
                     self._pool.submit(self._isolated, self._stop_calls, event.alert_id)
         if isinstance(event, AlertChanged) and event.kind is Kind.ALERT_RAISED:
             # Started from here, with its steps due at once: no tick needed for it.
-            self._fresh.append(event.alert_id)
-            self._wake.set()
+            if self._claim(event.alert_id):  # else the tick found it first and is starting it
+                self._fresh.append(event.alert_id)
+                self._fresh_ready.set()
         elif event.kind in WAKING:
             if isinstance(event, AlertChanged) and event.kind in CLOSING:
                 self._closed.append(event.alert_id)
@@ -164,28 +177,27 @@ class Engine:
     # -- the loop -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        next_tick = 0.0
         while not self._stopping.is_set():
+            # Cleared first: a wake during the tick makes the next pass look again.
+            self._wake.clear()
+            next_tick = time.monotonic() + self.settings.escalation_tick_s
             try:
-                self._start_fresh()
-                # A wake that only brought alerts to start needs no tick, whose look would
-                # compete with the sending threads for the interpreter as the first SMS goes.
-                if self._look or time.monotonic() >= next_tick:
-                    # Cleared first: a wake during the tick makes the next pass look again.
-                    self._look = False
-                    next_tick = time.monotonic() + self.settings.escalation_tick_s
-                    self.tick()
+                self.tick()
             except Exception:
                 # A fault here must not end escalation for good; the next tick tries again.
                 log.exception("escalation tick failed")
             self._wake.wait(max(0.0, next_tick - time.monotonic()))
-            self._wake.clear()
 
-    def _start_fresh(self) -> None:
-        """Start the alerts just raised here, without the tick's look for them first: the
-        first contact's phone waits for every query on this path."""
-        while self._fresh and not self._stopping.is_set():
-            self._isolated(self._start, self._fresh.popleft())
+    def _run_starts(self) -> None:
+        """Start the alerts raised here as their events come, without the tick's look for
+        them first: the first contact's phone waits for every query on this path, and for
+        none of the tick's (another alert's due steps, a sweep, a row lock it waits for).
+        An alert the tick finds meanwhile is started once: both take its lock first."""
+        while not self._stopping.is_set():
+            self._fresh_ready.wait()
+            self._fresh_ready.clear()
+            while self._fresh and not self._stopping.is_set():
+                self._start_claimed(self._fresh.popleft())
 
     def tick(self) -> None:
         # Look first with a reader: on SQLite a write transaction takes the one write lock,
@@ -198,7 +210,8 @@ class Engine:
         # Each item in a transaction of its own, and a fault in one is logged and skipped:
         # one bad row must not stop every other alert's escalation.
         for alert_id in starting:
-            self._isolated(self._start, alert_id)
+            if self._claim(alert_id):
+                self._start_claimed(alert_id)
         for esc_id in changing:
             self._isolated(self._settle, esc_id)
         if steps_due or starting or changing:
@@ -213,6 +226,20 @@ class Engine:
                         db, self.node, free, self.settings.escalation_attempts + 2
                     )
                 self._send_all(claimed)
+
+    def _claim(self, alert_id: int) -> bool:
+        with self._claims:
+            if alert_id in self._claimed:
+                return False
+            self._claimed.add(alert_id)
+            return True
+
+    def _start_claimed(self, alert_id: int) -> None:
+        try:
+            self._isolated(self._start, alert_id)
+        finally:
+            with self._claims:
+                self._claimed.discard(alert_id)
 
     def _isolated(self, action: Callable[[int], None], key: int) -> None:
         try:
@@ -314,7 +341,7 @@ class Engine:
                 delivery.record_failure(
                     db, item, str(exc), retry=isinstance(exc, Retry), settings=self.settings
                 )
-            self._wake.set()  # a retry falls due, or the next step was brought forward
+            self.wake()  # a retry falls due, or the next step was brought forward
             return
         with self.store.begin() as db:
             delivery.record_sent(db, item, sent.status, sent.sid)

@@ -28,7 +28,7 @@ from escalation.models import Escalation, Notification, Recipient, RecipientKind
 from escalation.providers import Outgoing
 from escalation.states import EscalationState, NotificationStatus, StepState
 from escalation.timeline import EntryKind
-from monitor.alerts import rules
+from monitor.alerts import chain, rules
 from monitor.alerts import service as alerts
 from monitor.alerts.labels import actor_label, plural, span
 from monitor.alerts.models import Alert
@@ -67,6 +67,7 @@ def lock_to_start(db: Session, alert_id: int) -> ToStart | None:
     alert, started, may_reach, *ctx = row
     if started or not rules.needs_escalation(alert):
         return None
+    chain.held(db, alert)
     return ToStart(alert, snapshots.Context(*ctx), not may_reach)
 
 

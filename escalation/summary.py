@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from monitor.reads.alert_detail import AlertDetail
@@ -35,16 +36,30 @@ def _who(a: AlertDetail) -> str:
     return f"{name} ({a.team})" if a.team else name
 
 
+def _fix_time(a: AlertDetail) -> datetime | None:
+    """When the position told (`a.position`, the newest) was taken, if it is not the one the
+    device sent with the alert: none came (a phone indoors has no fix at the press, and one
+    a few seconds later), or the worker has moved since. The reader judges it by its age."""
+    p = a.position
+    if p is None or p.at is None or (p.lat, p.lon, p.at) == (a.lat, a.lon, a.device_ts):
+        return None
+    return p.at
+
+
 def _where(a: AlertDetail, *, spoken: bool = False) -> str:
     parts = []
     if a.visit is not None and a.visit.note:
         parts.append(f"visiting {a.visit.note}")
-    if a.lat is not None and a.lon is not None:
-        acc = f" within {a.acc:.0f} metres" if a.acc is not None else ""
+    if (p := a.position) is not None:
+        at = _fix_time(a)
         if spoken:
-            parts.append(f"latitude {a.lat:.5f}, longitude {a.lon:.5f}{acc}")
+            acc = f" within {p.acc:.0f} metres" if p.acc is not None else ""
+            when = f", as of {at:%H:%M} UTC" if at is not None else ""
+            parts.append(f"latitude {p.lat:.5f}, longitude {p.lon:.5f}{acc}{when}")
         else:
-            parts.append(f"{a.lat:.5f},{a.lon:.5f}" + (f" ±{a.acc:.0f}m" if a.acc else ""))
+            acc = f" ±{p.acc:.0f}m" if p.acc else ""
+            when = f" at {at:%H:%M:%S}" if at is not None else ""
+            parts.append(f"{p.lat:.5f},{p.lon:.5f}{acc}{when}")
     return "; ".join(parts) or "position not known yet"
 
 
@@ -88,6 +103,7 @@ def webhook(a: AlertDetail, public_url: str, *, step: int, type_: str) -> str:
     """The JSON body of a webhook notification (signed when sent: escalation.providers), of
     the channel's `type_` ("vigil.alert.escalation", "vigil.alert.dispatch")."""
     base = public_url.rstrip("/")
+    p = a.position
     payload: dict[str, Any] = {
         "type": type_,
         "step": step,
@@ -103,7 +119,14 @@ def webhook(a: AlertDetail, public_url: str, *, step: int, type_: str) -> str:
             "device_ts": a.device_ts.isoformat() if a.device_ts else None,
             "worker": {"name": a.worker_name, "team": a.team},
             "position": (
-                {"lat": a.lat, "lon": a.lon, "accuracy_m": a.acc} if a.lat is not None else None
+                {
+                    "lat": p.lat,
+                    "lon": p.lon,
+                    "accuracy_m": p.acc,
+                    "at": p.at.isoformat() if p.at is not None else None,
+                }
+                if p is not None
+                else None
             ),
             "visit_note": a.visit.note if a.visit is not None else None,
             "note": a.note,

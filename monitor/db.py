@@ -5,10 +5,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Interval,
+    MetaData,
+    SQLColumnExpression,
+    create_engine,
+    event,
+    func,
+    literal,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -60,39 +73,60 @@ READ_ONLY = "vigil_read_only"
 AUTOCHECKPOINT_PAGES = 10_000
 
 
+class Turn(IntEnum):
+    """Who goes first for SQLite's one write lock: the lower, the sooner."""
+
+    URGENT = 0  # alerts, cancels, visits: what a worker in danger waits for
+    NORMAL = 1  # escalation, the console, the API, the scheduler
+    BULK = 2  # telemetry batches, purges: may wait for everyone else
+
+
 class WriteTurns:
-    """Whose turn it is to write to SQLite, within this process; bulk writers go last.
+    """Whose turn it is to write to SQLite, within this process, by `Turn`.
 
     SQLite has one writer at a time. Left to its busy handler, a writer that finds the lock
     taken sleeps in growing steps and tries again, and under back-to-back telemetry batches
     an alert lost the lock to batch after batch for seconds. Here writers queue on a
-    condition instead, and a bulk writer (telemetry batches, purges) waits while anyone else
-    is waiting: an alert waits for one batch at most. A thread already holding the turn may
-    begin again (an event handler run at commit).
+    condition instead, and a writer waits while anyone of an earlier turn is waiting: an
+    alert no longer waits behind every escalation, send record and request that a device
+    raising hundreds of alerts a second sets going, and a bulk writer waits for everyone
+    else. One exception, so that such a flood cannot hold escalation up for as long as it
+    lasts: an urgent turn that ends while a normal writer waits hands the next turn to it.
+    An alert waits for the write under way and at most one more. A thread already holding
+    the turn may begin again (an event handler run at commit).
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._depth = 0
-        self._waiting = 0  # writers other than bulk ones waiting for a turn
+        self._owner_turn = Turn.NORMAL
+        self._waiting = [0] * len(Turn)  # writers waiting, by turn
+        self._handed: Turn | None = None  # the next turn is kept for a writer of this one
+
+    def _may_go(self, turn: Turn) -> bool:
+        if self._owner is not None:
+            return False
+        if self._handed is not None and self._waiting[self._handed]:
+            return turn is self._handed
+        return not any(self._waiting[:turn])
 
     @contextmanager
-    def turn(self, *, bulk: bool) -> Iterator[None]:
+    def turn(self, turn: Turn) -> Iterator[None]:
         me = threading.get_ident()
         with self._cond:
             if self._owner == me:
                 self._depth += 1
             else:
-                if not bulk:
-                    self._waiting += 1
+                self._waiting[turn] += 1
                 try:
-                    while self._owner is not None or (bulk and self._waiting):
+                    while not self._may_go(turn):
                         self._cond.wait()
                 finally:
-                    if not bulk:
-                        self._waiting -= 1
-                self._owner, self._depth = me, 1
+                    self._waiting[turn] -= 1
+                if self._handed is turn:
+                    self._handed = None
+                self._owner, self._depth, self._owner_turn = me, 1, turn
         try:
             yield
         finally:
@@ -100,11 +134,24 @@ class WriteTurns:
                 self._depth -= 1
                 if not self._depth:
                     self._owner = None
+                    if self._owner_turn is Turn.URGENT and self._waiting[Turn.NORMAL]:
+                        self._handed = Turn.NORMAL
                     self._cond.notify_all()
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def shifted(
+    db: Session, column: SQLColumnExpression[datetime], by: timedelta
+) -> ColumnElement[Any]:
+    """`column` moved by `by`, in SQL, on either database: SQLite has no interval type, and
+    keeps a UTCDateTime as text that compares in time order (to the millisecond here)."""
+    if db.get_bind().dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H:%M:%f", column, f"{by.total_seconds():+.3f} seconds")
+    # An interval: bound as the column's own type, a timedelta fails UTCDateTime's check.
+    return column + literal(by, Interval())
 
 
 def _lower(value: Any) -> Any:
@@ -185,14 +232,14 @@ class Store:
         return self._readers()
 
     @contextmanager
-    def begin(self, *, bulk: bool = False) -> Iterator[Session]:
-        """A session in a transaction that commits on success and rolls back on error.
-        `bulk` marks writes that may wait for every other (telemetry batches, purges)."""
+    def begin(self, *, turn: Turn = Turn.NORMAL) -> Iterator[Session]:
+        """A session in a transaction that commits on success and rolls back on error;
+        on SQLite, its `turn` says who it goes before for the write lock (WriteTurns)."""
         if self._turns is None:
             with self._sessions() as db, db.begin():
                 yield db
         else:
-            with self._turns.turn(bulk=bulk), self._sessions() as db, db.begin():
+            with self._turns.turn(turn), self._sessions() as db, db.begin():
                 yield db
         # A commit clears the failure this thread reported, if any: a worker that was
         # retrying is well again once its write goes through.

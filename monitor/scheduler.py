@@ -26,7 +26,7 @@ from monitor import failures, health, metrics
 from monitor.alerts import expiry
 from monitor.broker_sync import BrokerSync
 from monitor.config import Settings
-from monitor.db import Store, utcnow
+from monitor.db import Store, Turn, utcnow
 from monitor.devices import commands
 from monitor.devices.models import Device, DeviceCommand
 from monitor.ingest import waiting
@@ -249,7 +249,7 @@ class Scheduler(threading.Thread):
                 for batch in retention.expired(reading, now, keep, after=self._settled):
                     if self._stop_flag.is_set():
                         break
-                    with self.store.begin(bulk=True) as db:
+                    with self.store.begin(turn=Turn.BULK) as db:
                         deleted += retention.delete_fixes(db, batch.doomed)
                     self._settled = batch.settled
         except Exception as err:

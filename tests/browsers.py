@@ -7,7 +7,10 @@ import shutil
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from tests.support import PASSWORD
+from tests.support import PASSWORD, WAIT_S
+
+# Not Playwright's 5 s (tests/support.py, WAIT_S).
+expect.set_options(timeout=WAIT_S * 1000)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
@@ -61,5 +64,15 @@ def sign_in(browser: BrowserContext, base: str, username: str) -> Page:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
+    expect(page.locator("#conn")).to_have_text("live")
     return page
+
+
+def resolve_in_console(page: Page, outcome: str, note: str) -> None:
+    """Resolve the alert open in the console, as an operator does: the dialog's outcome and
+    note, then its confirmation step."""
+    page.click("#resolve-open")
+    page.select_option("#outcome", outcome)
+    page.fill("#resolve-note", note)
+    page.click("#rs-next")
+    page.click("#rs-confirm")

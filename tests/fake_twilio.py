@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support import WAIT_S
+
 Kind = Literal["sms", "call", "other"]
 
 API_VERSION = "2010-04-01"
@@ -326,7 +328,7 @@ class FakeTwilio:
             return dict(self._state.resources[sid])
 
     def wait_for(
-        self, predicate: Callable[[list[Request]], bool], timeout: float = 5.0
+        self, predicate: Callable[[list[Request]], bool], timeout: float = WAIT_S
     ) -> list[Request]:
         """Block until predicate(all requests so far) is true; returns those requests."""
         with self._cond:
@@ -341,7 +343,7 @@ class FakeTwilio:
         self,
         kind: Kind,
         n: int,
-        timeout: float = 5.0,
+        timeout: float = WAIT_S,
         *,
         to: str | None = None,
         answered: bool = False,

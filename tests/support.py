@@ -35,6 +35,9 @@ PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:
 SERVICE_USER = "vigil-service"
 SERVICE_PASSWORD = "test-service-" + secrets.token_hex(8)
 PASSWORD = "correct horse battery"
+# How long a test waits for what should happen before it fails (a passing wait returns at
+# once). Not 5 s: loaded two-core runs have stalled past that (docs/testing.md).
+WAIT_S = 15.0
 # Fuzz tests run this many times their usual examples: VIGIL_FUZZ_SCALE=50 for a long run.
 FUZZ_SCALE = max(1, int(os.environ.get("VIGIL_FUZZ_SCALE", "1")))
 

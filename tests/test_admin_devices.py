@@ -3,7 +3,8 @@ OwnTracks phone for a worker and sees its secret once (copied with the button, g
 hidden and nowhere in the list), disables it after confirming (a cancelled confirmation
 changes nothing), gives it a new secret, filters the list, and makes a phone-app enrolment
 code whose QR code reads back as its link; a change the service refuses shows its reason
-beside the form and changes nothing; a team supervisor sees only their team's devices.
+beside the form and changes nothing; a team supervisor sees only their team's devices; on a
+phone each device is a card.
 
 VIGIL_SCREENSHOTS=docs/images: the tests also write the docs' admin-devices*.png; without
 it, they only check."""
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from monitor.devices.models import Device
 from monitor.security import verify_device_secret
 from monitor.users.models import Role
-from tests.browsers import sign_in
+from tests.browsers import sign_in, watched_context
 from tests.support import Running, add_badge
 
 SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
@@ -203,3 +204,46 @@ def test_a_phone_app_enrolment_code_shows_its_qr_code(svc: Running, chrome: Brow
     r = svc.http.post("/api/v1/app/enrol", json={"code": link.split("#enrol=")[1]})
     assert r.status_code == 200 and r.json()["worker_name"] == "Sam Lee"
     shoot(pane.locator("#adv-enrol"), "admin-devices-enrol")
+
+
+def test_on_a_phone_each_device_is_a_card_with_its_id_in_sight(
+    svc: Running, chrome: BrowserContext
+) -> None:
+    """At 390 px the list does not scroll sideways with the device's id out of sight: each
+    row is a card whose values say what they are, and its buttons work as on a desk."""
+    base = svc.serve_http()
+    add_badge(svc.store, "badge-0007", name="Sam Lee", org=ORG, team="Housing")
+    add_badge(svc.store, "badge-0012", name="Priya Nair", org=ORG, team="Nursing")
+    svc.user("ada", Role.ADMIN)
+    phone_ctx, blocked = watched_context(chrome.browser, 390, 844)  # type: ignore[arg-type]
+    try:
+        page = sign_in(phone_ctx, base, "ada")
+        pane = open_devices(page)
+        card = row(pane, "badge-0007")
+        expect(card.get_by_text("badge-0007", exact=True)).to_be_in_viewport()
+        expect(card.get_by_role("cell", name="Sam Lee")).to_be_in_viewport()
+        box = card.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        table = pane.locator("#adv-list table")
+        assert table.evaluate("t => t.scrollWidth <= t.clientWidth")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Each value under its column's name; the empty ones take no room.
+        labels = card.locator("td").evaluate_all(
+            "tds => tds.filter(td => td.offsetHeight)"
+            ".map(td => getComputedStyle(td, '::before').content)"
+        )
+        assert labels[:3] == ['"Device"', '"Kind"', '"Worker"'], labels
+        # Still a table to a screen reader.
+        assert card.get_attribute("role") == "row"
+        expect(pane.get_by_role("columnheader", name="Connection")).to_have_count(1)
+        shoot(page, "admin-devices-phone")
+
+        card.get_by_role("button", name="Disable").click()
+        confirm = pane.locator(".adv-confirm")
+        expect(confirm).to_be_in_viewport()
+        confirm.get_by_role("button", name="Disable").click()
+        expect(card).to_contain_text("Disabled")
+        assert not stored(svc, "badge-0007").enabled  # type: ignore[union-attr]
+    finally:
+        phone_ctx.close()
+    assert blocked == [], blocked

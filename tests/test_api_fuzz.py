@@ -25,7 +25,9 @@ def test_no_request_gets_a_server_error(svc: Running) -> None:
         )
         @given(case=operation.as_strategy())
         def call(case: schemathesis.Case) -> None:
-            response = case.call(headers=admin)
+            # A minute, not schemathesis's 10 s: a loaded two-core run once stalled past
+            # 10 s on a request refused at its first check (its retry took milliseconds).
+            response = case.call(headers=admin, timeout=60)
             if response.status_code >= 500:
                 failures.append(
                     f"{case.method} {case.formatted_path} query={case.query} "

@@ -15,7 +15,7 @@ from monitor.alerts.states import ACTIVE_STATES, AlertType, Outcome
 from monitor.devices import service as devices
 from monitor.users.models import Role
 from tests import owntracks_messages as ot
-from tests.browsers import sign_in
+from tests.browsers import resolve_in_console, sign_in
 from tests.escalation_support import alert_pk, escalating
 from tests.support import PASSWORD, Broker, Running, running, service_settings, wait_until
 
@@ -53,11 +53,7 @@ def test_alert_appears_and_taking_charge_shows_everywhere(
     alice.fill("#note", "Called the worker, police on the way")
     alice.click("#note-form button")
     expect(alice.locator("#timeline")).to_contain_text("police on the way")
-    alice.click("#resolve-open")
-    alice.select_option("#outcome", "genuine_emergency")
-    alice.fill("#resolve-note", "Police attended, worker unhurt")
-    alice.click("#rs-next")
-    alice.click("#rs-confirm")
+    resolve_in_console(alice, "genuine_emergency", "Police attended, worker unhurt")
     expect(alice.locator("#empty")).to_be_visible(timeout=5_000)
     expect(bob.locator("#empty")).to_be_visible(timeout=5_000)
     badge.wait_for("alert_closed", alert_id=alert_id, timeout=10)
@@ -92,7 +88,7 @@ def test_dropped_websocket_reconnects_and_catches_up(svc: Running, browser: Brow
     page.wait_for_timeout(500)
     expect(page.locator("#queue tbody tr")).to_have_count(1)
     page.evaluate("connect = window.__connect; connect()")
-    expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
+    expect(page.locator("#conn")).to_have_text("live")
     expect(page.locator(f'#queue tbody tr[data-device-alert="{missed}"]')).to_contain_text(
         "Man down", timeout=5_000
     )
@@ -137,7 +133,7 @@ def test_detail_pane_map_evidence_and_authorities(svc: Running, browser: Browser
     expect(player).to_have_count(1, timeout=20_000)
     expect(player).not_to_have_attribute("src", re.compile("."))
     page.click("#d-evidence button")
-    expect(player).to_have_attribute("src", re.compile("^blob:"), timeout=10_000)
+    expect(player).to_have_attribute("src", re.compile("^blob:"))
     duration = page.evaluate(
         "() => new Promise(r => { const a = document.querySelector('#d-evidence audio');"
         " if (a.readyState > 0) r(a.duration); else a.onloadedmetadata = () => r(a.duration); })"
@@ -232,7 +228,7 @@ def test_expired_session_returns_to_sign_in(
         base = svc.serve_http()
         svc.user("pat", Role.OPERATOR)
         page = sign_in(browser, base, "pat")
-        expect(page.locator("#login-form")).to_be_visible(timeout=10_000)
+        expect(page.locator("#login-form")).to_be_visible()
         expect(page.locator("#login-note")).to_contain_text("session has expired")
 
 
@@ -247,7 +243,7 @@ def test_usable_from_the_keyboard(svc: Running, browser: BrowserContext) -> None
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    expect(page.locator("#conn")).to_have_text("live", timeout=10_000)
+    expect(page.locator("#conn")).to_have_text("live")
     badge, _ = svc.badge("badge-ui7", name="Lee Keys")
     badge.raise_alert(type="red")
     row = page.locator("#queue tbody tr").first

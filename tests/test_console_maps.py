@@ -46,7 +46,7 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     page = sign_in(chrome, base, "mara")
     page.click("#tab-map")
     markers = page.locator("#fm-map path.fm-marker")
-    expect(markers).to_have_count(2, timeout=10_000)
+    expect(markers).to_have_count(2)
     alert_marker = page.locator(f'#fm-map path[data-alert="{_pk(svc, alert_id)}"]')
     expect(alert_marker).to_have_class("fm-marker fm-red fm-unanswered leaflet-interactive")
     expect(page.locator('#fm-map path[data-worker="Tom Reyes"]')).to_have_attribute(
@@ -99,7 +99,7 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     far = idle.raise_alert(type="red")
     idle.wait_for("alert_received", alert_id=far, timeout=10)
     far_marker = page.locator('#fm-map path[data-worker="Ida Idle"]')
-    expect(far_marker).to_have_count(1, timeout=10_000)
+    expect(far_marker).to_have_count(1)
     page.wait_for_timeout(500)  # the fit's animation
     shown, view = far_marker.bounding_box(), page.locator("#fm-map").bounding_box()
     assert shown is not None and view is not None
@@ -115,7 +115,7 @@ def test_fleet_map_shows_who_needs_watching_and_opens_the_alert(
     try:
         small = sign_in(phone, base, "mara")
         small.click("#tab-map")
-        expect(small.locator("#fm-map path.fm-marker")).to_have_count(3, timeout=10_000)
+        expect(small.locator("#fm-map path.fm-marker")).to_have_count(3)
         box = small.locator("#fm-map").bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
         assert small.evaluate("document.documentElement.scrollWidth") <= 390

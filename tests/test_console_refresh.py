@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 
 from monitor.users.models import Role
-from tests.browsers import sign_in, watched_context
+from tests.browsers import resolve_in_console, sign_in, watched_context
 from tests.escalation_support import load
 from tests.support import Running, wait_until
 
@@ -240,11 +240,7 @@ def test_back_on_a_phone_stays_back_through_updates_and_after_a_resolve(
         expect(page.locator("#timeline")).to_contain_text("On my way")
 
         # Resolved: the queue, and the resolved alert's own updates do not bring it back.
-        page.click("#resolve-open")
-        page.select_option("#outcome", "false_alarm")
-        page.fill("#resolve-note", "Pressed by mistake")
-        page.click("#rs-next")
-        page.click("#rs-confirm")
+        resolve_in_console(page, "false_alarm", "Pressed by mistake")
         expect(page.locator("#resolve-dialog")).to_be_hidden()
         page.wait_for_timeout(1_500)
         expect(page.locator("#detail")).to_be_hidden()
@@ -300,7 +296,7 @@ def test_offline_the_title_says_so_and_the_panes_times_stop(
     _row(page, pk).click()
     ago = page.locator("#d-facts time.ago").first
     countdown = page.locator("#d-escalation .countdown").first
-    expect(countdown).to_be_visible(timeout=10_000)
+    expect(countdown).to_be_visible()
 
     svc.stop_http()
     expect(page.locator("body")).to_have_class(re.compile(r"\bstale\b"))

@@ -158,7 +158,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         # The queue: what nobody has taken first, most urgent first; the duress on top, the
         # test quiet below what sounds, the panic Ben has last; Mo's two alerts in one row.
         rows = page.locator("#queue tbody tr:visible")
-        expect(rows).to_have_count(5, timeout=10_000)
+        expect(rows).to_have_count(5)
         expect(rows.first).to_have_attribute("data-id", str(duress))
         expect(rows.first).to_contain_text("Duress")
         expect(rows.last).to_have_attribute("data-id", str(held))
@@ -243,7 +243,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         # The map of everyone (a supervisor), and the fleet.
         page = sign_in(ctx, base, "sam")
         page.click("#tab-map")
-        expect(page.locator("#fm-map path.fm-marker")).to_have_count(6, timeout=10_000)
+        expect(page.locator("#fm-map path.fm-marker")).to_have_count(6)
         expect(page.locator(f'#fm-map path[data-alert="{duress}"]')).to_have_class(
             re.compile(r"\bfm-duress\b")
         )
@@ -256,7 +256,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         page.wait_for_timeout(600)  # the fit's animation
         shoot(page, "map", full_page=True)
         page.click("#tab-fleet")
-        expect(page.locator("#devices tbody tr")).to_have_count(6, timeout=10_000)
+        expect(page.locator("#devices tbody tr")).to_have_count(6)
         expect(page.locator("#devices")).to_contain_text("Ruth Osei")
         expect(page.locator("#devices")).to_contain_text("12%")
         shoot(page, "fleet")
@@ -272,7 +272,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         page.fill("input[name=username]", "sam")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
-        expect(page.locator("#d-bar-title")).to_have_text("Panic · Nia Walker", timeout=10_000)
+        expect(page.locator("#d-bar-title")).to_have_text("Panic · Nia Walker")
         expect(page.locator("#back-to-queue")).to_be_visible()
         expect(page.locator("#queue-pane")).to_be_hidden()
         expect(page.locator("#ack")).to_be_in_viewport()

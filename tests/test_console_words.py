@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from monitor.users.models import Role
 from tests.browsers import sign_in
-from tests.support import Running, wait_until
+from tests.support import WAIT_S, Running, wait_until
 
 # Stored values that must never reach a person's eyes as they are.
 RAW = ("worker_safe", "visit_overdue", "acknowledged", "resolved (", "raised (", "user:")
@@ -129,7 +129,7 @@ def test_docs_work_offline_and_show_the_api(svc: Running, chrome: BrowserContext
     chrome.route("**/*", record)
     page = chrome.new_page()
     page.goto(base + "/docs")
-    expect(page.locator(".opblock").first).to_be_visible(timeout=10_000)
+    expect(page.locator(".opblock").first).to_be_visible(timeout=2 * WAIT_S * 1000)
     expect(page.locator("#swagger-ui")).to_contain_text("/api/v1/alerts/{alert_id}/acknowledge")
     assert page.locator(".opblock").count() > 20
     assert set(hosts) == {ours}, hosts

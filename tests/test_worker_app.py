@@ -180,7 +180,7 @@ def press_panic(page: Page) -> None:
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
-    expect(page.locator("#alert")).to_be_visible(timeout=10_000)
+    expect(page.locator("#alert")).to_be_visible()
     page.mouse.up()
 
 
@@ -248,6 +248,13 @@ def verified_clips(svc: Running, *, alert_pk: int | None = None, device_id: str 
         return len(db.scalars(q).all())
 
 
+def first_fix(svc: Running, device_id: str) -> LocationFix | None:
+    with svc.store.session() as db:
+        return db.scalars(
+            select(LocationFix).where(LocationFix.device_id == device_id).order_by(LocationFix.id)
+        ).first()
+
+
 # ---- the panic, end to end ----
 
 
@@ -270,8 +277,13 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
         shoot(page, "received")
     alert = wait_until(lambda: device_alerts(svc, b.device_id), what="the alert row")[0]
     assert (alert.type, alert.trigger, alert.state) == ("red", "app", "raised")
-    assert alert.lat == pytest.approx(HERE["latitude"])
-    assert alert.lon == pytest.approx(HERE["longitude"])
+    # Where the worker is: with the alert, from the fix read while the button was held; or,
+    # when the phone had none by the end of the hold (a loaded machine), in the position
+    # sent as the first fix comes (the alert never waits for one).
+    if alert.lat is not None:
+        assert (alert.lat, alert.lon) == pytest.approx((HERE["latitude"], HERE["longitude"]))
+    first = wait_until(lambda: first_fix(svc, b.device_id), timeout=15, what="a position")
+    assert (first.lat, first.lon) == pytest.approx((HERE["latitude"], HERE["longitude"]))
     # The microphone, clip after clip, each checked against its sha256 by the service.
     wait_until(
         lambda: verified_clips(svc, alert_pk=alert.id) >= 2, timeout=30, what="two audio clips"
@@ -390,7 +402,7 @@ def test_a_panic_pressed_offline_is_delivered_once_when_the_network_returns(
     press_panic(page)
     expect(page.locator("#alert-stage")).to_have_text("Sending…")
     # Not received in time: the phone's own ways to reach the centre are offered.
-    expect(page.locator("#fallback")).to_be_visible(timeout=10_000)
+    expect(page.locator("#fallback")).to_be_visible()
     expect(page.locator("#fallback-call")).to_have_attribute("href", "tel:+441632960000")
     expect(page.locator("#fallback-sms")).to_have_attribute(
         "href", re.compile(r"^sms:\+441632960000")

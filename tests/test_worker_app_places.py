@@ -160,7 +160,7 @@ def test_an_address_searched_and_picked_shows_its_cautions_and_goes_with_the_vis
     address = page.locator("#visit-address")
     address.press_sequentially("elm st", delay=60)
     options = page.locator("#place-list [role=option]")
-    expect(options).to_have_count(2, timeout=10_000)
+    expect(options).to_have_count(2)
     expect(address).to_have_attribute("aria-expanded", "true")
     expect(page.locator("#place-list")).to_contain_text("2 cautions recorded")
     expect(page.locator("#place-list")).to_contain_text("No cautions recorded")
@@ -171,7 +171,7 @@ def test_an_address_searched_and_picked_shows_its_cautions_and_goes_with_the_vis
     # Narrowed (words in any order), then picked with the arrow key and Enter; Enter picks,
     # it does not start the visit.
     address.press_sequentially(" 12", delay=60)
-    expect(options).to_have_count(1, timeout=10_000)
+    expect(options).to_have_count(1)
     address.press("ArrowDown")
     expect(address).to_have_attribute("aria-activedescendant", "place-opt-0")
     address.press("Enter")

@@ -68,6 +68,8 @@ class AppClient:
             transport="websockets",
         )
         c.ws_set_options(path=path, headers=headers)
+        # paho's 5 s for the socket and the handshake: a loaded test machine has taken longer.
+        c.connect_timeout = 20.0
         c.username_pw_set(username, password)
         if will is not None:
             c.will_set(will[0], will[1], qos=1, retain=True)
@@ -76,7 +78,7 @@ class AppClient:
         c.on_message = lambda _c, _u, m: self.inbox.put((m.topic, m.payload))
         self.client = c
 
-    def connect(self, timeout: float = 10.0) -> ReasonCode:
+    def connect(self, timeout: float = 20.0) -> ReasonCode:
         """The broker's answer to CONNECT, as it comes back through the relay."""
         self.client.connect(self.host, self.port, keepalive=60)
         self.client.loop_start()

@@ -1,6 +1,7 @@
-"""On SQLite, this process's writers take turns: an alert's transaction goes before telemetry
-batches waiting with it, and an event handler may write at commit. Commits leave the log's
-checkpoints to the scheduler, and telemetry batches are short."""
+"""On SQLite, this process's writers take turns: an alert's transaction goes before the
+escalation's and the telemetry batches waiting with it, and an event handler may write at
+commit. Commits leave the log's checkpoints to the scheduler, and telemetry batches are
+short."""
 
 from __future__ import annotations
 
@@ -11,47 +12,77 @@ from pathlib import Path
 from sqlalchemy import text
 
 from monitor.config import Settings
-from monitor.db import AUTOCHECKPOINT_PAGES, Store
+from monitor.db import AUTOCHECKPOINT_PAGES, Store, Turn
 from monitor.events import Event, Kind, MessagesRefused, emit
 from monitor.migrate import upgrade
 
 
-def test_a_waiting_writer_goes_before_waiting_bulk_writers(tmp_path: Path) -> None:
+def order_of_writes(
+    tmp_path: Path, first: tuple[str, Turn], queued: list[tuple[str, Turn]]
+) -> list[str]:
+    """The order in which writers commit: `first` holds the write lock while each of
+    `queued` starts, 0.2 s apart, and waits for it."""
     store = Store(f"sqlite:///{tmp_path / 'turns.db'}")
     upgrade(store)
     order: list[str] = []
     holding = threading.Event()
     release = threading.Event()
 
-    def first_batch() -> None:
-        with store.begin(bulk=True) as db:
+    def write(name: str, turn: Turn, *, hold: bool = False) -> None:
+        with store.begin(turn=turn) as db:
             db.execute(text("SELECT 1"))
-            holding.set()
-            release.wait(10)
-            order.append("batch 1")
-
-    def write(name: str, *, bulk: bool) -> None:
-        with store.begin(bulk=bulk) as db:
-            db.execute(text("SELECT 1"))
+            if hold:
+                holding.set()
+                release.wait(10)
             order.append(name)
 
-    threads = [threading.Thread(target=first_batch)]
+    threads = [threading.Thread(target=write, args=first, kwargs={"hold": True})]
     threads[0].start()
     assert holding.wait(10)
-    # Two batches queue first, then the alert.
-    for name in ("batch 2", "batch 3"):
-        threads.append(threading.Thread(target=write, args=(name,), kwargs={"bulk": True}))
+    for name, turn in queued:
+        threads.append(threading.Thread(target=write, args=(name, turn)))
         threads[-1].start()
-    time.sleep(0.2)
-    threads.append(threading.Thread(target=write, args=("alert",), kwargs={"bulk": False}))
-    threads[-1].start()
-    time.sleep(0.2)
+        time.sleep(0.2)
     release.set()
     for t in threads:
         t.join(10)
-    assert order[:2] == ["batch 1", "alert"]
-    assert sorted(order[2:]) == ["batch 2", "batch 3"]
     store.dispose()
+    return order
+
+
+def test_writers_waiting_go_by_turn(tmp_path: Path) -> None:
+    # Two batches queue first, then an escalation's write, then the alert.
+    order = order_of_writes(
+        tmp_path,
+        ("batch 1", Turn.BULK),
+        [
+            ("batch 2", Turn.BULK),
+            ("batch 3", Turn.BULK),
+            ("escalation", Turn.NORMAL),
+            ("alert", Turn.URGENT),
+        ],
+    )
+    assert order[:3] == ["batch 1", "alert", "escalation"]
+    assert sorted(order[3:]) == ["batch 2", "batch 3"]
+
+
+def test_an_urgent_turn_hands_the_next_to_a_waiting_writer(tmp_path: Path) -> None:
+    """A device raising alerts back to back keeps the urgent worker waiting for the lock
+    all the time: escalation still gets every other turn, not only the end of the flood."""
+    order = order_of_writes(
+        tmp_path,
+        ("alert 1", Turn.URGENT),
+        [
+            ("batch", Turn.BULK),
+            ("escalation", Turn.NORMAL),
+            ("alert 2", Turn.URGENT),
+            ("alert 3", Turn.URGENT),
+        ],
+    )
+    assert order[:2] == ["alert 1", "escalation"]
+    # Writers of one turn go in no set order among themselves.
+    assert sorted(order[2:4]) == ["alert 2", "alert 3"]
+    assert order[4:] == ["batch"]
 
 
 def test_an_event_handler_writes_at_commit(tmp_path: Path) -> None:
@@ -69,7 +100,7 @@ def test_an_event_handler_writes_at_commit(tmp_path: Path) -> None:
     done = threading.Event()
 
     def write() -> None:
-        with store.begin(bulk=True) as db:
+        with store.begin(turn=Turn.BULK) as db:
             db.execute(text("INSERT INTO t VALUES (1)"))
             emit(db, MessagesRefused(code="test", device_id=None))
         done.set()
@@ -92,7 +123,7 @@ def test_commits_leave_checkpoints_to_the_store(tmp_path: Path) -> None:
     # About 1,500 pages in 150 commits: SQLite's own default would have checkpointed at
     # 1,000, inside whichever commit crossed it.
     for _ in range(150):
-        with store.begin(bulk=True) as db:
+        with store.begin(turn=Turn.BULK) as db:
             db.execute(text("INSERT INTO t VALUES (randomblob(40000))"))
     frames, copied = store.checkpoint()
     assert 1_400 < frames < AUTOCHECKPOINT_PAGES

@@ -142,18 +142,30 @@ function adminValues(form, fields) {
 function adminTable(headers, rows, empty) {
   if (!rows.length && empty) return el("p", empty, "note");
   const table = el("table", null, "ad-table");
+  // Said outright: on a phone the rows are cards (admin.css), and display:block would take
+  // a table's meaning away from a screen reader in some browsers.
+  table.setAttribute("role", "table");
   const head = el("tr");
-  for (const h of headers) head.append(el("th", h));
+  head.setAttribute("role", "row");
+  for (const h of headers) {
+    const th = el("th", h);
+    th.setAttribute("role", "columnheader");
+    head.append(th);
+  }
   table.append(el("thead"));
   table.tHead.append(head);
   const body = el("tbody");
   for (const cells of rows) {
     const tr = el("tr");
-    for (const c of cells) {
+    tr.setAttribute("role", "row");
+    cells.forEach((c, i) => {
       const td = el("td");
+      td.setAttribute("role", "cell");
+      // On a phone each row is a card, and each value says what it is (admin.css).
+      if (headers[i]) td.dataset.label = headers[i];
       if (c instanceof Node) td.append(c); else td.textContent = c ?? "";
       tr.append(td);
-    }
+    });
     body.append(tr);
   }
   table.append(body);

@@ -69,6 +69,8 @@ function backToQueue() {
 
 // After a resolve the alert leaves the queue: focus goes to the row that took its place.
 function afterResolved(id) {
+  // Meanwhile the operator may have opened another alert: that stays open, focus with it.
+  if (state.selected !== id) return;
   const rows = queueRows();
   const gone = rows.findIndex((tr) => Number(tr.dataset.id) === id);
   const rest = rows.filter((tr) => Number(tr.dataset.id) !== id);

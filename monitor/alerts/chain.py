@@ -81,8 +81,17 @@ def _forget_heads(db: Session, transaction: SessionTransaction) -> None:
         return
     # A head remembered from a transaction that ended may since have moved on (committed
     # by another writer) or never have been stored (rolled back, a savepoint's included):
-    # read it again next time.
+    # read it again next time. A lock taken in a savepoint goes with it: take it again.
     db.info.pop("chain_heads", None)
+    db.info.pop("chain_held", None)
+
+
+def held(db: Session, alert: Alert) -> None:
+    """Note that this transaction holds `alert`'s row lock, taken by the caller's query:
+    its next entry reads the head without locking the alert again (a round trip off the
+    escalation's start and every step)."""
+    held_ids: set[int] = db.info.setdefault("chain_held", set())
+    held_ids.add(alert.id)
 
 
 def begin(db: Session, alert: Alert) -> None:
@@ -98,7 +107,8 @@ def append(db: Session, alert: Alert, entry: AlertEvent) -> None:
     if head is None:
         # Lock the alert: two writers appending to one incident at once would otherwise
         # both read the same head. (SQLite writes one transaction at a time anyway.)
-        db.execute(select(Alert.id).where(Alert.id == alert.id).with_for_update())
+        if alert.id not in db.info.get("chain_held", ()):
+            db.execute(select(Alert.id).where(Alert.id == alert.id).with_for_update())
         last = db.execute(
             select(AlertEvent.seq, AlertEvent.hash)
             .where(AlertEvent.alert_id == alert.id)

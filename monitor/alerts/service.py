@@ -173,6 +173,8 @@ def get(db: Session, alert_id: int, *, for_update: bool = False) -> Alert:
     alert = db.get(Alert, alert_id, with_for_update=for_update)
     if alert is None:
         raise AlertNotFound(f"no alert {alert_id}")
+    if for_update:
+        chain.held(db, alert)
     return alert
 
 
@@ -198,7 +200,12 @@ def find_device_alert(
     db: Session, device_id: str, device_alert_id: str, *, for_update: bool = False
 ) -> Alert | None:
     q = select(Alert).where(Alert.device_id == device_id, Alert.device_alert_id == device_alert_id)
-    return db.scalar(q.with_for_update() if for_update else q)
+    if not for_update:
+        return db.scalar(q)
+    alert = db.scalar(q.with_for_update())
+    if alert is not None:
+        chain.held(db, alert)
+    return alert
 
 
 def _place(alert: Alert, loc: Loc | None) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from monitor import failures, metrics
 from monitor.config import Settings
-from monitor.db import Store, utcnow
+from monitor.db import Store, Turn, utcnow
 from monitor.ingest.refusals import Refused
 from monitor.protocol import SCHEMAS, URGENT, Parsed, Refusal, parse, ref_id_of
 
@@ -137,7 +137,7 @@ class ItemWorker(threading.Thread):
     from, the urgent worker a line per device, the PIN checker a plain one."""
 
     path = "ingest"
-    bulk = False  # whether its writes wait for everyone else's (Store.begin)
+    turn = Turn.NORMAL  # who its writes go before on SQLite (Store.begin)
 
     def __init__(self, name: str, store: Store, settings: Settings) -> None:
         super().__init__(name=name, daemon=True)
@@ -165,7 +165,7 @@ class ItemWorker(threading.Thread):
                         result = work(db)
                     self.store.health.store_ok()  # no commit to clear this thread's failure
                     return result
-                with self.store.begin(bulk=self.bulk) as db:
+                with self.store.begin(turn=self.turn) as db:
                     return work(db)
             except Refuse:
                 raise  # a refusal, not a store failure

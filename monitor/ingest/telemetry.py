@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from monitor import failures, metrics
 from monitor.alerts import service as alerts
 from monitor.config import Settings
-from monitor.db import Store
+from monitor.db import Store, Turn
 from monitor.devices import service as devices
 from monitor.devices.models import BatteryWarning
 from monitor.events import AlertAside, Kind, emit
@@ -61,7 +61,7 @@ def note_battery(
 
 class TelemetryWriter(ItemWorker):
     path = "telemetry"
-    bulk = True
+    turn = Turn.BULK
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-telemetry", store, settings)

@@ -15,7 +15,7 @@ from functools import partial
 
 from monitor import failures, metrics
 from monitor.config import Settings
-from monitor.db import Store, utcnow
+from monitor.db import Store, Turn, utcnow
 from monitor.evidence import storage
 from monitor.ingest import refusals
 from monitor.ingest.fair import FairQueue
@@ -65,6 +65,7 @@ class UrgentWorker(ItemWorker):
     """
 
     path = "urgent"
+    turn = Turn.URGENT
 
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__("vigil-urgent", store, settings)

@@ -80,17 +80,21 @@ class Applying:
 
 
 def apply(db: Session, item: Item, pin: PinCheck | None, ctx: Context) -> list[Direct]:
-    """The message's effects, in the caller's transaction: from a known, enabled device
-    (marked seen), by its type's handler."""
+    """The message's effects, in the caller's transaction: from a known, enabled device, by
+    its type's handler; the device is marked seen."""
     assert item.parsed is not None
     device = db.get(Device, item.parsed.device_id)
     refused = device_refusal(item, None if device is None else device.enabled)
     if refused is not None:
         raise Refuse(refused)
     assert device is not None
-    devices.mark_seen(db, device, item.received_at)
     msg = item.parsed.msg
-    return HANDLERS[type(msg)](Applying(db, device, item, pin, ctx), msg)
+    replies = HANDLERS[type(msg)](Applying(db, device, item, pin, ctx), msg)
+    # After the handler: the device's row is then written once at commit, with what the
+    # handler changed on it (an alert's position and battery). Marked before, it was flushed
+    # at the handler's first query and written again at commit.
+    devices.mark_seen(db, device, item.received_at)
+    return replies
 
 
 def refused_here(a: Applying, code: str, reason: str) -> list[Direct]:

@@ -69,8 +69,9 @@ class AlertDetail(AlertOut):
 
 
 def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
-    """The alert with everything an operator needs: worker, visit, evidence, and (with
-    `history`) its timeline and recent trail, which a summary for a phone does without."""
+    """The alert with everything an operator needs: worker, visit, evidence, its newest
+    position, and (with `history`) its timeline and recent trail, which a summary for a
+    phone does without."""
     out = AlertDetail(
         **alerts.to_out(db, alert).model_dump(),
         timeline=alerts.timeline_of(db, alert.id) if history else [],
@@ -107,13 +108,14 @@ def detail(db: Session, alert: Alert, *, history: bool = True) -> AlertDetail:
             .order_by(Evidence.id)
         )
     ]
-    if not history:
-        return out
-    out.trail = alerts.trail_of(db, alert)
+    if history:
+        out.trail = alerts.trail_of(db, alert)
+        if out.visit is not None:
+            out.visit.events = visits.timeline_of(db, out.visit.id)
+    # A summary too: whom an escalation reaches is told where the worker is now, which is
+    # not where the alert was raised once they move, nor unknown when a fix came after it.
     out.position = _newest_position(db, alert, out.trail)
     out.position_missing = None if out.position is not None else "not_reported"
-    if out.visit is not None:
-        out.visit.events = visits.timeline_of(db, out.visit.id)
     return out
 
 

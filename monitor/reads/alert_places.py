@@ -3,11 +3,15 @@ looks (never when the alert is stored), from the worker's visit or the alert's p
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import Alert
 from monitor.alerts.states import ACTIVE_STATES
+from monitor.db import shifted
+from monitor.devices.models import LocationFix
 from monitor.orgs.models import Worker
 from monitor.orgs.scope import Scope
 from monitor.places import matching
@@ -20,6 +24,9 @@ from monitor.visits.models import Visit
 # Alerts near or at a place looked at to find its incidents, newest first.
 CANDIDATES = 50
 PREVIOUS = 10
+# An alert that came without a position (a phone indoors has no fix at the press, and one
+# a few seconds later) was raised where its device's fix nearest in time, this near, was.
+NEAR_IN_TIME = timedelta(minutes=2)
 
 
 def visit_of(db: Session, alert: Alert) -> Visit | None:
@@ -41,23 +48,52 @@ def visit_of(db: Session, alert: Alert) -> Visit | None:
     )
 
 
+def raised_where(db: Session, alert: Alert) -> tuple[float, float] | None:
+    """Where the alert was raised: the position it came with or, failing that, its device's
+    fix nearest in time to it within NEAR_IN_TIME either side."""
+    if alert.lat is not None and alert.lon is not None:
+        return alert.lat, alert.lon
+    fixes = select(LocationFix.lat, LocationFix.lon, LocationFix.device_ts).where(
+        LocationFix.device_id == alert.device_id,
+        LocationFix.device_ts.between(
+            alert.raised_at - NEAR_IN_TIME, alert.raised_at + NEAR_IN_TIME
+        ),
+    )
+    before = db.execute(
+        fixes.where(LocationFix.device_ts <= alert.raised_at)
+        .order_by(LocationFix.device_ts.desc())
+        .limit(1)
+    ).first()
+    after = db.execute(
+        fixes.where(LocationFix.device_ts > alert.raised_at)
+        .order_by(LocationFix.device_ts)
+        .limit(1)
+    ).first()
+    found = [f for f in (before, after) if f is not None]
+    if not found:
+        return None
+    nearest = min(found, key=lambda f: abs((f.device_ts - alert.raised_at).total_seconds()))
+    return nearest.lat, nearest.lon
+
+
 def place_of(db: Session, alert: Alert, within_m: float) -> Match | None:
     """The alert's place: its visit's, or the nearest of its organisation's within
-    `within_m` of its position."""
+    `within_m` of where it was raised."""
     if alert.org_id is None:
         return None
+    where = raised_where(db, alert)
     visit = visit_of(db, alert)
     if visit is not None and visit.place_id is not None:
         place = db.get(Place, visit.place_id)
         if place is not None and place.org_id == alert.org_id:
             d = None
-            if alert.lat is not None and alert.lon is not None and place.lat is not None:
+            if where is not None and place.lat is not None:
                 assert place.lon is not None
-                d = matching.distance_m(alert.lat, alert.lon, place.lat, place.lon)
+                d = matching.distance_m(*where, place.lat, place.lon)
             return Match(place, visit.place_match or matching.POSITION, d)
-    if alert.lat is None or alert.lon is None:
+    if where is None:
         return None
-    return matching.nearest(db, alert.org_id, alert.lat, alert.lon, within_m)
+    return matching.nearest(db, alert.org_id, *where, within_m)
 
 
 def incidents_at(
@@ -88,6 +124,17 @@ def incidents_at(
                 Alert.lon.between(box.west, box.east),
             )
         )
+        # An alert that came without a fix is where its device's fixes near it in time were.
+        fix_near = exists().where(
+            LocationFix.device_id == Alert.device_id,
+            LocationFix.device_ts.between(
+                shifted(db, Alert.raised_at, -NEAR_IN_TIME),
+                shifted(db, Alert.raised_at, NEAR_IN_TIME),
+            ),
+            LocationFix.lat.between(box.south, box.north),
+            LocationFix.lon.between(box.west, box.east),
+        )
+        near.append(and_(Alert.lat.is_(None), fix_near))
     q = (
         select(Alert)
         .where(

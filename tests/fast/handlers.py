@@ -30,7 +30,7 @@ from monitor.config import Settings
 from monitor.ingest.items import item_of
 from monitor.ingest.link import Incoming
 from monitor.server import Service
-from tests.support import TEST_TIMERS, Badge, SignsIn, add_badge
+from tests.support import TEST_TIMERS, WAIT_S, Badge, SignsIn, add_badge
 
 # How long a fired message may take to be stored (or refused) and acknowledged.
 HANDLED_WITHIN_S = 10.0
@@ -213,7 +213,7 @@ class FastDevice(DeviceMessages):
     def commands(self) -> list[Command]:
         return self.hub.air.log(self.device_id).snapshot()
 
-    def wait_for(self, type: str, timeout: float = 5.0, **match: Any) -> Command:
+    def wait_for(self, type: str, timeout: float = WAIT_S, **match: Any) -> Command:
         return self.hub.air.log(self.device_id).wait_for(type, timeout, match)
 
 

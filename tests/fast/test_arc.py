@@ -253,8 +253,10 @@ def test_every_alert_reaches_the_centre_and_its_restore_follows(
         man_down = badge.raise_alert("man_down")
         badge.raise_alert("no_motion")
         test = badge.raise_alert("test")
+        # A visit overdue on a phone that has sent no fix: Vigil raises it with no position.
+        unlocated, _ = svc.badge("badge-arc-nofix", name="Amira Khan")
         with svc.store.begin() as db:
-            device = db.get(Device, badge.device_id)
+            device = db.get(Device, unlocated.device_id)
             org_id = alerts.get(db, _pk(svc, red)).org_id
             assert device is not None
             overdue = alerts.raise_by_service(

@@ -17,6 +17,7 @@ from monitor.alerts import chain
 from monitor.alerts.labels import CAUTION_KIND_LABELS, all_labels
 from monitor.alerts.models import Alert, AlertEvent
 from monitor.audit.models import AuditEntry
+from monitor.devices.models import LocationFix
 from monitor.orgs.models import Organisation, Team
 from monitor.places.models import Caution, CautionKind, Place
 from monitor.users.models import Role
@@ -545,15 +546,23 @@ def test_visit_started_keeps_its_cautions_short_and_when_sent_again(world: World
     assert again[0].payload["cautions"] == started.payload["cautions"]
 
 
-def raise_at(svc: Running, device: FastDevice, at: tuple[float, float] | None) -> int:
+def raise_at(
+    svc: Running, device: FastDevice, at: tuple[float, float] | None, *, located: bool = True
+) -> int:
     if at is not None:
         device.position = at
-    device_alert_id = device.raise_alert()
+    device_alert_id = device.raise_alert(located=located)
     device.wait_for("alert_received", alert_id=device_alert_id, timeout=10)
     with svc.store.session() as db:
         alert_id = db.scalar(select(Alert.id).where(Alert.device_alert_id == device_alert_id))
         assert alert_id is not None
         return alert_id
+
+
+def fixes_of(svc: Running, device_id: str) -> int:
+    with svc.store.session() as db:
+        q = select(func.count(LocationFix.id)).where(LocationFix.device_id == device_id)
+        return db.scalar(q) or 0
 
 
 def shown_entries(svc: Running, alert_id: int) -> list[tuple[str, str]]:
@@ -637,6 +646,38 @@ def test_the_operator_sees_cautions_and_previous_incidents_recorded_once(world: 
         "previous": [],
     }
     assert shown_entries(svc, nowhere) == []
+
+
+def test_an_alert_without_a_fix_is_placed_by_the_fix_nearest_in_time(world: World) -> None:
+    """A phone indoors has no fix at the press, and one a few seconds later: the alert is
+    placed by that fix, for its cautions, the place's incidents and a caution made from it.
+    A fix minutes away from the press says nothing of where it was raised."""
+    w, svc = world, world.svc
+    elm = w.place("12 Elm Street")["id"]
+    w.caution(elm, text="Large dog")
+    housing = svc.device("pl-north-h")
+    alert = raise_at(svc, housing, NEAR, located=False)
+    housing.send_location(*NEAR, qos=1)
+    wait_until(lambda: w.get(f"/api/v1/alerts/{alert}", w.op)["position"], what="the fix")
+    seen = w.get(f"/api/v1/alerts/{alert}/cautions", w.op)
+    assert seen["place"]["id"] == elm and seen["matched_by"] == "position"
+    assert 45 < seen["distance_m"] < 55
+    assert [c["text"] for c in seen["cautions"]] == ["Large dog"]
+    assert [i["alert_id"] for i in w.get(f"/api/v1/places/{elm}", w.north)["incidents"]] == [alert]
+    body = {"kind": "previous_assault", "text": "Worker pushed", "expires_on": day(365)}
+    assert w.post(f"/api/v1/incidents/{alert}/caution", body, w.north)["place_id"] == elm
+
+    # The school's phone last had a fix near Elm Street ten minutes before its press.
+    school = svc.device("pl-north-s")
+    old = {"lat": NEAR[0], "lon": NEAR[1], "acc": 8}
+    ts = int(time.time() * 1000) - 10 * 60_000
+    school.publish_raw("location", json.dumps({"v": 1, "ts": ts, "loc": old}), qos=1)
+    wait_until(lambda: fixes_of(svc, school.device_id), what="the old fix")
+    later = raise_at(svc, school, None, located=False)
+    assert w.get(f"/api/v1/alerts/{later}/cautions", w.op)["place"] is None
+    assert later not in [
+        i["alert_id"] for i in w.get(f"/api/v1/places/{elm}", w.north)["incidents"]
+    ]
 
 
 def test_an_incident_becomes_a_caution_in_one_step(world: World) -> None:
