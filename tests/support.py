@@ -43,7 +43,7 @@ FUZZ_SCALE = max(1, int(os.environ.get("VIGIL_FUZZ_SCALE", "1")))
 
 
 def wait_until(
-    check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05, what: str = "condition"
+    check: Callable[[], Any], timeout: float = WAIT_S, every: float = 0.05, what: str = "condition"
 ) -> Any:
     deadline = time.monotonic() + timeout
     while True:
