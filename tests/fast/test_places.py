@@ -667,13 +667,17 @@ def test_an_alert_without_a_fix_is_placed_by_the_fix_nearest_in_time(world: Worl
     body = {"kind": "previous_assault", "text": "Worker pushed", "expires_on": day(365)}
     assert w.post(f"/api/v1/incidents/{alert}/caution", body, w.north)["place_id"] == elm
 
-    # The school's phone last had a fix near Elm Street ten minutes before its press.
+    # The school's phone last had a fix near Elm Street ten minutes before its press, and
+    # has none to give in answer to the service's `locate`.
     school = svc.device("pl-north-s")
+    school.send_location = lambda *args, **kwargs: None  # type: ignore[method-assign]
     old = {"lat": NEAR[0], "lon": NEAR[1], "acc": 8}
     ts = int(time.time() * 1000) - 10 * 60_000
     school.publish_raw("location", json.dumps({"v": 1, "ts": ts, "loc": old}), qos=1)
     wait_until(lambda: fixes_of(svc, school.device_id), what="the old fix")
     later = raise_at(svc, school, None, located=False)
+    school.wait_for("locate")
+    assert fixes_of(svc, school.device_id) == 1
     assert w.get(f"/api/v1/alerts/{later}/cautions", w.op)["place"] is None
     assert later not in [
         i["alert_id"] for i in w.get(f"/api/v1/places/{elm}", w.north)["incidents"]
