@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from bench.fleet import add_devices, raise_open_files_limit, simulator, write_credentials
-from bench.harness import database, percentile, processes_env, serving
+from bench.harness import fresh_store, percentile, processes_env, serving
 from device_sim.credentials import DeviceCredentials
 from device_sim.device import SimDevice
 from device_sim.fleet import Fleet
@@ -41,7 +40,6 @@ from monitor.alerts.models import Alert
 from monitor.db import Store
 from monitor.devices.models import LocationFix
 from monitor.devices.service import add_device
-from monitor.migrate import upgrade
 from monitor.orgs.service import add_worker
 from monitor.users.models import Role
 from monitor.users.service import add_user
@@ -152,31 +150,23 @@ def main() -> None:
         "VIGIL_TWILIO_API_BASE": twilio.url,
         **processes_env(args.ingest_processes),
     }
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
-        database(args.db, Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        store = Store(url)
-        upgrade(store)
+    with fresh_store(args.db) as fresh:
+        workdir, url, store = fresh.workdir, fresh.url, fresh.store
         alerting, load = register(store, args.badges, args.devices - args.badges)
         creds = write_credentials(workdir / "load.json", load)
-        try:
-            with serving(store, workdir, url, env) as served:
-                if not broker.wait_for_port("127.0.0.1", served.http_port, 60):
-                    raise RuntimeError((workdir / "serve.log").read_text())
-                result = run(
-                    args,
-                    store,
-                    served.broker_port,
-                    served.http_port,
-                    alerting,
-                    creds,
-                    twilio,
-                    workdir,
-                )
-        finally:
-            store.dispose()
+        with serving(store, workdir, url, env) as served:
+            if not broker.wait_for_port("127.0.0.1", served.http_port, 60):
+                raise RuntimeError((workdir / "serve.log").read_text())
+            result = run(
+                args,
+                store,
+                served.broker_port,
+                served.http_port,
+                alerting,
+                creds,
+                twilio,
+                workdir,
+            )
     twilio.stop()
     print(result)
 

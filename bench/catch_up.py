@@ -18,30 +18,26 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import tempfile
 import time
-import urllib.request
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.harness import broker_for, database, service
+from bench.harness import broker_for, fresh_store, service, wait_up
 from device_sim.device import SimDevice
 from device_sim.netloop import NetLoop
 from monitor import broker
 from monitor.alerts.models import Alert
-from monitor.db import Store
 from monitor.devices.service import add_device
-from monitor.migrate import upgrade
 from monitor.orgs.service import add_worker
 
 
 def drive(
     port: int, creds: list[tuple[str, str]], alerts: int, resend: float, pipe: Connection
 ) -> None:
-    """A child process: its badges connect, then on each "raise" raise `alerts` alerts each
-    and answer with the time (perf_counter, shared by the machine) the last was confirmed."""
+    """A child process: its badges connect, then on each "raise" raise `alerts` alerts each,
+    answer "raised", and then the time (perf_counter, shared by the machine) the last was
+    confirmed, however long the service takes to come back."""
     loop = NetLoop("catch-up-net")
     loop.start()
     badges = [
@@ -52,41 +48,25 @@ def drive(
     for b in badges:
         b.wait_connected(30)
     pipe.send("connected")
-    while (order := pipe.recv()) != "stop":
+    while pipe.recv() == "raise":
         for b in badges:
             for _ in range(alerts):
                 b.raise_alert("red")
-        if order == "raise":
-            while any(b.pending_alerts for b in badges):
-                time.sleep(0.005)
-            pipe.send(time.perf_counter())
-        else:  # "raise and go on": the service is down, the parent says when it is back
-            pipe.send("raised")
-            assert pipe.recv() == "wait"
-            while any(b.pending_alerts for b in badges):
-                time.sleep(0.005)
-            pipe.send(time.perf_counter())
+        pipe.send("raised")
+        while any(b.pending_alerts for b in badges):
+            time.sleep(0.005)
+        pipe.send(time.perf_counter())
     for b in badges:
         b.disconnect()
     loop.close()
 
 
-def ready(http_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-def wait_ready(http_port: int, limit: float = 120) -> float:
-    """perf_counter() when the service first answers /readyz with 200."""
-    end = time.perf_counter() + limit
-    while time.perf_counter() < end:
-        if ready(http_port):
-            return time.perf_counter()
-        time.sleep(0.02)
-    raise RuntimeError("the service did not become ready")
+def raise_all(pipes: list[Connection]) -> None:
+    """Every child raises its alerts; returns once all are raised (not yet confirmed)."""
+    for p in pipes:
+        p.send("raise")
+    for p in pipes:
+        assert p.recv() == "raised"
 
 
 def main() -> None:
@@ -100,13 +80,8 @@ def main() -> None:
     args = ap.parse_args()
     total = args.devices * args.alerts
 
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
-        database(args.db, Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        store = Store(url)
-        upgrade(store)
+    with fresh_store(args.db) as fresh:
+        workdir, url, store = fresh.workdir, fresh.url, fresh.store
         creds: list[tuple[str, str]] = []
         with store.begin() as db:
             for i in range(args.devices):
@@ -122,8 +97,8 @@ def main() -> None:
 
         http_port = broker.free_port()
         with broker_for(store, workdir) as brk:
-            with service(workdir, url, brk, http_port) as (_, started):
-                wait_ready(http_port)
+            with service(workdir, url, brk, http_port):
+                wait_up(http_port, "/readyz", 120)
                 time.sleep(1.0)
                 ctx = mp.get_context("spawn")
                 pipes, children = [], []
@@ -140,27 +115,20 @@ def main() -> None:
                     assert p.recv() == "connected"
                 time.sleep(1.0)
                 t0 = time.perf_counter()
-                for p in pipes:
-                    p.send("raise")
+                raise_all(pipes)
                 anchor = max(p.recv() for p in pipes) - t0
                 assert stored() == total, stored()
             # The service is down (SIGTERM; the broker keeps its session and queues for it).
-            for p in pipes:
-                p.send("raise, service down")
-            for p in pipes:
-                assert p.recv() == "raised"
-            for p in pipes:
-                p.send("wait")
+            raise_all(pipes)
             time.sleep(args.down)
             with service(workdir, url, brk, http_port, log_name="serve-again.log") as (_, started):
-                up = wait_ready(http_port) - started
+                up = wait_up(http_port, "/readyz", 120) - started
                 last = max(p.recv() for p in pipes) - started
                 assert stored() == 2 * total, stored()
             for p in pipes:
                 p.send("stop")
             for child in children:
                 child.join(30)
-        store.dispose()
 
     copies = int(args.down / args.resend) * total
     print(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,48 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Fresh:
+    workdir: Path  # a temporary directory, removed at the end
+    url: str
+    store: Store  # migrated, empty
+
+
+@contextlib.contextmanager
+def fresh_store(kind: str) -> Iterator[Fresh]:
+    """A temporary directory and an empty, migrated store of `kind`, both gone at the end."""
+    with (
+        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
+        database(kind, Path(tmp)) as url,
+    ):
+        store = Store(url)
+        try:
+            upgrade(store)
+            yield Fresh(Path(tmp), url, store)
+        finally:
+            store.dispose()
+
+
+def wait_up(
+    http_port: int,
+    path: str = "/healthz",
+    limit: float = 300,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> float:
+    """time.perf_counter() when the service first answers `path` with 200; RuntimeError if
+    it does not within `limit` seconds, or its process `proc` ends first."""
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end and (proc is None or proc.poll() is None):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}", timeout=1) as r:
+                if r.status == 200:
+                    return time.perf_counter()
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"the service did not answer {path} with 200")
 
 
 @dataclass
@@ -166,13 +209,8 @@ def rig(
 ) -> Iterator[Rig]:
     """Devices `load-NNNNN` (no worker) and `alert-NNN` (with a worker and PINs, team
     "Bench"); `vigil serve` with `env_extra` and, if given, these escalation policies."""
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
-        database(kind, Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        store = Store(url)
-        upgrade(store)
+    with fresh_store(kind) as fresh:
+        workdir, url, store = fresh.workdir, fresh.url, fresh.store
         creds: dict[str, str] = {}
         with store.begin() as db:
             for i in range(alerting_devices):
@@ -187,20 +225,17 @@ def rig(
         if policy_yaml is not None:
             with store.begin() as db:
                 policies.replace_all(db, policies.parse_file(policy_yaml))
-        try:
-            with serving(store, workdir, url, env_extra) as served:
-                if not broker.wait_for_port("127.0.0.1", served.http_port, 60):
-                    raise RuntimeError((workdir / "serve.log").read_text())
-                time.sleep(1.0)  # MQTT sessions up
-                yield Rig(
-                    workdir,
-                    url,
-                    store,
-                    served.broker_port,
-                    served.password,
-                    served.http_port,
-                    creds,
-                    served.service_port,
-                )
-        finally:
-            store.dispose()
+        with serving(store, workdir, url, env_extra) as served:
+            if not broker.wait_for_port("127.0.0.1", served.http_port, 60):
+                raise RuntimeError((workdir / "serve.log").read_text())
+            time.sleep(1.0)  # MQTT sessions up
+            yield Rig(
+                workdir,
+                url,
+                store,
+                served.broker_port,
+                served.password,
+                served.http_port,
+                creds,
+                served.service_port,
+            )

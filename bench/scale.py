@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.fleet import (
@@ -28,9 +26,7 @@ from bench.fleet import (
     simulator,
     write_credentials,
 )
-from bench.harness import database, serving
-from monitor.db import Store
-from monitor.migrate import upgrade
+from bench.harness import fresh_store, serving, wait_up
 
 PREFIX = "scale-"
 
@@ -45,19 +41,6 @@ def broker_pid(workdir: Path) -> int | None:
     return None
 
 
-def wait_healthy(http_port: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            url = f"http://127.0.0.1:{http_port}/healthz"
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("vigil serve did not become healthy")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -69,49 +52,41 @@ def main() -> None:
     args = ap.parse_args()
     limit = raise_open_files_limit()
 
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
-        database(args.db, Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        store = Store(url)
-        upgrade(store)
+    with fresh_store(args.db) as fresh:
+        workdir, url, store = fresh.workdir, fresh.url, fresh.store
         ids = [f"{PREFIX}{i:06d}" for i in range(args.devices)]
         secret = add_devices(store, ids)
         creds = write_credentials(
             workdir / "fleet.json", {d: secret for d in ids[: args.connected]}
         )
-        try:
-            with serving(store, workdir, url) as served:
-                wait_healthy(served.http_port)
-                time.sleep(10)
-                at_rest = rss_mb(served.proc.pid)
-                sampler = Sampler(served.proc.pid)
-                t = time.perf_counter()
-                with simulator(
-                    creds,
-                    served.broker_port,
-                    workdir,
-                    processes=args.processes,
-                    location_every=args.location_every,
-                    heartbeat_every=300,
-                ) as sim:
-                    connected_s = time.perf_counter() - t
-                    deadline = time.monotonic() + 120
-                    while online(store, PREFIX) < args.connected:
-                        if time.monotonic() > deadline:
-                            break
-                        time.sleep(1)
-                    seen_online = online(store, PREFIX)
-                    time.sleep(args.settle)
-                    serve_rss = rss_mb(served.proc.pid)
-                    sim_rss = rss_mb(sim.pid)
-                    mosq = broker_pid(workdir)
-                    broker_rss = rss_mb(mosq) if mosq else float("nan")
-                peak = sampler.stop()
-                alive = served.proc.poll() is None
-        finally:
-            store.dispose()
+        with serving(store, workdir, url) as served:
+            wait_up(served.http_port)
+            time.sleep(10)
+            at_rest = rss_mb(served.proc.pid)
+            sampler = Sampler(served.proc.pid)
+            t = time.perf_counter()
+            with simulator(
+                creds,
+                served.broker_port,
+                workdir,
+                processes=args.processes,
+                location_every=args.location_every,
+                heartbeat_every=300,
+            ) as sim:
+                connected_s = time.perf_counter() - t
+                deadline = time.monotonic() + 120
+                while online(store, PREFIX) < args.connected:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(1)
+                seen_online = online(store, PREFIX)
+                time.sleep(args.settle)
+                serve_rss = rss_mb(served.proc.pid)
+                sim_rss = rss_mb(sim.pid)
+                mosq = broker_pid(workdir)
+                broker_rss = rss_mb(mosq) if mosq else float("nan")
+            peak = sampler.stop()
+            alive = served.proc.poll() is None
 
     print(
         f"database={args.db} registered={args.devices} connected={args.connected} "

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import insert
 
 from bench.fleet import rss_mb
-from bench.harness import database, serving
+from bench.harness import fresh_store, serving, wait_up
 from monitor.db import Store
 from monitor.devices.models import Device, LocationFix
-from monitor.migrate import upgrade
 from monitor.security import hash_device_secret
 
 BATCH = 10_000
@@ -65,34 +61,18 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=10, help="seconds up before reading RSS")
     args = ap.parse_args()
 
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
-        database(args.db, Path(tmp)) as url,
-    ):
-        workdir = Path(tmp)
-        store = Store(url)
-        upgrade(store)
+    with fresh_store(args.db) as fresh:
+        workdir, url, store = fresh.workdir, fresh.url, fresh.store
         t = time.perf_counter()
         fill(store, args.devices, args.locations)
         filled = time.perf_counter() - t
-        try:
-            with serving(store, workdir, url) as served:
-                up = None
-                while time.perf_counter() - served.started < 300 and served.proc.poll() is None:
-                    try:
-                        url_ = f"http://127.0.0.1:{served.http_port}/healthz"
-                        with urllib.request.urlopen(url_, timeout=1) as r:
-                            if r.status == 200:
-                                up = time.perf_counter() - served.started
-                                break
-                    except OSError:
-                        time.sleep(0.05)
-                if up is None:
-                    raise RuntimeError((workdir / "serve.log").read_text()[-2000:])
-                time.sleep(args.settle)
-                rss = rss_mb(served.proc.pid)
-        finally:
-            store.dispose()
+        with serving(store, workdir, url) as served:
+            try:
+                up = wait_up(served.http_port, proc=served.proc) - served.started
+            except RuntimeError as err:
+                raise RuntimeError((workdir / "serve.log").read_text()[-2000:]) from err
+            time.sleep(args.settle)
+            rss = rss_mb(served.proc.pid)
 
     print(f"database={args.db} devices={args.devices} locations={args.locations}")
     print(f"filled in {filled:.1f} s")
