@@ -18,6 +18,9 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import WebSocketTestSession
 
 from device_sim.device import SimDevice
@@ -452,3 +455,40 @@ def make_pki(d: Path) -> Path:
                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "1",
                 *(["-extfile", "san.ext"] if name == "server" else []), cwd=d)  # fmt: skip
     return d
+
+
+@contextlib.contextmanager
+def writes_refused(store: Store) -> Iterator[None]:
+    """While inside, SQLite refuses every write to the store, as it does for a database file
+    it cannot write (run as root, the tests cannot take a file's write permission away)."""
+
+    def read_only(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.execute("PRAGMA query_only = ON")
+
+    event.listen(store.engine, "connect", read_only)
+    store.engine.dispose()
+    try:
+        yield
+    finally:
+        event.remove(store.engine, "connect", read_only)
+        store.engine.dispose()
+
+
+@contextlib.contextmanager
+def commits_fail(store: Store) -> Iterator[None]:
+    """While inside, every commit to the store fails as a lost connection's does: the
+    transaction's work is done, then thrown away (either database)."""
+
+    def fail(conn: Any) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionError("the test cut the connection"))
+
+    event.listen(store.engine, "commit", fail)
+    try:
+        yield
+    finally:
+        event.remove(store.engine, "commit", fail)
+
+
+def urgent_store_errors() -> float:
+    """The urgent worker's store failures so far, in this process (the service's metric)."""
+    return REGISTRY.get_sample_value("vigil_store_errors_total", {"path": "urgent"}) or 0.0

@@ -3,18 +3,15 @@ devices hear nothing until the alert is stored, and operators' consoles show a b
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from prometheus_client import REGISTRY
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from monitor.alerts.models import Alert
-from monitor.db import Store
 from monitor.users.models import Role
 from tests.browsers import ARGS, CHROMIUM, sign_in
 from tests.support import (
@@ -24,7 +21,9 @@ from tests.support import (
     Running,
     running,
     service_settings,
+    urgent_store_errors,
     wait_until,
+    writes_refused,
 )
 
 DOWN = "the database cannot be reached"
@@ -38,10 +37,6 @@ def db_url(pg: PgDatabases) -> Iterator[str]:
         yield url
     finally:
         pg.drop(url)
-
-
-def _urgent_store_errors() -> float:
-    return REGISTRY.get_sample_value("vigil_store_errors_total", {"path": "urgent"}) or 0.0
 
 
 def _stored(svc: Running, device_id: str, alert_id: str) -> int:
@@ -77,9 +72,9 @@ def test_readyz_and_api_say_why_while_the_database_is_down(svc: Running, pg: PgD
         assert name not in api.text and "Traceback" not in api.text
 
         # An alert raised now is tried, and not answered: it is not stored.
-        errors = _urgent_store_errors()
+        errors = urgent_store_errors()
         alert_id = badge.raise_alert(type="red")
-        wait_until(lambda: _urgent_store_errors() > errors, what="the alert tried")
+        wait_until(lambda: urgent_store_errors() > errors, what="the alert tried")
         assert [c for c in badge.commands if c.type == "alert_received"] == []
         # What waits is counted: the gauge is read when scraped, not when the worker moves on.
         assert REGISTRY.get_sample_value("vigil_ingest_queue_depth", {"path": "urgent"}) == 1
@@ -108,23 +103,6 @@ def test_console_shows_a_banner_while_the_database_is_down(svc: Running, pg: PgD
             browser.close()
 
 
-@contextlib.contextmanager
-def _writes_refused(store: Store) -> Iterator[None]:
-    """While inside, SQLite refuses every write to the store, as it does for a database file
-    it cannot write (run as root, the tests cannot take a file's write permission away)."""
-
-    def read_only(dbapi_conn: Any, record: Any) -> None:
-        dbapi_conn.execute("PRAGMA query_only = ON")
-
-    event.listen(store.engine, "connect", read_only)
-    store.engine.dispose()
-    try:
-        yield
-    finally:
-        event.remove(store.engine, "connect", read_only)
-        store.engine.dispose()
-
-
 def test_sqlite_that_cannot_write_is_not_ready(mqtt_broker: Broker, tmp_path: Path) -> None:
     settings = service_settings(
         tmp_path / "data", f"sqlite:///{tmp_path / 'vigil.db'}", mqtt_broker
@@ -133,7 +111,7 @@ def test_sqlite_that_cannot_write_is_not_ready(mqtt_broker: Broker, tmp_path: Pa
         badge, b = svc.badge("badge-ro")
         headers = svc.user("op2", Role.OPERATOR)
         wait_until(lambda: svc.http.get("/readyz").status_code == 200, what="ready")
-        with _writes_refused(svc.store):
+        with writes_refused(svc.store):
             # Nothing else writes meanwhile: the service's own probe finds it out.
             r = wait_until(
                 lambda: (r := svc.http.get("/readyz")).status_code == 503 and r, what="not ready"
@@ -146,9 +124,9 @@ def test_sqlite_that_cannot_write_is_not_ready(mqtt_broker: Broker, tmp_path: Pa
             assert r.json() == {
                 "detail": "the store is unavailable: the database is read-only; try again shortly"
             }
-            errors = _urgent_store_errors()
+            errors = urgent_store_errors()
             alert_id = badge.raise_alert(type="red")
-            wait_until(lambda: _urgent_store_errors() > errors, what="the alert tried")
+            wait_until(lambda: urgent_store_errors() > errors, what="the alert tried")
             assert [c for c in badge.commands if c.type == "alert_received"] == []
         wait_until(lambda: svc.http.get("/readyz").status_code == 200, timeout=15, what="ready")
         badge.wait_for("alert_received", alert_id=alert_id, timeout=15)

@@ -72,7 +72,7 @@ class UrgentWorker(ItemWorker):
         self.evidence_store = storage.from_settings(settings)
         self.lines: FairQueue[Queued] = FairQueue(settings.urgent_per_device)
         self.refusals = refusals.RefusalLog()
-        self.ctx = Context(settings, self.evidence_store, self._note)
+        self.ctx = Context(settings, self.evidence_store)
         self.pins = PinChecker(store, settings, self._checked)
         self._handling = 0
         self._recorded_at = time.monotonic()
@@ -182,8 +182,9 @@ class UrgentWorker(ItemWorker):
         changes nothing; if it can never be stored as it is, it is refused, or, for an alert,
         stored bare. `Stopping` (the worker stops while the store is unavailable) leaves it
         unacknowledged."""
+        noted: list[refusals.Refused] = []
         try:
-            return self.retrying(partial(apply, item=item, pin=pin, ctx=self.ctx))
+            replies = self.retrying(partial(apply, item=item, pin=pin, ctx=self.ctx, noted=noted))
         except Stopping:
             raise
         except Refuse as refuse:
@@ -191,6 +192,9 @@ class UrgentWorker(ItemWorker):
             return []
         except Exception as err:
             return self._permanent_failure(item, err)
+        for refused in noted:
+            self._note(refused)
+        return replies
 
     def _refuse(self, item: Item, refused: refusals.Refused) -> None:
         """`item` is refused, not stored: its sender is told (a gateway answers by it), and

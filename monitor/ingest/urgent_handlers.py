@@ -12,7 +12,8 @@ one of two ways, for a reason:
   and the device hears `rejected` once both are committed (visit and evidence refusals).
 
 A cancel under a PIN lockout is both applied and refused: it is answered `cancel_rejected`
-(and the duress PIN still counts), and its `pin_locked` refusal is noted (`Context.note`).
+(and the duress PIN still counts), and its `pin_locked` refusal goes to the `RefusalLog`
+once the cancel is committed (`Applying.noted`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,6 @@ class Context:
 
     settings: Settings
     evidence_store: EvidenceStore
-    # Notes a refusal in the worker's `RefusalLog` from inside the transaction (its
-    # `rejected` reply goes at once), for a message whose effects still commit: a cancel
-    # under a PIN lockout.
-    note: Callable[[refusals.Refused], None]
 
 
 @dataclass(frozen=True)
@@ -77,11 +74,18 @@ class Applying:
     item: Item
     pin: PinCheck | None  # its PIN's check, done on the PIN thread, if it carries a PIN
     ctx: Context
+    # Refusals of a message whose effects still commit (a cancel under a PIN lockout), for
+    # the caller to note in its `RefusalLog` once they have: noted here, a failed commit
+    # retried would count it twice, and its `rejected` would reach the device first.
+    noted: list[refusals.Refused]
 
 
-def apply(db: Session, item: Item, pin: PinCheck | None, ctx: Context) -> list[Direct]:
+def apply(
+    db: Session, item: Item, pin: PinCheck | None, ctx: Context, noted: list[refusals.Refused]
+) -> list[Direct]:
     """The message's effects, in the caller's transaction: from a known, enabled device, by
-    its type's handler; the device is marked seen."""
+    its type's handler; the device is marked seen. `noted` is cleared, then given the
+    refusals to note after commit (`Applying.noted`)."""
     assert item.parsed is not None
     device = db.get(Device, item.parsed.device_id)
     refused = device_refusal(item, None if device is None else device.enabled)
@@ -89,7 +93,8 @@ def apply(db: Session, item: Item, pin: PinCheck | None, ctx: Context) -> list[D
         raise Refuse(refused)
     assert device is not None
     msg = item.parsed.msg
-    replies = HANDLERS[type(msg)](Applying(db, device, item, pin, ctx), msg)
+    noted.clear()  # what an earlier try of this transaction noted was rolled back with it
+    replies = HANDLERS[type(msg)](Applying(db, device, item, pin, ctx, noted), msg)
     # After the handler: the device's row is then written once at commit, with what the
     # handler changed on it (an alert's position and battery). Marked before, it was flushed
     # at the handler's first query and written again at commit.
@@ -134,7 +139,7 @@ def bare_alert(db: Session, item: Item, err: BaseException, ctx: Context) -> lis
         raise LookupError(f"device {item.parsed.device_id} is gone")
     fresh = alerts.find_device_alert(db, device.id, msg.id) is None
     bare = msg.model_copy(update={"note": None, "loc": None, "trigger": None, "batt": None})
-    direct = alert(Applying(db, device, item, None, ctx), bare)
+    direct = alert(Applying(db, device, item, None, ctx, []), bare)
     stored = alerts.find_device_alert(db, device.id, msg.id)
     if fresh and stored is not None:
         alerts.record(
@@ -166,7 +171,7 @@ def cancel(a: Applying, msg: CancelMsg) -> list[Direct]:
             alerts.cancel_from_device(db, stored, device, "duress", actor)
         answer = "cancel_rejected"
         minutes = int(WRONG_PIN_WINDOW.total_seconds() // 60)
-        a.ctx.note(
+        a.noted.append(
             item.refuse(
                 "pin_locked",
                 f"{WRONG_PIN_LIMIT} wrong PINs within {minutes} minutes: cancels from "

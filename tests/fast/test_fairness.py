@@ -4,6 +4,7 @@ tests/test_fairness.py)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from monitor.alerts.models import Alert, AlertEvent
 from monitor.ingest.models import WaitingMessage
 from monitor.ingest.pins import WRONG_PIN_LIMIT
 from tests.fast.handlers import Handlers as Running
-from tests.support import wait_until
+from tests.support import commits_fail, urgent_store_errors, wait_until
 from tests.test_fairness import refused_rows
 
 
@@ -51,6 +52,31 @@ def test_wrong_pins_are_limited_and_stay_in_the_timeline(svc: Running) -> None:
         what="the cancels past the limit recorded as refused",
     )
     assert all("wrong PINs" in r.reason for r in refused_rows(svc, b.device_id))
+
+
+def test_a_locked_out_cancel_is_refused_once_and_only_once_it_is_stored(svc: Running) -> None:
+    badge, b = svc.badge("badge-locked")
+    alert_id = badge.raise_alert(type="red")
+    badge.wait_for("alert_received", alert_id=alert_id, timeout=10)
+    for _ in range(WRONG_PIN_LIMIT):
+        badge.cancel_alert(alert_id, "0000")
+
+    def refusals() -> list[str]:
+        return [c.payload["reason"] for c in badge.commands if c.type == "rejected"]
+
+    errors = urgent_store_errors()
+    with commits_fail(svc.store):
+        # Locked out now: its transaction is tried again and again while commits fail.
+        sent = threading.Thread(target=badge.cancel_alert, args=(alert_id, b.cancel_pin))
+        sent.start()
+        wait_until(lambda: urgent_store_errors() >= errors + 3, what="three tries")
+        assert refusals() == []  # nothing told before the cancel is stored
+    sent.join()
+    answers = [c for c in badge.commands if c.type == "cancel_rejected"]
+    assert len(answers) == WRONG_PIN_LIMIT + 1
+    assert len(refusals()) == 1 and "wrong PINs" in refusals()[0]
+    wait_until(lambda: refused_rows(svc, b.device_id), what="the refusal recorded")
+    assert [r.repeats for r in refused_rows(svc, b.device_id)] == [1]  # not once a try
 
 
 def test_cancels_for_alerts_never_sent_wait_up_to_a_limit(svc: Running) -> None:
