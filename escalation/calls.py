@@ -5,6 +5,7 @@ the recording is kept as the alert's evidence, with its sha256."""
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -320,14 +321,39 @@ def stop_ringing_worker(store: Store, providers: Providers, alert_id: int) -> li
         stopped.append(call_id)
         if sid is None:
             continue  # not yet taken by Twilio: its answer finds the call over (answered)
-        try:
-            # Dialling: the operator is on the line and hears why; before that, hung up.
-            providers.end_call(sid, call_twiml.say_and_hang_up(DURESS_SAID) if dialling else None)
-        except (Failed, Retry) as exc:
+        # Dialling: the operator is on the line and hears why; before that, hung up.
+        why = _hang_up(
+            providers, sid, call_twiml.say_and_hang_up(DURESS_SAID) if dialling else None
+        )
+        if why is not None:
             with store.begin() as db:
                 alert, call = locked(db, call_id)
-                tell(db, alert, call, "failed", f"Twilio did not end the call: {exc}")
+                tell(db, alert, call, "failed", f"Twilio did not end the call: {why}")
     return stopped
+
+
+# How often a call is asked to end while Twilio does not answer, and the pause before each
+# try again: a phone ringing beside someone under duress is worth seconds of trying.
+END_TRIES = 3
+END_PAUSE_S = 1.0
+
+
+def _hang_up(providers: Providers, sid: str, twiml: str | None) -> str | None:
+    """End the call through Twilio, trying again while it does not answer; why it could not,
+    or None once ended."""
+    for attempt in range(END_TRIES):
+        if attempt:
+            time.sleep(END_PAUSE_S * attempt)
+        try:
+            providers.end_call(sid, twiml)
+            return None
+        except Retry as exc:
+            why = str(exc)
+        except Failed as exc:
+            # After a try with no answer, a refusal is most likely that try's work: the call
+            # had ended already.
+            return None if attempt else str(exc)
+    return why
 
 
 def operator_status(db: Session, alert: Alert, call: Call, status: str, duration: str) -> None:

@@ -231,7 +231,8 @@ class FakeTwilio:
         kind: Kind | None = None,
     ) -> None:
         """Hold create requests to ``to`` for ``seconds`` before handling them; with
-        kind="other" and a recording's sid as ``to``, GETs of that recording's media.
+        kind="other" and a recording's sid as ``to``, GETs of that recording's media; with
+        kind="call" and a call's sid, its updates (POST Calls/{sid}.json).
 
         Only that handler thread waits; other requests are served meanwhile. Combined with
         fail() the request fails after the delay.
@@ -584,6 +585,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._not_found(req, path)
                 return
             if updating:
+                delay = fake._take_hang(sid, "call")
+                if delay > 0 and fake._stopping.wait(delay):
+                    self.close_connection = True
+                    return
                 refused = fake.voice.update(sid, params)
                 if refused is not None:
                     code = 21220 if "in-progress" in refused else 20001

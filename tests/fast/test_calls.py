@@ -21,7 +21,7 @@ from monitor.alerts.models import Alert, AlertEvent
 from monitor.evidence.models import Evidence, EvidenceCustody
 from monitor.users.models import User
 from monitor.users.service import set_phone
-from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio import FakeTwilio, Request
 from tests.fake_twilio_voice import RECORDING, dial_of
 from tests.fast.handlers import FastDevice, Handlers, fast_settings
 from tests.support import wait_until
@@ -397,6 +397,32 @@ def test_the_workers_phone_ringing_stops_at_the_duress(
         f"Call from alice to {name or to} ({WORKER}): stopped while {name or to}'s phone rang. "
         + UNDER_DURESS,
     ]  # and Twilio's news of both legs' end after it changes nothing
+
+
+def test_the_workers_phone_stops_at_the_duress_though_twilio_is_slow_to_answer(
+    svc: Handlers, fake: FakeTwilio
+) -> None:
+    """Twilio does not answer the first request to end the call within its timeout: it is
+    asked again, and the worker's phone stops long before the <Dial>'s own timeout."""
+    headers = operator(svc)
+    device, alert_id, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
+    assert r.status_code == 201, r.text
+    first = ringing(fake, ALICE)
+    fake.voice.answer(first)
+    second = fake.voice.child(first)
+    fake.hang(first, 60.0, times=1, kind="call")  # held far past the test's wait
+
+    device.cancel_alert(alert_id, device.duress_pin)
+
+    def updates(reqs: list[Request]) -> list[tuple[str, int]]:
+        return [(q.method, q.status_code) for q in reqs if q.path.endswith(f"/Calls/{first}.json")]
+
+    # The first still held, unanswered; the second, a second after its timeout, answered.
+    fake.wait_for(lambda reqs: updates(reqs) == [("POST", 0), ("POST", 200)])
+    assert fake.resource(second)["status"] == "canceled"  # the worker's phone stopped
+    assert fake.voice.said(first)[-1] == DURESS_SAID
+    assert not [e for e in calls_entries(svc, pk) if "did not end" in e]
 
 
 def test_an_operator_without_a_phone_is_told_why(svc: Handlers, fake: FakeTwilio) -> None:
