@@ -29,6 +29,7 @@ from monitor.migrate import upgrade
 from tests.support import (
     SERVICE_PASSWORD,
     SERVICE_USER,
+    WAIT_S,
     Badge,
     Broker,
     Running,
@@ -327,16 +328,16 @@ def test_a_closed_websocket_closes_its_broker_connection(svc: Running) -> None:
 def test_only_binary_frames_of_mqtt_pass(svc: Running) -> None:
     url = svc.serve_http().replace("http://", "ws://") + "/mqtt"
     with pytest.raises(InvalidStatus) as refused:
-        ws_connect(url, open_timeout=10)  # no subprotocol mqtt
+        ws_connect(url, open_timeout=WAIT_S)  # no subprotocol mqtt
     assert refused.value.response.status_code == 403
-    with ws_connect(url, subprotocols=["mqtt"], open_timeout=10) as ws:  # type: ignore[list-item]
+    with ws_connect(url, subprotocols=["mqtt"], open_timeout=WAIT_S) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "mqtt"
         ws.send("CONNECT as text")
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
     # Nor may one message be larger than the broker would take a packet.
-    with ws_connect(url, subprotocols=["mqtt"], open_timeout=10) as ws:  # type: ignore[list-item]
+    with ws_connect(url, subprotocols=["mqtt"], open_timeout=WAIT_S) as ws:  # type: ignore[list-item]
         ws.send(b"\x30" + b"\xff" * (1024 * 1024))
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
@@ -354,7 +355,7 @@ def test_a_connection_that_never_logs_in_is_closed(mqtt_broker: Broker, tmp_path
             ws_connect(
                 base.replace("http://", "ws://") + "/mqtt",
                 subprotocols=["mqtt"],  # type: ignore[list-item]
-                open_timeout=10,
+                open_timeout=WAIT_S,
             ) as ws,
             pytest.raises(ConnectionClosed) as closed,
         ):
@@ -381,7 +382,7 @@ def refusal(ws_url: str, source: str = "127.0.0.1") -> str:
         ws_connect(
             ws_url,
             subprotocols=["mqtt"],  # type: ignore[list-item]
-            open_timeout=10,
+            open_timeout=WAIT_S,
             source_address=(source, 0),
         ) as ws,
         pytest.raises(ConnectionClosed) as closed,
@@ -408,7 +409,7 @@ def test_the_relay_caps_connections_per_address_and_in_all(
             with ws_connect(
                 ws_url,
                 subprotocols=["mqtt"],  # type: ignore[list-item]
-                open_timeout=10,
+                open_timeout=WAIT_S,
                 source_address=("127.0.0.2", 0),
             ):
                 wait_until(lambda: relay_open(svc) == 3, what="a third connection relayed")
@@ -416,7 +417,7 @@ def test_the_relay_caps_connections_per_address_and_in_all(
             # Connections that end make room again.
             apps.pop().close()
             wait_until(lambda: relay_open(svc) == 1, what="the closed connections to go")
-            with ws_connect(ws_url, subprotocols=["mqtt"], open_timeout=10):  # type: ignore[list-item]
+            with ws_connect(ws_url, subprotocols=["mqtt"], open_timeout=WAIT_S):  # type: ignore[list-item]
                 wait_until(lambda: relay_open(svc) == 2, what="a new connection relayed")
         finally:
             for app in apps:
