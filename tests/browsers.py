@@ -3,14 +3,28 @@ signing in to the console."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, expect
 
 from tests.support import PASSWORD, WAIT_S
 
 # Not Playwright's 5 s (tests/support.py, WAIT_S).
 expect.set_options(timeout=WAIT_S * 1000)
+
+# VIGIL_SCREENSHOTS=docs/images: the tests that show what the docs show take the docs'
+# screenshots there; without it, they only check.
+SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
+
+
+def shoot(target: Page | Locator, name: str, **kw: Any) -> None:
+    """`name`.png of the page or element, in VIGIL_SCREENSHOTS, when it is set."""
+    if SHOTS:
+        target.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kw)
+
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"

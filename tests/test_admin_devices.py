@@ -12,9 +12,7 @@ it, they only check."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -25,21 +23,15 @@ from sqlalchemy import func, select
 from monitor.devices.models import Device
 from monitor.security import verify_device_secret
 from monitor.users.models import Role
-from tests.browsers import sign_in, watched_context
+from tests.browsers import shoot, sign_in, watched_context
 from tests.support import Running, add_badge
 
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ORG = "Northshire Council"
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vigil.db'}"
-
-
-def shoot(target: Page | Locator, name: str, **kw: Any) -> None:
-    if SHOTS:
-        target.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kw)
 
 
 def stored(svc: Running, device_id: str) -> Device | None:

@@ -9,10 +9,8 @@ they only check."""
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -23,10 +21,9 @@ from sqlalchemy import func, select
 from monitor.orgs.models import Team, Worker
 from monitor.security import verify_secret
 from monitor.users.models import Role
-from tests.browsers import sign_in, watched_context
+from tests.browsers import shoot, sign_in, watched_context
 from tests.support import Running, add_badge
 
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ORG = "Northshire Council"
 PHONE = {"width": 390, "height": 844}
 
@@ -34,11 +31,6 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vigil.db'}"
-
-
-def shoot(target: Page | Locator, name: str, **kw: Any) -> None:
-    if SHOTS:
-        target.screenshot(path=str(Path(SHOTS) / f"admin-people-{name}.png"), **kw)
 
 
 def stored(svc: Running, name: str) -> Worker | None:
@@ -97,7 +89,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     expect(status).to_have_class("ad-status error")
     assert stored(svc, "Amira Khan") is None
     expect(add.locator("input[name=name]")).to_have_value("Amira Khan")
-    shoot(add, "refused")
+    shoot(add, "admin-people-refused")
 
     pins(add, "2468", "2468", "1357", "1357")
     add.locator("button[type=submit]").click()
@@ -111,7 +103,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     assert verify_secret(amira.cancel_pin_hash, "2468")
     assert verify_secret(amira.duress_pin_hash, "1357")
     assert "2468" not in page.content() and "1357" not in page.content()
-    shoot(pane, "workers")
+    shoot(pane, "admin-people-workers")
 
     # Edit and move to another team.
     row.get_by_role("button", name="Edit").click()
@@ -156,7 +148,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     )
     with svc.store.session() as db:
         assert db.scalar(select(func.count(Team.id)).where(Team.name == "Housing")) == 1
-    shoot(teams, "teams")
+    shoot(teams, "admin-people-teams")
 
     # Organisations: the whole service's administrator sets a visit's end PIN.
     orgs = open_section(page, "orgs")
@@ -166,7 +158,7 @@ def test_an_admin_adds_edits_and_moves_a_worker(svc: Running, chrome: BrowserCon
     edit_org.locator("button[type=submit]").click()
     expect(edit_org.locator(".ad-status")).to_have_text(f"{ORG} saved.")
     expect(orgs.locator("#adp-orgs tr", has_text=ORG).locator("td").nth(1)).to_have_text("yes")
-    shoot(orgs, "orgs")
+    shoot(orgs, "admin-people-orgs")
 
 
 def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
@@ -201,7 +193,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
     image = Image.open(io.BytesIO(qr.screenshot()))
     assert [r.text for r in zxingcpp.read_barcodes(image)] == [link]
     expect(shown).to_contain_text("Shown this once: give it to Ola Bello now")
-    shoot(shown, "pin-link")
+    shoot(shown, "admin-people-pin-link")
 
     # On the worker's phone (the link's path on the service under test).
     phone_ctx, blocked = watched_context(chrome.browser, **PHONE)  # type: ignore[arg-type]
@@ -218,7 +210,7 @@ def test_a_worker_chooses_their_pins_from_a_link_on_a_phone(
         ola = stored(svc, "Ola Bello")
         assert ola is not None and ola.duress_pin_hash == ""
         form.locator("input[name=duress_pin_again]").fill("731905")
-        shoot(phone, "phone")
+        shoot(phone, "admin-people-phone")
         form.get_by_role("button", name="Save my PINs").click()
         expect(phone.locator("#status")).to_have_text(
             "Your PINs are saved. Remember them: nobody else knows them."

@@ -8,30 +8,22 @@ admin-users-refused.png; without it, they only check."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 
 from monitor.users.models import Role, User
-from tests.browsers import sign_in
+from tests.browsers import shoot, sign_in
 from tests.support import PASSWORD, Running, add_badge
 
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ORG = "Northshire Council"
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vigil.db'}"
-
-
-def shoot(target: Page | Locator, name: str, **kw: Any) -> None:
-    if SHOTS:
-        target.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kw)
 
 
 def accounts(svc: Running) -> dict[str, tuple[str, int | None, int | None, str, bool]]:

@@ -8,7 +8,6 @@ admin-places.png; without it, they only check."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,21 +17,15 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from monitor.users.models import Role
-from tests.browsers import sign_in
+from tests.browsers import shoot, sign_in
 from tests.support import Running
 
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ELM = (51.53412, -0.12101)  # Flat 3, 12 Elm Street; positions a few metres off still match it
 
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vigil.db'}"
-
-
-def shoot(page: Page, name: str, **kw: Any) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kw)
 
 
 def raise_at(svc: Running, badge: Any, at: tuple[float, float], type: str = "red") -> int:

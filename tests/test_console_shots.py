@@ -7,7 +7,6 @@ tests/test_worker_app.py writes the worker app's; without it, it only checks."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from monitor.alerts.models import Alert
 from monitor.procedures import definitions as procedures
 from monitor.users.models import Role
 from monitor.users.service import set_phone
-from tests.browsers import sign_in
+from tests.browsers import SHOTS, shoot, sign_in
 from tests.escalation_support import FROM, PUBLIC_URL, load
 from tests.fake_twilio import FakeTwilio
 from tests.support import PASSWORD, Broker, Running, running, service_settings
@@ -30,7 +29,6 @@ from tests.support import PASSWORD, Broker, Running, running, service_settings
 ROOT = Path(__file__).parents[1]
 DEFAULT_PROCEDURES = ROOT / "monitor" / "procedures" / "default_procedures.yaml"
 DEFAULT_POLICY = ROOT / "escalation" / "default_policy.yaml"
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 ANA_PHONE = "+447700900555"
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
@@ -79,11 +77,6 @@ def context(engine: Browser, viewport: dict[str, int]) -> tuple[BrowserContext, 
 
     ctx.on("page", watch)
     return ctx, problems
-
-
-def shoot(page: Page, name: str, **kw: Any) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), **kw)
 
 
 def lit(page: Page) -> None:
@@ -173,7 +166,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         ids = [int(i) for i in rows.evaluate_all("rs => rs.map(r => r.dataset.id)")]
         assert ids.index(mo_second) < ids.index(panic) < ids.index(test), ids
         lit(page)
-        shoot(page, "queue")
+        shoot(page, "console-queue")
 
         # One alert: at a glance, the actions, the procedure, the calls, the plan.
         row(page, panic).click()
@@ -200,7 +193,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         lit(page)
         shoot(
             page,
-            "alert",
+            "console-alert",
             full_page=True,
             clip={"x": 0, "y": 0, "width": 1366, "height": bottom + 12},
         )
@@ -220,7 +213,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         page.fill(
             "#resolve-note", "Priya pressed it by mistake getting into the car; spoke to her."
         )
-        shoot(page, "resolve")
+        shoot(page, "console-resolve")
         page.click("#rs-cancel")
         expect(dialog).to_be_hidden()
 
@@ -235,7 +228,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         expect(page.locator("#conn")).to_have_text("offline")
         page.evaluate("window.scrollTo(0, 0)")
         lit(page)
-        shoot(page, "offline")
+        shoot(page, "console-offline")
         svc.serve_http(port=port)
         expect(page.locator("#conn-banner")).to_contain_text("Reconnected at", timeout=15_000)
         page.close()
@@ -254,12 +247,12 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         expect(page.locator("#fm-notes")).to_contain_text("Map tiles are not configured")
         page.click("#fm-fit")
         page.wait_for_timeout(600)  # the fit's animation
-        shoot(page, "map", full_page=True)
+        shoot(page, "console-map", full_page=True)
         page.click("#tab-fleet")
         expect(page.locator("#devices tbody tr")).to_have_count(6)
         expect(page.locator("#devices")).to_contain_text("Ruth Osei")
         expect(page.locator("#devices")).to_contain_text("12%")
-        shoot(page, "fleet")
+        shoot(page, "console-fleet")
         assert problems == [], problems
     finally:
         ctx.close()
@@ -279,7 +272,7 @@ def test_the_console_as_the_docs_show_it(svc: Running, chromium: Browser) -> Non
         expect(page.locator("#resolve-open")).to_be_in_viewport()
         scroll, width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert scroll <= width, f"the alert is {scroll} px wide on a {width} px phone"
-        shoot(page, "phone")
+        shoot(page, "console-phone")
         assert problems == [], problems
     finally:
         ctx.close()

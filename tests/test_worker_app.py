@@ -9,7 +9,6 @@ waits out a whole visit: the protocol's shortest is 60 s."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from monitor.devices.models import Device, LocationFix
 from monitor.evidence.models import Evidence
 from monitor.users.models import Role
 from monitor.visits.models import Visit
-from tests.browsers import ARGS, CHROMIUM, FIREFOX
+from tests.browsers import ARGS, CHROMIUM, FIREFOX, SHOTS, shoot
 from tests.support import Badge, Running, add_badge, wait_until
 
 # The console tests' browsers and flags, plus a microphone that plays a tone, allowed
@@ -52,7 +51,6 @@ HERE: Geolocation = {"latitude": 51.5072, "longitude": -0.1276, "accuracy": 8}
 # Short clips so an alert's recordings come quickly; the fallback offered soon.
 FAST = {"clip_ms": 1500, "fallback_s": 2}
 # VIGIL_SCREENSHOTS=docs/images: the tests also take the docs' screenshots.
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -165,11 +163,6 @@ def badge(svc: Running, prefix: str, name: str = "Alex Worker") -> Badge:
     return b
 
 
-def shoot(page: Page, name: str) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"worker-app-{name}.png"))
-
-
 def connected(page: Page) -> None:
     expect(page.locator("#conn")).to_have_text("Connected", timeout=15_000)
 
@@ -266,7 +259,7 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
     connected(page)
     expect(page.locator("#home")).to_be_visible()
     if shots:
-        shoot(page, "home")
+        shoot(page, "worker-app-home")
 
     press_panic(page)
     expect(page.locator("#alert-stage")).to_have_text(
@@ -274,7 +267,7 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
     )
     expect(page.locator("#listening")).to_contain_text("Recording")
     if shots:
-        shoot(page, "received")
+        shoot(page, "worker-app-received")
     alert = wait_until(lambda: device_alerts(svc, b.device_id), what="the alert row")[0]
     assert (alert.type, alert.trigger, alert.state) == ("red", "app", "raised")
     # Where the worker is: with the alert, from the fix read while the button was held; or,
@@ -310,7 +303,7 @@ def panic_end_to_end(svc: Running, phone: Phone, prefix: str, *, shots: bool = T
     assert r.status_code == 200, r.text
     expect(page.locator("#alert-stage")).to_have_text("Help is on the way", timeout=15_000)
     if shots:
-        shoot(page, "help-on-the-way")
+        shoot(page, "worker-app-help-on-the-way")
 
     r = svc.http.post(
         f"/api/v1/alerts/{alert.id}/resolve", json={"outcome": "worker_safe"}, headers=operator
@@ -356,7 +349,7 @@ def cancel_with(svc: Running, phone: Phone, base: str, pin: str) -> tuple[str, d
     wait_until(lambda: verified_clips(svc, device_id=b.device_id) >= 1, timeout=30, what="a clip")
     page.click("#cancel-alert")
     expect(page.locator("#pin")).to_be_visible()
-    shoot(page, "pin")  # in both cases: a screenshot leaves its mark on the page
+    shoot(page, "worker-app-pin")  # in both cases: a screenshot leaves its mark on the page
     key_pin(page, pin)
     expect(page.locator("#ended-title")).to_have_text("Alert cancelled", timeout=15_000)
     # Whatever was recorded up to the cancel is still delivered, in both cases alike.
@@ -407,7 +400,7 @@ def test_a_panic_pressed_offline_is_delivered_once_when_the_network_returns(
     expect(page.locator("#fallback-sms")).to_have_attribute(
         "href", re.compile(r"^sms:\+441632960000")
     )
-    shoot(page, "not-sent-yet")
+    shoot(page, "worker-app-not-sent-yet")
     # The page reloaded while offline, from the service worker: the alert is still kept.
     page.reload()
     expect(page.locator("#alert-stage")).to_have_text("Sending…")
@@ -451,12 +444,12 @@ def test_a_visit_through_due_to_overdue(svc: Running, phones: Callable[..., Phon
     expect(page.locator("#memo-state")).to_contain_text("Voice memo recorded")
     page.check("input[name=minutes][value=other]")
     page.fill("#visit-minutes", "1")
-    shoot(page, "visit-start")
+    shoot(page, "worker-app-visit-start")
     page.click("#visit-start-form button[type=submit]")
     expect(page.locator("#visit-msg")).to_have_text(
         "The monitoring centre has your visit.", timeout=15_000
     )
-    shoot(page, "visit")
+    shoot(page, "worker-app-visit")
 
     def visit() -> Visit | None:
         with svc.store.session() as db:
@@ -475,7 +468,7 @@ def test_a_visit_through_due_to_overdue(svc: Running, phones: Callable[..., Phon
     with svc.store.begin() as db:
         db.execute(update(Visit).where(Visit.id == v.id).values(due_at=v.due_at - MINUTE))
     expect(page.locator("#due")).to_be_visible(timeout=30_000)
-    shoot(page, "visit-due")
+    shoot(page, "worker-app-visit-due")
     overdue = wait_until(lambda: device_alerts(svc, b.device_id), what="the overdue alert")[0]
     assert overdue.type == "visit_overdue"
     assert overdue.note and "Elm St" in overdue.note
@@ -550,7 +543,7 @@ def test_enrolment_from_the_link_and_a_second_use_refused(
         assert device is not None and device.worker_id == b.worker_id
     assert kept["worker_name"] == "Priya Shah"
     connected(page)
-    shoot(page, "enrolled")
+    shoot(page, "worker-app-enrolled")
 
     # The same link again, on another phone: refused, in plain words.
     other = phones().context.new_page()

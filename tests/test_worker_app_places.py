@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from monitor.users.models import Role
 from monitor.visits.models import Visit
-from tests.browsers import CHROMIUM, FIREFOX
+from tests.browsers import CHROMIUM, FIREFOX, shoot
 from tests.support import Running, wait_until
 from tests.test_worker_app import (
     CHROMIUM_ARGS,
@@ -31,7 +31,6 @@ from tests.test_worker_app import (
     creds,
     key_pin,
     outbox,
-    shoot,
 )
 
 # About 1.5 km from where the phone is (HERE): never matched by position.
@@ -166,7 +165,7 @@ def test_an_address_searched_and_picked_shows_its_cautions_and_goes_with_the_vis
     expect(page.locator("#place-list")).to_contain_text("No cautions recorded")
     # Nothing about an address shows before one is picked.
     expect(page.locator("#place-cautions")).to_be_hidden()
-    shoot(page, "visit-address")
+    shoot(page, "worker-app-visit-address")
 
     # Narrowed (words in any order), then picked with the arrow key and Enter; Enter picks,
     # it does not start the visit.
@@ -184,7 +183,7 @@ def test_an_address_searched_and_picked_shows_its_cautions_and_goes_with_the_vis
     assert cautions_in(page, "#place-cautions") == TWO
     assert the_visit(svc, b.device_id) is None  # read before anything is started
     page.fill("#visit-note", "Attendance, Year 9")
-    shoot(page, "visit-cautions")
+    shoot(page, "worker-app-visit-cautions")
 
     start_visit(page)
     expect(page.locator("#visit-msg")).to_have_text(
@@ -204,7 +203,7 @@ def test_an_address_searched_and_picked_shows_its_cautions_and_goes_with_the_vis
     expect(page.locator("#visit-cautions")).to_be_visible()
     assert cautions_in(page, "#visit-cautions") == TWO
     assert page.evaluate("window.scrollY") == 0  # the new screen from its top
-    shoot(page, "visit-cautions-open")
+    shoot(page, "worker-app-visit-cautions-open")
     link.click()
     expect(page.locator("#visit-cautions")).to_be_in_viewport()
     page.reload()
