@@ -27,6 +27,7 @@ from monitor.deps import (
 )
 from monitor.orgs.scope import Scope
 from monitor.privacy import positions
+from monitor.users.accounts import actor_of
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
 NamePath = Annotated[str, Path(min_length=1, max_length=200)]
@@ -53,7 +54,7 @@ def put_policy(name: NamePath, body: PolicyIn, db: SessionDep, user: ServiceSupe
         raise _refuse(exc) from exc
     audit(
         db,
-        f"user:{user.username}",
+        actor_of(user),
         "policy_changed",
         name,
         policy=body.model_dump(mode="json"),
@@ -81,7 +82,7 @@ def delete_policy(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> Re
     before = _stored_policy(db, name)
     if db.execute(delete(Policy).where(Policy.name == name)).rowcount == 0:  # type: ignore[attr-defined]
         raise HTTPException(404, f"no policy {name!r}")
-    audit(db, f"user:{user.username}", "policy_deleted", name, previous=before)
+    audit(db, actor_of(user), "policy_deleted", name, previous=before)
     return Response(status_code=204)
 
 
@@ -104,7 +105,7 @@ def put_contact(
         raise _refuse(exc) from exc
     audit(
         db,
-        f"user:{user.username}",
+        actor_of(user),
         "contact_changed",
         name,
         contact=body.model_dump(),
@@ -122,7 +123,7 @@ def delete_contact(name: NamePath, db: SessionDep, user: ServiceSupervisor) -> R
         raise HTTPException(409, f"policies still name {name!r}: {exc}") from exc
     if not found:
         raise HTTPException(404, f"no contact {name!r}")
-    audit(db, f"user:{user.username}", "contact_deleted", name, previous=before)
+    audit(db, actor_of(user), "contact_deleted", name, previous=before)
     return Response(status_code=204)
 
 
@@ -192,7 +193,7 @@ def escalate_now(
     409 with the reason when there is no next step or the escalation has stopped."""
     alerts.check_in_scope(db, alert_id, scope)
     try:
-        flows.escalate_now(db, alert_id, f"user:{user.username}")
+        flows.escalate_now(db, alert_id, actor_of(user))
     except flows.Refused as exc:
         raise HTTPException(409, str(exc)) from exc
     # The step runner looks at once, after the commit (a background task runs after it),

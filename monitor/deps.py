@@ -22,6 +22,7 @@ from monitor.devices.trackers import HTTP_ONLY_KINDS
 from monitor.evidence.storage import EvidenceStore
 from monitor.orgs.scope import Scope
 from monitor.security import read_token, verify_device_secret
+from monitor.users.accounts import actor_of
 from monitor.users.models import Role, User
 from monitor.users.service import signs_in
 
@@ -139,7 +140,7 @@ def require(*roles: Role, service_wide: bool = False) -> Callable[..., User]:
         if refusal is not None:
             audit_now(
                 store,
-                f"user:{user.username}",
+                actor_of(user),
                 "permission_refused",
                 f"{request.method} {request.url.path}",
                 address=client_address(request),

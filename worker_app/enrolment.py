@@ -24,6 +24,7 @@ from monitor.deps import (
     no_store,
 )
 from monitor.orgs.models import Worker
+from monitor.users.accounts import actor_of
 from monitor.users.throttle import SignInThrottle
 from worker_app import codes
 
@@ -119,7 +120,7 @@ def issue_enrolment(
         issued = codes.issue(
             db,
             worker_id,
-            issued_by=f"user:{user.username}",
+            issued_by=actor_of(user),
             minutes=settings.enrol_minutes,
             heartbeat_s=settings.default_heartbeat_s,
             address=client_address(request),

@@ -33,14 +33,11 @@ from monitor.privacy import positions
 from monitor.procedures import service as procedures
 from monitor.reads import alert_detail
 from monitor.reads.alert_detail import AlertDetail
+from monitor.users.accounts import actor_of
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 AlertId = RowId
-
-
-def _actor(user: CurrentUser) -> str:
-    return f"user:{user.username}"
 
 
 def _shown(db: Session, alert: Alert, scope: Scope) -> AlertOut:
@@ -77,7 +74,7 @@ def get_alert(alert_id: AlertId, db: ReadSessionDep, scope: ScopeDep) -> AlertDe
 def acknowledge(alert_id: AlertId, db: SessionDep, user: CurrentUser, scope: ScopeDep) -> AlertOut:
     """Take charge of the alert: escalation stops and the worker hears help is coming."""
     service.check_in_scope(db, alert_id, scope)
-    alert = service.acknowledge(db, alert_id, actor=_actor(user), via="console")
+    alert = service.acknowledge(db, alert_id, actor=actor_of(user), via="console")
     return _shown(db, alert, scope)
 
 
@@ -86,7 +83,7 @@ def add_note(
     alert_id: AlertId, body: NoteIn, db: SessionDep, user: CurrentUser, scope: ScopeDep
 ) -> AlertOut:
     service.check_in_scope(db, alert_id, scope)
-    alert = service.add_note(db, alert_id, actor=_actor(user), text=body.text)
+    alert = service.add_note(db, alert_id, actor=actor_of(user), text=body.text)
     return _shown(db, alert, scope)
 
 
@@ -97,7 +94,7 @@ def silence_sound(
     """Silence the alert's alarm sound on the caller's console for `minutes`: the console
     keeps the silence; the timeline says who and for how long (409 if it is not sounding)."""
     service.check_in_scope(db, alert_id, scope)
-    alert = silence.silence(db, alert_id, actor=_actor(user), minutes=body.minutes)
+    alert = silence.silence(db, alert_id, actor=actor_of(user), minutes=body.minutes)
     return _shown(db, alert, scope)
 
 
@@ -107,7 +104,7 @@ def resolve(
 ) -> AlertOut:
     """Close the alert with its outcome; one someone else holds only with `take_over`."""
     service.check_in_scope(db, alert_id, scope)
-    actor = _actor(user)
+    actor = actor_of(user)
     alert = service.resolve(
         db,
         alert_id,
@@ -130,7 +127,7 @@ def authorities_called(
     """Record that the emergency services were called: which, and their reference."""
     service.check_in_scope(db, alert_id, scope)
     alert = service.record_authorities(
-        db, alert_id, actor=_actor(user), service=body.service, reference=body.reference
+        db, alert_id, actor=actor_of(user), service=body.service, reference=body.reference
     )
     return _shown(db, alert, scope)
 
@@ -147,7 +144,7 @@ def place_hold(
     """Put the incident on hold (under investigation): its evidence is never purged."""
     service.check_in_scope(db, alert_id, scope)
     alert = holds.place(
-        db, alert_id, actor=_actor(user), reason=body.reason, address=client_address(request)
+        db, alert_id, actor=actor_of(user), reason=body.reason, address=client_address(request)
     )
     return _shown(db, alert, scope)
 
@@ -158,5 +155,5 @@ def release_hold(
 ) -> AlertOut:
     """Release the hold: the incident's evidence follows the retention period again."""
     service.check_in_scope(db, alert_id, scope)
-    alert = holds.release(db, alert_id, actor=_actor(user), address=client_address(request))
+    alert = holds.release(db, alert_id, actor=actor_of(user), address=client_address(request))
     return _shown(db, alert, scope)

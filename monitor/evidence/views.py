@@ -31,6 +31,7 @@ from monitor.evidence import custody, service, storage
 from monitor.evidence.models import CustodyOut, Evidence, EvidenceOut
 from monitor.orgs.scope import Scope
 from monitor.protocol import RefId
+from monitor.users.accounts import actor_of
 from monitor.visits.models import Visit
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ def audio(
     media = AUDIO_TYPES.get((ev.codec or "").lower(), "application/octet-stream")
     # Every access to evidence is on the record (who, when, which clip), committed before
     # the first byte goes out; a clip of an alert is on the alert's timeline too.
-    custody.record(db, ev, f"user:{user.username}", "played", address=client_address(request))
+    custody.record(db, ev, actor_of(user), "played", address=client_address(request))
     if ev.alert_id is not None:
         alert = alerts.get(db, ev.alert_id)
         alerts.record(
             db,
             alert,
             "evidence_accessed",
-            f"user:{user.username}",
+            actor_of(user),
             f"Audio {ev.evidence_id} played or downloaded",
             evidence=ev.evidence_id,
         )

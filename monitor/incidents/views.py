@@ -30,6 +30,7 @@ from monitor.incidents.queries import IncidentFilter
 from monitor.orgs.models import Organisation
 from monitor.privacy import positions
 from monitor.reads import alert_detail
+from monitor.users.accounts import actor_of
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 reports_router = APIRouter(prefix="/api/v1/reports", tags=["incidents"])
@@ -113,7 +114,7 @@ def export_csv(
     # Personal data leaving the service: who took it, and which.
     audit_now(
         store,
-        f"user:{user.username}",
+        actor_of(user),
         "incidents_exported",
         f"{len(rows)} incidents",
         address=client_address(request),
@@ -158,13 +159,13 @@ def incident_pdf(
         org=org,
         ack_s=queries.seconds(alert.raised_at, queries.answered_at(alert)),
         resolve_s=queries.seconds(alert.raised_at, alert.resolved_at),
-        exported_by=f"user:{user.username}",
+        exported_by=actor_of(user),
         now=utcnow(),
         font_dir=settings.pdf_font_dir,
     )
     audit_now(
         store,
-        f"user:{user.username}",
+        actor_of(user),
         "incident_exported",
         f"alert {alert_id}",
         address=client_address(request),

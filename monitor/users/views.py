@@ -27,6 +27,7 @@ from monitor.deps import (
 from monitor.orgs.models import Organisation, Team
 from monitor.security import make_token
 from monitor.users import accounts
+from monitor.users.accounts import actor_of
 from monitor.users.models import (
     PasswordIn,
     Role,
@@ -74,7 +75,7 @@ def sign_in(
             headers={"WWW-Authenticate": "Bearer"},
         )
     limiter.succeeded(form.username)
-    audit_now(store, f"user:{user.username}", "sign_in", address=address)
+    audit_now(store, actor_of(user), "sign_in", address=address)
     token = make_token(settings.secret_key, str(user.id), user.role, settings.token_ttl_s)
     return Token(access_token=token, expires_in=settings.token_ttl_s)
 
