@@ -3,7 +3,6 @@ replaced whole, audited; `vigil policy check|load` and the console's editor both
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -12,14 +11,7 @@ from sqlalchemy.orm import Session
 from escalation import policies
 from escalation.policies import ContactIn, PolicyError, PolicyFile, PolicyIn
 from monitor.audit.service import audit
-
-
-class Stale(Exception):
-    """The stored file changed since the version an edit started from."""
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+from monitor.whole_files import Stale, changes, check_base, digest
 
 
 @dataclass(frozen=True)
@@ -48,27 +40,15 @@ class Loaded(BaseModel):
     summary: str  # what changed, in words
 
 
-def _changes(kind: str, before: dict[str, BaseModel], after: dict[str, BaseModel]) -> str:
-    added = [n for n in after if n not in before]
-    removed = [n for n in before if n not in after]
-    changed = [n for n in after if n in before and after[n] != before[n]]
-    parts = [
-        f"{word} {', '.join(repr(n) for n in names)}"
-        for word, names in (("added", added), ("changed", changed), ("removed", removed))
-        if names
-    ]
-    return f"{kind} {'; '.join(parts)}" if parts else ""
-
-
 def summary(before: Stored, after: PolicyFile) -> str:
     """What a load changes, by name: "policies changed 'Red'; contacts added 'Duty manager'"."""
     parts = [
-        _changes(
+        changes(
             "policies",
             {p.name: p for p in before.policies},
             {p.name: p for p in after.policies},
         ),
-        _changes(
+        changes(
             "contacts",
             {c.name: c for c in before.contacts},
             {c.name: c for c in after.contacts},
@@ -84,11 +64,7 @@ def load(
     caller's transaction, audited with the file it replaced, so a bad change can be put
     back. With `base`, refused (Stale) if the stored file is no longer that version."""
     before = stored(db)
-    if base is not None and base != before.sha256:
-        raise Stale(
-            "the policies were changed by someone else since you loaded them: "
-            "load them again (your text is kept) and make your change on theirs"
-        )
+    check_base(base, before.sha256, "the policies")
     policies.replace_all(db, parsed)
     db.flush()
     now = policies.dump(db)

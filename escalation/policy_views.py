@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from escalation import policy_files, preview
@@ -25,10 +25,10 @@ from monitor.deps import (
 )
 from monitor.orgs.models import Organisation, Team
 from monitor.orgs.scope import Scope
+from monitor.users.accounts import actor_of
+from monitor.whole_files import FileIn, download
 
 router = APIRouter(prefix="/api/v1/escalation", tags=["escalation"])
-# Ten times the shipped policy file would be a very large service; more is a mistake.
-MAX_FILE_CHARS = 200_000
 DOWNLOAD_NAME = "vigil-policies.yaml"
 
 
@@ -37,15 +37,6 @@ class FileOut(BaseModel):
     sha256: str  # of `yaml`: send it back as `base` when saving
     contacts: list[ContactIn]
     policies: list[PolicyIn]
-
-
-class FileIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    yaml: str = Field(max_length=MAX_FILE_CHARS)
-    # The sha256 of the version the edit started from: if the stored file has changed
-    # since, the save is refused (409) rather than undoing someone else's change.
-    base: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class Checked(BaseModel):
@@ -71,11 +62,7 @@ def read_file(db: ReadSessionDep, user: ServiceSupervisor) -> FileOut:
 @router.get("/file.yaml", response_class=Response)
 def download_file(db: ReadSessionDep, user: ServiceSupervisor) -> Response:
     """The YAML file as a download, as `vigil policy dump` writes it."""
-    return Response(
-        policy_files.stored(db).yaml,
-        media_type="application/yaml; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{DOWNLOAD_NAME}"'},
-    )
+    return download(policy_files.stored(db).yaml, DOWNLOAD_NAME)
 
 
 @router.post("/file/check")
@@ -93,9 +80,7 @@ def replace_file(body: FileIn, db: SessionDep, user: ServiceSupervisor) -> Loade
     replaced. Running escalations keep the policy they started with."""
     parsed = _checked(body.yaml)
     try:
-        return policy_files.load(
-            db, parsed, actor=f"user:{user.username}", source="console", base=body.base
-        )
+        return policy_files.load(db, parsed, actor=actor_of(user), source="console", base=body.base)
     except Stale as exc:
         raise HTTPException(409, str(exc)) from exc
 

@@ -31,6 +31,7 @@ from monitor.orgs.views import router as workers_router
 from monitor.places.errors import PlaceForbidden, PlaceNotFound, PlaceRefused
 from monitor.places.views import router as places_router
 from monitor.procedures.service import ChecklistClosed, StepsNotTicked
+from monitor.procedures.views import file_router as procedure_file_router
 from monitor.procedures.views import router as procedures_router
 from monitor.reads.views import router as fleet_router
 from monitor.site import routes as site
@@ -101,6 +102,7 @@ def create_app(settings: Settings, store: Store, *, extensions: bool = True) -> 
         incidents_router,
         reports_router,
         procedures_router,
+        procedure_file_router,
         places_router,
     ):
         app.include_router(router)

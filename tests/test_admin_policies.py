@@ -7,20 +7,17 @@ it, they only check."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from escalation import policy_files
 from monitor.users.models import Role
-from tests.browsers import sign_in
+from tests.browsers import shoot, sign_in
 from tests.escalation_support import CONTACTS, DUTY, load
 from tests.support import Running
 
-SHOTS = os.environ.get("VIGIL_SCREENSHOTS")
 FILE = "/api/v1/escalation/file"
 
 POLICIES = """
@@ -58,11 +55,6 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vigil.db'}"
 
 
-def shoot(page: Page, name: str, **kw: Any) -> None:
-    if SHOTS:
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), **kw)
-
-
 def open_section(page: Page) -> None:
     page.click("#tab-admin")
     page.click("#ad-tab-escalation")
@@ -86,7 +78,7 @@ def test_an_admin_edits_saves_is_refused_previews_and_exports(
     editor = page.locator("#ae-yaml")
     expect(editor).to_have_value(stored(svc))
     lines = stored(svc).count("\n") + 1
-    expect(page.locator(".ae-lines")).to_have_attribute("data-n", str(lines))
+    expect(page.locator("#ad-escalation .af-lines")).to_have_attribute("data-n", str(lines))
     expect(page.locator("#ae-contacts tbody tr")).to_have_count(3)
     shoot(page, "admin-policies", full_page=True)
 

@@ -48,6 +48,10 @@ function openAdmin(id) {
 
 $("#tab-admin").addEventListener("click", () => show("admin"));
 
+// Whether the account sees the whole service, not one organisation or team: what all
+// organisations share (policies, procedures) is only theirs to read and change.
+function serviceWide() { return state.me.org_id === null && state.me.team_id === null; }
+
 // A JSON request; the error it throws carries the service's reason in words (api()).
 function adminSend(path, method, body) {
   return api(path, { method, headers: { "Content-Type": "application/json" },

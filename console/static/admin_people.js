@@ -5,8 +5,6 @@
 
 const people = { workers: [], teams: [], orgs: [] };
 
-function serviceWide() { return state.me.org_id === null && state.me.team_id === null; }
-
 async function loadPeople() {
   const [workers, teams, orgs] = await Promise.all([
     api("/api/v1/workers"), api("/api/v1/teams"), api("/api/v1/orgs")]);

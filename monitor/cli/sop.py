@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.audit.service import audit
 from monitor.cli.common import dump_stored, fail, open_store
-from monitor.procedures import definitions
+from monitor.procedures import definitions, files
 from monitor.procedures.definitions import ProcedureError
 from monitor.procedures.models import ProcedureFile
 
@@ -34,20 +33,12 @@ def load(path: FileArg) -> None:
     try:
         with store.begin() as db:
             try:
-                definitions.check_names(db, parsed)
+                loaded = files.load(db, parsed, actor="cli", source=str(path))
             except ProcedureError as exc:
                 raise fail(f"{path}:\n{exc}") from exc
-            definitions.replace_all(db, parsed)
-            audit(
-                db,
-                "cli",
-                "procedures_loaded",
-                str(path),
-                procedures=[p.name for p in parsed.procedures],
-            )
     finally:
         store.dispose()
-    typer.echo(f"loaded {len(parsed.procedures)} procedures")
+    typer.echo(f"loaded {loaded.procedures} procedures ({loaded.summary})")
 
 
 @app.command("check")
