@@ -86,6 +86,7 @@ def apply(
     """The message's effects, in the caller's transaction: from a known, enabled device, by
     its type's handler; the device is marked seen. `noted` is cleared, then given the
     refusals to note after commit (`Applying.noted`)."""
+    noted.clear()  # what an earlier try of this transaction noted was rolled back with it
     assert item.parsed is not None
     device = db.get(Device, item.parsed.device_id)
     refused = device_refusal(item, None if device is None else device.enabled)
@@ -93,7 +94,6 @@ def apply(
         raise Refuse(refused)
     assert device is not None
     msg = item.parsed.msg
-    noted.clear()  # what an earlier try of this transaction noted was rolled back with it
     replies = HANDLERS[type(msg)](Applying(db, device, item, pin, ctx, noted), msg)
     # After the handler: the device's row is then written once at commit, with what the
     # handler changed on it (an alert's position and battery). Marked before, it was flushed
