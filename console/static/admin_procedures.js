@@ -1,7 +1,7 @@
 // Vigil console, Admin tab: the procedures, the checklists operators follow in an alert.
 // The file as `vigil sop` reads and writes it (admin_file.js), and the stored procedures
 // listed: which alerts each is for and how many steps it has. What is valid and who may
-// change it is the service's decision (monitor/procedures/files.py, file_views.py).
+// change it is the service's decision (monitor/procedures/files.py, views.py).
 "use strict";
 
 const proceduresAdmin = { pane: null, file: null };
