@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from sqlalchemy import update
 
+from monitor.alerts.models import Alert
+from monitor.db import utcnow
 from monitor.procedures import definitions as procedures
 from monitor.users.models import Role
 from tests.browsers import resolve_in_console, sign_in, watched_context
@@ -273,6 +277,11 @@ def test_every_screen_width_fits(svc: Running, chromium: Browser, width: int, he
     taken = _raise(svc, "wide2", "Fin Hale", type="test")
     # Taken by someone: the queue's last column has a name in it.
     assert svc.http.post(f"/api/v1/alerts/{taken}/acknowledge", headers=svc.login("op1")).is_success
+    # Untaken for most of an hour: its age is as long as an age gets, with its lateness
+    # ("59 min 50 s · over 2 min"), and may not widen the queue.
+    with svc.store.begin() as db:
+        earlier = utcnow() - timedelta(minutes=59, seconds=50)
+        db.execute(update(Alert).where(Alert.id == pk).values(raised_at=earlier))
     # A long word (a reference, a link) may not widen the page either.
     note = {"text": "Police reference CAD-" + "0123456789" * 8}
     assert svc.http.post(

@@ -140,6 +140,8 @@ function fillRow(tr, a) {
 }
 
 // Its age, and, for an alert nobody has taken, how late it is against the targets (urgency.js).
+// It may wrap (console.css): beside an open alert the queue is narrow, and an hour's age
+// with its lateness on one line widened it past the pane.
 function ageOf(tr) { return since(tr.raisedMs) + lateness(tr); }
 
 function newRow(a) {
