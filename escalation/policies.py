@@ -19,6 +19,7 @@ from escalation.models import Contact, Policy
 from monitor.alerts.states import AlertType
 from monitor.db import utcnow
 from monitor.phones import dialable
+from monitor.yaml_input import NotYaml, read_yaml
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 
@@ -146,9 +147,9 @@ def check_references(policies: list[PolicyIn], contacts: list[ContactIn]) -> Non
 
 def parse_file(text: str) -> PolicyFile:
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"not valid YAML: {exc}") from exc
+        raw = read_yaml(text)
+    except NotYaml as exc:
+        raise PolicyError(str(exc)) from exc
     try:
         parsed = PolicyFile.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

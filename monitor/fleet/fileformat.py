@@ -9,7 +9,6 @@ import io
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +22,7 @@ from pydantic import (
 from monitor.devices.service import DeviceError, check_new_device
 from monitor.orgs.schemas import Name, Notes, Phone, Pin, Pins, duress_differs
 from monitor.orgs.service import DEFAULT_ORG
+from monitor.yaml_input import NotYaml, read_yaml
 
 # What a spreadsheet has, one row a device: a row with no name is one more device of the
 # worker above it.
@@ -124,9 +124,9 @@ def parse(text: str, *, csv_file: bool) -> Parsed:
 
 def _yaml_rows(text: str) -> Any:
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise FleetFileError(f"not valid YAML: {e}") from None
+        raw = read_yaml(text)
+    except NotYaml as e:
+        raise FleetFileError(str(e)) from None
     return raw if raw is not None else {"workers": []}
 
 

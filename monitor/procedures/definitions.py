@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from monitor.alerts.states import AlertType
 from monitor.orgs.models import Organisation, Team
 from monitor.procedures.models import Procedure, ProcedureFile, ProcedureIn
+from monitor.yaml_input import NotYaml, read_yaml
 
 DEFAULT_FILE = Path(__file__).with_name("default_procedures.yaml")
 
@@ -45,9 +46,9 @@ def _named(raw: Any, loc: tuple[int | str, ...]) -> str:
 def parse_file(text: str) -> ProcedureFile:
     """The file checked in full; ProcedureError lists every problem, each with its place."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ProcedureError(f"not valid YAML: {exc}") from exc
+        raw = read_yaml(text)
+    except NotYaml as exc:
+        raise ProcedureError(str(exc)) from exc
     raw = raw if raw is not None else {}
     try:
         parsed = ProcedureFile.model_validate(raw)

@@ -54,6 +54,7 @@ BAD = {
         "channel: console\n      - channel: sms", "channel: pager\n      - channel: sms"
     ),
     "yaml": "policies: [\n",
+    "nested too deeply": "policies: " + "[" * 5000,
     "duplicate": POLICIES + "  - name: Panic\n    steps: [{channel: console}]\n",
     "two problems": POLICIES.replace("to: [backup, Duty manager]", "to: [backup, Nobody]").replace(
         "to: [Duty manager]\n", "to: [Night manager]\n"

@@ -214,6 +214,7 @@ def test_the_file_names_its_own_mistakes_in_yaml(vigil: Run, tmp_path: Path) -> 
         ),
         "workers: [{name: X, phone: '12'}]": "workers[0].phone: a phone number with its country",
         "workers: {": "not valid YAML",
+        "workers: " + "[" * 5000: "not valid YAML: nested too deeply",
     }
     for text, expected in cases.items():
         f = tmp_path / "f.yaml"

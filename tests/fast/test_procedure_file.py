@@ -88,6 +88,9 @@ def test_a_save_is_refused_as_vigil_sop_load_refuses_and_changes_nothing(
         words = str(exc)
     r = svc.http.put(URL, json={"yaml": bad}, headers=ada)
     assert (r.status_code, r.json()["detail"]) == (422, words)
+    # Nested deeper than the YAML reader recurses: refused in words, not a server error.
+    r = svc.http.put(URL, json={"yaml": "procedures: " + "[" * 5000}, headers=ada)
+    assert (r.status_code, r.json()["detail"]) == (422, "not valid YAML: nested too deeply")
     assert svc.http.get(URL, headers=ada).json() == before
     assert len(loads(svc)) == 1
 
