@@ -122,6 +122,19 @@ def ringing(fake: FakeTwilio, to: str) -> str:
     return made[-1].sid
 
 
+def placed(
+    svc: Handlers, fake: FakeTwilio, to: str
+) -> tuple[dict[str, str], FastDevice, str, int, str]:
+    """An alert raised and the operator's call to `to` placed: the operator's headers, the
+    device, its alert id, the alert's id in the service, and the sid of the operator's leg,
+    ringing."""
+    headers = operator(svc)
+    device, alert_id, pk = raised(svc)
+    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": to}, headers=headers)
+    assert r.status_code == 201, r.text
+    return headers, device, alert_id, pk, ringing(fake, ALICE)
+
+
 def test_the_operator_is_rung_then_bridged_to_the_worker_and_the_call_recorded(
     svc: Handlers, fake: FakeTwilio
 ) -> None:
@@ -220,11 +233,7 @@ def test_the_operator_is_rung_then_bridged_to_the_worker_and_the_call_recorded(
 def test_the_same_recording_news_twice_at_once_is_kept_once(
     svc: Handlers, fake: FakeTwilio
 ) -> None:
-    headers = operator(svc)
-    _, _, pk = raised(svc)
-    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
-    assert r.status_code == 201, r.text
-    first = ringing(fake, ALICE)
+    _, _, _, pk, first = placed(svc, fake, "worker")
     fake.voice.answer(first)
     fake.voice.answer(fake.voice.child(first))
     fake.voice.hang_up(fake.voice.child(first), talked_s=20)
@@ -264,11 +273,7 @@ def test_the_same_recording_news_twice_at_once_is_kept_once(
 
 
 def test_nobody_answers_on_the_other_side(svc: Handlers, fake: FakeTwilio) -> None:
-    headers = operator(svc)
-    _, _, pk = raised(svc)
-    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
-    assert r.status_code == 201, r.text
-    first = ringing(fake, ALICE)
+    headers, _, _, pk, first = placed(svc, fake, "Housing backup")
     fake.voice.answer(first)
     fake.voice.decline(fake.voice.child(first), "busy")
     assert fake.voice.said(first)[-1] == "Housing backup's line was busy. Goodbye."
@@ -327,11 +332,7 @@ def test_a_contact_with_the_workers_own_number_is_not_rung_under_duress(
     svc: Handlers, fake: FakeTwilio
 ) -> None:
     worker_is_own_backup(svc)
-    headers = operator(svc)
-    _, _, pk = raised(svc)
-    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "Housing backup"}, headers=headers)
-    assert r.status_code == 201, r.text
-    first = ringing(fake, ALICE)
+    headers, _, _, pk, first = placed(svc, fake, "Housing backup")
     # A duress this engine was not told of (keyed on a replica that stopped before it acted
     # on it): the operator's answer looks again, by the number it would dial.
     with svc.store.begin() as db:
@@ -370,11 +371,7 @@ def test_the_workers_phone_ringing_stops_at_the_duress(
     ended through Twilio at once, not at its timeout, and the operator hears why."""
     if name is None:
         worker_is_own_backup(svc)
-    headers = operator(svc)
-    device, alert_id, pk = raised(svc)
-    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": to}, headers=headers)
-    assert r.status_code == 201, r.text
-    first = ringing(fake, ALICE)
+    headers, device, alert_id, pk, first = placed(svc, fake, to)
     fake.voice.answer(first)
     second = fake.voice.child(first)
     assert (fake.resource(second)["to"], fake.resource(second)["status"]) == (WORKER, "ringing")
@@ -404,11 +401,7 @@ def test_the_workers_phone_stops_at_the_duress_though_twilio_is_slow_to_answer(
 ) -> None:
     """Twilio does not answer the first request to end the call within its timeout: it is
     asked again, and the worker's phone stops long before the <Dial>'s own timeout."""
-    headers = operator(svc)
-    device, alert_id, pk = raised(svc)
-    r = svc.http.post(f"/api/v1/alerts/{pk}/calls", json={"to": "worker"}, headers=headers)
-    assert r.status_code == 201, r.text
-    first = ringing(fake, ALICE)
+    _, device, alert_id, pk, first = placed(svc, fake, "worker")
     fake.voice.answer(first)
     second = fake.voice.child(first)
     fake.hang(first, 60.0, times=1, kind="call")  # held far past the test's wait
